@@ -1,0 +1,385 @@
+// Package store is server-lite's embedded database (bbolt): device groups,
+// devices, users and an append-only event log. One file, survives restarts.
+//
+// Records are JSON values in one bucket per kind, keyed by their
+// MeshCentral-style id ("mesh//…", "node//…", "user//…"), so ids that appear
+// in the protocol are the keys an administrator sees.
+//
+// Users: the accounts package (another engineer) owns login, password
+// hashing and rights policy. This package only stores User records through a
+// plain CRUD (PutUser, User, Users, DeleteUser); it never interprets
+// PasswordHash or Links. Add fields to User rather than a second bucket.
+//
+// Writes from many agent connections are coalesced with bbolt's Batch, so
+// thousands of agents connecting at once share fsyncs instead of queueing
+// one fsync each.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/meshgo/meshagent/agent/handshake"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bGroups  = []byte("groups")
+	bDevices = []byte("devices")
+	bUsers   = []byte("users")
+	bEvents  = []byte("events")
+	bMeta    = []byte("meta")
+)
+
+// ErrNotFound is returned (wrapped) when a record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// MeshTypeAgent is the group type for agent-managed devices (MeshCentral
+// mtype 2); the only type server-lite creates and accepts agents into.
+const MeshTypeAgent = 2
+
+// Group is a device group.
+type Group struct {
+	ID      string    `json:"_id"` // "mesh//<64 chars>"
+	Name    string    `json:"name"`
+	MType   int       `json:"mtype"`
+	Desc    string    `json:"desc,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// MeshIDBytes returns the 48 bytes behind the group id (the .msh MeshID and
+// what agents send in AuthInfo).
+func (g Group) MeshIDBytes() ([]byte, error) {
+	b, err := handshake.DecodeID(strings.TrimPrefix(g.ID, "mesh//"))
+	if err != nil || len(b) != handshake.HashLen {
+		return nil, fmt.Errorf("store: group id %q: bad id (%v)", g.ID, err)
+	}
+	return b, nil
+}
+
+// Device is one agent-managed machine.
+type Device struct {
+	ID           string    `json:"_id"` // "node//<64 chars>"
+	GroupID      string    `json:"meshid"`
+	Name         string    `json:"name"`
+	RName        string    `json:"rname"` // computer name from AuthInfo
+	Icon         uint32    `json:"icon"`  // platform type
+	AgentID      uint32    `json:"agentId"`
+	AgentVersion uint32    `json:"agentVer"`
+	Caps         uint32    `json:"caps"`
+	CommitDate   string    `json:"commitDate,omitempty"`
+	HostInfo     string    `json:"hostInfo,omitempty"`
+	Tag          string    `json:"tag,omitempty"`
+	CoreName     string    `json:"core,omitempty"`     // coreinfo value
+	CoreHash     string    `json:"coreHash,omitempty"` // hex SHA-384 the agent reported
+	// PinnedCoreHash is set when an administrator pushed a custom core: an
+	// agent reporting this hash is current and is not sent the default.
+	PinnedCoreHash string          `json:"pinnedCoreHash,omitempty"`
+	OSDesc         string          `json:"osdesc,omitempty"`
+	Root           bool            `json:"root,omitempty"`
+	Users          []string        `json:"users,omitempty"`
+	IP             string          `json:"ip,omitempty"`
+	FirstConnect   time.Time       `json:"firstconnect"`
+	LastConnect    time.Time       `json:"lastconnect"`
+	LastSeen       time.Time       `json:"lastseen"`
+	SysInfo        json.RawMessage `json:"sysinfo,omitempty"`
+	NetInfo        json.RawMessage `json:"netinfo,omitempty"`
+	Tags           []string        `json:"tags,omitempty"`
+}
+
+// User is an account record. Its meaning belongs to the accounts package;
+// see the package documentation.
+type User struct {
+	ID           string `json:"_id"` // "user//<name>"
+	Name         string `json:"name"`
+	PasswordHash string `json:"passwordHash,omitempty"` // opaque to this package
+	// SiteAdmin holds server-wide rights bits (0xFFFFFFFF = full admin).
+	SiteAdmin uint32 `json:"siteadmin"`
+	// Links maps a group id ("mesh//…") or device id ("node//…") to
+	// MeshCentral rights bits on it.
+	Links   map[string]uint32 `json:"links,omitempty"`
+	Email   string            `json:"email,omitempty"`
+	Created time.Time         `json:"creation"`
+	Extra   json.RawMessage   `json:"extra,omitempty"` // free for the accounts package
+}
+
+// Event kinds written by server-lite itself. Other packages may use their own.
+const (
+	EvConnect    = "connect"
+	EvDisconnect = "disconnect"
+	EvCorePush   = "corepush"
+	EvAgentLog   = "agentlog"
+	EvAdmin      = "admin"
+)
+
+// Event is one audit-log entry: who did what to which device, from where, when.
+type Event struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Who    string    `json:"who,omitempty"`    // user id, or the node id for agent events
+	Action string    `json:"action,omitempty"` // free text: what was done
+	NodeID string    `json:"nodeid,omitempty"`
+	From   string    `json:"from,omitempty"` // remote address
+	Msg    string    `json:"msg,omitempty"`
+}
+
+// Store is the opened database; safe for concurrent use.
+type Store struct{ db *bolt.DB }
+
+// Open opens (creating if needed, mode 0600) the database file.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Batches of concurrent connection updates share one commit.
+	db.MaxBatchDelay = 5 * time.Millisecond
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bGroups, bDevices, bUsers, bEvents, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: init %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func get[T any](tx *bolt.Tx, bucket []byte, id string) (T, error) {
+	var v T
+	b := tx.Bucket(bucket).Get([]byte(id))
+	if b == nil {
+		return v, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("store: decode %s: %w", id, err)
+	}
+	return v, nil
+}
+
+func put(tx *bolt.Tx, bucket []byte, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %s: %w", id, err)
+	}
+	return tx.Bucket(bucket).Put([]byte(id), b)
+}
+
+func list[T any](s *Store, bucket []byte) ([]T, error) {
+	var out []T
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, b []byte) error {
+			var v T
+			if err := json.Unmarshal(b, &v); err != nil {
+				return fmt.Errorf("store: decode %s: %w", k, err)
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// NewGroupID returns a fresh group id: 48 random bytes in @/$ base64.
+func NewGroupID() string {
+	b := make([]byte, handshake.HashLen)
+	rand.Read(b)
+	return "mesh//" + handshake.EncodeID(b)
+}
+
+// CreateGroup adds an agent group (mtype 2) with a new random id.
+func (s *Store) CreateGroup(name string) (Group, error) {
+	g := Group{ID: NewGroupID(), Name: name, MType: MeshTypeAgent, Created: time.Now().UTC()}
+	return g, s.PutGroup(g)
+}
+
+// PutGroup writes a group.
+func (s *Store) PutGroup(g Group) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bGroups, g.ID, g) })
+}
+
+// Group reads one group.
+func (s *Store) Group(id string) (g Group, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error { g, err = get[Group](tx, bGroups, id); return err })
+	return g, err
+}
+
+// Groups lists all groups.
+func (s *Store) Groups() ([]Group, error) { return list[Group](s, bGroups) }
+
+// DeleteGroup removes a group (its devices stay until removed).
+func (s *Store) DeleteGroup(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bGroups).Delete([]byte(id)) })
+}
+
+// Device reads one device.
+func (s *Store) Device(id string) (d Device, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error { d, err = get[Device](tx, bDevices, id); return err })
+	return d, err
+}
+
+// Devices lists all devices.
+func (s *Store) Devices() ([]Device, error) { return list[Device](s, bDevices) }
+
+// PutDevice writes a whole device record.
+func (s *Store) PutDevice(d Device) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bDevices, d.ID, d) })
+}
+
+// DeleteDevice removes a device.
+func (s *Store) DeleteDevice(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bDevices).Delete([]byte(id)) })
+}
+
+// UpdateDevice reads the device (found=false and a zero Device with ID set
+// when absent), lets fn change it, and writes it back, optionally appending
+// events in the same transaction. fn returning an error aborts. fn may run
+// more than once (bbolt batch retry), so it must not have side effects.
+// Concurrent calls are coalesced into shared commits.
+func (s *Store) UpdateDevice(id string, fn func(d *Device, found bool) error, events ...Event) (Device, error) {
+	var out Device
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		d, err := get[Device](tx, bDevices, id)
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if !found {
+			d = Device{ID: id}
+		}
+		if err := fn(&d, found); err != nil {
+			return err
+		}
+		if err := put(tx, bDevices, id, d); err != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := appendEvent(tx, e); err != nil {
+				return err
+			}
+		}
+		out = d
+		return nil
+	})
+	return out, err
+}
+
+// PutUser creates or replaces a user.
+func (s *Store) PutUser(u User) error {
+	if u.ID == "" {
+		return errors.New("store: user without id")
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bUsers, u.ID, u) })
+}
+
+// User reads one user.
+func (s *Store) User(id string) (u User, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error { u, err = get[User](tx, bUsers, id); return err })
+	return u, err
+}
+
+// Users lists all users.
+func (s *Store) Users() ([]User, error) { return list[User](s, bUsers) }
+
+// DeleteUser removes a user.
+func (s *Store) DeleteUser(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bUsers).Delete([]byte(id)) })
+}
+
+func appendEvent(tx *bolt.Tx, e Event) error {
+	b := tx.Bucket(bEvents)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return b.Put(k[:], v)
+}
+
+// AppendEvent adds entries to the event log (coalesced with other writers).
+func (s *Store) AppendEvent(events ...Event) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		for _, e := range events {
+			if err := appendEvent(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EventFilter selects events; zero fields match everything.
+type EventFilter struct {
+	NodeID string
+	Kind   string
+	After  uint64 // only events with Seq > After
+	Limit  int    // newest Limit events; 0 = all
+}
+
+// Events returns matching events, oldest first.
+func (s *Store) Events(f EventFilter) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bEvents).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if binary.BigEndian.Uint64(k) <= f.After {
+				break
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if (f.NodeID != "" && e.NodeID != f.NodeID) || (f.Kind != "" && e.Kind != f.Kind) {
+				continue
+			}
+			out = append(out, e)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// Meta reads a small server setting (nil when absent).
+func (s *Store) Meta(key string) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bMeta).Get([]byte(key)); b != nil {
+			v = append([]byte(nil), b...)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// SetMeta writes a small server setting.
+func (s *Store) SetMeta(key string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), value) })
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestGroupsDevicesUsersSurviveRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s := open(t, path)
+	g, err := s.CreateGroup("Default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(g.ID, "mesh//") || len(g.ID) != 6+64 || g.MType != 2 {
+		t.Fatalf("group %+v", g)
+	}
+	if b, err := g.MeshIDBytes(); err != nil || len(b) != 48 {
+		t.Fatalf("mesh id bytes %v", err)
+	}
+	d, err := s.UpdateDevice("node//abc", func(d *Device, found bool) error {
+		if found {
+			return fmt.Errorf("unexpected")
+		}
+		d.GroupID, d.Name = g.ID, "pc1"
+		return nil
+	}, Event{Kind: EvConnect, NodeID: "node//abc"})
+	if err != nil || d.Name != "pc1" {
+		t.Fatal(d, err)
+	}
+	if err := s.PutUser(User{ID: "user//admin", Name: "admin", SiteAdmin: 0xFFFFFFFF, Links: map[string]uint32{g.ID: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	tests := []struct {
+		name string
+		fn   func() error
+	}{
+		{"group", func() error { _, err := s.Group(g.ID); return err }},
+		{"device", func() error {
+			d, err := s.Device("node//abc")
+			if err == nil && d.GroupID != g.ID {
+				err = fmt.Errorf("group %q", d.GroupID)
+			}
+			return err
+		}},
+		{"user", func() error {
+			u, err := s.User("user//admin")
+			if err == nil && u.Links[g.ID] != 8 {
+				err = fmt.Errorf("links %v", u.Links)
+			}
+			return err
+		}},
+		{"event", func() error {
+			ev, err := s.Events(EventFilter{NodeID: "node//abc"})
+			if err == nil && (len(ev) != 1 || ev[0].Kind != EvConnect || ev[0].Time.IsZero()) {
+				err = fmt.Errorf("events %+v", ev)
+			}
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.fn(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if _, err := s.Device("node//missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing device: %v", err)
+	}
+}
+
+func TestEventsFilterAndOrder(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	for i := 0; i < 10; i++ {
+		kind := EvConnect
+		if i%2 == 1 {
+			kind = EvDisconnect
+		}
+		if err := s.AppendEvent(Event{Kind: kind, NodeID: fmt.Sprint("node//", i%3), Msg: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		f    EventFilter
+		want string
+	}{
+		{EventFilter{}, "0123456789"},
+		{EventFilter{Kind: EvDisconnect}, "13579"},
+		{EventFilter{NodeID: "node//0"}, "0369"},
+		{EventFilter{Limit: 3}, "789"},
+		{EventFilter{After: 8}, "89"},
+	}
+	for _, tc := range tests {
+		ev, err := s.Events(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for i, e := range ev {
+			got += e.Msg
+			if i > 0 && e.Seq <= ev[i-1].Seq {
+				t.Fatal("not ordered")
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%+v: got %q want %q", tc.f, got, tc.want)
+		}
+	}
+}
+
+func TestConcurrentUpdatesBatch(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.UpdateDevice(fmt.Sprint("node//", i%20), func(d *Device, _ bool) error {
+				d.Caps++
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	ds, _ := s.Devices()
+	total := uint32(0)
+	for _, d := range ds {
+		total += d.Caps
+	}
+	if len(ds) != 20 || total != 200 {
+		t.Fatalf("%d devices, %d updates", len(ds), total)
+	}
+}
