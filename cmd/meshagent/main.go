@@ -1,0 +1,175 @@
+// Command meshagent is a drop-in replacement for MeshCentral's MeshAgent.
+//
+//	meshagent run      [--msh FILE] [--data DIR]   connect in the foreground
+//	meshagent connect  [--msh FILE] [--data DIR]   same, as a temporary device
+//	meshagent -nodeid  [--msh FILE] [--data DIR]   print the node id
+//	meshagent -info                                print build and platform
+//	meshagent --version
+//
+// The settings file defaults to the executable's path with ".msh" (as the
+// C agent: /usr/local/mesh_services/meshagent/meshagent.msh); the data
+// directory, which holds the identity, defaults to the settings file's.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/meshgo/meshagent/agent/core"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1 // runtime failure
+	exitUsage  = 2 // bad command line
+	exitConfig = 3 // unusable settings or identity
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commitDate=...".
+var (
+	version    = "0.1.0-dev"
+	commitDate = "2026-Nov-23 00:00:00+0000"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	cmd, rest := strings.TrimLeft(args[0], "-"), args[1:]
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "meshagent %s (%s, %s/%s, %s)\n", version, commitDate, runtime.GOOS, runtime.GOARCH, runtime.Version())
+		return exitOK
+	case "info":
+		fmt.Fprintf(stdout, "version: %s\ncommit date: %s\nplatform: %s/%s\nagent id: %d\nhost: %s\n",
+			version, commitDate, runtime.GOOS, runtime.GOARCH, core.DefaultAgentID(), core.DetectHostInfo())
+		return exitOK
+	case "run", "connect", "nodeid":
+		return runAgent(cmd, rest, stdout, stderr)
+	case "help", "h":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "meshagent: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  meshagent run     [--msh FILE] [--data DIR] [--log-level debug|info|warn|error]
+  meshagent connect [--msh FILE] [--data DIR]   run as a temporary device
+  meshagent -nodeid [--msh FILE] [--data DIR]   print this agent's node id
+  meshagent -info | --version
+`)
+}
+
+type options struct {
+	msh, data, logLevel string
+}
+
+func parseOptions(cmd string, args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("meshagent "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.msh, "msh", "", "settings file (default: the executable's path with .msh)")
+	fs.StringVar(&o.data, "data", "", "data directory for identity and state (default: the settings file's directory)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.msh == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return o, fmt.Errorf("locate executable: %w", err)
+		}
+		o.msh = strings.TrimSuffix(exe, ".exe") + ".msh"
+	}
+	if o.data == "" {
+		o.data = filepath.Dir(o.msh)
+	}
+	return o, nil
+}
+
+func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
+	o, err := parseOptions(cmd, args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "meshagent: %v\n", err)
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "meshagent: --log-level: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if cmd == "nodeid" {
+		id, err := core.LoadIdentity(o.data)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshagent: %v\n", err)
+			return exitConfig
+		}
+		fmt.Fprintln(stdout, id.NodeIDString())
+		return exitOK
+	}
+
+	settings, err := core.ReadMSH(o.msh)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshagent: %v\n", err)
+		return exitConfig
+	}
+	id, created, err := core.LoadOrCreateIdentity(o.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshagent: %v\n", err)
+		return exitConfig
+	}
+	if created {
+		log.Info("created a new agent identity", "dir", o.data)
+	}
+	host, err := newScriptHost(log, settings, id, o.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshagent: %v\n", err)
+		return exitFail
+	}
+	agent, err := core.New(core.Config{
+		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
+		Host: host.host, DefaultCore: host.defaultCore,
+		Temporary: cmd == "connect", CommitDate: commitDate,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "meshagent: %v\n", err)
+		return exitConfig
+	}
+	host.bind(agent)
+	log.Info("meshagent starting", "version", version, "node_id", id.NodeIDString(), "settings", o.msh, "group", settings.Get(core.MSHMeshName))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	agent.Run(ctx)
+	host.close()
+	log.Info("meshagent stopped")
+	return exitOK
+}
