@@ -95,6 +95,10 @@ func parseIdentity(data []byte) (*Identity, error) {
 	if !ok || !pub.Equal(&id.Key.PublicKey) {
 		return nil, errors.New("certificate does not match the key")
 	}
+	// The certificate is self-signed: a bad signature means corruption.
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		return nil, fmt.Errorf("certificate signature: %w", err)
+	}
 	if err := id.Key.Validate(); err != nil {
 		return nil, fmt.Errorf("key: %w", err)
 	}
