@@ -1,0 +1,265 @@
+package desktop
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+func mouseCmd(button byte, x, y uint16) []byte {
+	b := encode(cmdMouse, 0, x, y)
+	b[4], b[5] = 0, button
+	return b
+}
+
+func keyCmd(action, vk byte) []byte { return []byte{0, cmdKey, 0, 6, action, vk} }
+
+func unicodeCmd(action byte, ch uint16) []byte {
+	return []byte{0, cmdKeyUnicode, 0, 7, action, byte(ch >> 8), byte(ch)}
+}
+
+func TestServeCapturesScreen(t *testing.T) {
+	x := startXvfb(t, 1280, 800)
+	c := x.conn(t)
+	setRoot(t, c, 0x2040c0)
+	ctx := context.Background()
+	s := serve(t, ctx, x, fullRights)
+	v := s.v
+	v.until(ctx, "screen size", func() bool { return v.canvas != nil })
+	if v.w != 1280 || v.h != 800 {
+		t.Fatalf("SCREEN %dx%d, want 1280x800", v.w, v.h)
+	}
+	v.until(ctx, "full frame", func() bool {
+		return v.near(0, 0, 0x2040c0) && v.near(1279, 799, 0x2040c0) && v.near(640, 400, 0x2040c0)
+	})
+	if len(v.display) == 0 || v.display[0] != 0 {
+		t.Errorf("display list %v, want count 0 for one monitor", v.display)
+	}
+	// Only the changed part must be sent: a 64x64 window is at most 9 tiles
+	// of 32 pixels, whatever its alignment.
+	tiles := v.tiles
+	fillRect(t, c, 100, 200, 64, 64, 0xff0000)
+	v.until(ctx, "changed rectangle", func() bool { return v.near(130, 230, 0xff0000) && v.near(108, 208, 0xff0000) })
+	if v.near(180, 230, 0xff0000) || !v.near(180, 230, 0x2040c0) {
+		t.Error("pixels right of the window are wrong")
+	}
+	time.Sleep(300 * time.Millisecond) // let any straggling tiles arrive
+	if n := v.tiles - tiles; n > 9 {
+		t.Errorf("a 64x64 change sent %d tiles", n)
+	}
+	// Refresh resends everything.
+	tiles = v.tiles
+	v.send(ctx, encode(cmdRefresh))
+	v.until(ctx, "refresh", func() bool { return v.tiles > tiles+0 && v.near(1279, 799, 0x2040c0) })
+}
+
+func TestServeScalingAndQuality(t *testing.T) {
+	x := startXvfb(t, 1280, 800)
+	c := x.conn(t)
+	setRoot(t, c, 0x00ff00)
+	ctx := context.Background()
+	v := serve(t, ctx, x, fullRights).v
+	v.until(ctx, "first frame", func() bool { return v.near(10, 10, 0x00ff00) })
+	// quality 20, scale 50 %, 30 ms frames
+	v.send(ctx, encode(cmdCompression, 0x0114, 512, 30))
+	v.until(ctx, "scaled screen", func() bool { return v.w == 640 && v.h == 400 && v.near(639, 399, 0x00ff00) })
+	fillRect(t, c, 400, 400, 200, 200, 0x0000ff)
+	v.until(ctx, "scaled window", func() bool { return v.near(250, 250, 0x0000ff) && !v.near(190, 190, 0x0000ff) })
+	// Mouse coordinates are in the scaled space.
+	v.send(ctx, mouseCmd(0, 300, 100))
+	waitPointer(t, c, 600, 200)
+}
+
+func waitPointer(t *testing.T, c *xgb.Conn, x, y int) {
+	t.Helper()
+	conn := c
+	scr := xproto.Setup(conn).DefaultScreen(conn)
+	var gx, gy int16
+	for i := 0; i < 100; i++ {
+		r, err := xproto.QueryPointer(conn, scr.Root).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gx, gy = r.RootX, r.RootY
+		if int(gx) == x && int(gy) == y {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("pointer at %d,%d, want %d,%d", gx, gy, x, y)
+}
+
+func TestServeInput(t *testing.T) {
+	x := startXvfb(t, 1280, 800)
+	c := x.conn(t)
+	win := fillRect(t, c, 0, 0, 400, 300, 0xffffff)
+	xproto.SetInputFocusChecked(c, xproto.InputFocusPointerRoot, win, 0).Check()
+	ctx := context.Background()
+	v := serve(t, ctx, x, fullRights).v
+	v.until(ctx, "first frame", func() bool { return v.near(10, 10, 0xffffff) })
+
+	v.send(ctx, mouseCmd(0, 123, 45))
+	waitPointer(t, c, 123, 45)
+
+	v.send(ctx, mouseCmd(0x02, 50, 60), mouseCmd(0x04, 50, 60)) // two commands, one message
+	ev := waitEvent(t, c, func(e interface{}) bool { _, ok := e.(xproto.ButtonPressEvent); return ok })
+	if bp := ev.(xproto.ButtonPressEvent); bp.Detail != 1 || bp.EventX != 50 || bp.EventY != 60 {
+		t.Errorf("button press %+v", bp)
+	}
+	// wheel down: len-12 mouse command with a negative delta
+	wh := encode(cmdMouse, 0, 50, 60, uint16(0x10000-120))
+	v.send(ctx, wh)
+	ev = waitEvent(t, c, func(e interface{}) bool { b, ok := e.(xproto.ButtonPressEvent); return ok && b.Detail >= 4 })
+	if ev.(xproto.ButtonPressEvent).Detail != 5 {
+		t.Errorf("wheel down gave button %d", ev.(xproto.ButtonPressEvent).Detail)
+	}
+
+	km := keymap(t, c)
+	v.send(ctx, keyCmd(0, 'A'), keyCmd(1, 'A'))
+	ev = waitEvent(t, c, func(e interface{}) bool { _, ok := e.(xproto.KeyPressEvent); return ok })
+	if got := km(ev.(xproto.KeyPressEvent).Detail); got != 'a' {
+		t.Errorf("KEY A typed keysym %#x", got)
+	}
+	// A character the US keymap lacks: a spare keycode is remapped.
+	v.send(ctx, unicodeCmd(0, 0x20ac), unicodeCmd(1, 0x20ac))
+	ev = waitEvent(t, c, func(e interface{}) bool { _, ok := e.(xproto.KeyPressEvent); return ok })
+	km = keymap(t, c)
+	if got := km(ev.(xproto.KeyPressEvent).Detail); got != 0x010020ac {
+		t.Errorf("unicode euro typed keysym %#x", got)
+	}
+	// A plain ASCII character through KEY_UNICODE.
+	v.send(ctx, unicodeCmd(0, 'q'), unicodeCmd(1, 'q'))
+	ev = waitEvent(t, c, func(e interface{}) bool { _, ok := e.(xproto.KeyPressEvent); return ok })
+	if got := km(ev.(xproto.KeyPressEvent).Detail); got != 'q' {
+		t.Errorf("unicode q typed keysym %#x", got)
+	}
+}
+
+func TestServeViewOnlyInjectsNothing(t *testing.T) {
+	x := startXvfb(t, 1280, 800)
+	c := x.conn(t)
+	setRoot(t, c, 0x808080)
+	ctx := context.Background()
+	for _, info := range []session.Info{
+		{Protocol: 2, Rights: session.RightRemoteViewOnly},
+		{Protocol: 2, Rights: session.RightRemoteControl, ViewOnly: true},
+	} {
+		s := serve(t, ctx, x, info)
+		v := s.v
+		v.until(ctx, "first frame", func() bool { return v.near(5, 5, 0x808080) })
+		scr := xproto.Setup(c).DefaultScreen(c)
+		before, _ := xproto.QueryPointer(c, scr.Root).Reply()
+		v.send(ctx, mouseCmd(0, 700, 500), mouseCmd(0x02, 700, 500), mouseCmd(0x04, 700, 500))
+		// Refresh still works for a view-only viewer, and proves the input
+		// before it was processed.
+		tiles := v.tiles
+		v.send(ctx, encode(cmdRefresh))
+		v.until(ctx, "refresh", func() bool { return v.tiles > tiles })
+		after, _ := xproto.QueryPointer(c, scr.Root).Reply()
+		if after.RootX != before.RootX || after.RootY != before.RootY {
+			t.Errorf("rights %#x viewonly %v: pointer moved to %d,%d", info.Rights, info.ViewOnly, after.RootX, after.RootY)
+		}
+	}
+}
+
+func TestServeDeniedWithoutRights(t *testing.T) {
+	a, b := session.Pipe(4)
+	defer b.Close()
+	err := Serve(context.Background(), a, session.Info{Protocol: 2, Rights: session.RightRemoteControl | session.RightNoDesktop}, Options{})
+	if err != ErrDenied {
+		t.Fatalf("Serve = %v, want ErrDenied", err)
+	}
+}
+
+func TestDiscoverFindsXvfbByAuthArg(t *testing.T) {
+	x := startXvfb(t, 640, 480)
+	t.Setenv("DISPLAY", "")
+	t.Setenv("XAUTHORITY", "")
+	found := false
+	for _, tg := range discoverX(Options{}) {
+		if tg.display == x.display && tg.authority == x.auth && tg.source == "xserver" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("discovery did not list %s with -auth %s: %+v", x.display, x.auth, discoverX(Options{}))
+	}
+	// And the cookie from that file is accepted.
+	c, err := connectX(xTarget{display: x.display, authority: x.auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Without the cookie the server refuses us.
+	if c, err := connectX(xTarget{display: x.display}); err == nil {
+		c.Close()
+		t.Error("connected without a cookie")
+	}
+}
+
+func TestServeWaitsForDisplay(t *testing.T) {
+	// A display that does not exist yet: Serve reports it and keeps looking.
+	dir := t.TempDir()
+	a, b := session.Pipe(16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	t.Setenv("DISPLAY", "")
+	old := procRoot
+	procRoot = dir // no X servers, no sessions
+	defer func() { procRoot = old }()
+	go func() { done <- Serve(ctx, a, fullRights, Options{Display: ":399", XAuthority: dir + "/none"}) }()
+	v := newViewer(t, b)
+	v.until(ctx, "error notice", func() bool { return len(v.errors) > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	_ = os.Remove
+}
+
+func waitEvent(t *testing.T, c *xgb.Conn, match func(interface{}) bool) xgb.Event {
+	t.Helper()
+	got := make(chan xgb.Event, 1)
+	go func() {
+		for {
+			ev, err := c.WaitForEvent()
+			if ev == nil && err == nil {
+				close(got)
+				return
+			}
+			if ev != nil && match(ev) {
+				got <- ev
+				return
+			}
+		}
+	}()
+	select {
+	case ev, ok := <-got:
+		if !ok {
+			t.Fatal("connection closed")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no matching X event")
+	}
+	return nil
+}
+
+// keymap returns a keycode→level-0 keysym lookup of the current map.
+func keymap(t *testing.T, c *xgb.Conn) func(xproto.Keycode) uint32 {
+	t.Helper()
+	su := xproto.Setup(c)
+	r, err := xproto.GetKeyboardMapping(c, su.MinKeycode, byte(int(su.MaxKeycode)-int(su.MinKeycode)+1)).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(k xproto.Keycode) uint32 {
+		return uint32(r.Keysyms[(int(k)-int(su.MinKeycode))*int(r.KeysymsPerKeycode)])
+	}
+}

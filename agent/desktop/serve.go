@@ -1,0 +1,652 @@
+package desktop
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// Options tunes a desktop session. The zero value discovers the display by
+// itself, which is what the agent wants; the fields exist for tests,
+// benchmarks and explicit configuration.
+type Options struct {
+	// Display and XAuthority name an X display to try before discovery
+	// (Linux only), e.g. ":0" and "/run/user/1000/gdm/Xauthority".
+	Display    string
+	XAuthority string
+	// Logger receives diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrDenied is returned when the session's rights do not allow the desktop.
+var ErrDenied = errors.New("desktop: no remote desktop rights")
+
+// Timing limits of the protocol's frame timer (sessions.md §4.5) and how
+// often to look for a display while none is found.
+const (
+	minFrame        = 20 * time.Millisecond
+	maxFrame        = 5 * time.Second
+	defaultFrame    = 100 * time.Millisecond
+	defaultQuality  = 60
+	discoverEvery   = 2 * time.Second
+	geometryEvery   = time.Second
+	scaleFull       = 1024
+	minScale        = 64
+	noDisplayNotice = "Unable to capture display: no desktop found yet, still looking"
+)
+
+// Serve runs a remote desktop (relay protocol 2) session on ch until the
+// viewer leaves, ctx ends, or the channel fails; it closes ch on return.
+// The caller has already exchanged "c" and the protocol number "2" and
+// obtained any user consent. Rights come from info: without desktop rights
+// Serve refuses; without input rights (view-only) viewer input is dropped
+// while refresh, quality and display selection still work.
+func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Options) error {
+	defer ch.Close()
+	if !session.AllowDesktopView(info.Rights) {
+		return ErrDenied
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &sess{
+		ch:       ch,
+		opts:     opts,
+		log:      log.With("session", info.SessionID, "user", info.UserID),
+		input:    session.AllowDesktopInput(info.Rights, info.ViewOnly),
+		cmds:     make(chan command, 256),
+		quality:  defaultQuality,
+		scale:    scaleFull,
+		interval: defaultFrame,
+		tiles:    newTiler(),
+	}
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.readLoop(ctx); cancel() }()
+	err := s.run(ctx)
+	s.closeScreen()
+	cancel()
+	ch.Close()
+	rerr := <-readErr
+	if err == nil || errors.Is(err, context.Canceled) {
+		err = rerr
+	}
+	if errors.Is(err, session.ErrClosed) || errors.Is(err, errViewerClosed) || (errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+		return nil
+	}
+	return err
+}
+
+var errViewerClosed = errors.New("viewer closed the session")
+
+type sess struct {
+	ch    session.Channel
+	opts  Options
+	log   *slog.Logger
+	input bool
+	cmds  chan command
+
+	wmu sync.Mutex // serialises Write: control replies come from the reader
+
+	// mu guards scr and the coordinate mapping used by input injection,
+	// which runs on the reader goroutine to keep input latency independent
+	// of encoding.
+	mu     sync.Mutex
+	scr    screen
+	region monitor // captured area in screen coordinates
+	scale  int     // 1024 = 100 %
+	outW   int
+	outH   int
+
+	// capture-loop state (run goroutine only)
+	mons     []monitor
+	selected uint16
+	quality  int
+	interval time.Duration
+	paused   bool
+	tiles    *tiler
+	scaled   frame
+	rects    []rect
+	encs     []jpegEncoder
+	bufs     [][]byte
+	scratch  [][]byte
+	lastGeom time.Time
+}
+
+func (s *sess) write(ctx context.Context, b []byte, binary bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.ch.Write(ctx, session.Frame{Binary: binary, Data: b}); err != nil {
+		return fmt.Errorf("desktop write: %w", err)
+	}
+	return nil
+}
+
+func (s *sess) send(ctx context.Context, b []byte) error { return s.write(ctx, b, true) }
+
+// readLoop handles everything from the viewer: control messages (text),
+// input (injected right here) and settings (passed to the capture loop).
+func (s *sess) readLoop(ctx context.Context) error {
+	var p parser
+	for {
+		f, err := s.ch.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if !f.Binary {
+			if err := s.control(ctx, f.Data); err != nil {
+				return err
+			}
+			continue
+		}
+		cmds, bad := p.feed(f.Data)
+		if bad {
+			s.log.Debug("desktop: dropped malformed viewer input")
+		}
+		for _, c := range cmds {
+			if s.handleInput(ctx, c) {
+				continue
+			}
+			select {
+			case s.cmds <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// control answers the relay control messages that can arrive mid-session
+// (sessions.md §1.8).
+func (s *sess) control(ctx context.Context, data []byte) error {
+	var m struct {
+		Type string          `json:"type"`
+		Time json.RawMessage `json:"time"`
+	}
+	if len(data) < 2 || data[0] != '{' || json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	switch m.Type {
+	case "close":
+		return errViewerClosed
+	case "ping":
+		return s.write(ctx, []byte(`{"ctrlChannel":"102938","type":"pong"}`), false)
+	case "rtt":
+		if len(m.Time) == 0 {
+			m.Time = json.RawMessage("0")
+		}
+		return s.write(ctx, []byte(`{"ctrlChannel":"102938","type":"rtt","time":`+string(m.Time)+`}`), false)
+	}
+	return nil
+}
+
+// handleInput injects keyboard and mouse commands and reports whether c was
+// one. View-only sessions drop them here, so nothing reaches the screen.
+func (s *sess) handleInput(ctx context.Context, c command) bool {
+	switch c.cmd {
+	case cmdKey, cmdKeyUnicode, cmdMouse, cmdCtrlAltDel, cmdTouch:
+	default:
+		return false
+	}
+	if !s.input {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scr == nil {
+		return true
+	}
+	d := c.data
+	var err error
+	switch c.cmd {
+	case cmdKey:
+		if len(d) < 2 {
+			return true
+		}
+		down := d[0] == 0 || d[0] == 4
+		err = s.scr.key(d[1], down)
+		if !down && (d[1] == 0x14 || d[1] == 0x90 || d[1] == 0x91) {
+			ks := s.scr.keyState()
+			go s.send(ctx, encodeByte(cmdKeyState, ks))
+		}
+	case cmdKeyUnicode:
+		if len(d) < 3 {
+			return true
+		}
+		err = s.scr.unicode(binary.BigEndian.Uint16(d[1:]), d[0] == 0)
+	case cmdMouse:
+		if len(d) < 6 {
+			return true
+		}
+		btn := d[1]
+		x, y := s.toScreen(int(binary.BigEndian.Uint16(d[2:])), int(binary.BigEndian.Uint16(d[4:])))
+		err = s.scr.mouseMove(x, y)
+		if btn != 0x88 { // double-click: the down/up pairs already came
+			for _, b := range []struct {
+				bit  byte
+				btn  int
+				down bool
+			}{{0x02, 1, true}, {0x04, 1, false}, {0x08, 3, true}, {0x10, 3, false}, {0x20, 2, true}, {0x40, 2, false}} {
+				if btn&b.bit != 0 && err == nil {
+					err = s.scr.mouseButton(b.btn, b.down)
+				}
+			}
+		}
+		if len(d) >= 8 && err == nil {
+			if delta := int16(binary.BigEndian.Uint16(d[6:])); delta != 0 {
+				err = s.scr.wheel(int(delta))
+			}
+		}
+	}
+	if err != nil {
+		s.log.Debug("desktop: input failed", "cmd", c.cmd, "err", err)
+	}
+	return true
+}
+
+// toScreen maps viewer canvas coordinates (the last SCREEN size) back to
+// screen coordinates through the scaling and the selected display offset.
+func (s *sess) toScreen(x, y int) (int, int) {
+	if s.outW > 0 && s.outW != s.region.W {
+		x = x * s.region.W / s.outW
+		y = y * s.region.H / s.outH
+	}
+	x = min(max(x, 0), max(s.region.W-1, 0))
+	y = min(max(y, 0), max(s.region.H-1, 0))
+	return s.region.X + x, s.region.Y + y
+}
+
+func (s *sess) closeScreen() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scr != nil {
+		s.scr.close()
+		s.scr = nil
+	}
+	for _, e := range s.encs {
+		e.close()
+	}
+	s.encs = nil
+}
+
+// run is the capture loop: find a display, then every frame interval grab,
+// diff and send what changed.
+func (s *sess) run(ctx context.Context) error {
+	noticeSent := false
+	for s.scr == nil {
+		scr, name, err := openScreen(s.opts, s.log)
+		if err == nil {
+			s.mu.Lock()
+			s.scr = scr
+			s.mu.Unlock()
+			s.log.Info("desktop: capturing", "display", name)
+			break
+		}
+		if !noticeSent {
+			s.log.Warn("desktop: no display yet", "err", err)
+			if err := s.send(ctx, encodeText(cmdError, noDisplayNotice)); err != nil {
+				return err
+			}
+			noticeSent = true
+		}
+		if err := s.idle(ctx, discoverEvery); err != nil {
+			return err
+		}
+	}
+	if err := s.start(ctx); err != nil {
+		return err
+	}
+	next := time.Now()
+	for {
+		if err := s.idle(ctx, time.Until(next)); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := s.pass(ctx, false); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return s.lost(ctx, err)
+		}
+		next = start.Add(s.interval)
+		if d := time.Since(start); d > s.interval {
+			// Falling behind: leave the reader a moment rather than spin.
+			next = time.Now().Add(time.Millisecond)
+		}
+	}
+}
+
+// lost handles a display that went away (X server restart, logout): tell
+// the viewer and go back to discovery.
+func (s *sess) lost(ctx context.Context, cause error) error {
+	s.log.Warn("desktop: display lost", "err", cause)
+	s.closeScreen()
+	s.tiles.reset()
+	return s.run(ctx)
+}
+
+// idle waits up to d while applying viewer settings as they arrive.
+func (s *sess) idle(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		// Still apply pending commands without blocking.
+		for {
+			select {
+			case c := <-s.cmds:
+				if err := s.apply(ctx, c); err != nil {
+					return err
+				}
+			default:
+				return ctx.Err()
+			}
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case c := <-s.cmds:
+			if err := s.apply(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// start sends the opening sequence: sizes, display list, key state.
+func (s *sess) start(ctx context.Context) error {
+	mons, err := s.scr.monitors()
+	if err != nil {
+		return s.lost(ctx, err)
+	}
+	s.mons = mons
+	s.lastGeom = time.Now()
+	if s.selected == 0 || !s.validDisplay(s.selected) {
+		s.selected = mons[0].ID
+		for _, m := range mons {
+			if m.Primary {
+				s.selected = m.ID
+				break
+			}
+		}
+	}
+	s.updateRegion()
+	msgs := [][]byte{
+		s.screenMsg(),
+		encode(cmdSetDisplay, s.selected),
+		encodeByte(cmdKeyState, s.scr.keyState()),
+	}
+	if len(mons) > 1 {
+		msgs = append(msgs, encodeDisplayInfo(mons))
+	}
+	msgs = append(msgs, encodeDisplays(mons, s.selected))
+	if shape, _ := s.scr.cursor(); true {
+		msgs = append(msgs, encodeByte(cmdCursor, shape))
+	}
+	for _, m := range msgs {
+		if err := s.send(ctx, m); err != nil {
+			return err
+		}
+	}
+	s.tiles.reset()
+	return nil
+}
+
+func (s *sess) validDisplay(id uint16) bool {
+	if id == allDisplays {
+		return len(s.mons) > 1
+	}
+	for _, m := range s.mons {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// updateRegion recomputes the captured area and the scaled output size.
+func (s *sess) updateRegion() {
+	r := s.mons[0]
+	if s.selected == allDisplays {
+		x0, y0, x1, y1 := r.X, r.Y, r.X+r.W, r.Y+r.H
+		for _, m := range s.mons {
+			x0, y0 = min(x0, m.X), min(y0, m.Y)
+			x1, y1 = max(x1, m.X+m.W), max(y1, m.Y+m.H)
+		}
+		r = monitor{ID: allDisplays, X: x0, Y: y0, W: x1 - x0, H: y1 - y0}
+	} else {
+		for _, m := range s.mons {
+			if m.ID == s.selected {
+				r = m
+			}
+		}
+	}
+	s.mu.Lock()
+	s.region = r
+	s.outW = max(1, r.W*s.scale/scaleFull)
+	s.outH = max(1, r.H*s.scale/scaleFull)
+	s.mu.Unlock()
+}
+
+func (s *sess) screenMsg() []byte { return encode(cmdScreen, uint16(s.outW), uint16(s.outH)) }
+
+// apply acts on a non-input viewer command (sessions.md §4.5).
+func (s *sess) apply(ctx context.Context, c command) error {
+	d := c.data
+	u16 := func(i int) int { return int(binary.BigEndian.Uint16(d[i:])) }
+	switch c.cmd {
+	case cmdCompression:
+		if len(d) >= 2 {
+			q := int(d[1])
+			if q < 1 || q > 100 {
+				q = defaultQuality
+			}
+			if q != s.quality {
+				s.quality = q
+				s.tiles.reset()
+			}
+		}
+		if len(d) >= 4 {
+			sc := u16(2)
+			if sc < minScale || sc > 4096 {
+				sc = scaleFull
+			}
+			sc = min(sc, scaleFull) // never upscale: it only costs bytes
+			if sc != s.scale {
+				s.scale = sc
+				if s.scr != nil && len(s.mons) > 0 {
+					s.updateRegion()
+					s.tiles.reset()
+					return s.send(ctx, s.screenMsg())
+				}
+			}
+		}
+		if len(d) >= 6 {
+			s.setInterval(u16(4))
+		}
+	case cmdFrameTimer:
+		if len(d) >= 2 {
+			s.setInterval(u16(0))
+		}
+	case cmdRefresh:
+		s.tiles.reset()
+		if s.scr != nil && len(s.mons) > 0 {
+			return s.send(ctx, s.screenMsg())
+		}
+	case cmdPause:
+		if len(d) >= 1 {
+			s.paused = d[0] != 0
+		}
+	case cmdGetDisplays:
+		if s.scr == nil || len(s.mons) == 0 {
+			return s.send(ctx, encodeDisplays(nil, 0))
+		}
+		if len(s.mons) > 1 {
+			if err := s.send(ctx, encodeDisplayInfo(s.mons)); err != nil {
+				return err
+			}
+		}
+		return s.send(ctx, encodeDisplays(s.mons, s.selected))
+	case cmdSetDisplay:
+		if len(d) >= 2 && s.scr != nil && len(s.mons) > 0 && s.validDisplay(uint16(u16(0))) {
+			s.selected = uint16(u16(0))
+			s.updateRegion()
+			s.tiles.reset()
+			for _, m := range [][]byte{s.screenMsg(), encode(cmdSetDisplay, s.selected), encodeDisplays(s.mons, s.selected)} {
+				if err := s.send(ctx, m); err != nil {
+					return err
+				}
+			}
+		}
+	case cmdInputLock:
+		// Blocking local input is a Windows feature; report "not locked".
+		return s.send(ctx, encodeByte(cmdInputLock, 0))
+	case cmdMessage, cmdInitTouch:
+		// No local UI for messages; touch is emulated as mouse by the viewer.
+	}
+	return nil
+}
+
+func (s *sess) setInterval(ms int) {
+	d := time.Duration(ms) * time.Millisecond
+	s.interval = min(max(d, minFrame), maxFrame)
+}
+
+// checkGeometry re-reads the monitor layout now and then; a resolution or
+// monitor change sends the new size and a full frame.
+func (s *sess) checkGeometry(ctx context.Context) error {
+	if time.Since(s.lastGeom) < geometryEvery {
+		return nil
+	}
+	s.lastGeom = time.Now()
+	mons, err := s.scr.monitors()
+	if err != nil {
+		return err
+	}
+	if equalMonitors(mons, s.mons) {
+		return nil
+	}
+	s.mons = mons
+	if !s.validDisplay(s.selected) {
+		s.selected = mons[0].ID
+	}
+	s.updateRegion()
+	s.tiles.reset()
+	for _, m := range [][]byte{s.screenMsg(), encodeDisplays(mons, s.selected)} {
+		if err := s.send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func equalMonitors(a, b []monitor) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// pass is one capture cycle. With DAMAGE a static screen costs one atomic
+// load per interval; otherwise a grab plus tile hashing finds the changes.
+func (s *sess) pass(ctx context.Context, _ bool) error {
+	if err := s.checkGeometry(ctx); err != nil {
+		return err
+	}
+	if shape, changed := s.scr.cursor(); changed {
+		if err := s.send(ctx, encodeByte(cmdCursor, shape)); err != nil {
+			return err
+		}
+	}
+	if s.paused || (s.tiles.valid && !s.scr.changed()) {
+		return nil
+	}
+	r := s.region
+	f, err := s.scr.capture(r.X, r.Y, r.W, r.H)
+	if err != nil {
+		return err
+	}
+	if s.outW != r.W || s.outH != r.H {
+		scaleFrame(&s.scaled, f, s.outW, s.outH)
+		f = &s.scaled
+	}
+	if s.tiles.diff(f) == 0 {
+		return nil
+	}
+	s.rects = s.tiles.rects(s.rects[:0])
+	s.log.Debug("pass", "rects", len(s.rects), "r", s.rects)
+	if err := s.encodeRects(f); err != nil {
+		return err
+	}
+	for i, rc := range s.rects {
+		msg := framePicture(s.bufs[i], rc.x, rc.y)
+		if err := s.send(ctx, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeRects JPEG-encodes every changed rectangle, spreading them over
+// one encoder per CPU (at most 4): a full-screen change is then bounded by
+// memory bandwidth rather than one core.
+func (s *sess) encodeRects(f *frame) error {
+	n := len(s.rects)
+	workers := min(runtime.NumCPU(), 4, n)
+	for len(s.encs) < workers {
+		e, err := newJPEGEncoder()
+		if err != nil {
+			return err
+		}
+		s.encs = append(s.encs, e)
+		s.scratch = append(s.scratch, nil)
+	}
+	for len(s.bufs) < n {
+		s.bufs = append(s.bufs, nil)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				var sub frame
+				sub, s.scratch[w] = f.sub(s.rects[i], s.scratch[w])
+				buf := append(s.bufs[i][:0], make([]byte, pictureHeader)...)
+				buf, err := s.encs[w].encode(buf, sub, s.quality)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				s.bufs[i] = buf
+			}
+		}(w)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
