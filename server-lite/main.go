@@ -1,0 +1,161 @@
+// Command server-lite is a lean MeshCentral-compatible server: agent.ashx
+// for the C MeshAgent and ours, core push, meshrelay.ashx, .msh files, and
+// (from the admin API packages) control.ashx for meshctrl.
+//
+//	go run ./server-lite [flags]            run the server
+//	go run ./server-lite <subcommand> ...   admin CLI (server-lite/cli)
+//
+// It binds 127.0.0.1 only.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/meshgo/meshagent/server-lite/app"
+)
+
+// runSubcommand handles `server-lite <subcommand> args...`. The admin CLI
+// (server-lite/cli, owned by the admin-API work) sets it from an init
+// function in a file of this package, e.g.
+//
+//	func init() { runSubcommand = cli.Main }
+//
+// so this file needs no change when the CLI lands.
+var runSubcommand func(args []string) int
+
+// afterStart lets other packages' wiring (the admin API's routes) hook into
+// the configured App before it serves. Set from an init function like
+// runSubcommand.
+var afterStart []func(a *app.App) error
+
+func main() {
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		if runSubcommand == nil {
+			fmt.Fprintf(os.Stderr, "server-lite: unknown subcommand %q (the admin CLI is not built in)\n", os.Args[1])
+			os.Exit(2)
+		}
+		os.Exit(runSubcommand(os.Args[1:]))
+	}
+	os.Exit(run())
+}
+
+func run() int {
+	dataDir := flag.String("data", "./server-lite-data", "data directory (certificates, database, .msh); created 0700")
+	listen := flag.String("listen", "127.0.0.1:4443", "address to serve HTTPS/WSS on (loopback only)")
+	coreFile := flag.String("core", "", "JavaScript file pushed to agents as their core (default: a small built-in core)")
+	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
+	verbose := flag.Bool("v", false, "debug logging")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Log: log})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
+		return 1
+	}
+	for _, f := range afterStart {
+		if err := f(a); err != nil {
+			fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
+			a.Close()
+			return 1
+		}
+	}
+	a.Start()
+	printWelcome(a)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *localAgent != "" {
+		cmd, err := startLocalAgent(*localAgent, a)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "server-lite: local agent: %v\n", err)
+		} else {
+			defer func() {
+				cmd.Process.Signal(os.Interrupt)
+				cmd.Wait()
+			}()
+		}
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	a.Close()
+	return 0
+}
+
+func printWelcome(a *app.App) {
+	abs, _ := filepath.Abs(a.MshPath)
+	first := ""
+	if a.FirstStart {
+		first = " (new identity created)"
+	}
+	fmt.Printf(`server-lite is running%s
+  URL:          %s
+  agent URL:    %s
+  ServerID:     %s
+  TLS cert:     sha384 %s
+  device group: %s (%s)
+  .msh file:    %s
+                also at %s/meshsettings?id=%s
+Start an agent:
+  our agent:    go run ./cmd/meshagent run --msh %s
+  C agent:      copy meshagent_x86-64 to a directory as meshagent, put the .msh beside it
+                as meshagent.msh, then run ./meshagent run there
+`, first, a.URL(), a.AgentURL(), a.Certs.ServerIDHex(), a.Certs.WebCertHashHex(),
+		a.DefaultGroup.Name, a.DefaultGroup.ID, abs, a.URL(), strings.TrimPrefix(a.DefaultGroup.ID, "mesh//"), abs)
+}
+
+// startLocalAgent starts an agent connected to this server, for the README
+// quick start.
+func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	if spec == "go" {
+		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", a.MshPath)
+	} else {
+		bin, err := filepath.Abs(spec)
+		if err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(filepath.Dir(a.MshPath), "local-agent")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, err
+		}
+		exe := filepath.Join(dir, "meshagent")
+		if err := os.WriteFile(exe, b, 0o700); err != nil {
+			return nil, err
+		}
+		m, err := os.ReadFile(a.MshPath)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(exe+".msh", m, 0o600); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(exe, "run")
+		cmd.Dir = dir
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	slog.Info("local agent started", "pid", cmd.Process.Pid, "cmd", strings.Join(cmd.Args, " "))
+	return cmd, nil
+}

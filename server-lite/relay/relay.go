@@ -1,0 +1,447 @@
+// Package relay is server-lite's meshrelay.ashx: it pairs a user's session
+// WebSocket with the agent's by a shared id, sends "c" to both, then pipes
+// frames both ways unchanged (text stays text, binary stays binary), one at a
+// time, so a slow reader slows its sender (sessions.md §1, Appendix B).
+//
+// Who may connect is not decided here: an Authorizer checks each request.
+// The admin API mints the credentials (MeshCentral's rauth cookie for the
+// agent end, a login cookie for the user end) and implements Authorizer, or
+// uses Tokens, the one-time token store in this package.
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Side says which end of a session a connection is.
+type Side int
+
+const (
+	SideAny   Side = iota // the authorizer does not say
+	SideUser              // browser, meshctrl
+	SideAgent             // the agent, dialling back after a tunnel request
+)
+
+// Grant is what an Authorizer vouches for about one relay request.
+type Grant struct {
+	Side   Side
+	UserID string // the user the session runs for, e.g. "user//admin"
+	// NoUser allows a connection with no user (MeshCentral's nouser
+	// cookie). Two NoUser ends never pair: one end must carry a user.
+	NoUser bool
+	// ID, when set, is the only pairing id this credential is good for.
+	ID string
+	// NodeID, when set, must match the request's nodeid parameter if any.
+	NodeID string
+	// Expires, when set, ends the session at that time even if active.
+	Expires time.Time
+}
+
+// Authorizer checks one meshrelay.ashx request before the WebSocket upgrade.
+// It returns an error for a missing, malformed, expired or already used
+// credential; the relay then answers 401 and logs the error (so it must not
+// contain the credential itself). Implementations must be safe for
+// concurrent use and should make credentials single-use: the relay refuses
+// a pairing id once it has been paired, but a replayed credential with a
+// fresh id is the authorizer's to refuse.
+type Authorizer interface {
+	Authorize(r *http.Request) (Grant, error)
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultPairTimeout = 15 * time.Second // as MeshCentral (sessions.md §1.5)
+	DefaultIdleTimeout = 10 * time.Minute
+	DefaultMaxMessage  = 16 << 20
+	maxIDLen           = 256
+	// usedIDTTL is how long a paired id stays refused.
+	usedIDTTL = time.Hour
+)
+
+// Config configures the relay.
+type Config struct {
+	Authorizer  Authorizer
+	Log         *slog.Logger
+	PairTimeout time.Duration // unpaired connection closed after this
+	IdleTimeout time.Duration // paired session closed after no traffic either way
+	MaxMessage  int64
+}
+
+// Server is the relay endpoint; mount it at /meshrelay.ashx.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	pending map[string]*waiter
+	used    map[string]time.Time
+	live    map[*websocket.Conn]struct{}
+	closed  bool
+}
+
+type waiter struct {
+	ws    *websocket.Conn
+	grant Grant
+	peer  chan *session
+}
+
+// session is one paired relay.
+type session struct {
+	a, b      *websocket.Conn
+	last      atomic.Int64 // unix nanos of the last frame either way
+	closeOnce sync.Once
+	timer     *time.Timer
+}
+
+var writePool sync.Pool
+
+// New builds the relay.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.PairTimeout == 0 {
+		cfg.PairTimeout = DefaultPairTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	return &Server{
+		cfg: cfg,
+		log: cfg.Log.With("component", "meshrelay.ashx"),
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  4096,
+			WriteBufferSize: 4096,
+			WriteBufferPool: &writePool,
+			CheckOrigin:     func(*http.Request) bool { return true },
+		},
+		pending: map[string]*waiter{},
+		used:    map[string]time.Time{},
+		live:    map[*websocket.Conn]struct{}{},
+	}
+}
+
+// ErrUnauthorized is the base of every refusal by the relay itself.
+var ErrUnauthorized = errors.New("relay: unauthorized")
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id := q.Get("id")
+	if id == "" || len(id) > maxIDLen {
+		http.Error(w, "missing or bad id", http.StatusBadRequest)
+		return
+	}
+	if s.cfg.Authorizer == nil {
+		http.Error(w, "relay disabled", http.StatusServiceUnavailable)
+		return
+	}
+	g, err := s.cfg.Authorizer.Authorize(r)
+	if err == nil {
+		err = checkGrant(g, id, q.Get("nodeid"))
+	}
+	if err != nil {
+		s.log.Info("relay refused", "remote", r.RemoteAddr, "reason", err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	s.mu.Lock()
+	refused := s.closed || !s.used[id].IsZero()
+	s.mu.Unlock()
+	if refused {
+		s.log.Info("relay refused", "remote", r.RemoteAddr, "reason", "id already used")
+		http.Error(w, "session id already used", http.StatusConflict)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxMessage)
+	s.run(ws, id, g, r.RemoteAddr)
+}
+
+func checkGrant(g Grant, id, nodeID string) error {
+	switch {
+	case g.UserID == "" && !g.NoUser:
+		return fmt.Errorf("%w: no user", ErrUnauthorized)
+	case g.ID != "" && g.ID != id:
+		return fmt.Errorf("%w: credential issued for another session", ErrUnauthorized)
+	case g.NodeID != "" && nodeID != "" && g.NodeID != nodeID:
+		return fmt.Errorf("%w: credential issued for another device", ErrUnauthorized)
+	case !g.Expires.IsZero() && time.Now().After(g.Expires):
+		return fmt.Errorf("%w: expired", ErrUnauthorized)
+	}
+	return nil
+}
+
+func compatible(a, b Grant) error {
+	switch {
+	case a.NoUser && b.NoUser:
+		return errors.New("neither end has a user")
+	case !a.NoUser && !b.NoUser && a.UserID != b.UserID:
+		return errors.New("ends belong to different users")
+	case a.Side != SideAny && a.Side == b.Side:
+		return errors.New("both ends are the same side")
+	}
+	return nil
+}
+
+func (s *Server) track(ws *websocket.Conn, on bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		if s.closed {
+			return false
+		}
+		s.live[ws] = struct{}{}
+	} else {
+		delete(s.live, ws)
+	}
+	return true
+}
+
+func (s *Server) run(ws *websocket.Conn, id string, g Grant, remote string) {
+	if !s.track(ws, true) {
+		ws.Close()
+		return
+	}
+	defer s.track(ws, false)
+	log := s.log.With("remote", remote, "user", g.UserID)
+
+	s.mu.Lock()
+	s.sweepLocked()
+	if !s.used[id].IsZero() {
+		s.mu.Unlock()
+		closeWith(ws, "session id already used")
+		log.Info("relay refused", "reason", "id already used")
+		return
+	}
+	w := s.pending[id]
+	if w == nil {
+		// First end: hold it, unread, until the peer arrives.
+		me := &waiter{ws: ws, grant: g, peer: make(chan *session, 1)}
+		s.pending[id] = me
+		s.mu.Unlock()
+		t := time.NewTimer(s.cfg.PairTimeout)
+		defer t.Stop()
+		select {
+		case sess := <-me.peer:
+			s.pump(sess, ws, sess.b, log)
+		case <-t.C:
+			s.mu.Lock()
+			if s.pending[id] == me {
+				delete(s.pending, id)
+				s.mu.Unlock()
+				closeWith(ws, "no peer")
+				log.Info("relay closed", "reason", "no peer within the pairing timeout")
+				return
+			}
+			s.mu.Unlock()
+			sess := <-me.peer // taken at the last moment
+			s.pump(sess, ws, sess.b, log)
+		}
+		return
+	}
+	if err := compatible(w.grant, g); err != nil {
+		s.mu.Unlock()
+		closeWith(ws, "refused")
+		log.Info("relay refused", "reason", err)
+		return
+	}
+	delete(s.pending, id)
+	s.used[id] = time.Now()
+	s.mu.Unlock()
+
+	sess := &session{a: w.ws, b: ws}
+	sess.last.Store(time.Now().UnixNano())
+	// "c" goes to both before either pump runs, so it is each end's first
+	// frame (sessions.md §1.6).
+	for _, c := range []*websocket.Conn{w.ws, ws} {
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := c.WriteMessage(websocket.TextMessage, []byte("c")); err != nil {
+			sess.close()
+		}
+	}
+	sess.timer = time.AfterFunc(s.cfg.IdleTimeout, func() { s.idleCheck(sess) })
+	if exp := laterOf(w.grant.Expires, g.Expires); !exp.IsZero() {
+		t := time.AfterFunc(time.Until(exp), sess.close)
+		defer t.Stop()
+	}
+	log.Info("relay paired", "peer", w.ws.RemoteAddr().String())
+	w.peer <- sess
+	s.pump(sess, ws, w.ws, log)
+}
+
+func laterOf(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	case a.Before(b):
+		return a
+	}
+	return b
+}
+
+func (s *Server) idleCheck(sess *session) {
+	idle := time.Since(time.Unix(0, sess.last.Load()))
+	if idle >= s.cfg.IdleTimeout {
+		s.log.Info("relay closed", "reason", "idle")
+		sess.close()
+		return
+	}
+	sess.timer.Reset(s.cfg.IdleTimeout - idle)
+}
+
+// pump copies src to dst frame by frame until either fails, then closes
+// both ends: there is no half-close (sessions.md §1.11).
+func (s *Server) pump(sess *session, src, dst *websocket.Conn, log *slog.Logger) {
+	defer sess.close()
+	for {
+		typ, data, err := src.ReadMessage()
+		if err != nil {
+			return
+		}
+		sess.last.Store(time.Now().UnixNano())
+		dst.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if err := dst.WriteMessage(typ, data); err != nil {
+			return
+		}
+	}
+}
+
+func (sess *session) close() {
+	sess.closeOnce.Do(func() {
+		if sess.timer != nil {
+			sess.timer.Stop()
+		}
+		closeWith(sess.a, "")
+		closeWith(sess.b, "")
+	})
+}
+
+func closeWith(ws *websocket.Conn, reason string) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason)
+	ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	ws.Close()
+}
+
+func (s *Server) sweepLocked() {
+	if len(s.used) < 1024 {
+		return
+	}
+	for id, t := range s.used {
+		if time.Since(t) > usedIDTTL {
+			delete(s.used, id)
+		}
+	}
+}
+
+// Close ends every pending and paired session.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*websocket.Conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		closeWith(c, "server shutting down")
+	}
+}
+
+// Tokens is a simple Authorizer: single-use random tokens issued by the
+// server, taken from the "rauth" (agent end) or "auth" (user end) query
+// parameter. A token is deleted when used, so a replay is refused.
+type Tokens struct {
+	mu sync.Mutex
+	m  map[string]tokenEntry
+}
+
+type tokenEntry struct {
+	g      Grant
+	expiry time.Time
+}
+
+// NewTokens returns an empty token store.
+func NewTokens() *Tokens { return &Tokens{m: map[string]tokenEntry{}} }
+
+// Issue returns a new token for g, valid once within ttl.
+func (t *Tokens) Issue(g Grant, ttl time.Duration) string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if len(t.m) > 4096 {
+		for k, e := range t.m {
+			if now.After(e.expiry) {
+				delete(t.m, k)
+			}
+		}
+	}
+	t.m[tok] = tokenEntry{g: g, expiry: now.Add(ttl)}
+	return tok
+}
+
+// Authorize implements Authorizer.
+func (t *Tokens) Authorize(r *http.Request) (Grant, error) {
+	q := r.URL.Query()
+	tok := q.Get("rauth")
+	if tok == "" {
+		tok = q.Get("auth")
+	}
+	if tok == "" {
+		return Grant{}, fmt.Errorf("%w: no token", ErrUnauthorized)
+	}
+	t.mu.Lock()
+	e, ok := t.m[tok]
+	delete(t.m, tok)
+	t.mu.Unlock()
+	if !ok {
+		return Grant{}, fmt.Errorf("%w: unknown or already used token", ErrUnauthorized)
+	}
+	if time.Now().After(e.expiry) {
+		return Grant{}, fmt.Errorf("%w: token expired", ErrUnauthorized)
+	}
+	return e.g, nil
+}
+
+// TunnelValue builds the "value" of a tunnel request to an agent
+// (sessions.md §1.2): a relative relay URL the agent resolves against its
+// control-channel URL.
+func TunnelValue(protocol int, nodeID, id, rauth string) string {
+	v := url.Values{}
+	v.Set("p", strconv.Itoa(protocol))
+	v.Set("nodeid", nodeID)
+	v.Set("id", id)
+	v.Set("rauth", rauth)
+	return "*/meshrelay.ashx?" + v.Encode()
+}
+
+// NewID returns a random pairing id.
+func NewID() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
