@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshgo/meshagent/agent/core"
 )
@@ -82,6 +83,7 @@ func usage(w io.Writer) {
 
 type options struct {
 	msh, data, logLevel string
+	handshakeTimeout    time.Duration
 }
 
 func parseOptions(cmd string, args []string, stderr io.Writer) (options, error) {
@@ -91,6 +93,7 @@ func parseOptions(cmd string, args []string, stderr io.Writer) (options, error) 
 	fs.StringVar(&o.msh, "msh", "", "settings file (default: the executable's path with .msh)")
 	fs.StringVar(&o.data, "data", "", "data directory for identity and state (default: the settings file's directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 30*time.Second, "give up on a server that has not authenticated within this time")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -158,6 +161,7 @@ func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
 		Temporary: cmd == "connect", CommitDate: commitDate,
+		HandshakeTimeout: o.handshakeTimeout,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent: %v\n", err)
