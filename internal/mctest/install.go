@@ -60,6 +60,17 @@ func Install(t testing.TB) string {
 	return p
 }
 
+// EnsureInstalled is Install for use outside tests (the CI pre-install):
+// it returns the node_modules/meshcentral path or an error, logging progress
+// with logf.
+func EnsureInstalled(logf func(format string, args ...any)) (string, error) {
+	p, err := install(logf)
+	if err != nil {
+		return "", fmt.Errorf("mctest: %w", err)
+	}
+	return p, nil
+}
+
 func install(logf func(string, ...any)) (string, error) {
 	installMu.Lock()
 	defer installMu.Unlock()
