@@ -1,0 +1,237 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/meshgo/meshagent/server-lite/accounts"
+)
+
+const (
+	maxRequest   = 1 << 20 // runcommands allows 65 535 chars of commands
+	sendQueue    = 256
+	writeTimeout = 10 * time.Second
+)
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  4096,
+	WriteBufferSize: 4096,
+	// Origin is checked after the upgrade so the failure can be reported
+	// in-band like MeshCentral does (admin-api.md §1.1).
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// conn is one authenticated control.ashx session.
+type conn struct {
+	s         *Server
+	ws        *websocket.Conn
+	id        string // session id "<user id>/<40 hex>"
+	userID    string
+	fromToken bool
+	ip        string
+
+	out       chan []byte
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade already answered with an HTTP error
+	}
+	ws.SetReadLimit(maxRequest)
+	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+		closeWith(ws, "invalidorigin", "invalidorigin")
+		return
+	}
+	res := s.authenticate(r)
+	if !res.ok {
+		s.log.Info("control.ashx login refused", "from", remoteIP(r), "reason", res.msg)
+		closeWith(ws, res.cause, res.msg)
+		return
+	}
+	u := res.login.User
+	c := &conn{
+		s: s, ws: ws, id: u.ID + "/" + randomHex(20), userID: u.ID, fromToken: res.login.FromToken,
+		ip: remoteIP(r), out: make(chan []byte, sendQueue), closed: make(chan struct{}),
+	}
+	s.mu.Lock()
+	s.sessions[c.id] = c
+	s.mu.Unlock()
+	defer s.dropSession(c)
+
+	// serverinfo and userinfo go out before any request is read: meshctrl
+	// sends its request on open and needs serverinfo.domain first (§1.7).
+	c.send(map[string]any{"action": "serverinfo", "serverinfo": s.serverInfo()})
+	c.send(map[string]any{"action": "userinfo", "userinfo": safeUser(u)})
+	go c.writer()
+	c.readLoop()
+}
+
+func sameOrigin(origin, host string) bool {
+	for _, p := range []string{"https://", "http://"} {
+		if len(origin) > len(p) && origin[:len(p)] == p {
+			return origin[len(p):] == host
+		}
+	}
+	return false
+}
+
+// closeWith reports an authentication failure as MeshCentral does: one JSON
+// message, then a close (admin-api.md §1.8).
+func closeWith(ws *websocket.Conn, cause, msg string) {
+	b, _ := json.Marshal(map[string]string{"action": "close", "cause": cause, "msg": msg})
+	ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	ws.WriteMessage(websocket.TextMessage, b)
+	ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	// Wait briefly for the peer's close so it is not cut off mid-handshake.
+	ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+	ws.Close()
+}
+
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.close()
+			return
+		}
+		if typ != websocket.TextMessage {
+			continue
+		}
+		if !c.s.handle(c, data) {
+			c.close()
+			return
+		}
+	}
+}
+
+func (c *conn) writer() {
+	defer c.ws.Close()
+	for {
+		select {
+		case b := <-c.out:
+			c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close()
+				return
+			}
+		case <-c.closed:
+			// Flush what is queued (e.g. the last reply before "close").
+			for drained := false; !drained; {
+				select {
+				case b := <-c.out:
+					c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+					c.ws.WriteMessage(websocket.TextMessage, b)
+				default:
+					drained = true
+				}
+			}
+			c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			return
+		}
+	}
+}
+
+// send queues one message. A client too slow to drain its queue is
+// disconnected rather than allowed to stall event delivery to others.
+func (c *conn) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.s.log.Error("encode reply", "err", err)
+		return
+	}
+	select {
+	case <-c.closed:
+	case c.out <- b:
+	default:
+		c.s.log.Warn("control session too slow, closing", "session", c.id)
+		c.close()
+	}
+}
+
+func (c *conn) close() { c.closeOnce.Do(func() { close(c.closed) }) }
+
+func (s *Server) dropSession(c *conn) {
+	c.close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, c.id)
+	for n, l := range s.pending {
+		kept := l[:0]
+		for _, p := range l {
+			if p != c {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			delete(s.pending, n)
+		} else {
+			s.pending[n] = kept
+		}
+	}
+}
+
+// closeUserSessions ends every session of a user (account deleted).
+func (s *Server) closeUserSessions(userID string) {
+	s.mu.Lock()
+	var cs []*conn
+	for _, c := range s.sessions {
+		if c.userID == userID {
+			cs = append(cs, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+func (s *Server) serverInfo() map[string]any {
+	return map[string]any{
+		"domain":        "",
+		"name":          s.cfg.ServerName,
+		"port":          s.cfg.Port,
+		"https":         true,
+		"redirport":     0,
+		"serverTime":    time.Now().UnixMilli(),
+		"tlshash":       upper(s.cfg.TLSHash),
+		"agentCertHash": s.cfg.AgentCertHash,
+	}
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+// safeUser is the user record as clients see it: no hash, no tokens.
+func safeUser(u accounts.User) map[string]any {
+	links := map[string]any{}
+	for id, r := range u.Links {
+		links[id] = map[string]any{"rights": r}
+	}
+	m := map[string]any{"_id": u.ID, "name": u.Name, "creation": u.Creation, "links": links, "siteadmin": u.SiteAdmin}
+	if u.Email != "" {
+		m["email"] = u.Email
+	}
+	if u.RealName != "" {
+		m["realname"] = u.RealName
+	}
+	return m
+}
