@@ -1,0 +1,191 @@
+// Package simagent is a minimal simulated agent for server-lite's tests and
+// load generator: it dials agent.ashx over TLS, runs the agent role of
+// agent/handshake to message 4, and answers the core check with the zero
+// hash the way our Go agent does. It is not an agent: nothing after that.
+package simagent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/handshake"
+)
+
+// Identity is a node key and its self-signed certificate.
+type Identity struct {
+	Key     *rsa.PrivateKey
+	CertDER []byte
+}
+
+// NewIdentity makes a node certificate for key the way the C agent does in
+// the parts the server looks at: self-signed, CN=MeshNodeCertificate.
+func NewIdentity(key *rsa.PrivateKey) (Identity, error) {
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "MeshNodeCertificate"},
+		NotBefore:             time.Now().Add(-240 * time.Hour),
+		NotAfter:              time.Now().AddDate(27, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return Identity{}, fmt.Errorf("simagent: certificate: %w", err)
+	}
+	return Identity{Key: key, CertDER: der}, nil
+}
+
+// Options for one connection.
+type Options struct {
+	URL      string // wss://host:port/agent.ashx
+	ServerID [handshake.HashLen]byte
+	MeshID   [handshake.HashLen]byte
+	Identity Identity
+	// Trusted is the TLS hash from an earlier successful full handshake;
+	// when it matches, the skip path is taken.
+	Trusted  []byte
+	Hostname string
+	// TLSSessions, when set, lets TLS resume sessions across connections.
+	TLSSessions tls.ClientSessionCache
+	Timeout time.Duration
+}
+
+// Conn is an authenticated simulated agent connection.
+type Conn struct {
+	WS *websocket.Conn
+	// Trust is the TLS hash to pass as Options.Trusted next time.
+	Trust []byte
+	Skip  bool
+}
+
+// Dial opens the TLS WebSocket and returns it with H, the full hash of the
+// TLS certificate the server presented.
+func Dial(ctx context.Context, url string, sessions tls.ClientSessionCache) (*websocket.Conn, [handshake.HashLen]byte, error) {
+	var h [handshake.HashLen]byte
+	d := websocket.Dialer{
+		// Trust comes from the in-band handshake, as with the C agent
+		// (control.md §3.1): any TLS certificate is accepted here.
+		TLSClientConfig:  &tls.Config{InsecureSkipVerify: true, ClientSessionCache: sessions},
+		HandshakeTimeout: 20 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+	}
+	ws, _, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, h, fmt.Errorf("simagent: dial: %w", err)
+	}
+	tc, ok := ws.NetConn().(*tls.Conn)
+	if !ok {
+		ws.Close()
+		return nil, h, errors.New("simagent: not a TLS connection")
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		ws.Close()
+		return nil, h, errors.New("simagent: no peer certificate")
+	}
+	return ws, handshake.CertHash(st.PeerCertificates[0].Raw), nil
+}
+
+// Connect dials and authenticates, returning once the server sent message 4
+// and the core check was answered.
+func Connect(ctx context.Context, o Options) (*Conn, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	ws, h, err := Dial(ctx, o.URL, o.TLSSessions)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		ws.SetReadDeadline(dl)
+	}
+	host := o.Hostname
+	if host == "" {
+		host = "simagent"
+	}
+	ag, err := handshake.NewAgent(handshake.AgentConfig{
+		Key: o.Identity.Key, CertDER: o.Identity.CertDER, ServerID: o.ServerID, TLSCertHash: h,
+		Trusted: o.Trusted,
+		Info: handshake.AuthInfo{InfoVersion: 1, AgentID: handshake.AgentIDLinuxX64, PlatformType: handshake.PlatformVM,
+			MeshID: o.MeshID, Capabilities: handshake.CapConsole | handshake.CapJavaScript, Hostname: host},
+		CommitDate: "2026-Nov-23 00:00:00+0000",
+	})
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	send := func(msgs [][]byte) error {
+		for _, m := range msgs {
+			typ := websocket.BinaryMessage
+			if handshake.IsJSON(m) {
+				typ = websocket.TextMessage
+			}
+			if err := ws.WriteMessage(typ, m); err != nil {
+				return fmt.Errorf("simagent: write: %w", err)
+			}
+		}
+		return nil
+	}
+	fail := func(err error) (*Conn, error) { ws.Close(); return nil, err }
+	if err := send(ag.Start()); err != nil {
+		return fail(err)
+	}
+	for !ag.Done() {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return fail(fmt.Errorf("simagent: read: %w", err))
+		}
+		out, err := ag.Handle(msg)
+		if err != nil {
+			return fail(err)
+		}
+		if err := send(out); err != nil {
+			return fail(err)
+		}
+	}
+	if err := send([][]byte{handshake.EncodeTag(nil)}); err != nil {
+		return fail(err)
+	}
+	// The server asks for the core hash next; answer like our agent: a local
+	// core, do not replace (48 zero bytes).
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			return fail(fmt.Errorf("simagent: read: %w", err))
+		}
+		if handshake.IsJSON(msg) {
+			continue
+		}
+		cmd, req, _, err := handshake.DecodeRequest(msg)
+		if err != nil {
+			continue
+		}
+		if cmd == handshake.CmdCoreModuleHash {
+			if err := send([][]byte{handshake.EncodeRequest(cmd, req, make([]byte, handshake.HashLen))}); err != nil {
+				return fail(err)
+			}
+		}
+		if cmd == handshake.CmdCoreOK {
+			break
+		}
+	}
+	ws.SetReadDeadline(time.Time{})
+	trust := ag.Trust()
+	if trust == nil {
+		trust = o.Trusted
+	}
+	return &Conn{WS: ws, Trust: trust, Skip: ag.Skip()}, nil
+}
