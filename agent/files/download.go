@@ -1,0 +1,133 @@
+package files
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// Download block layout (sessions.md §3.5): a u32 flag word, then up to
+// blockData bytes of the file.
+const (
+	blockData     = 16380
+	flagMore      = 0x01000000
+	flagLast      = 0x01000001
+	defaultWindow = 8  // blocks in flight when startack gives no ack count
+	maxWindow     = 64 // cap on a client-supplied ack count
+)
+
+// download is the one download a session may run at a time.
+type download struct {
+	id   json.RawMessage
+	path string
+	f    *os.File
+	buf  []byte
+	sent int64
+}
+
+type downloadReply struct {
+	Action string          `json:"action"`
+	Sub    string          `json:"sub"`
+	ID     json.RawMessage `json:"id"`
+	Error  string          `json:"error,omitempty"`
+}
+
+func (d *download) close() {
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
+}
+
+func (s *fileSession) download(r *request) error {
+	if r.Sub == "start" {
+		return s.startDownload(r)
+	}
+	d := s.dl
+	if d == nil || !sameID(d.id, r.ID) {
+		return nil // late acks of a finished download, or a stranger's id
+	}
+	switch r.Sub {
+	case "startack":
+		n := defaultWindow
+		if r.Ack > 0 {
+			n = min(r.Ack, maxWindow)
+		}
+		for i := 0; i < n && s.dl == d; i++ {
+			if err := s.sendBlock(); err != nil {
+				return err
+			}
+		}
+	case "ack":
+		return s.sendBlock()
+	case "stop", "cancel": // the web UI says cancel, the reference knew only stop (§7 #5)
+		s.audit("download cancelled", "path", d.path, "sent", d.sent)
+		d.close()
+		s.dl = nil
+	}
+	return nil
+}
+
+func (s *fileSession) startDownload(r *request) error {
+	if s.dl != nil {
+		old := s.dl
+		old.close()
+		s.dl = nil
+		if err := s.sendText(downloadReply{Action: "download", Sub: "cancel", ID: old.id}); err != nil {
+			return err
+		}
+	}
+	var f *os.File
+	var path string
+	err := errors.New("missing path")
+	if r.HasPath {
+		if path, err = resolvePath(r.Path); err == nil {
+			f, _, err = openRegular(path)
+		}
+	} else if r.Ask == "coredump" {
+		err = errors.New("this agent keeps no core dump")
+	}
+	if err != nil {
+		s.log.Info("download refused", "path", r.Path, "err", err)
+		return s.sendText(downloadReply{Action: "download", Sub: "cancel", ID: r.ID,
+			Error: fmt.Sprintf("download of %s failed: %s", r.Path, reason(err))})
+	}
+	s.dl = &download{id: r.ID, path: path, f: f, buf: make([]byte, 4+blockData)}
+	s.audit("download", "path", path)
+	return s.sendText(downloadReply{Action: "download", Sub: "start", ID: r.ID})
+}
+
+// sendBlock sends the next block; a short read marks the last one, so a
+// file whose size is a multiple of the block size ends with an empty block,
+// as both clients expect.
+func (s *fileSession) sendBlock() error {
+	d := s.dl
+	n, err := io.ReadFull(d.f, d.buf[4:])
+	last := false
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		last = true
+	default:
+		d.close()
+		s.dl = nil
+		s.log.Warn("download read failed", "path", d.path, "err", err)
+		return s.sendText(downloadReply{Action: "download", Sub: "cancel", ID: d.id,
+			Error: fmt.Sprintf("download of %s failed: %s", d.path, reason(err))})
+	}
+	flags := uint32(flagMore)
+	if last {
+		flags = flagLast
+		d.close()
+		s.dl = nil
+		s.audit("download done", "path", d.path, "size", d.sent+int64(n))
+	}
+	binary.BigEndian.PutUint32(d.buf, flags)
+	d.sent += int64(n)
+	return s.write(session.Frame{Binary: true, Data: d.buf[:4+n]})
+}
