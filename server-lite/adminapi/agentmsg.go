@@ -50,17 +50,3 @@ func (s *Server) AgentMessage(nodeID string, msg []byte) {
 	m["nodeid"] = nodeID
 	c.send(m)
 }
-
-// DeviceRights returns a user's effective rights on a device, for other
-// server-lite packages (e.g. the relay) that must check them.
-func (s *Server) DeviceRights(userID, nodeID string) (uint32, error) {
-	u, err := s.cfg.Accounts.Get(userID)
-	if err != nil {
-		return 0, err
-	}
-	r, _, err := s.deviceRights(u, normID("node", nodeID))
-	if err != nil || !r.Visible {
-		return 0, err
-	}
-	return r.Bits, nil
-}

@@ -26,12 +26,11 @@ const sessionCookieName = "xid"
 // x-meshauth, then the xid session cookie.
 func (s *Server) authenticate(r *http.Request) authResult {
 	q := r.URL.Query()
-	ip := remoteIP(r)
 	if u, p := q.Get("user"), q.Get("pass"); u != "" && p != "" {
 		return s.passwordLogin(u, p, "noauth-2a")
 	}
 	if a := q.Get("auth"); a != "" {
-		if c, ok := s.cookies.check(a, kindUser, ip); ok {
+		if c, ok := s.cookies.check(a, kindSession, ""); ok {
 			if res, ok := s.cookieLogin(c); ok {
 				return res
 			}
@@ -134,35 +133,4 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
 	fmt.Fprintln(w, "ok")
-}
-
-// RelayUser authenticates the user side of a meshrelay.ashx connection by
-// its auth= cookie (from authcookie), bound to the client IP, and returns
-// the user id and the user's effective rights on nodeID. The relay must
-// require rights&(8|0x200000) != 0 (admin-api.md §3.4).
-func (s *Server) RelayUser(authCookie, clientIP, nodeID string) (userID string, rights uint32, err error) {
-	c, ok := s.cookies.check(authCookie, kindUser, clientIP)
-	if !ok {
-		return "", 0, errors.New("adminapi: invalid relay auth cookie")
-	}
-	u, err := s.cfg.Accounts.Get(c.userID)
-	if err != nil {
-		return "", 0, fmt.Errorf("adminapi: relay user: %w", err)
-	}
-	r, _, err := s.deviceRights(u, normID("node", nodeID))
-	if err != nil {
-		return "", 0, err
-	}
-	return u.ID, r.Bits, nil
-}
-
-// RelayAgent authenticates the agent side of a relay by its rauth= cookie
-// and returns the user id the tunnel was requested for; the relay pairs the
-// two sides only when both name the same user.
-func (s *Server) RelayAgent(rauth string) (userID string, err error) {
-	c, ok := s.cookies.check(rauth, kindRelay, "")
-	if !ok {
-		return "", errors.New("adminapi: invalid relay rauth cookie")
-	}
-	return c.userID, nil
 }

@@ -5,14 +5,11 @@ import (
 	"time"
 )
 
-// Cookie kinds. Cookies are opaque random tokens looked up in memory, not
-// encrypted blobs: they never contain "$", so meshctrl's string replace
-// cannot corrupt them (admin-api.md §6.3), and they need no URL escaping.
-const (
-	kindSession = "session" // xid form-login session cookie
-	kindUser    = "user"    // ?auth= on control.ashx and on the user side of the relay
-	kindRelay   = "relay"   // rauth= on the agent side of the relay
-)
+// Session cookies are opaque random tokens looked up in memory, not
+// encrypted blobs: they never contain "$" and need no URL escaping
+// (admin-api.md §6.3). They are lost on restart, which only means logging
+// in again.
+const kindSession = "session" // xid form-login cookie, also accepted as ?auth=
 
 // Lifetimes follow MeshCentral's (admin-api.md §1.5).
 const (

@@ -14,6 +14,7 @@ import (
 	"github.com/meshgo/meshagent/agent/handshake"
 	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
@@ -938,10 +939,16 @@ func (s *Server) cmdEvents(c *conn, u accounts.User, r req) {
 
 // ---- sessions, messages, power ----
 
+// cmdAuthCookie issues the relay credential meshctrl asks for before a
+// shell, upload or download: a single-use relay token in [A-Za-z0-9_-], so
+// never a "$" that meshctrl's string replace could corrupt (admin-api.md
+// §6.3). It grants nothing by itself: the relay pairs it only with an agent
+// end of the same user, and the agent end's credential is issued in cmdMsg
+// after the tunnel's rights checks, bound to the device and pairing id.
 func (s *Server) cmdAuthCookie(c *conn, u accounts.User, r req) {
-	ck := s.cookies.mint(cookie{kind: kindUser, userID: u.ID, ip: c.ip, fromToken: c.fromToken}, userCookieLife)
-	rck := s.cookies.mint(cookie{kind: kindRelay, userID: u.ID}, relayCookieLife)
-	c.reply(r, map[string]any{"cookie": ck, "rcookie": rck})
+	ck := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideUser, UserID: u.ID}, userCookieLife)
+	// The agent side is re-issued per tunnel; this one only fills the slot.
+	c.reply(r, map[string]any{"cookie": ck, "rcookie": randomHex(16)})
 }
 
 // cmdMsg routes a message to an agent: tunnels (shell, files), message
@@ -966,7 +973,7 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 	}
 	target := n
 	if typ == "tunnel" {
-		value, proto, ok := rewriteTunnelValue(r.s("value"), n)
+		value, proto, pairID, ok := rewriteTunnelValue(r.s("value"), n)
 		if !ok {
 			c.result(r, "Unable to route")
 			return
@@ -976,7 +983,10 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 			c.result(r, "Unable to route")
 			return
 		}
-		out["value"] = value
+		// The agent end gets a fresh single-use credential bound to this
+		// device, pairing id and user, issued only after the rights checks.
+		rauth := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideAgent, UserID: u.ID, ID: pairID, NodeID: n}, relayCookieLife)
+		out["value"] = value + "&rauth=" + rauth
 		if s.cfg.TLSHash != "" {
 			out["servertlshash"] = strings.ToLower(s.cfg.TLSHash)
 		}
@@ -993,28 +1003,36 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 	c.result(r, "OK")
 }
 
-// rewriteTunnelValue checks a tunnel "value" URL and rewrites its nodeid to
-// the canonical id. Its nodeid must name the same device as the command.
-func rewriteTunnelValue(v, nodeID string) (string, int, bool) {
+// rewriteTunnelValue checks a tunnel "value" URL, rewrites its nodeid to
+// the canonical id and drops the client's rauth (the caller appends a new
+// one). Its nodeid must name the same device as the command.
+func rewriteTunnelValue(v, nodeID string) (value string, proto int, pairID string, ok bool) {
 	const prefix = "*/meshrelay.ashx?"
 	if !strings.HasPrefix(v, prefix) {
-		return "", 0, false
+		return "", 0, "", false
 	}
-	parts := strings.Split(v[len(prefix):], "&")
-	proto := 0
-	for i, p := range parts {
+	var kept []string
+	for _, p := range strings.Split(v[len(prefix):], "&") {
 		k, val, _ := strings.Cut(p, "=")
 		switch k {
 		case "nodeid":
 			if dec, err := urlUnescape(val); err != nil || normID("node", dec) != nodeID {
-				return "", 0, false
+				return "", 0, "", false
 			}
-			parts[i] = "nodeid=" + nodeID
+			p = "nodeid=" + nodeID
 		case "p":
 			fmt.Sscanf(val, "%d", &proto)
+		case "id":
+			pairID, _ = urlUnescape(val)
+		case "rauth", "auth":
+			continue
 		}
+		kept = append(kept, p)
 	}
-	return prefix + strings.Join(parts, "&"), proto, true
+	if pairID == "" {
+		return "", 0, "", false
+	}
+	return prefix + strings.Join(kept, "&"), proto, pairID, true
 }
 
 func (s *Server) cmdToast(c *conn, u accounts.User, r req) {
@@ -1088,7 +1106,7 @@ func (s *Server) cmdPushScript(c *conn, u accounts.User, r req) {
 		default:
 			if _, on := s.online(n); !on {
 				results[n] = "Agent not connected"
-			} else if err := p.PushScript(n, []byte(script)); err != nil {
+			} else if err := p.PushScript(n, []byte(script), u.ID); err != nil {
 				results[n] = "Error: " + err.Error()
 			} else {
 				results[n] = "ok"

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -68,7 +68,7 @@ func (f *fakeAgents) Disconnect(n string) {
 	delete(f.online, n)
 }
 
-func (f *fakeAgents) PushScript(n string, script []byte) error {
+func (f *fakeAgents) PushScript(n string, script []byte, who string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pushed == nil {
@@ -149,28 +149,10 @@ func (e *testEnv) addDevice(meshID, name string, online bool) string {
 	return id
 }
 
-// meshctrlPath finds MeshCentral's CLI: $MESHGO_MESHCENTRAL_DIR, the
-// harness's cache directory, or the development copy in /work/mc.
+// meshctrlPath is MeshCentral's CLI from the interop harness's install.
 func meshctrlPath(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
-	var cands []string
-	if d := os.Getenv("MESHGO_MESHCENTRAL_DIR"); d != "" {
-		cands = append(cands, filepath.Join(d, "node_modules", "meshcentral", "meshctrl.js"))
-	}
-	if c, err := os.UserCacheDir(); err == nil {
-		cands = append(cands, filepath.Join(c, "meshgo", "meshcentral-1.1.55", "node_modules", "meshcentral", "meshctrl.js"))
-	}
-	cands = append(cands, "/work/mc/node_modules/meshcentral/meshctrl.js")
-	for _, p := range cands {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("meshcentral npm package not installed")
-	return ""
+	return filepath.Join(mctest.Install(t), "meshctrl.js")
 }
 
 // meshctrl runs the real CLI against the test server as user/pass.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
@@ -42,9 +43,10 @@ type Agents interface {
 }
 
 // ScriptPusher is optionally implemented by Agents to install a JavaScript
-// core on an agent; the CLI's push-script command needs it.
+// core on an agent; the CLI's push-script command needs it. who is the
+// acting user, for the agent-side audit trail.
 type ScriptPusher interface {
-	PushScript(nodeID string, script []byte) error
+	PushScript(nodeID string, script []byte, who string) error
 }
 
 // Config configures a Server.
@@ -52,6 +54,9 @@ type Config struct {
 	Store    *store.Store
 	Accounts *accounts.Manager
 	Agents   Agents
+	// RelayTokens issues meshrelay.ashx credentials; nil = a private set
+	// (tests without a relay).
+	RelayTokens *relay.Tokens
 
 	ServerName    string // shown in serverinfo.name
 	Port          int    // HTTPS port shown in serverinfo
@@ -78,6 +83,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.RelayTokens == nil {
+		cfg.RelayTokens = relay.NewTokens()
 	}
 	return &Server{
 		cfg:      cfg,

@@ -1,0 +1,84 @@
+package adminapi
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/app"
+)
+
+// FirstAdmin is the account created on a server's first start. The caller
+// prints Password once; it is stored only as a bcrypt hash.
+type FirstAdmin struct {
+	Name, Password string
+}
+
+// Attach builds the admin API over a configured App and mounts its routes
+// on the App's mux; call it before App.Start. When the store has no users
+// it creates the first administrator (returned, else nil) with a random
+// password and full rights on every existing group, so the new admin sees
+// the default group at once.
+func Attach(a *app.App) (*Server, *FirstAdmin, error) {
+	acc := accounts.New(accounts.FromStore(a.Store))
+	name, pass, created, err := acc.EnsureAdmin()
+	if err != nil {
+		return nil, nil, fmt.Errorf("create first admin: %w", err)
+	}
+	var first *FirstAdmin
+	if created {
+		first = &FirstAdmin{Name: name, Password: pass}
+		gs, err := a.Store.Groups()
+		if err != nil {
+			return nil, nil, fmt.Errorf("list groups: %w", err)
+		}
+		for _, g := range gs {
+			if err := acc.SetLink(accounts.UserID(name), g.ID, accounts.FullRights, false); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	_, portStr, _ := net.SplitHostPort(a.Addr())
+	port, _ := strconv.Atoi(portStr)
+	s := New(Config{
+		Store:         a.Store,
+		Accounts:      acc,
+		Agents:        registry{a.Agents},
+		RelayTokens:   a.RelayTokens,
+		ServerName:    "127.0.0.1",
+		Port:          port,
+		TLSHash:       a.Certs.WebCertHashHex(),
+		AgentCertHash: handshake.EncodeID(a.Certs.ServerID[:]),
+	})
+	a.Agents.Subscribe(func(e agentconn.Event) {
+		if e.Kind == agentconn.Message && e.Action == "msg" {
+			// Subscribers must not block the agent's goroutine or keep Data.
+			data := append([]byte(nil), e.Data...)
+			go s.AgentMessage(e.NodeID, data)
+		}
+	})
+	s.Register(a.Mux)
+	return s, first, nil
+}
+
+// registry adapts agentconn's registry to Agents and ScriptPusher.
+type registry struct{ r *agentconn.Server }
+
+func (g registry) Connected(nodeID string) (AgentState, bool) {
+	ai, ok := g.r.Agent(nodeID)
+	if !ok {
+		return AgentState{}, false
+	}
+	return AgentState{ConnectTime: ai.Connected, RemoteAddr: ai.Remote}, true
+}
+
+func (g registry) SendJSON(nodeID string, v any) error { return g.r.SendJSON(nodeID, v) }
+
+func (g registry) Disconnect(nodeID string) { g.r.Disconnect(nodeID, "removed by an administrator") }
+
+func (g registry) PushScript(nodeID string, script []byte, who string) error {
+	return g.r.PushCore(nodeID, script, who)
+}

@@ -1,0 +1,146 @@
+package adminapi
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/server-lite/app"
+)
+
+// syncBuf collects server logs; they are printed only when a test fails.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// liteEnv is a whole in-process server-lite (app + admin API) with the real
+// C agent connected, driven by the real meshctrl.
+type liteEnv struct {
+	*testEnv
+	app    *app.App
+	nodeID string
+}
+
+func newLiteEnv(t *testing.T, core string) *liteEnv {
+	t.Helper()
+	mc := mctest.Install(t)
+	logs := &syncBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	if core == "meshcore" {
+		core = filepath.Join(mc, "agents", "meshcore.js")
+	}
+	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048, CoreFile: core,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, first, err := Attach(a)
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	if first == nil || first.Name != "admin" || len(first.Password) < 16 {
+		t.Fatalf("first admin %+v", first)
+	}
+	a.Start()
+	t.Cleanup(func() { a.Close() })
+	e := &liteEnv{testEnv: &testEnv{t: t, st: a.Store, api: api, url: "wss://" + a.Addr(), admin: first.Name, pass: first.Password}, app: a}
+	msh, err := os.ReadFile(a.MshPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctest.StartCAgent(t, msh)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if ags := a.Agents.Agents(); len(ags) == 1 {
+			e.nodeID = ags[0].NodeID
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if e.nodeID == "" {
+		t.Fatal("C agent did not connect")
+	}
+	return e
+}
+
+func TestInteropCAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the C agent")
+	}
+	e := newLiteEnv(t, "meshcore")
+	short := strings.TrimPrefix(e.nodeID, "node//")
+
+	// The first admin sees the default group and the agent in it, online.
+	var groups []map[string]any
+	e.mustJSON(e.meshctrl("listdevicegroups", "--json"), &groups)
+	if len(groups) != 1 || groups[0]["name"] != app.DefaultGroupName {
+		t.Fatalf("groups %v", groups)
+	}
+	var devs []map[string]any
+	e.mustJSON(e.meshctrl("listdevices", "--json"), &devs)
+	if len(devs) != 1 || devs[0]["_id"] != e.nodeID || devs[0]["conn"] != float64(1) {
+		t.Fatalf("devices %v", devs)
+	}
+	if out := e.meshctrl("deviceinfo", "--id", short); !strings.Contains(out, "Connected now") && !strings.Contains(out, "Agent") {
+		t.Logf("deviceinfo:\n%s", out)
+	}
+
+	// runcommand through the real agent, with and without --reply.
+	var out string
+	for i := 0; i < 50; i++ { // the core may still be starting
+		out = strings.TrimSpace(e.meshctrl("runcommand", "--id", e.nodeID, "--run", "echo hello-from-agent", "--reply"))
+		if strings.Contains(out, "hello-from-agent") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(out, "hello-from-agent") {
+		t.Fatalf("runcommand --reply: %q", out)
+	}
+	if out := strings.TrimSpace(e.meshctrl("runcommand", "--id", short, "--run", "true")); out != "OK" {
+		t.Fatalf("runcommand: %q", out)
+	}
+	time.Sleep(500 * time.Millisecond) // let the previous command finish: the agent runs one at a time
+
+	// A second user without rights on the group sees nothing and is refused.
+	if out := strings.TrimSpace(e.meshctrl("adduser", "--user", "eve", "--pass", "evepass1")); out != "ok" {
+		t.Fatalf("adduser: %q", out)
+	}
+	eve := func(args ...string) string { return strings.TrimSpace(e.meshctrlAs("eve", "evepass1", args...)) }
+	e.mustJSON(eve("listdevices", "--json"), &devs)
+	if len(devs) != 0 {
+		t.Fatalf("eve sees %v", devs)
+	}
+	if out := eve("runcommand", "--id", e.nodeID, "--run", "echo pwned", "--reply"); out != "Invalid nodeid" {
+		t.Fatalf("eve runcommand: %q", out)
+	}
+
+	out = e.meshctrl("listevents")
+	if !strings.Contains(out, "runcommands") {
+		t.Fatalf("listevents:\n%s", out)
+	}
+}
