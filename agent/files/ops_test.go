@@ -288,7 +288,10 @@ func TestZipUnzip(t *testing.T) {
 	if r := c.nextJSON(); r.M["action"] != "dialogmessage" || r.M["msg"] != "zipping" {
 		t.Fatalf("reply %s", r.Raw)
 	}
-	c.waitJSON(func(r reply) bool { _, has := r.M["msg"]; return r.M["action"] == "dialogmessage" && has && r.M["msg"] == nil })
+	c.waitJSON(func(r reply) bool {
+		_, has := r.M["msg"]
+		return r.M["action"] == "dialogmessage" && has && r.M["msg"] == nil
+	})
 	if r := c.nextJSON(); r.M["action"] != "refresh" {
 		t.Fatalf("reply %s", r.Raw)
 	}
