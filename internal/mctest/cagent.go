@@ -92,6 +92,7 @@ func (a *CAgent) start() error {
 		cmd = exec.Command("./meshagent", "run")
 	}
 	cmd.Dir = a.dir
+	cmd.Env = loopbackEnv()
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	setupProc(cmd, sigKill)

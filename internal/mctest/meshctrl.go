@@ -77,6 +77,7 @@ func (s *Server) runMeshctrl(o CtrlOptions, args ...string) (string, string, err
 	if cmd.Dir == "" {
 		cmd.Dir = s.root
 	}
+	cmd.Env = loopbackEnv()
 	if o.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(o.Stdin)
 	}

@@ -271,6 +271,7 @@ func (s *Server) runMeshCentralCmd(timeout time.Duration, args ...string) (strin
 	full := append([]string{filepath.Join(s.mcDir, "meshcentral.js"), "--datapath", s.dataDir}, args...)
 	cmd := exec.CommandContext(ctx, "node", full...)
 	cmd.Dir = s.root
+	cmd.Env = loopbackEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -284,6 +285,7 @@ func (s *Server) launch(timeout time.Duration) error {
 	fmt.Fprintf(logf, "---- mctest: starting MeshCentral on 127.0.0.1:%d at %s\n", s.port, time.Now().Format(time.RFC3339))
 	cmd := exec.Command("node", filepath.Join(s.mcDir, "meshcentral.js"), "--datapath", s.dataDir)
 	cmd.Dir = s.root
+	cmd.Env = loopbackEnv()
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	setupProc(cmd, sigInt)
@@ -419,4 +421,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// loopbackEnv is the environment for MeshCentral, meshctrl and the C agent:
+// the test's own without proxy variables. Everything they talk to is on
+// loopback, and MeshCentral would otherwise try to `npm install`
+// https-proxy-agent into the shared install at start-up.
+func loopbackEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
