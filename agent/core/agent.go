@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha512"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,10 @@ type Config struct {
 	BackoffMax       time.Duration // default 5 min
 	MaxMessage       int64         // post-auth frame limit, default 64 MiB
 
+	// Sessions maps relay protocol numbers (session.Proto*) to their
+	// handlers; a protocol without a handler is refused.
+	Sessions map[int]SessionHandler
+
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).
 	OnEvent func(Event)
@@ -116,6 +121,8 @@ type Agent struct {
 	conn *controlConn // current authenticated connection, nil when offline
 
 	coreMu sync.Mutex // serialises core installs and starts
+
+	runCtx context.Context // lives as long as Run: relay sessions use it
 }
 
 // New validates the configuration and prepares an agent.
@@ -200,6 +207,7 @@ func (a *Agent) Capabilities() uint32 {
 // done, reconnecting with capped exponential backoff and jitter. It returns
 // only when ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	a.runCtx = ctx
 	stopCoreWait := a.startCoreWait(ctx)
 	defer stopCoreWait()
 	next := rand.IntN(len(a.servers)) // start at a random server, as the C agent
@@ -262,6 +270,9 @@ func (b *backoff) next() time.Duration {
 
 // controlConn is one WebSocket to agent.ashx.
 type controlConn struct {
+	url      string
+	certHash [handshake.HashLen]byte // H: what this connection pinned
+	certKey  any                     // the TLS certificate's public key
 	ws       *websocket.Conn
 	writeMu  sync.Mutex
 	lastRead atomic.Int64 // unix nanos
@@ -292,8 +303,7 @@ func (c *controlConn) send(msgs [][]byte) error {
 
 // dial opens the WebSocket and returns it with H, the hash of the TLS
 // certificate the server presented on this very connection.
-func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, [handshake.HashLen]byte, error) {
-	var h [handshake.HashLen]byte
+func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, *x509.Certificate, error) {
 	validate := a.cfg.Settings.Get(MSHValidateCert)
 	d := websocket.Dialer{
 		HandshakeTimeout: a.cfg.DialTimeout,
@@ -309,7 +319,7 @@ func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, [handsha
 	if p := a.cfg.Settings.Get(MSHWebProxy); p != "" {
 		pu, err := url.Parse(p)
 		if err != nil {
-			return nil, h, fmt.Errorf("WebProxy %q: %w", p, err)
+			return nil, nil, fmt.Errorf("WebProxy %q: %w", p, err)
 		}
 		d.Proxy = http.ProxyURL(pu)
 	}
@@ -318,19 +328,19 @@ func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, [handsha
 		if resp != nil {
 			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
 		}
-		return nil, h, fmt.Errorf("connect %s: %w", srv.URL, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", srv.URL, err)
 	}
 	tc, ok := ws.NetConn().(*tls.Conn)
 	if !ok {
 		ws.Close()
-		return nil, h, fmt.Errorf("connect %s: not a TLS connection", srv.URL)
+		return nil, nil, fmt.Errorf("connect %s: not a TLS connection", srv.URL)
 	}
 	certs := tc.ConnectionState().PeerCertificates
 	if len(certs) == 0 {
 		ws.Close()
-		return nil, h, fmt.Errorf("connect %s: server presented no certificate", srv.URL)
+		return nil, nil, fmt.Errorf("connect %s: server presented no certificate", srv.URL)
 	}
-	return ws, handshake.CertHash(certs[0].Raw), nil
+	return ws, certs[0], nil
 }
 
 // sessionCache lets reconnects resume TLS sessions, which makes the skip
@@ -340,11 +350,12 @@ var sessionCache = tls.NewLRUClientSessionCache(8)
 // session runs one connection: dial, authenticate, serve. It reports
 // whether the server authenticated the agent, and why the session ended.
 func (a *Agent) session(ctx context.Context, srv Server) (authenticated bool, err error) {
-	ws, h, err := a.dial(ctx, srv)
+	ws, leaf, err := a.dial(ctx, srv)
 	if err != nil {
 		return false, err
 	}
-	c := &controlConn{ws: ws}
+	h := handshake.CertHash(leaf.Raw)
+	c := &controlConn{ws: ws, url: srv.URL, certHash: h, certKey: leaf.PublicKey}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ws.Close() })

@@ -1,20 +1,64 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/meshgo/meshagent/agent/core"
+	"github.com/meshgo/meshagent/agent/desktop"
+	"github.com/meshgo/meshagent/agent/files"
+	"github.com/meshgo/meshagent/agent/script"
+	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/agent/terminal"
+	"github.com/meshgo/meshagent/scripts"
 )
 
-// scriptHost ties the script runtime to the agent. bind gives the runtime
-// the agent's send path once the agent exists.
+// scriptHost ties the script runtime to the agent: the runtime sends JSON
+// and opens tunnels through the agent, which exists only after the host is
+// made, hence the late binding.
 type scriptHost struct {
-	host        core.ScriptHost
+	host        *script.Host
 	defaultCore []byte
-	bind        func(*core.Agent)
-	close       func()
+	agent       *core.Agent
 }
 
-func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) (*scriptHost, error) {
-	return &scriptHost{bind: func(*core.Agent) {}, close: func() {}}, nil
+func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) *scriptHost {
+	s := &scriptHost{defaultCore: scripts.DefaultCore}
+	srv, _ := settings.Servers()
+	url := ""
+	if len(srv) > 0 {
+		url = srv[0].URL
+	}
+	s.host = script.New(script.Config{
+		Send:       func(msg []byte) error { return s.agent.SendJSON(msg) },
+		OpenTunnel: func(req []byte) error { return s.agent.OpenTunnel(req) },
+		Logger:     log,
+		Agent: script.AgentInfo{
+			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
+			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
+			Settings: settings.Map(),
+		},
+	})
+	return s
+}
+
+// sessionHandlers maps relay protocols to the capability packages.
+func sessionHandlers(log *slog.Logger) map[int]core.SessionHandler {
+	term := func(ctx context.Context, ch session.Channel, info session.Info) error {
+		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
+	}
+	fileSession := func(ctx context.Context, ch session.Channel, info session.Info) error {
+		return files.Serve(ctx, ch, info, files.Options{Logger: log})
+	}
+	return map[int]core.SessionHandler{
+		session.ProtoTerminal:   term,
+		session.ProtoPowerShell: term,
+		session.ProtoUserShell:  term,
+		session.ProtoUserPS:     term,
+		session.ProtoFiles:      fileSession,
+		session.ProtoDesktop: func(ctx context.Context, ch session.Channel, info session.Info) error {
+			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log})
+		},
+		session.ProtoFileTransfer: fileSession,
+	}
 }

@@ -152,14 +152,11 @@ func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
 	if created {
 		log.Info("created a new agent identity", "dir", o.data)
 	}
-	host, err := newScriptHost(log, settings, id, o.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshagent: %v\n", err)
-		return exitFail
-	}
+	host := newScriptHost(log, settings, id, o.data)
+	defer host.host.Close()
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
-		Host: host.host, DefaultCore: host.defaultCore,
+		Host: host.host, DefaultCore: host.defaultCore, Sessions: sessionHandlers(log),
 		Temporary: cmd == "connect", CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
 	})
@@ -167,13 +164,12 @@ func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshagent: %v\n", err)
 		return exitConfig
 	}
-	host.bind(agent)
+	host.agent = agent
 	log.Info("meshagent starting", "version", version, "node_id", id.NodeIDString(), "settings", o.msh, "group", settings.Get(core.MSHMeshName))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	agent.Run(ctx)
-	host.close()
 	log.Info("meshagent stopped")
 	return exitOK
 }

@@ -1,0 +1,323 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// SessionHandler serves one relay session once its protocol is chosen. The
+// handler owns the channel and must close it before returning. Handlers
+// check the rights in info again themselves (defence in depth).
+type SessionHandler func(ctx context.Context, ch session.Channel, info session.Info) error
+
+// TunnelRequest is the server's {"action":"msg","type":"tunnel"} message
+// (control.md §6.8, sessions.md §1.2). Everything in it comes from the user
+// side and was only partly checked by the server.
+type TunnelRequest struct {
+	Value          string          `json:"value"`
+	ServerTLSHash  string          `json:"servertlshash"`
+	Rights         *uint32         `json:"rights"`
+	Consent        uint32          `json:"consent"`
+	UserID         string          `json:"userid"`
+	Username       string          `json:"username"`
+	RealName       string          `json:"realname"`
+	RemoteAddr     string          `json:"remoteaddr"`
+	SessionID      string          `json:"sessionid"`
+	DesktopViewOne bool            `json:"desktopviewonly"`
+	SOptions       json.RawMessage `json:"soptions"`
+}
+
+type tunnelOptions struct {
+	Usages                     []int `json:"usages"`
+	ConsentAutoAccept          bool  `json:"consentAutoAccept"`
+	ConsentAutoAcceptIfNoUser  bool  `json:"consentAutoAcceptIfNoUser"`
+	ConsentAutoAcceptIfDesktop bool  `json:"consentAutoAcceptIfDesktopNoUser"`
+	ConsentAutoAcceptIfTerm    bool  `json:"consentAutoAcceptIfTerminalNoUser"`
+	ConsentAutoAcceptIfFile    bool  `json:"consentAutoAcceptIfFileNoUser"`
+	ConsentAutoAcceptIfFileTyp bool  `json:"consentAautoAcceptIfFileNoUser"` // MeshCentral's spelling
+}
+
+// Relay timing limits.
+const (
+	relayDialTimeout  = 20 * time.Second
+	relayPairTimeout  = 30 * time.Second // the relay itself drops an unpaired end after 15 s
+	relayChooseTimout = 60 * time.Second // from "c" to the protocol number
+)
+
+// OpenTunnel starts a relay session for a server tunnel request. It checks
+// and resolves the request synchronously and serves the session on its own
+// goroutine, so one session never blocks or breaks another or the control
+// channel.
+func (a *Agent) OpenTunnel(msg []byte) error {
+	var req TunnelRequest
+	if err := json.Unmarshal(msg, &req); err != nil {
+		return fmt.Errorf("tunnel request: %w", err)
+	}
+	if req.Rights == nil {
+		return errors.New("tunnel request without rights")
+	}
+	a.mu.Lock()
+	c := a.conn
+	a.mu.Unlock()
+	if c == nil {
+		return errors.New("tunnel request: not connected")
+	}
+	target, err := resolveRelayURL(c.url, req.Value)
+	if err != nil {
+		return err
+	}
+	ctx := a.runCtx
+	go func() {
+		err := a.runTunnel(ctx, c, target, req)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("relay session ended", "user", req.UserID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// resolveRelayURL turns the request's value into the relay URL. Only
+// "*/path" (relative to the control channel) and absolute wss:// URLs on
+// the control channel's own host and port are accepted: the value comes
+// from the user's side and must not send the agent anywhere else
+// (sessions.md §1.4, stricter than the reference).
+func resolveRelayURL(control, value string) (string, error) {
+	cu, err := url.Parse(control)
+	if err != nil {
+		return "", fmt.Errorf("control URL: %w", err)
+	}
+	var target string
+	switch {
+	case strings.HasPrefix(value, "*/"):
+		target = "wss://" + cu.Host + "/" + value[2:]
+	case strings.HasPrefix(value, "wss://"):
+		vu, err := url.Parse(value)
+		if err != nil {
+			return "", fmt.Errorf("relay URL: %w", err)
+		}
+		if !strings.EqualFold(vu.Host, cu.Host) {
+			return "", fmt.Errorf("relay URL host %q is not the control server %q", vu.Host, cu.Host)
+		}
+		target = value
+	default:
+		return "", fmt.Errorf("relay URL %q: only */ or wss:// on the control server are accepted", value)
+	}
+	// Cookies use @ and $ as base64 digits; escape them as the reference does.
+	target = strings.NewReplacer("$", "%24", "@", "%40").Replace(target)
+	tu, err := url.Parse(target)
+	if err != nil || tu.Host != cu.Host || !strings.HasSuffix(tu.Path, "meshrelay.ashx") {
+		return "", fmt.Errorf("relay URL %q does not name the control server's meshrelay.ashx", value)
+	}
+	return target, nil
+}
+
+// relayTLS pins the relay's certificate to the control channel's: the same
+// certificate, the same public key, or the servertlshash the server sent.
+// The check runs inside the TLS handshake, so the rauth cookie in the URL
+// is never sent to a server that fails it.
+func relayTLS(controlHash [handshake.HashLen]byte, controlKey any, serverTLSHash string) *tls.Config {
+	want := strings.ToLower(strings.ReplaceAll(serverTLSHash, ":", ""))
+	return &tls.Config{
+		InsecureSkipVerify: true,
+		ClientSessionCache: sessionCache,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("relay presented no certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			h := handshake.CertHash(leaf.Raw)
+			if h == controlHash || samePublicKey(leaf, controlKey) {
+				return nil
+			}
+			if want != "" && want == hex.EncodeToString(h[:]) {
+				return nil
+			}
+			return fmt.Errorf("relay certificate %X… is not the control channel's", h[:6])
+		},
+	}
+}
+
+func samePublicKey(c *x509.Certificate, key any) bool {
+	k, ok := c.PublicKey.(interface{ Equal(any) bool })
+	return ok && key != nil && k.Equal(key)
+}
+
+// runTunnel connects the relay, waits for pairing, reads the protocol
+// choice, checks rights and consent, and hands the session to its handler.
+func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, req TunnelRequest) error {
+	var so tunnelOptions
+	if len(req.SOptions) > 0 {
+		json.Unmarshal(req.SOptions, &so) // optional; bad options mean no options
+	}
+	info := session.Info{
+		Rights: *req.Rights, Consent: req.Consent, UserID: req.UserID, Username: req.Username,
+		RealName: req.RealName, RemoteIP: req.RemoteAddr, SessionID: req.SessionID, ViewOnly: req.DesktopViewOne,
+	}
+	d := websocket.Dialer{
+		HandshakeTimeout: relayDialTimeout,
+		TLSClientConfig:  relayTLS(c.certHash, c.certKey, req.ServerTLSHash),
+		ReadBufferSize:   64 << 10,
+		WriteBufferSize:  64 << 10,
+	}
+	dctx, cancel := context.WithTimeout(ctx, relayDialTimeout)
+	ws, _, err := d.DialContext(dctx, target, nil)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect relay: %w", err)
+	}
+	ws.SetReadLimit(64 << 20)
+	ch := session.WebSocket(ws)
+	defer ch.Close()
+
+	if err := waitPaired(ctx, ch); err != nil {
+		return err
+	}
+	proto, options, err := a.negotiate(ctx, ch, so)
+	if err != nil {
+		return err
+	}
+	info.Protocol, info.Options = proto, options
+	if len(options) > 0 {
+		var o struct {
+			Consent uint32 `json:"consent"`
+		}
+		if json.Unmarshal(options, &o) == nil {
+			info.Consent |= o.Consent
+		}
+	}
+	handler := a.cfg.Sessions[proto]
+	if handler == nil {
+		sendRelayConsole(ctx, ch, fmt.Sprintf("Unsupported protocol %d", proto), 0)
+		return fmt.Errorf("unsupported relay protocol %d", proto)
+	}
+	if why := refuse(info, so); why != "" {
+		a.consoleToServer(info.SessionID, "Error: "+why)
+		sendRelayConsole(ctx, ch, why, 2)
+		return fmt.Errorf("session refused: %s", why)
+	}
+	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
+	return handler(ctx, ch, info)
+}
+
+// waitPaired reads until the relay's "c" (or "cr" when recording); anything
+// before it is ignored, as the reference does (sessions.md §1.6).
+func waitPaired(ctx context.Context, ch session.Channel) error {
+	ctx, cancel := context.WithTimeout(ctx, relayPairTimeout)
+	defer cancel()
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for the relay to pair: %w", err)
+		}
+		if !f.Binary && (string(f.Data) == "c" || string(f.Data) == "cr") {
+			return nil
+		}
+	}
+}
+
+// negotiate reads the client's options and protocol number (sessions.md
+// §1.7), answering control messages that may come first.
+func (a *Agent) negotiate(ctx context.Context, ch session.Channel, so tunnelOptions) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, relayChooseTimout)
+	defer cancel()
+	var options []byte
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return 0, nil, fmt.Errorf("waiting for the protocol: %w", err)
+		}
+		if f.Binary {
+			continue
+		}
+		s := strings.TrimSpace(string(f.Data))
+		if len(s) > 3 && s[0] == '{' {
+			var m struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(f.Data, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "options":
+				options = append([]byte(nil), f.Data...)
+			case "ping":
+				ch.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"pong"}`)})
+			case "rtt":
+				ch.Write(ctx, f)
+			case "close":
+				return 0, nil, errors.New("client closed before choosing a protocol")
+			}
+			continue
+		}
+		p, err := strconv.Atoi(s)
+		if err != nil || p <= 0 {
+			return 0, nil, fmt.Errorf("bad protocol selection %q", s)
+		}
+		if len(so.Usages) > 0 && !slices.Contains(so.Usages, p) {
+			continue // not allowed for this tunnel: keep waiting, as the reference
+		}
+		return p, options, nil
+	}
+}
+
+// refuse returns why a session may not start, or "" when it may. Rights
+// follow sessions.md §1.10. This agent has no way to ask a local user, so
+// a consent prompt is honoured only where the server's options allow
+// auto-accept; otherwise the session is denied rather than started
+// without the consent the administrator asked for.
+func refuse(info session.Info, so tunnelOptions) string {
+	var allowed bool
+	var prompt uint32
+	var autoAccept bool
+	switch info.Protocol {
+	case session.ProtoTerminal, session.ProtoPowerShell, session.ProtoUserShell, session.ProtoUserPS:
+		allowed, prompt, autoAccept = session.AllowTerminal(info.Rights), session.ConsentTerminalPrompt, so.ConsentAutoAcceptIfTerm
+	case session.ProtoDesktop:
+		allowed, prompt, autoAccept = session.AllowDesktopView(info.Rights), session.ConsentDesktopPrompt, so.ConsentAutoAcceptIfDesktop
+	case session.ProtoFiles:
+		allowed, prompt, autoAccept = session.AllowFiles(info.Rights), session.ConsentFilesPrompt, so.ConsentAutoAcceptIfFile || so.ConsentAutoAcceptIfFileTyp
+	case session.ProtoFileTransfer:
+		allowed = true // the server checked the remote-control right (sessions.md §1.10)
+	default:
+		allowed = info.Rights&session.RightRemoteControl != 0
+	}
+	if !allowed {
+		return "No rights for this session."
+	}
+	if info.Consent&prompt != 0 && !(so.ConsentAutoAccept || so.ConsentAutoAcceptIfNoUser || autoAccept) {
+		return "Denied: user consent is required and this agent cannot ask a local user."
+	}
+	return ""
+}
+
+func sendRelayConsole(ctx context.Context, ch session.Channel, msg string, msgid int) {
+	b, _ := json.Marshal(map[string]any{"ctrlChannel": "102938", "type": "console", "msg": msg, "msgid": msgid})
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ch.Write(wctx, session.Frame{Data: b})
+}
+
+// consoleToServer writes a console line to the user's session, as the
+// reference does for refused tunnels.
+func (a *Agent) consoleToServer(sessionID, text string) {
+	m := map[string]any{"action": "msg", "type": "console", "value": text}
+	if sessionID != "" {
+		m["sessionid"] = sessionID
+	}
+	b, _ := json.Marshal(m)
+	a.SendJSON(b)
+}
