@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,6 +38,9 @@ func newClient(t testing.TB, ch session.Channel, done chan error) *client {
 	}()
 	return c
 }
+
+// quiet keeps the audit log out of test and benchmark output.
+var quiet = slog.New(slog.DiscardHandler)
 
 type transport func(t testing.TB, serve func(session.Channel)) session.Channel
 
@@ -74,7 +78,7 @@ var transports = []struct {
 func startFiles(t testing.TB, tr transport, info session.Info) *client {
 	done := make(chan error, 1)
 	ch := tr(t, func(ch session.Channel) {
-		done <- Serve(context.Background(), ch, info, Options{})
+		done <- Serve(context.Background(), ch, info, Options{Logger: quiet})
 	})
 	c := newClient(t, ch, done)
 	t.Cleanup(func() { c.ch.Close() })

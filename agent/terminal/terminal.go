@@ -142,11 +142,19 @@ func (s *termSession) run(ctx context.Context, grace time.Duration) error {
 		s.pumpOutput(ctx)
 	}()
 
+	keys := make(chan []byte, inputQueue)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.pumpKeys(keys)
+	}()
+
 	inDone := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		inDone <- s.pumpInput(ctx)
+		defer close(keys)
+		inDone <- s.pumpInput(ctx, keys)
 	}()
 
 	var result error
@@ -210,10 +218,28 @@ func (s *termSession) pumpOutput(ctx context.Context) {
 	}
 }
 
+// inputQueue is how many keystroke frames may wait for the shell to read
+// its input. Reading the channel must go on while the shell is busy, or a
+// client that leaves would go unnoticed until the shell reads again.
+const inputQueue = 1024
+
+// pumpKeys types queued keystrokes into the terminal. A write blocks while
+// the shell does not read; closing the terminal unblocks it.
+func (s *termSession) pumpKeys(keys <-chan []byte) {
+	for data := range keys {
+		if _, err := s.p.Write(data); err != nil {
+			for range keys { // keep the reader from blocking
+			}
+			return
+		}
+	}
+}
+
 // pumpInput reads client frames: binary ones are keystrokes, text ones are
 // control messages. It returns when the channel fails or the client asks to
 // close.
-func (s *termSession) pumpInput(ctx context.Context) error {
+func (s *termSession) pumpInput(ctx context.Context, keys chan<- []byte) error {
+	dropped := 0
 	for {
 		f, err := s.ch.Read(ctx)
 		if err != nil {
@@ -223,8 +249,14 @@ func (s *termSession) pumpInput(ctx context.Context) error {
 			if len(f.Data) == 0 {
 				continue
 			}
-			if _, err := s.p.Write(f.Data); err != nil {
-				return fmt.Errorf("terminal input: %w", err)
+			select {
+			case keys <- f.Data:
+			default:
+				// The shell has not read its input for a long time; a
+				// terminal cannot buffer without bound.
+				if dropped++; dropped == 1 || dropped%1000 == 0 {
+					s.log.Warn("terminal input dropped: shell is not reading", "frames", dropped)
+				}
 			}
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +23,10 @@ import (
 	"github.com/meshgo/meshagent/agent/session"
 )
 
-var noLaunch = ""
+var (
+	noLaunch = ""
+	quiet    = slog.New(slog.DiscardHandler)
+)
 
 // client is the viewer end of a session under test. A goroutine reads all
 // frames so tests can wait with timeouts without cancelling channel reads
@@ -177,7 +181,7 @@ var transports = []struct {
 func startTerm(t *testing.T, tr transport, info session.Info) *client {
 	done := make(chan error, 1)
 	ch := tr(t, func(ch session.Channel) {
-		done <- Serve(context.Background(), ch, info, Options{LaunchCommand: &noLaunch, KillGrace: 300 * time.Millisecond})
+		done <- Serve(context.Background(), ch, info, Options{LaunchCommand: &noLaunch, KillGrace: 300 * time.Millisecond, Logger: quiet})
 	})
 	c := newClient(t, ch, done)
 	t.Cleanup(func() { c.ch.Close() })
@@ -409,5 +413,25 @@ func TestTwoSessionsAtOnce(t *testing.T) {
 	m2 := c2.waitOutput(regexp.MustCompile(`two-(\d+)`))
 	if m1[1] == m2[1] {
 		t.Fatal("both sessions share a shell")
+	}
+}
+
+// A client that floods input while the shell is not reading and then leaves
+// must still end the session promptly.
+func TestCloseWhileShellNotReading(t *testing.T) {
+	c := startTerm(t, pipeTransport, adminInfo(""))
+	c.send(true, "echo pid=$$; sleep 300\n")
+	m := c.waitOutput(regexp.MustCompile(`pid=(\d+)`))
+	pid, _ := strconv.Atoi(m[1])
+	chunk := strings.Repeat("x", 4096)
+	for i := 0; i < 2000; i++ {
+		c.send(true, chunk)
+	}
+	c.ch.Close()
+	if err := c.serveResult(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if processAlive(pid) {
+		t.Fatalf("shell %d still alive", pid)
 	}
 }
