@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -57,6 +58,7 @@ type Options struct {
 	Hostname string
 	// TLSSessions, when set, lets TLS resume sessions across connections.
 	TLSSessions tls.ClientSessionCache
+	LocalAddr   net.Addr // optional source address
 	Timeout time.Duration
 }
 
@@ -71,11 +73,23 @@ type Conn struct {
 // Dial opens the TLS WebSocket and returns it with H, the full hash of the
 // TLS certificate the server presented.
 func Dial(ctx context.Context, url string, sessions tls.ClientSessionCache) (*websocket.Conn, [handshake.HashLen]byte, error) {
+	return DialFrom(ctx, url, sessions, nil)
+}
+
+// DialFrom is Dial from a given local address (the load generator spreads
+// connections over 127.0.0.x to stay clear of ephemeral-port exhaustion).
+func DialFrom(ctx context.Context, url string, sessions tls.ClientSessionCache, local net.Addr) (*websocket.Conn, [handshake.HashLen]byte, error) {
 	var h [handshake.HashLen]byte
+	nd := &net.Dialer{LocalAddr: local}
 	d := websocket.Dialer{
+		NetDialContext: nd.DialContext,
 		// Trust comes from the in-band handshake, as with the C agent
 		// (control.md §3.1): any TLS certificate is accepted here.
-		TLSClientConfig:  &tls.Config{InsecureSkipVerify: true, ClientSessionCache: sessions},
+		// X25519 only, as the C agent's OpenSSL offers: Go's default
+		// hybrid post-quantum exchange would make the server's TLS work
+		// unlike a real agent's.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ClientSessionCache: sessions,
+			CurvePreferences: []tls.CurveID{tls.X25519}},
 		HandshakeTimeout: 20 * time.Second,
 		ReadBufferSize:   1024,
 		WriteBufferSize:  1024,
@@ -105,7 +119,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	ws, h, err := Dial(ctx, o.URL, o.TLSSessions)
+	ws, h, err := DialFrom(ctx, o.URL, o.TLSSessions, o.LocalAddr)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,532 @@
+// Command loadgen connects many simulated agents to server-lite (or to any
+// MeshCentral-compatible server given its .msh and process id) over
+// loopback and prints, for the full and the skip handshake path:
+// handshakes per second, server CPU seconds per 1,000 handshakes (from
+// /proc/<pid>/stat) and server RSS per connected agent.
+//
+// It is a measuring program, not a test: figures drift with the machine's
+// load, so compare runs side by side.
+//
+//	go run ./server-lite/cmd/loadgen -n 1000
+//	go run ./server-lite/cmd/loadgen -n 10000 -c 64
+//	go run ./server-lite/cmd/loadgen -msh meshagent.msh -pid 1234 -n 1000   # an already running server
+//
+// Agent identities are RSA-3072 like the C agent's. Generating 10,000
+// RSA-3072 keys would take hours, so identities are derived: a few base
+// keys (cached in -keys) each give many distinct public keys by varying the
+// public exponent over small odd values coprime with φ(n) (65537 plus
+// values with at most 4 bits set, all 17 bits long). Each has its own node
+// id; the server's verification cost is that of a 17-bit exponent with up to
+// 4 bits set, a few percent above e = 65537. Certificates are cached too.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/server-lite/internal/simagent"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "number of simulated agents")
+	conc := flag.Int("c", 4*runtime.NumCPU(), "concurrent handshakes")
+	keysDir := flag.String("keys", filepath.Join(os.TempDir(), "meshgo-loadgen-keys"), "cache of agent identities")
+	mshPath := flag.String("msh", "", "use an already running server: its .msh")
+	pid := flag.Int("pid", 0, "with -msh: the server's process id (for CPU and RSS)")
+	serverBin := flag.String("server", "", "server-lite binary to start (default: go build ./server-lite)")
+	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
+	flag.Parse()
+
+	raiseFileLimit()
+	ids, err := loadIdentities(*keysDir, *n)
+	if err != nil {
+		fatal(err)
+	}
+
+	var stopServer func()
+	if *mshPath == "" {
+		*mshPath, *pid, stopServer, err = startServer(*serverBin, strings.Fields(*serverArgs))
+		if err != nil {
+			fatal(err)
+		}
+		defer stopServer()
+	}
+	if *pid == 0 {
+		fatal(errors.New("-pid is required with -msh"))
+	}
+	m, err := readMsh(*mshPath)
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Printf("server pid %d at %s, %d agents, %d concurrent, %d CPUs, GOMAXPROCS %d\n", *pid, m.url, *n, *conc, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+
+	settle(*pid)
+	floorSign, floorVerify := rsaFloor(ids[0].Key)
+	fmt.Printf("RSA-3072 floor on this machine now: sign %.2f ms, verify %.3f ms CPU\n", ms(floorSign), ms(floorVerify))
+	rss0 := rssKB(*pid)
+	sessions := tls.NewLRUClientSessionCache(16)
+	opts := func(i int, trusted []byte) simagent.Options {
+		return simagent.Options{URL: m.url, ServerID: m.serverID, MeshID: m.meshID, Identity: ids[i], Trusted: trusted,
+			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions,
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}}
+	}
+
+	// Full path: no stored trust, a fresh TLS handshake each.
+	conns := make([]*simagent.Conn, *n)
+	full := phase(*pid, *n, *conc, func(i int) error {
+		o := opts(i, nil)
+		o.TLSSessions = nil
+		c, err := simagent.Connect(context.Background(), o)
+		if err == nil {
+			conns[i] = c
+		}
+		return err
+	})
+	settle(*pid)
+	rssFull := rssKB(*pid)
+	report("full path", full, rss0, rssFull, *n)
+	if full.ok > 0 {
+		fmt.Printf("  ratio to the floor (1 sign + 1 verify): %.2fx\n", ms(full.cpu)/float64(full.ok)/ms(floorSign+floorVerify))
+	}
+
+	// Skip path: disconnect everyone, then reconnect with trust and TLS
+	// session resumption.
+	trust := make([][]byte, *n)
+	for i, c := range conns {
+		if c != nil {
+			trust[i] = c.Trust
+			c.WS.Close()
+		}
+	}
+	conns = make([]*simagent.Conn, *n)
+	settle(*pid)
+	// Prime the session cache with one connection.
+	if c, err := simagent.Connect(context.Background(), opts(0, trust[0])); err == nil {
+		c.WS.Close()
+	}
+	settle(*pid)
+	rss1 := rssKB(*pid)
+	var resumed atomic.Int64
+	skip := phase(*pid, *n, *conc, func(i int) error {
+		c, err := simagent.Connect(context.Background(), opts(i, trust[i]))
+		if err != nil {
+			return err
+		}
+		if !c.Skip {
+			return errors.New("server did not take the skip path")
+		}
+		if tc, ok := c.WS.NetConn().(*tls.Conn); ok && tc.ConnectionState().DidResume {
+			resumed.Add(1)
+		}
+		conns[i] = c
+		return nil
+	})
+	settle(*pid)
+	rssSkip := rssKB(*pid)
+	report("skip path", skip, rss1, rssSkip, *n)
+	if skip.ok > 0 {
+		fmt.Printf("  ratio to the floor (1 verify): %.2fx\n", ms(skip.cpu)/float64(skip.ok)/ms(floorVerify))
+	}
+	fmt.Printf("  TLS sessions resumed: %d of %d\n", resumed.Load(), skip.ok)
+	for _, c := range conns {
+		if c != nil {
+			c.WS.Close()
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+func selfCPU() time.Duration {
+	var r syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r)
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+}
+
+// rsaFloor measures, in this process and now, the CPU cost of the RSA work
+// the server cannot avoid: one RSA-3072 PKCS#1 v1.5 SHA-384 signature (full
+// path) and one verification of an agent signature (both paths).
+func rsaFloor(agentKey *rsa.PrivateKey) (sign, verify time.Duration) {
+	k, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		return 0, 0
+	}
+	var h [48]byte
+	c := selfCPU()
+	for i := 0; i < 30; i++ {
+		rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA384, h[:])
+	}
+	sign = (selfCPU() - c) / 30
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, agentKey, crypto.SHA384, h[:])
+	c = selfCPU()
+	for i := 0; i < 300; i++ {
+		rsa.VerifyPKCS1v15(&agentKey.PublicKey, crypto.SHA384, h[:], sig)
+	}
+	verify = (selfCPU() - c) / 300
+	return sign, verify
+}
+
+type result struct {
+	ok, failed int
+	wall       time.Duration
+	cpu        time.Duration
+	firstErr   error
+}
+
+// phase runs fn for 0..n-1 with conc workers and measures the server's CPU.
+func phase(pid, n, conc int, fn func(i int) error) result {
+	var next atomic.Int64
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	cpu0 := cpuTime(pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	// Include the server's trailing work (batched store writes).
+	time.Sleep(300 * time.Millisecond)
+	return result{ok: int(ok.Load()), failed: int(failed.Load()), wall: wall, cpu: cpuTime(pid) - cpu0, firstErr: firstErr}
+}
+
+func report(name string, r result, rssBefore, rssAfter int64, n int) {
+	fmt.Printf("%s: %d ok, %d failed in %.2fs\n", name, r.ok, r.failed, r.wall.Seconds())
+	if r.firstErr != nil {
+		fmt.Printf("  first error: %v\n", r.firstErr)
+	}
+	if r.ok == 0 {
+		return
+	}
+	fmt.Printf("  handshakes/s:                    %.0f\n", float64(r.ok)/r.wall.Seconds())
+	fmt.Printf("  server CPU per 1,000 handshakes: %.2f s (%.3f ms each)\n", r.cpu.Seconds()*1000/float64(r.ok), float64(r.cpu.Microseconds())/1000/float64(r.ok))
+	fmt.Printf("  server RSS: %.1f MB -> %.1f MB, %.1f kB per connected agent\n", float64(rssBefore)/1024, float64(rssAfter)/1024, float64(rssAfter-rssBefore)/float64(r.ok))
+}
+
+// cpuTime reads utime+stime of a process from /proc/<pid>/stat (children
+// not included: server-lite runs no helpers).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields overall.
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // CLK_TCK = 100 on Linux
+}
+
+func rssKB(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+// settle waits until the server has been idle for a moment.
+func settle(pid int) {
+	last := cpuTime(pid)
+	for i := 0; i < 50; i++ {
+		time.Sleep(300 * time.Millisecond)
+		c := cpuTime(pid)
+		if c-last < 20*time.Millisecond {
+			return
+		}
+		last = c
+	}
+}
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+type mshInfo struct {
+	url      string
+	serverID [48]byte
+	meshID   [48]byte
+}
+
+func readMsh(path string) (mshInfo, error) {
+	var m mshInfo
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, err
+	}
+	kv := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			kv[k] = v
+		}
+	}
+	m.url = kv["MeshServer"]
+	sid, err1 := hex.DecodeString(kv["ServerID"])
+	mid, err2 := hex.DecodeString(strings.TrimPrefix(kv["MeshID"], "0x"))
+	if err1 != nil || err2 != nil || len(sid) != 48 || len(mid) != 48 || m.url == "" {
+		return m, fmt.Errorf("%s: not a usable .msh", path)
+	}
+	copy(m.serverID[:], sid)
+	copy(m.meshID[:], mid)
+	return m, nil
+}
+
+// startServer builds and starts server-lite with a fresh data directory on
+// a free loopback port and returns its .msh, pid and a stop function.
+func startServer(bin string, extra []string) (string, int, func(), error) {
+	dir, err := os.MkdirTemp("", "loadgen-server-")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if bin == "" {
+		bin = filepath.Join(dir, "server-lite")
+		b := exec.Command("go", "build", "-o", bin, "./server-lite")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return "", 0, nil, fmt.Errorf("build server-lite (run from the repository root): %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, _ := os.Create(filepath.Join(dir, "server.log"))
+	cmd := exec.Command(bin, append([]string{"--data", filepath.Join(dir, "data"), "--listen", addr}, extra...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+		os.RemoveAll(dir)
+	}
+	msh := filepath.Join(dir, "data", "meshagent.msh")
+	for i := 0; i < 600; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			if _, err := os.Stat(msh); err == nil {
+				return msh, cmd.Process.Pid, stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", 0, nil, errors.New("server-lite did not start")
+}
+
+// Identities ------------------------------------------------------------
+
+const perBase = 121 // 65537 plus 120 exponents 2^16 + (2..4 low bits) + 1
+
+// exponents returns odd 17-bit exponents with at most 4 bits set, 65537 first.
+func exponents() []int {
+	out := []int{65537}
+	for a := 1; a < 16; a++ {
+		out = append(out, 1<<16|1<<a|1)
+	}
+	for a := 1; a < 16; a++ {
+		for b := a + 1; b < 16; b++ {
+			out = append(out, 1<<16|1<<a|1<<b|1)
+		}
+	}
+	return out
+}
+
+// loadIdentities returns n identities, generating and caching what is missing.
+func loadIdentities(dir string, n int) ([]simagent.Identity, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	bases := n*3/(2*perBase) + 2 // spare: some exponents are not coprime with φ
+	keys := make([]*rsa.PrivateKey, bases)
+	var wg sync.WaitGroup
+	var genErr error
+	var mu sync.Mutex
+	sem := make(chan struct{}, runtime.NumCPU())
+	start := time.Now()
+	for b := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			k, err := baseKey(dir, b)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && genErr == nil {
+				genErr = err
+			}
+			keys[b] = k
+		}()
+	}
+	wg.Wait()
+	if genErr != nil {
+		return nil, genErr
+	}
+	var derived []*rsa.PrivateKey
+	for _, k := range keys {
+		for _, e := range exponents() {
+			if len(derived) == n {
+				break
+			}
+			if d := derive(k, e); d != nil {
+				derived = append(derived, d)
+			}
+		}
+	}
+	if len(derived) < n {
+		return nil, fmt.Errorf("only %d identities derivable", len(derived))
+	}
+	ids := make([]simagent.Identity, n)
+	errs := make(chan error, n)
+	next := atomic.Int64{}
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				id, err := identity(dir, i, derived[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[i] = id
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		fmt.Printf("identities ready in %.1fs (cached in %s)\n", d.Seconds(), dir)
+	}
+	return ids, nil
+}
+
+func baseKey(dir string, i int) (*rsa.PrivateKey, error) {
+	path := filepath.Join(dir, fmt.Sprintf("base-%04d.key", i))
+	if b, err := os.ReadFile(path); err == nil {
+		if blk, _ := pem.Decode(b); blk != nil {
+			if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+				return k, nil
+			}
+		}
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		return nil, err
+	}
+	b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	return k, os.WriteFile(path, b, 0o600)
+}
+
+func derive(k *rsa.PrivateKey, e int) *rsa.PrivateKey {
+	if e == k.E {
+		return k
+	}
+	one := big.NewInt(1)
+	p, q := k.Primes[0], k.Primes[1]
+	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+	d := new(big.Int).ModInverse(big.NewInt(int64(e)), phi)
+	if d == nil {
+		return nil
+	}
+	nk := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: k.N, E: e}, D: d, Primes: []*big.Int{p, q}}
+	nk.Precompute()
+	if nk.Validate() != nil {
+		return nil
+	}
+	return nk
+}
+
+// identity loads or creates the certificate of derived key i; the cache is
+// keyed by the public key so a changed derivation never reuses a stale one.
+func identity(dir string, i int, k *rsa.PrivateKey) (simagent.Identity, error) {
+	id := handshake.NodeID(&k.PublicKey)
+	path := filepath.Join(dir, fmt.Sprintf("cert-%x.der", id[:12]))
+	if der, err := os.ReadFile(path); err == nil {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.Equal(&k.PublicKey) {
+				return simagent.Identity{Key: k, CertDER: der}, nil
+			}
+		}
+	}
+	ident, err := simagent.NewIdentity(k)
+	if err != nil {
+		return ident, err
+	}
+	return ident, os.WriteFile(path, ident.CertDER, 0o600)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "loadgen:", err)
+	os.Exit(1)
+}
