@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/meshgo/meshagent/agent/handshake"
 	"github.com/meshgo/meshagent/server-lite/accounts"
@@ -54,10 +55,17 @@ func Attach(a *app.App) (*Server, *FirstAdmin, error) {
 		AgentCertHash: handshake.EncodeID(a.Certs.ServerID[:]),
 	})
 	a.Agents.Subscribe(func(e agentconn.Event) {
-		if e.Kind == agentconn.Message && e.Action == "msg" {
-			// Subscribers must not block the agent's goroutine or keep Data.
-			data := append([]byte(nil), e.Data...)
-			go s.AgentMessage(e.NodeID, data)
+		// Subscribers must not block the agent's goroutine or keep Data.
+		switch e.Kind {
+		case agentconn.Message:
+			if e.Action == "msg" {
+				data := append([]byte(nil), e.Data...)
+				go s.AgentMessage(e.NodeID, data)
+			}
+		case agentconn.Connected:
+			go s.NodeConnect(e.NodeID, e.Agent.GroupID, true, e.Agent.Connected)
+		case agentconn.Disconnected:
+			go s.NodeConnect(e.NodeID, e.Agent.GroupID, false, time.Now())
 		}
 	})
 	s.Register(a.Mux)
@@ -72,7 +80,7 @@ func (g registry) Connected(nodeID string) (AgentState, bool) {
 	if !ok {
 		return AgentState{}, false
 	}
-	return AgentState{ConnectTime: ai.Connected, RemoteAddr: ai.Remote}, true
+	return AgentState{ConnectTime: ai.Connected, RemoteAddr: ai.Remote, CoreName: ai.CoreName, CoreHash: ai.CoreHash, Flavor: ai.Flavor}, true
 }
 
 func (g registry) SendJSON(nodeID string, v any) error { return g.r.SendJSON(nodeID, v) }

@@ -182,6 +182,20 @@ func (s *Server) dropSession(c *conn) {
 	}
 }
 
+// Close ends every control session (http.Server.Shutdown does not close
+// hijacked WebSocket connections). Call it when the server stops.
+func (s *Server) Close() {
+	s.mu.Lock()
+	cs := make([]*conn, 0, len(s.sessions))
+	for _, c := range s.sessions {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+}
+
 // closeUserSessions ends every session of a user (account deleted).
 func (s *Server) closeUserSessions(userID string) {
 	s.mu.Lock()

@@ -126,3 +126,30 @@ func eventJSON(e store.Event, forDevice bool) map[string]any {
 	}
 	return m
 }
+
+// NodeConnect pushes MeshCentral's live "nodeconnect" event (admin-api.md
+// §5.2, §5.3) to sessions that can see the device: conn and pwr are 1 when
+// the agent is online, 0 when it went away. It is not stored (nolog), as in
+// MeshCentral; agentconn logs connects and disconnects itself.
+func (s *Server) NodeConnect(nodeID, groupID string, online bool, at time.Time) {
+	ev := map[string]any{"action": "nodeconnect", "nodeid": nodeID, "meshid": groupID, "conn": 0, "pwr": 0,
+		"nolog": 1, "nopeers": 1, "domain": "", "id": randomHex(8)}
+	if online {
+		ev["conn"], ev["pwr"], ev["ct"] = 1, 1, at.UnixMilli()
+	}
+	s.mu.Lock()
+	cs := make([]*conn, 0, len(s.sessions))
+	for _, c := range s.sessions {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		u, err := s.cfg.Accounts.Get(c.userID)
+		if err != nil {
+			continue
+		}
+		if u.HasSite(accounts.SiteAllEvents) || accounts.EffectiveRights(u, groupID, nodeID).Visible {
+			c.send(map[string]any{"action": "event", "event": ev})
+		}
+	}
+}

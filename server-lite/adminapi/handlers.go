@@ -137,6 +137,8 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 		s.cmdLoginTokens(c, u, r)
 	case "pushscript":
 		s.cmdPushScript(c, u, r)
+	case "devicecores":
+		s.cmdDeviceCores(c, u, r)
 	default:
 		// MeshCentral stays silent here and clients hang; answer instead (§6.4).
 		c.result(r, "Unknown action")
@@ -1115,6 +1117,39 @@ func (s *Server) cmdPushScript(c *conn, u accounts.User, r req) {
 		}
 	}
 	c.reply(r, map[string]any{"results": results})
+}
+
+// cmdDeviceCores is server-lite's own action (used by its CLI): which core
+// each visible device runs, from the live registry and the stored record.
+func (s *Server) cmdDeviceCores(c *conn, u accounts.User, r req) {
+	ds, err := s.cfg.Store.Devices()
+	if err != nil {
+		c.result(r, "Internal error")
+		return
+	}
+	groups, _ := s.groups()
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name || (ds[i].Name == ds[j].Name && ds[i].ID < ds[j].ID) })
+	out := []any{}
+	for _, d := range ds {
+		g, ok := groups[d.GroupID]
+		if !ok || !accounts.EffectiveRights(u, d.GroupID, d.ID).Visible {
+			continue
+		}
+		m := map[string]any{"_id": d.ID, "name": d.Name, "meshid": d.GroupID, "groupname": g.Name, "online": false,
+			"core": d.CoreName, "coreHash": d.CoreHash, "pinnedCoreHash": d.PinnedCoreHash}
+		if st, on := s.online(d.ID); on {
+			m["online"] = true
+			if st.CoreName != "" {
+				m["core"] = st.CoreName
+			}
+			if st.CoreHash != "" {
+				m["coreHash"] = st.CoreHash
+			}
+			m["flavor"] = st.Flavor
+		}
+		out = append(out, m)
+	}
+	c.reply(r, map[string]any{"devices": out})
 }
 
 // ---- login tokens ----

@@ -29,6 +29,9 @@ import (
 type AgentState struct {
 	ConnectTime time.Time
 	RemoteAddr  string // "ip:port"
+	CoreName    string // what the running core reports in coreinfo
+	CoreHash    string // hex hash of the running core, as the agent reports it
+	Flavor      string // agentconn's guess: "js-core" (C agent), "local-core" (ours)
 }
 
 // Agents is the part of the agent registry the API needs. The main package
