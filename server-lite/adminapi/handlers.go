@@ -1128,7 +1128,9 @@ func (s *Server) cmdDeviceCores(c *conn, u accounts.User, r req) {
 		return
 	}
 	groups, _ := s.groups()
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name || (ds[i].Name == ds[j].Name && ds[i].ID < ds[j].ID) })
+	sort.Slice(ds, func(i, j int) bool {
+		return ds[i].Name < ds[j].Name || (ds[i].Name == ds[j].Name && ds[i].ID < ds[j].ID)
+	})
 	out := []any{}
 	for _, d := range ds {
 		g, ok := groups[d.GroupID]

@@ -274,7 +274,9 @@ func listDevices(ctx context.Context, c *client, group string) ([]device, error)
 				Core: str(agent, "core"), Online: int(conn)&1 != 0, raw: d})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].ID < out[j].ID)
+	})
 	return out, nil
 }
 
