@@ -8,8 +8,10 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshgo/meshagent/agent/session"
 )
@@ -365,7 +367,7 @@ func TestKilledMidDownload(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "big")
 			os.WriteFile(p, randomData(t, 4<<20), 0o644)
-			before := countFDs(t)
+			before, goroutines := countFDs(t), runtime.NumGoroutine()
 			c := startFiles(t, tc.tr, adminInfo())
 			c.cmd(false, map[string]any{"action": "download", "sub": "start", "id": "d", "path": p})
 			c.nextJSON()
@@ -381,6 +383,7 @@ func TestKilledMidDownload(t *testing.T) {
 				if after := countFDs(t); after > before {
 					t.Fatalf("fd leak: %d before, %d after", before, after)
 				}
+				waitGoroutines(t, goroutines)
 			}
 		})
 	}
@@ -439,5 +442,16 @@ func TestFileTransferProtocol10(t *testing.T) {
 	c = startFiles(t, pipeTransport, info)
 	if r := c.nextJSON(); r.M["op"] != "cancel" {
 		t.Fatalf("reply %s", r.Raw)
+	}
+}
+
+// waitGoroutines fails if the goroutine count does not fall back to n.
+func waitGoroutines(t testing.TB, n int) {
+	t.Helper()
+	for i := 0; i < 100 && runtime.NumGoroutine() > n; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > n {
+		t.Fatalf("goroutine leak: %d before, %d after", n, g)
 	}
 }

@@ -279,7 +279,7 @@ func countFDs(t *testing.T) int {
 func TestChannelCloseKillsShell(t *testing.T) {
 	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
-			before := 0
+			before, goroutines := 0, runtime.NumGoroutine()
 			if tc.name == "pipe" && runtime.GOOS == "linux" {
 				before = countFDs(t)
 			}
@@ -317,6 +317,12 @@ func TestChannelCloseKillsShell(t *testing.T) {
 				}
 				if after > before {
 					t.Errorf("fd leak: %d open before, %d after", before, after)
+				}
+				for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if g := runtime.NumGoroutine(); g > goroutines {
+					t.Errorf("goroutine leak: %d before, %d after", goroutines, g)
 				}
 			}
 		})
