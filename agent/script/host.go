@@ -1,0 +1,244 @@
+// Package script hosts the agent's JavaScript core: one goja runtime on its
+// own goroutine with an event loop, native modules reached with require(),
+// and containment (per-turn time budget, heap watchdog, crash restart with
+// backoff) so that a broken or hostile core can never take the agent down.
+//
+// The package API is Go-only: nothing outside agent/script sees goja, so the
+// rest of the agent does not depend on the engine.
+package script
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// APIVersion is the version of the JavaScript surface described in
+// scripts/README.md (require('mesh').version). Bump the minor number when
+// adding functions, the major number when changing existing ones.
+const APIVersion = "1.0"
+
+// AgentInfo describes this agent to scripts (require('mesh').info).
+type AgentInfo struct {
+	NodeID    string            // MeshCentral @/$ base64 node id
+	ServerURL string            // control channel URL
+	MeshID    string            // device group id
+	AgentID   int               // architecture number (control.md 8), e.g. 6 = Linux x86-64
+	Caps      int               // coreinfo caps the core reports; 0 = 14 (terminal, files, console)
+	Hostname  string            // device name
+	Version   string            // agent version string
+	DataDir   string            // where the agent keeps its state
+	Settings  map[string]string // .msh keys
+}
+
+// Config wires a Host to the rest of the agent.
+type Config struct {
+	// Send transmits one JSON object to the server as a text frame on the
+	// control channel. It must be safe to call from any goroutine and
+	// return an error when disconnected.
+	Send func(msg []byte) error
+	// OpenTunnel hands a server {"action":"msg","type":"tunnel",...}
+	// request to the native relay client.
+	OpenTunnel func(req []byte) error
+	// PowerAction performs a power action (control.md 6.7 actiontype).
+	// Nil disables power actions: scripts get an error instead. Kept
+	// injectable so tests and development runs can never power off a host.
+	PowerAction func(action int) error
+	Logger      *slog.Logger
+	Agent       AgentInfo
+	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)
+	// above which the running core is killed and restarted; 0 = 256 MiB.
+	MemoryLimit uint64
+	// TurnBudget is the longest one event-loop turn (a timer callback, one
+	// delivered message, ...) may run before it is interrupted; 0 = 5 s.
+	TurnBudget time.Duration
+	// RestartDelay is the first back-off delay after a crash, doubled on
+	// each further crash up to one minute; 0 = 1 s.
+	RestartDelay time.Duration
+}
+
+const (
+	defaultMemoryLimit  = 256 << 20
+	defaultTurnBudget   = 5 * time.Second
+	defaultRestartDelay = time.Second
+	maxRestartDelay     = time.Minute
+	// stableAfter: a core that ran this long without crashing resets the
+	// back-off, so one crash a day does not end up delayed by a minute.
+	stableAfter = time.Minute
+	// inboxSize bounds queued server messages; beyond it messages are
+	// dropped (and logged) rather than blocking the control channel.
+	inboxSize = 512
+)
+
+// Host runs at most one script at a time and restarts it after crashes.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cur     *vm
+	name    string
+	src     []byte
+	gen     uint64 // bumped by Start/Stop/Close; stale restarts are ignored
+	delay   time.Duration
+	closed  bool
+	restart *time.Timer
+}
+
+// New returns a Host with no script running.
+func New(cfg Config) *Host {
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit
+	}
+	if cfg.TurnBudget == 0 {
+		cfg.TurnBudget = defaultTurnBudget
+	}
+	if cfg.RestartDelay == 0 {
+		cfg.RestartDelay = defaultRestartDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Send == nil {
+		cfg.Send = func([]byte) error { return errors.New("not connected") }
+	}
+	return &Host{cfg: cfg, log: cfg.Logger.With("component", "script"), delay: cfg.RestartDelay}
+}
+
+// Start (re)starts the runtime with src, replacing any running script. It
+// returns an error only when src does not compile; runtime errors are
+// reported to the server and handled by the restart policy.
+func (h *Host) Start(name string, src []byte) error {
+	prog, err := compile(name, src)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errors.New("script host closed")
+	}
+	old := h.stopLocked()
+	h.name, h.src = name, src
+	h.delay = h.cfg.RestartDelay
+	h.launchLocked(prog)
+	h.mu.Unlock()
+	if old != nil {
+		old.wait()
+	}
+	return nil
+}
+
+// launchLocked starts a vm for the current script; h.mu held.
+func (h *Host) launchLocked(prog *program) {
+	v := newVM(h, h.gen, h.name, prog)
+	h.cur = v
+	go v.run()
+}
+
+// stopLocked stops the current vm and cancels pending restarts; h.mu held.
+// It returns the stopped vm so the caller can wait for it unlocked.
+func (h *Host) stopLocked() *vm {
+	h.gen++
+	if h.restart != nil {
+		h.restart.Stop()
+		h.restart = nil
+	}
+	v := h.cur
+	h.cur = nil
+	if v != nil {
+		v.kill(errStopped)
+	}
+	return v
+}
+
+// Stop stops the script (the server cleared the core).
+func (h *Host) Stop() {
+	h.mu.Lock()
+	old := h.stopLocked()
+	h.name, h.src = "", nil
+	h.mu.Unlock()
+	if old != nil {
+		old.wait()
+	}
+}
+
+// Close stops the script for good; later Start calls fail.
+func (h *Host) Close() {
+	h.Stop()
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+}
+
+// Running returns the name of the running (or restarting) script, "" if
+// none.
+func (h *Host) Running() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.name
+}
+
+// Deliver queues one JSON object from the server for the script. It never
+// blocks: with no runtime up, or a full queue, the message is dropped and
+// logged. msg is copied.
+func (h *Host) Deliver(msg []byte) {
+	h.mu.Lock()
+	v := h.cur
+	h.mu.Unlock()
+	if v == nil {
+		h.log.Warn("no script running, message dropped", "bytes", len(msg))
+		return
+	}
+	m := append([]byte(nil), msg...)
+	select {
+	case v.inbox <- m:
+	default:
+		h.log.Warn("script inbox full, message dropped", "script", v.name, "bytes", len(msg))
+	}
+}
+
+// exited is called by a vm's goroutine when it ends. Crashes of the current
+// vm schedule a restart with exponential back-off.
+func (h *Host) exited(v *vm, reason error, lived time.Duration) {
+	if errors.Is(reason, errStopped) {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cur != v || h.closed {
+		return
+	}
+	h.cur = nil
+	if lived > stableAfter {
+		h.delay = h.cfg.RestartDelay
+	}
+	d := h.delay
+	h.delay = min(h.delay*2, maxRestartDelay)
+	h.log.Error("script crashed, restarting", "script", v.name, "err", reason, "in", d)
+	h.reportError(fmt.Sprintf("core %s crashed: %v; restarting in %s", v.name, reason, d))
+	gen := h.gen
+	h.restart = time.AfterFunc(d, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.gen != gen || h.closed || h.src == nil {
+			return
+		}
+		prog, err := compile(h.name, h.src)
+		if err != nil { // cannot happen: it compiled at Start
+			h.log.Error("recompile failed", "err", err)
+			return
+		}
+		h.launchLocked(prog)
+	})
+}
+
+// reportError sends an errorlog entry to the server (best effort).
+func (h *Host) reportError(text string) {
+	b := appendErrorLog(nil, text, time.Now())
+	if err := h.cfg.Send(b); err != nil {
+		h.log.Debug("errorlog not sent", "err", err)
+	}
+}

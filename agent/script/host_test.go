@@ -1,0 +1,289 @@
+package script
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/scripts"
+)
+
+// capture is the fake Send: it records every JSON object the core sends.
+type capture struct {
+	mu   sync.Mutex
+	msgs []map[string]any
+	ch   chan struct{}
+}
+
+func newCapture() *capture { return &capture{ch: make(chan struct{}, 1024)} }
+
+func (c *capture) send(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("core sent invalid JSON %q: %w", b, err)
+	}
+	c.mu.Lock()
+	c.msgs = append(c.msgs, m)
+	c.mu.Unlock()
+	select {
+	case c.ch <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// wait returns the first message (since index from) matching pred.
+func (c *capture) wait(t *testing.T, timeout time.Duration, pred func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		for _, m := range c.msgs {
+			if pred(m) {
+				c.mu.Unlock()
+				return m
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.ch:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			t.Fatalf("no matching message in %v; got %v", timeout, c.msgs)
+			return nil
+		}
+	}
+}
+
+func (c *capture) reset() {
+	c.mu.Lock()
+	c.msgs = nil
+	c.mu.Unlock()
+}
+
+func isAction(a string) func(map[string]any) bool {
+	return func(m map[string]any) bool { return m["action"] == a }
+}
+
+func isMsg(typ, sessionid string) func(map[string]any) bool {
+	return func(m map[string]any) bool {
+		return m["action"] == "msg" && m["type"] == typ && (sessionid == "" || m["sessionid"] == sessionid)
+	}
+}
+
+func startCore(t *testing.T, cfg Config) (*Host, *capture) {
+	t.Helper()
+	c := newCapture()
+	cfg.Send = c.send
+	cfg.Agent = AgentInfo{NodeID: "@node", ServerURL: "wss://127.0.0.1/agent.ashx", AgentID: 6, Version: "test", DataDir: t.TempDir()}
+	h := New(cfg)
+	t.Cleanup(h.Close)
+	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {
+		t.Fatal(err)
+	}
+	return h, c
+}
+
+func deliver(h *Host, m map[string]any) {
+	b, _ := json.Marshal(m)
+	h.Deliver(b)
+}
+
+const admin = float64(0xFFFFFFFF)
+
+func TestDefaultCoreStartup(t *testing.T) {
+	h, c := startCore(t, Config{})
+	ci := c.wait(t, 10*time.Second, isAction("coreinfo"))
+	if v, _ := ci["value"].(string); !strings.HasPrefix(v, "meshgo ") || ci["caps"] != float64(14) || ci["osdesc"] == "" {
+		t.Errorf("bad coreinfo %v", ci)
+	}
+	ni := c.wait(t, 10*time.Second, isAction("netinfo"))
+	if _, ok := ni["netif2"].(map[string]any); !ok {
+		t.Errorf("bad netinfo %v", ni)
+	}
+	if h.Running() != "defaultcore" {
+		t.Errorf("Running() = %q", h.Running())
+	}
+
+	// sysinfo: answered with a hash; not answered when the hash matches.
+	deliver(h, map[string]any{"action": "sysinfo"})
+	si := c.wait(t, 10*time.Second, isAction("sysinfo"))
+	data := si["data"].(map[string]any)
+	hash, _ := data["hash"].(string)
+	if len(hash) != 96 {
+		t.Fatalf("sysinfo hash %q", hash)
+	}
+	c.reset()
+	deliver(h, map[string]any{"action": "sysinfo", "hash": hash})
+	deliver(h, map[string]any{"action": "ping"})
+	c.wait(t, 5*time.Second, isAction("pong"))
+	time.Sleep(300 * time.Millisecond)
+	c.mu.Lock()
+	for _, m := range c.msgs {
+		if m["action"] == "sysinfo" {
+			t.Errorf("sysinfo resent although the hash matched")
+		}
+	}
+	c.mu.Unlock()
+}
+
+func TestConsoleCommands(t *testing.T) {
+	h, c := startCore(t, Config{})
+	tests := []struct {
+		name, cmd string
+		rights    float64
+		want      string // substring of the reply; "" = no reply expected
+	}{
+		{"help", "help", 8 | 16, "Available commands"},
+		{"info", "info", 8 | 16, "Node ID: @node"},
+		{"unknown", "frobnicate", 8 | 16, `Unknown command "frobnicate"`},
+		{"eval admin", `eval "1+2"`, admin, "3"},
+		{"eval refused", `eval "1+2"`, 8 | 16, "Access denied"},
+		{"ps", "ps", 8 | 16, ", "},
+		{"args", `args one --x 5 "two words"`, 8 | 16, `"x":5`},
+		{"ls", "ls /", 8 | 16, "(Folder)"},
+		{"power disabled", "power 3", 8 | 16, "disabled"},
+		{"no console right", "help", 8, ""},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sid := fmt.Sprintf("user/domain/u/%d", i)
+			deliver(h, map[string]any{"action": "msg", "type": "console", "value": tc.cmd, "rights": tc.rights, "sessionid": sid})
+			if tc.want == "" {
+				time.Sleep(300 * time.Millisecond)
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, m := range c.msgs {
+					if m["sessionid"] == sid {
+						t.Errorf("unexpected reply %v", m)
+					}
+				}
+				return
+			}
+			m := c.wait(t, 10*time.Second, isMsg("console", sid))
+			if v, _ := m["value"].(string); !strings.Contains(v, tc.want) {
+				t.Errorf("reply %q does not contain %q", v, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	h, c := startCore(t, Config{})
+	tests := []struct {
+		name  string
+		cmds  string
+		reply bool
+		want  string
+	}{
+		{"reply", "echo hello-$((6*7))", true, "hello-42"},
+		{"multi-line", "x=abc\necho $x; echo err 1>&2", true, "abc\nerr"},
+		{"console", "echo to-console", false, "to-console"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rid := fmt.Sprintf("r%d", i)
+			sid := "sess" + rid
+			deliver(h, map[string]any{"action": "runcommands", "type": 3, "cmds": tc.cmds, "runAsUser": 0,
+				"reply": tc.reply, "responseid": rid, "sessionid": sid})
+			var got string
+			if tc.reply {
+				m := c.wait(t, 10*time.Second, func(m map[string]any) bool { return isMsg("runcommands", "")(m) && m["responseid"] == rid })
+				got, _ = m["result"].(string)
+			} else {
+				m := c.wait(t, 10*time.Second, isMsg("console", sid))
+				got, _ = m["value"].(string)
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("output %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTunnelDispatch(t *testing.T) {
+	got := make(chan []byte, 1)
+	h, _ := startCore(t, Config{OpenTunnel: func(b []byte) error { got <- b; return nil }})
+	deliver(h, map[string]any{"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=1&id=x", "rights": admin, "sessionid": "s"})
+	select {
+	case b := <-got:
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil || m["value"] != "*/meshrelay.ashx?p=1&id=x" {
+			t.Errorf("tunnel request %s (%v)", b, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OpenTunnel not called")
+	}
+}
+
+// A core loop that never yields is interrupted and the host keeps
+// answering messages afterwards.
+func TestInfiniteLoopInterrupted(t *testing.T) {
+	h, c := startCore(t, Config{TurnBudget: 300 * time.Millisecond})
+	c.wait(t, 10*time.Second, isAction("coreinfo"))
+	deliver(h, map[string]any{"action": "msg", "type": "console", "value": `eval "for(;;){}"`, "rights": admin, "sessionid": "loop"})
+	c.wait(t, 10*time.Second, func(m map[string]any) bool {
+		return m["action"] == "errorlog" && strings.Contains(fmt.Sprint(m["log"]), "time budget")
+	})
+	deliver(h, map[string]any{"action": "ping"})
+	c.wait(t, 5*time.Second, isAction("pong"))
+	if h.Running() != "defaultcore" {
+		t.Errorf("core not running after interrupt")
+	}
+}
+
+func TestScriptContainment(t *testing.T) {
+	tests := []struct {
+		name     string
+		src      string
+		cfg      Config
+		wantErr  string
+		restarts bool
+	}{
+		{"exception in callback", `require('mesh').on('message', function(m){ throw new Error('boom ' + m.action) });`,
+			Config{}, "boom x", false},
+		{"top-level exception", `require('mesh').send({action:'started'}); throw new Error('bad core');`,
+			Config{RestartDelay: 50 * time.Millisecond}, "bad core", true},
+		{"memory bomb", `require('mesh').send({action:'started'}); setTimeout(function(){ var a=[], s='x'.repeat(65536); for(;;){ a.push(s + a.length); } }, 10);`,
+			Config{MemoryLimit: 300 << 20, TurnBudget: time.Minute, RestartDelay: 50 * time.Millisecond}, "memory limit", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCapture()
+			tc.cfg.Send = c.send
+			h := New(tc.cfg)
+			defer h.Close()
+			if err := h.Start(tc.name, []byte(tc.src)); err != nil {
+				t.Fatal(err)
+			}
+			h.Deliver([]byte(`{"action":"x"}`))
+			c.wait(t, 20*time.Second, func(m map[string]any) bool {
+				return m["action"] == "errorlog" && strings.Contains(fmt.Sprint(m["log"]), tc.wantErr)
+			})
+			if tc.restarts {
+				c.reset()
+				c.wait(t, 20*time.Second, isAction("started"))
+			}
+		})
+	}
+}
+
+func TestDeliverWithoutRuntime(t *testing.T) {
+	h := New(Config{})
+	h.Deliver([]byte(`{"action":"ping"}`)) // dropped, must not block or panic
+	if h.Running() != "" {
+		t.Errorf("Running() = %q", h.Running())
+	}
+	if err := h.Start("bad", []byte("function(")); err == nil {
+		t.Errorf("syntax error accepted")
+	}
+	h.Close()
+	if err := h.Start("x", []byte("1")); err == nil {
+		t.Errorf("Start after Close accepted")
+	}
+}

@@ -1,0 +1,424 @@
+package script
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/sysinfo"
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// nativeModules are created lazily on first require(), so a core that
+// never asks for, say, services pays nothing for it (idle memory target).
+var nativeModules = map[string]func(*vm) goja.Value{
+	"mesh":      modMesh,
+	"sysinfo":   modSysinfo,
+	"process":   modProcess,
+	"services":  modServices,
+	"tunnel":    modTunnel,
+	"power":     modPower,
+	"clipboard": modClipboard,
+	"ui":        modUI,
+	"fs":        modFS,
+	"net":       modNet,
+}
+
+// fn is shorthand for defining a native method.
+func fn(o *goja.Object, name string, f func(goja.FunctionCall) goja.Value) { _ = o.Set(name, f) }
+
+func (v *vm) throw(err error) { panic(v.rt.NewGoError(err)) }
+
+func modMesh(v *vm) goja.Value {
+	rt := v.rt
+	m := rt.NewObject()
+	a := v.h.cfg.Agent
+	_ = m.Set("version", APIVersion)
+	caps := a.Caps
+	if caps == 0 {
+		caps = 14
+	}
+	info := map[string]any{"nodeid": a.NodeID, "serverUrl": a.ServerURL, "meshid": a.MeshID,
+		"agentId": int64(a.AgentID), "hostname": a.Hostname, "agentVersion": a.Version, "dataDir": a.DataDir,
+		"caps": int64(caps), "platform": runtime.GOOS, "arch": runtime.GOARCH, "coreName": v.name}
+	_ = m.Set("info", toJS(rt, info))
+	settings := map[string]any{}
+	for k, s := range a.Settings {
+		settings[k] = s
+	}
+	_ = m.Set("settings", toJS(rt, settings))
+	// send(obj|string): obj is serialized natively straight to bytes, never
+	// through a JS string. Returns false when not connected.
+	fn(m, "send", func(c goja.FunctionCall) goja.Value {
+		arg := c.Argument(0)
+		var b []byte
+		if goja.IsString(arg) {
+			b = []byte(arg.String())
+		} else {
+			var err error
+			if b, err = stringifyJSON(rt, arg, nil); err != nil {
+				v.throw(fmt.Errorf("mesh.send: %w", err))
+			}
+		}
+		return rt.ToValue(v.h.cfg.Send(b) == nil)
+	})
+	onMsg := func(c goja.FunctionCall) goja.Value {
+		f, ok := goja.AssertFunction(c.Argument(len(c.Arguments) - 1))
+		if !ok {
+			panic(rt.NewTypeError("mesh.on: handler is not a function"))
+		}
+		v.onMessage = append(v.onMessage, f)
+		return goja.Undefined()
+	}
+	fn(m, "on", func(c goja.FunctionCall) goja.Value {
+		if c.Argument(0).String() != "message" {
+			panic(rt.NewTypeError("mesh.on: only 'message' events exist"))
+		}
+		return onMsg(c)
+	})
+	fn(m, "onMessage", onMsg)
+	// consoleTo(sessionid|null): also route console.log to that console
+	// session on the server.
+	fn(m, "consoleTo", func(c goja.FunctionCall) goja.Value {
+		if a := c.Argument(0); goja.IsString(a) {
+			v.consoleTo = a.String()
+		} else {
+			v.consoleTo = ""
+		}
+		return goja.Undefined()
+	})
+	fn(m, "log", func(c goja.FunctionCall) goja.Value {
+		v.h.log.Info("script", "script", v.name, "text", c.Argument(0).String())
+		return goja.Undefined()
+	})
+	fn(m, "errorlog", func(c goja.FunctionCall) goja.Value {
+		v.report(c.Argument(0).String())
+		return goja.Undefined()
+	})
+	fn(m, "memoryUsage", func(goja.FunctionCall) goja.Value {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return toJS(rt, map[string]any{"heapAlloc": float64(ms.HeapAlloc), "sys": float64(ms.Sys), "limit": float64(v.h.cfg.MemoryLimit)})
+	})
+	return m
+}
+
+// jsonBytes marshals a Go value for toJS ([]byte is treated as JSON).
+func jsonBytes(x any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := newJSONEncoder(&buf)
+	if err := enc.Encode(x); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
+}
+
+func modSysinfo(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	fn(m, "coreInfo", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) { return jsonBytes(sysinfo.GetCoreInfo(context.Background())) })
+	})
+	fn(m, "netInfo", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) {
+			ni, err := sysinfo.NetInfo(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(ni)
+		})
+	})
+	fn(m, "sysInfo", func(goja.FunctionCall) goja.Value {
+		vers := map[string]string{"meshgo": v.h.cfg.Agent.Version, "go": runtime.Version(), "compileTime": buildTime()}
+		return v.async(func() (any, error) {
+			d, err := sysinfo.SysInfo(context.Background(), vers)
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(d)
+		})
+	})
+	fn(m, "cpuInfo", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) { return jsonBytes(cpuMemInfo()) })
+	})
+	return m
+}
+
+// maxOutput caps captured command output: a script running `cat /dev/zero`
+// must hit this, not the memory watchdog.
+const maxOutput = 8 << 20
+
+type capBuf struct {
+	bytes.Buffer
+	trunc bool
+}
+
+func (c *capBuf) Write(p []byte) (int, error) {
+	if room := maxOutput - c.Len(); room < len(p) {
+		c.trunc = true
+		if room > 0 {
+			c.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
+}
+
+// runCmd runs one process to completion with a timeout.
+func runCmd(file string, args []string, stdin string, timeout time.Duration, dir string) map[string]any {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, file, args...)
+	cmd.Dir = dir
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb capBuf
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	prepareCmd(cmd)
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	res := map[string]any{"stdout": out.String(), "stderr": errb.String(), "code": int64(0), "truncated": out.trunc || errb.trunc}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		res["code"] = int64(-1)
+		res["timedOut"] = true
+	case errors.As(err, &ee):
+		res["code"] = int64(ee.ExitCode())
+	case err != nil:
+		res["code"] = int64(-1)
+		res["error"] = err.Error()
+	}
+	return res
+}
+
+func optString(o *goja.Object, k string) string {
+	if o == nil {
+		return ""
+	}
+	if x := o.Get(k); x != nil && !goja.IsUndefined(x) && !goja.IsNull(x) {
+		return x.String()
+	}
+	return ""
+}
+
+func optTimeout(o *goja.Object) time.Duration {
+	if o != nil {
+		if x := o.Get("timeout"); x != nil && goja.IsNumber(x) && x.ToFloat() > 0 {
+			return time.Duration(x.ToFloat() * float64(time.Millisecond))
+		}
+	}
+	return 5 * time.Minute
+}
+
+func modProcess(v *vm) goja.Value {
+	rt := v.rt
+	m := rt.NewObject()
+	_ = m.Set("platform", runtime.GOOS)
+	_ = m.Set("arch", runtime.GOARCH)
+	_ = m.Set("pid", os.Getpid())
+	// exec(file, args, {timeout, stdin, cwd}) -> Promise<{stdout, stderr, code, timedOut?}>
+	fn(m, "exec", func(c goja.FunctionCall) goja.Value {
+		file := c.Argument(0).String()
+		var args []string
+		if a, ok := c.Argument(1).(*goja.Object); ok {
+			_ = rt.ExportTo(a, &args)
+		}
+		opts, _ := c.Argument(2).(*goja.Object)
+		stdin, dir, to := optString(opts, "stdin"), optString(opts, "cwd"), optTimeout(opts)
+		return v.async(func() (any, error) { return runCmd(file, args, stdin, to, dir), nil })
+	})
+	// shell(script, {type, timeout}) runs a script through the platform
+	// shell: type 'sh' (default on POSIX), 'cmd' (default on Windows) or
+	// 'powershell'. The script is fed on stdin, as the C agent does.
+	fn(m, "shell", func(c goja.FunctionCall) goja.Value {
+		script := c.Argument(0).String()
+		opts, _ := c.Argument(1).(*goja.Object)
+		kind, to, dir := optString(opts, "type"), optTimeout(opts), optString(opts, "cwd")
+		file, args, stdin, err := shellCommand(kind, script)
+		if err != nil {
+			v.throw(err)
+		}
+		return v.async(func() (any, error) { return runCmd(file, args, stdin, to, dir), nil })
+	})
+	// list() -> Promise<[{pid, cmd, user, path}]>
+	fn(m, "list", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) { return psList() })
+	})
+	fn(m, "kill", func(c goja.FunctionCall) goja.Value {
+		pid := int32(c.Argument(0).ToInteger())
+		return v.async(func() (any, error) {
+			if pid <= 0 || int(pid) == os.Getpid() {
+				return nil, fmt.Errorf("refusing to kill pid %d", pid)
+			}
+			p, err := process.NewProcess(pid)
+			if err != nil {
+				return nil, fmt.Errorf("kill %d: %w", pid, err)
+			}
+			if err := p.Kill(); err != nil {
+				return nil, fmt.Errorf("kill %d: %w", pid, err)
+			}
+			return true, nil
+		})
+	})
+	fn(m, "env", func(c goja.FunctionCall) goja.Value { return rt.ToValue(os.Getenv(c.Argument(0).String())) })
+	return m
+}
+
+func psList() ([]byte, error) {
+	ps, err := process.Processes()
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	out := make([]map[string]any, 0, len(ps))
+	for _, p := range ps {
+		name, _ := p.Name()
+		e := map[string]any{"pid": p.Pid, "cmd": name}
+		if u, err := p.Username(); err == nil {
+			e["user"] = u
+		}
+		if exe, err := p.Exe(); err == nil {
+			e["path"] = exe
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["pid"].(int32) < out[j]["pid"].(int32) })
+	return jsonBytes(out)
+}
+
+func modServices(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	_ = m.Set("supported", servicesSupported)
+	fn(m, "list", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) {
+			l, err := listServices()
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(l)
+		})
+	})
+	fn(m, "control", func(c goja.FunctionCall) goja.Value {
+		name, action := c.Argument(0).String(), c.Argument(1).String()
+		return v.async(func() (any, error) { return true, controlService(name, action) })
+	})
+	return m
+}
+
+func modTunnel(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	// open(request): request is the server's msg/tunnel object (or its
+	// JSON text); it is passed to the native relay client as JSON bytes.
+	fn(m, "open", func(c goja.FunctionCall) goja.Value {
+		if v.h.cfg.OpenTunnel == nil {
+			v.throw(errors.New("tunnels are not available in this agent"))
+		}
+		arg := c.Argument(0)
+		var b []byte
+		if goja.IsString(arg) {
+			b = []byte(arg.String())
+		} else {
+			var err error
+			if b, err = stringifyJSON(v.rt, arg, nil); err != nil {
+				v.throw(fmt.Errorf("tunnel.open: %w", err))
+			}
+		}
+		if err := v.h.cfg.OpenTunnel(b); err != nil {
+			v.throw(fmt.Errorf("tunnel.open: %w", err))
+		}
+		return goja.Undefined()
+	})
+	return m
+}
+
+func modPower(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	_ = m.Set("enabled", v.h.cfg.PowerAction != nil)
+	fn(m, "action", func(c goja.FunctionCall) goja.Value {
+		n := int(c.Argument(0).ToInteger())
+		if v.h.cfg.PowerAction == nil {
+			v.throw(errors.New("power actions are disabled in this agent"))
+		}
+		return v.async(func() (any, error) { return true, v.h.cfg.PowerAction(n) })
+	})
+	return m
+}
+
+func modClipboard(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	fn(m, "get", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) { return clipboardGet() })
+	})
+	fn(m, "set", func(c goja.FunctionCall) goja.Value {
+		text := c.Argument(0).String()
+		return v.async(func() (any, error) { return true, clipboardSet(text) })
+	})
+	return m
+}
+
+func modUI(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	// toast(title, msg) -> Promise<bool>: false when no UI is reachable
+	// (service on a headless host); the core then logs instead.
+	fn(m, "toast", func(c goja.FunctionCall) goja.Value {
+		title, msg := c.Argument(0).String(), c.Argument(1).String()
+		return v.async(func() (any, error) { return notify(title, msg), nil })
+	})
+	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
+		title, msg := c.Argument(0).String(), c.Argument(1).String()
+		return v.async(func() (any, error) { return notify(title, msg), nil })
+	})
+	return m
+}
+
+func modFS(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	// readdir(path) -> Promise<[{name, dir, size, mtime}]>
+	fn(m, "readdir", func(c goja.FunctionCall) goja.Value {
+		p := c.Argument(0).String()
+		return v.async(func() (any, error) {
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return nil, fmt.Errorf("readdir: %w", err)
+			}
+			out := make([]map[string]any, 0, len(ents))
+			for _, e := range ents {
+				x := map[string]any{"name": e.Name(), "dir": e.IsDir()}
+				if fi, err := e.Info(); err == nil {
+					x["size"] = fi.Size()
+					x["mtime"] = fi.ModTime().UnixMilli()
+				}
+				out = append(out, x)
+			}
+			return jsonBytes(out)
+		})
+	})
+	fn(m, "join", func(c goja.FunctionCall) goja.Value {
+		parts := make([]string, len(c.Arguments))
+		for i, a := range c.Arguments {
+			parts[i] = a.String()
+		}
+		return v.rt.ToValue(filepath.Join(parts...))
+	})
+	return m
+}
+
+func modNet(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	// wakeOnLan(macs) -> Promise<number of packets sent>
+	fn(m, "wakeOnLan", func(c goja.FunctionCall) goja.Value {
+		var macs []string
+		_ = v.rt.ExportTo(c.Argument(0), &macs)
+		return v.async(func() (any, error) { return wakeOnLAN(macs) })
+	})
+	return m
+}

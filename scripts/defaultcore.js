@@ -1,0 +1,345 @@
+// meshgo default core (API 1.x, see scripts/README.md).
+// Answers the MeshCentral control-channel JSON messages (control.md 6) and
+// the agent console (sessions.md 6) with native modules doing the work.
+'use strict';
+var mesh = require('mesh');
+var sysinfo = require('sysinfo');
+var proc = require('process');
+
+var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
+var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works)
+var FULL_ADMIN = 0xFFFFFFFF;
+var serverInfo = null;
+var lastCoreInfo = '', lastNetInfo = '';
+var runBusy = false;
+
+function send(o) { return mesh.send(o); }
+function errText(e) { return (e && e.message) ? e.message : String(e); }
+
+// ---- periodic state reports -------------------------------------------
+
+function sendCoreInfo(force) {
+    return sysinfo.coreInfo().then(function (ci) {
+        var o = { action: 'coreinfo', value: CORE_VERSION, caps: CAPS, osdesc: ci.osdesc, root: ci.root, users: ci.users };
+        if (ci.lastbootuptime) { o.lastbootuptime = ci.lastbootuptime; }
+        var s = JSON.stringify(o);
+        if (force || s !== lastCoreInfo) { lastCoreInfo = s; send(o); }
+    }, function (e) { console.error('coreinfo: ' + errText(e)); });
+}
+
+function sendNetInfo(force) {
+    return sysinfo.netInfo().then(function (n) {
+        var o = { action: 'netinfo', netif2: n };
+        var s = JSON.stringify(o);
+        if (force || s !== lastNetInfo) { lastNetInfo = s; send(o); }
+    }, function (e) { console.error('netinfo: ' + errText(e)); });
+}
+
+sendCoreInfo(true);
+sendNetInfo(true);
+setInterval(function () { sendCoreInfo(false); }, 20 * 60 * 1000);
+setInterval(function () { sendNetInfo(false); }, 60 * 1000);
+
+// ---- helpers -----------------------------------------------------------
+
+// reply sends a msg of the given type back to the requesting session.
+function reply(m, type, fields) {
+    var o = { action: 'msg', type: type };
+    for (var k in fields) { o[k] = fields[k]; }
+    if (m.sessionid) { o.sessionid = m.sessionid; }
+    return send(o);
+}
+
+// serverLog records a user action in the device's event log.
+function serverLog(m, text) {
+    var o = { action: 'log', msg: text };
+    if (m.userid) { o.userid = m.userid; }
+    if (m.username) { o.username = m.username; }
+    if (m.sessionid) { o.sessionid = m.sessionid; }
+    if (m.remoteaddr) { o.remoteaddr = m.remoteaddr; }
+    send(o);
+}
+
+function consoleOut(sessionid, text) {
+    var o = { action: 'msg', type: 'console', value: text };
+    if (sessionid) { o.sessionid = sessionid; }
+    send(o);
+}
+
+// ---- server messages ----------------------------------------------------
+
+var handlers = {
+    sysinfo: function (m) {
+        sysinfo.sysInfo().then(function (d) {
+            if (d.hash !== m.hash) { send({ action: 'sysinfo', data: d }); }
+        }, function (e) { console.error('sysinfo: ' + errText(e)); });
+    },
+    ping: function () { send({ action: 'pong' }); },
+    pong: function () { },
+    serverInfo: function (m) { serverInfo = m; },
+    runcommands: function (m) { runCommands(m); },
+    poweraction: function (m) { powerAction(m); },
+    wakeonlan: function (m) {
+        if (!Array.isArray(m.macs)) { return; }
+        require('net').wakeOnLan(m.macs).then(function (n) { console.log('wake-on-lan: ' + n + ' packets'); },
+            function (e) { console.error('wake-on-lan: ' + errText(e)); });
+    },
+    toast: function (m) { showToast(m, m.title, m.msg); },
+    openUrl: function (m) { send({ action: 'openUrl', url: m.url, sessionid: m.sessionid, success: false }); },
+    msg: function (m) {
+        var h = msgHandlers[m.type];
+        if (h) { h(m); } else { console.log('unhandled msg type ' + m.type); }
+    }
+};
+
+var msgHandlers = {
+    tunnel: function (m) { openTunnel(m); },
+    endtunnel: function (m) { openTunnel(m); },
+    console: function (m) {
+        // The agent, not the server, enforces console rights (sessions.md 6).
+        if (!m.sessionid || typeof m.rights !== 'number' || !(m.rights & 8) || !(m.rights & 16)) { return; }
+        runConsole(m);
+    },
+    ps: function (m) {
+        proc.list().then(function (list) {
+            var o = {};
+            for (var i = 0; i < list.length; i++) { o[list[i].pid] = list[i]; }
+            reply(m, 'ps', { value: JSON.stringify(o) });
+        }, function (e) { console.error('ps: ' + errText(e)); });
+    },
+    pskill: function (m) {
+        var pid = parseInt(String(m.value), 10);
+        if (!(pid > 0)) { return; }
+        serverLog(m, 'Killing process ' + pid);
+        proc.kill(pid).then(null, function (e) { console.error('pskill: ' + errText(e)); });
+    },
+    services: function (m) {
+        require('services').list().then(function (l) { reply(m, 'services', { value: JSON.stringify(l) }); },
+            function (e) { console.error('services: ' + errText(e)); });
+    },
+    service: function (m) {
+        require('services').list().then(function (l) {
+            for (var i = 0; i < l.length; i++) {
+                if (l[i].name === m.serviceName) { reply(m, 'service', { value: JSON.stringify(l[i]) }); return; }
+            }
+        }, function () { });
+    },
+    serviceStart: function (m) { serviceControl(m, 'start'); },
+    serviceStop: function (m) { serviceControl(m, 'stop'); },
+    serviceRestart: function (m) { serviceControl(m, 'restart'); },
+    getclip: function (m) {
+        require('clipboard').get().then(function (t) { reply(m, 'getclip', { data: t, tag: m.tag }); },
+            function (e) { console.log('getclip: ' + errText(e)); });
+    },
+    setclip: function (m) {
+        require('clipboard').set(String(m.data)).then(function () { reply(m, 'setclip', { success: true }); },
+            function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false }); });
+    },
+    cpuinfo: function (m) {
+        sysinfo.cpuInfo().then(function (c) {
+            reply(m, 'cpuinfo', { cpu: c.cpu, memory: c.memory, thermals: c.thermals, tag: m.tag });
+        }, function () { });
+    },
+    openUrl: function (m) { reply(m, 'openUrl', { url: m.url, success: false }); },
+    messagebox: function (m) { showToast(m, m.title, m.msg); },
+    alertbox: function (m) { showToast(m, m.title, m.msg); }
+};
+
+function serviceControl(m, action) {
+    if (typeof m.serviceName !== 'string') { return; }
+    serverLog(m, 'Service ' + action + ': ' + m.serviceName);
+    require('services').control(m.serviceName, action).then(null, function (e) { console.error(errText(e)); });
+}
+
+function showToast(m, title, text) {
+    require('ui').toast(String(title || 'MeshCentral'), String(text || '')).then(function (shown) {
+        if (!shown) { console.log('notification (no UI available): ' + title + ': ' + text); }
+    });
+}
+
+function openTunnel(m) {
+    try { require('tunnel').open(m); } catch (e) { console.error('tunnel: ' + errText(e)); }
+}
+
+function powerAction(m) {
+    var power = require('power');
+    serverLog(m, 'Power action ' + m.actiontype);
+    if (!power.enabled) { console.log('power action ' + m.actiontype + ' ignored: disabled in this agent'); return; }
+    power.action(m.actiontype).then(null, function (e) { console.error('power action: ' + errText(e)); });
+}
+
+function runCommands(m) {
+    var out = function (text) {
+        if (m.reply) { send({ action: 'msg', type: 'runcommands', result: text, sessionid: m.sessionid, responseid: m.responseid }); }
+        else { consoleOut(m.sessionid, text); }
+    };
+    if (typeof m.cmds !== 'string') { return; }
+    if (m.runAsUser === 2) { out('Run commands can\'t execute: running as the logged-in user is not supported.'); return; }
+    if (runBusy) { out('Run commands can\'t execute, already busy.'); return; }
+    var type = (m.type === 1 || m.type === 2) ? m.type : 3;
+    var shell = (type === 3) ? 'sh' : (type === 2 ? 'powershell' : 'cmd');
+    runBusy = true;
+    serverLog(m, 'Running commands');
+    var p;
+    try { p = proc.shell(m.cmds, { type: shell, timeout: 10 * 60 * 1000 }); }
+    catch (e) { runBusy = false; out('Run commands failed: ' + errText(e)); return; }
+    p.then(function (r) {
+        runBusy = false;
+        out(r.stdout + r.stderr + (r.timedOut ? '\n(timed out)' : ''));
+    }, function (e) { runBusy = false; out('Run commands failed: ' + errText(e)); });
+}
+
+// ---- console ------------------------------------------------------------
+
+// splitArgs splits a command line on whitespace; double quotes group words.
+function splitArgs(s) {
+    var out = [], cur = '', inq = false, has = false;
+    for (var i = 0; i < s.length; i++) {
+        var c = s[i];
+        if (c === '"') { inq = !inq; has = true; continue; }
+        if (!inq && (c === ' ' || c === '\t' || c === '\r' || c === '\n')) {
+            if (has) { out.push(cur); cur = ''; has = false; }
+            continue;
+        }
+        cur += c; has = true;
+    }
+    if (has) { out.push(cur); }
+    return out;
+}
+
+// parseArgs: {_: [positional], name: value|true} for --name value.
+function parseArgs(words) {
+    var r = { _: [] };
+    for (var i = 0; i < words.length; i++) {
+        var w = words[i], v;
+        if (w.length > 2 && w.substring(0, 2) === '--') {
+            var name = w.substring(2);
+            if (i + 1 < words.length && words[i + 1].substring(0, 2) !== '--') { v = words[++i]; } else { v = true; }
+            r[name] = num(v);
+        } else { r._.push(num(w)); }
+    }
+    return r;
+}
+function num(v) { return (typeof v === 'string' && v !== '' && !isNaN(v) && String(Number(v)) === v) ? Number(v) : v; }
+
+var consoleCommands = {
+    help: { help: 'List the commands', run: function () {
+        return 'Available commands: \r\n' + Object.keys(consoleCommands).sort().join(', ') + '.';
+    } },
+    info: { help: 'Core and agent information', run: function (args, m) {
+        var i = mesh.info;
+        return 'Current Core: ' + CORE_VERSION + '\r\nAgent Time: ' + new Date().toString() +
+            '\r\nUser Rights: 0x' + (m.rights >>> 0).toString(16) + '\r\nPlatform: ' + proc.platform + ' ' + proc.arch +
+            '\r\nCapabilities: ' + CAPS + '\r\nServer URL: ' + i.serverUrl + '\r\nNode ID: ' + i.nodeid +
+            '\r\nAgent ID: ' + i.agentId + '\r\nScript API: ' + mesh.version;
+    } },
+    versions: { help: 'Version numbers', run: function () {
+        return JSON.stringify({ core: CORE_VERSION, agent: mesh.info.agentVersion, api: mesh.version }, null, 2);
+    } },
+    osinfo: { help: 'Operating system description', run: function () {
+        return sysinfo.coreInfo().then(function (c) { return c.osdesc; });
+    } },
+    coreinfo: { help: 'The last coreinfo sent to the server', run: function () { return lastCoreInfo; } },
+    sysinfo: { help: 'System information (JSON)', run: function () {
+        return sysinfo.sysInfo().then(function (d) { return JSON.stringify(d, null, 1); });
+    } },
+    netinfo: { help: 'Network interfaces (JSON)', run: function () {
+        return sysinfo.netInfo().then(function (n) { return JSON.stringify(n, null, 1); });
+    } },
+    cpuinfo: { help: 'CPU and memory use (JSON)', run: function () {
+        return sysinfo.cpuInfo().then(function (c) { return JSON.stringify(c, null, 1); });
+    } },
+    users: { help: 'Logged-in users', run: function () {
+        return sysinfo.coreInfo().then(function (c) { return c.users.length ? c.users.join(', ') : 'No users logged in.'; });
+    } },
+    ps: { help: 'List processes', run: function () {
+        return proc.list().then(function (l) {
+            var lines = [];
+            for (var i = 0; i < l.length; i++) { lines.push(l[i].pid + ', ' + l[i].cmd + (l[i].user ? ' (' + l[i].user + ')' : '')); }
+            return lines.join('\r\n');
+        });
+    } },
+    kill: { help: 'kill <pid>', run: function (args, m) {
+        var pid = args._[0];
+        if (typeof pid !== 'number') { return 'Proper usage: kill [pid]'; }
+        serverLog(m, 'Killing process ' + pid);
+        return proc.kill(pid).then(function () { return 'Killed process ' + pid + '.'; });
+    } },
+    ls: { help: 'ls [path]: list a folder', run: function (args) {
+        var p = (args._.length > 0) ? String(args._[0]) : (mesh.info.dataDir || '.');
+        return require('fs').readdir(p).then(function (l) {
+            var lines = [];
+            for (var i = 0; i < l.length; i++) { lines.push(l[i].name + (l[i].dir ? ' (Folder)' : ' (File, ' + l[i].size + ' bytes)')); }
+            return lines.length ? lines.join('\r\n') : 'Empty folder.';
+        });
+    } },
+    msh: { help: 'Show the .msh settings', run: function () { return JSON.stringify(mesh.settings, null, 2); } },
+    args: { help: 'Show how the arguments are parsed', run: function (args) { return JSON.stringify(args); } },
+    eval: { help: 'eval "<js>": evaluate JavaScript (full administrators only)', run: function (args, m) {
+        if ((m.rights >>> 0) !== FULL_ADMIN) { return 'Access denied: eval requires full administrator rights.'; }
+        var code = m.value.replace(/^\s*\S+\s*/, '');
+        if (code.length > 1 && code[0] === '"' && code[code.length - 1] === '"') { code = code.substring(1, code.length - 1); }
+        serverLog(m, 'Console eval');
+        var r = (0, eval)(code); // indirect eval: global scope
+        if (r && typeof r.then === 'function') { return r.then(function (x) { return JSON.stringify(x); }); }
+        return JSON.stringify(r);
+    } },
+    notify: { help: 'notify "<msg>": send a notification to the server', run: function (args) {
+        send({ action: 'msg', type: 'notify', value: args._.join(' '), tag: 'console' });
+        return 'ok';
+    } },
+    toast: { help: 'toast "<msg>": show a notification on this device', run: function (args, m) {
+        return require('ui').toast('MeshCentral', args._.join(' ')).then(function (s) { return s ? 'ok' : 'No user interface available.'; });
+    } },
+    getclip: { help: 'Show the clipboard', run: function () { return require('clipboard').get(); } },
+    setclip: { help: 'setclip "<text>"', run: function (args) {
+        return require('clipboard').set(args._.join(' ')).then(function () { return 'ok'; });
+    } },
+    wakeonlan: { help: 'wakeonlan <mac>', run: function (args) {
+        if (args._.length < 1) { return 'Proper usage: wakeonlan [mac]'; }
+        return require('net').wakeOnLan([String(args._[0])]).then(function (n) { return 'Sent ' + n + ' magic packets.'; });
+    } },
+    power: { help: 'power <action>: 2 off, 3 reboot, 4 sleep', run: function (args, m) {
+        if (typeof args._[0] !== 'number') { return 'Proper usage: power [action]'; }
+        var power = require('power');
+        if (!power.enabled) { return 'Power actions are disabled in this agent.'; }
+        serverLog(m, 'Power action ' + args._[0]);
+        return power.action(args._[0]).then(function () { return 'ok'; });
+    } },
+    service: { help: 'service [list|start|stop|restart] <name>', run: function (args, m) {
+        var svc = require('services'), op = args._[0] || 'list';
+        if (op === 'list') {
+            return svc.list().then(function (l) {
+                var lines = [];
+                for (var i = 0; i < l.length; i++) { lines.push(l[i].name + ': ' + l[i].status.state); }
+                return lines.join('\r\n');
+            });
+        }
+        if (args._.length < 2) { return 'Proper usage: service [list|start|stop|restart] [name]'; }
+        serverLog(m, 'Service ' + op + ': ' + args._[1]);
+        return svc.control(String(args._[1]), op).then(function () { return 'ok'; });
+    } },
+    memory: { help: 'Agent memory use', run: function () { return JSON.stringify(mesh.memoryUsage()); } }
+};
+
+function runConsole(m) {
+    var words = splitArgs(String(m.value || ''));
+    if (words.length === 0) { return; }
+    var cmd = words.shift().toLowerCase();
+    var c = consoleCommands.hasOwnProperty(cmd) ? consoleCommands[cmd] : null;
+    if (!c) { consoleOut(m.sessionid, 'Unknown command "' + cmd + '", type "help" for list of available commands.'); return; }
+    var fail = function (e) { consoleOut(m.sessionid, 'Command returned an exception error: ' + errText(e)); };
+    var r;
+    try { r = c.run(parseArgs(words), m); } catch (e) { fail(e); return; }
+    if (r && typeof r.then === 'function') {
+        r.then(function (x) { if (x !== undefined) { consoleOut(m.sessionid, String(x)); } }, fail);
+    } else if (r !== undefined) {
+        consoleOut(m.sessionid, String(r));
+    }
+}
+
+mesh.on('message', function (m) {
+    if (m === null || typeof m !== 'object' || typeof m.action !== 'string') { return; }
+    var h = handlers.hasOwnProperty(m.action) ? handlers[m.action] : null;
+    if (h) { h(m); }
+});
