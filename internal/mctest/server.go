@@ -369,7 +369,8 @@ func (s *Server) stop() error {
 }
 
 // Stop stops the server now (it is also stopped by the cleanup Start
-// registered). Further calls do nothing.
+// registered). Further calls do nothing. Do not call it on the server
+// Shared returns: other tests use it.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
@@ -378,7 +379,8 @@ func (s *Server) Stop(t testing.TB) {
 }
 
 // Restart stops the server and starts it again on the same port with the
-// same data directory (same certificates, accounts and devices).
+// same data directory (same certificates, accounts and devices). On the
+// server Shared returns, only do this in tests that do not run in parallel.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
