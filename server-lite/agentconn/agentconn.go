@@ -119,6 +119,7 @@ type Server struct {
 	corePayload []byte // 4 zero bytes + script
 	coreHash    [handshake.HashLen]byte
 
+	wg     sync.WaitGroup // serve goroutines
 	mu     sync.RWMutex
 	conns  map[string]*conn
 	subs   map[int]func(Event)
@@ -275,6 +276,7 @@ func (s *Server) PushCore(nodeID string, script []byte, who string) error {
 	}
 	payload, hash := CorePayload(script)
 	h := hex.EncodeToString(hash[:])
+	s.cfg.Store.Flush() // the device record may still be queued
 	if _, err := s.cfg.Store.UpdateDevice(nodeID, func(d *store.Device, _ bool) error {
 		d.PinnedCoreHash = h
 		return nil
@@ -304,6 +306,7 @@ func (s *Server) PushCoreAll(script []byte, who string) int {
 // ResetCore removes a pinned custom core: on its next core check the agent
 // gets the default again.
 func (s *Server) ResetCore(nodeID, who string) error {
+	s.cfg.Store.Flush()
 	_, err := s.cfg.Store.UpdateDevice(nodeID, func(d *store.Device, found bool) error {
 		if !found {
 			return fmt.Errorf("%w: %s", store.ErrNotFound, nodeID)
@@ -373,15 +376,18 @@ type conn struct {
 	groupID string
 	res     handshake.ServerResult
 
-	mu        sync.Mutex
-	name      string
-	caps      uint32
-	coreHash  string
-	coreName  string
-	pinned    string
-	pushes    int
-	closeOnce sync.Once
-	reason    string
+	mu       sync.Mutex
+	name     string
+	caps     uint32
+	coreHash string
+	coreName string
+	// savedCoreHash is the core hash in the device record, to skip
+	// rewriting it unchanged.
+	savedCoreHash string
+	pinned        string
+	pushes        int
+	closeOnce     sync.Once
+	reason        string
 }
 
 func (c *conn) snapshot() AgentInfo {
@@ -431,14 +437,41 @@ func (c *conn) closeReason() string {
 	return c.reason
 }
 
+// run authenticates the agent on the HTTP handler's goroutine, then moves
+// the long-lived read loop to a fresh goroutine and returns. The handler's
+// stack grew through TLS and RSA work; a new goroutine starts small, which
+// is most of what an idle agent costs (target: < 20 kB per agent).
 func (c *conn) run() {
-	log := c.s.log.With("remote", c.remote)
 	if err := c.handshake(); err != nil {
-		log.Info("agent disconnected during handshake", "reason", err)
+		c.s.log.Info("agent disconnected during handshake", "remote", c.remote, "reason", err)
 		c.close(err.Error())
 		return
 	}
-	log = log.With("node", c.nodeID)
+	c.res.Cert = nil // parsed certificate: not needed once verified
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.serve()
+	}()
+}
+
+// Shutdown closes every agent connection and waits until each has recorded
+// its disconnect.
+func (s *Server) Shutdown() {
+	s.mu.RLock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.RUnlock()
+	for _, c := range conns {
+		c.close("server shutting down")
+	}
+	s.wg.Wait()
+}
+
+func (c *conn) serve() {
+	log := c.s.log.With("remote", c.remote, "node", c.nodeID)
 	defer func() {
 		reason := c.closeReason()
 		if reason == "" {
@@ -449,7 +482,7 @@ func (c *conn) run() {
 		log.Info("agent disconnected", "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
 		if current {
 			now := time.Now().UTC()
-			c.s.cfg.Store.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error {
+			c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
 				d.LastSeen = now
 				return nil
 			}, store.Event{Kind: store.EvDisconnect, Who: c.nodeID, NodeID: c.nodeID, From: c.remote, Msg: reason})
@@ -552,13 +585,19 @@ func (c *conn) startSession() error {
 	}
 	now := time.Now().UTC()
 	ip, _, _ := net.SplitHostPort(c.remote)
-	d, err := st.UpdateDevice(c.nodeID, func(d *store.Device, found bool) error {
-		if !found {
+	name := existing.Name
+	if !found {
+		name = c.res.AgentName
+		if name == "" {
+			name = info.Hostname
+		}
+	}
+	// Queued, not awaited: in a reconnect storm thousands of these share one
+	// commit instead of paying an fsync each before message 4.
+	st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+		if !found || d.GroupID == "" {
 			d.GroupID = groupID
-			d.Name = c.res.AgentName
-			if d.Name == "" {
-				d.Name = info.Hostname
-			}
+			d.Name = name
 			d.Icon = info.PlatformType
 			if d.Icon < 1 || d.Icon > 8 {
 				d.Icon = 1
@@ -574,19 +613,16 @@ func (c *conn) startSession() error {
 		return nil
 	}, store.Event{Kind: store.EvConnect, Who: c.nodeID, NodeID: c.nodeID, From: c.remote,
 		Msg: fmt.Sprintf("agent id %d caps %#x skip=%v", info.AgentID, info.Capabilities, c.res.Skip)})
-	if err != nil {
-		return err
-	}
 	c.groupID = groupID
 	c.mu.Lock()
-	c.name, c.caps, c.pinned = d.Name, info.Capabilities, d.PinnedCoreHash
+	c.name, c.caps, c.pinned, c.savedCoreHash = name, info.Capabilities, existing.PinnedCoreHash, existing.CoreHash
 	c.mu.Unlock()
 
 	if old := c.s.register(c); old != nil {
 		c.s.log.Info("duplicate agent: closing the older connection", "node", c.nodeID, "old", old.remote, "new", c.remote)
 		old.close("replaced by a newer connection of the same agent")
 	}
-	c.s.log.Info("agent connected", "node", c.nodeID, "remote", c.remote, "name", d.Name, "agentId", info.AgentID, "caps", fmt.Sprintf("%#x", info.Capabilities), "skip", c.res.Skip)
+	c.s.log.Info("agent connected", "node", c.nodeID, "remote", c.remote, "name", name, "agentId", info.AgentID, "caps", fmt.Sprintf("%#x", info.Capabilities), "skip", c.res.Skip)
 	c.s.publish(Event{Kind: Connected, NodeID: c.nodeID, Agent: c.snapshot()})
 
 	if err := c.write(handshake.EncodeConfirm()); err != nil {
@@ -620,11 +656,11 @@ func (c *conn) handle(msg []byte) error {
 		if len(tag) > 4096 {
 			tag = tag[:4096]
 		}
-		_, err := c.s.cfg.Store.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error {
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
 			d.Tag = strings.SplitN(tag, "\n", 2)[0]
 			return nil
 		})
-		return err
+		return nil
 	case handshake.CmdCoreModuleHash:
 		_, _, payload, err := handshake.DecodeRequest(msg)
 		if err != nil {
@@ -651,11 +687,16 @@ func (c *conn) coreHashReply(payload []byte) error {
 		return fmt.Errorf("core hash reply of %d bytes", len(payload))
 	}
 	c.mu.Lock()
-	c.coreHash = h
+	changed := c.savedCoreHash != h
+	c.coreHash, c.savedCoreHash = h, h
 	pinned := c.pinned
 	pushes := c.pushes
 	c.mu.Unlock()
-	go c.s.cfg.Store.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error { d.CoreHash = h; return nil })
+	if changed {
+		// Only when it differs from the record: a reconnect storm should
+		// cost one store write per agent, not two.
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.CoreHash = h; return nil })
+	}
 
 	c.s.log.Debug("agent core hash", "node", c.nodeID, "hash", shortHash(h))
 	current := h == zeroHashHex || (h != "" && (h == pinned || (pinned == "" && bytes.Equal(payload, c.s.coreHash[:]))))
@@ -673,7 +714,7 @@ func (c *conn) coreHashReply(payload []byte) error {
 	c.pushes++
 	c.mu.Unlock()
 	c.s.log.Info("pushing default core", "node", c.nodeID, "bytes", len(c.s.corePayload), "agentHash", shortHash(h))
-	c.s.cfg.Store.AppendEvent(store.Event{Kind: store.EvCorePush, Who: "server", NodeID: c.nodeID, Action: "default core", Msg: fmt.Sprintf("%d bytes", len(c.s.corePayload))})
+	c.s.cfg.Store.AppendEventAsync(store.Event{Kind: store.EvCorePush, Who: "server", NodeID: c.nodeID, Action: "default core", Msg: fmt.Sprintf("%d bytes", len(c.s.corePayload))})
 	return c.write(handshake.EncodeRequest(handshake.CmdCoreModule, 0, append(c.s.coreHash[:], c.s.corePayload...)))
 }
 
@@ -727,7 +768,7 @@ func (c *conn) handleJSON(msg []byte) error {
 			caps, coreName, name := c.caps, c.coreName, c.name
 			c.mu.Unlock()
 			ip, _, _ := net.SplitHostPort(c.remote)
-			st.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error {
+			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
 				d.Caps, d.CoreName, d.Name, d.IP = caps, coreName, name, ip
 				if ci.OSDesc != nil {
 					d.OSDesc = *ci.OSDesc
@@ -742,13 +783,13 @@ func (c *conn) handleJSON(msg []byte) error {
 			})
 		}
 	case "netinfo":
-		st.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error { d.NetInfo = json.RawMessage(msg); return nil })
+		st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.NetInfo = json.RawMessage(msg); return nil })
 	case "sysinfo":
 		var si struct {
 			Data json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(msg, &si) == nil && len(si.Data) > 0 {
-			st.UpdateDevice(c.nodeID, func(d *store.Device, _ bool) error { d.SysInfo = si.Data; return nil })
+			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.SysInfo = si.Data; return nil })
 		}
 	case "log":
 		var l struct {
@@ -760,7 +801,7 @@ func (c *conn) handleJSON(msg []byte) error {
 			if len(l.Msg) > 4096 {
 				l.Msg = l.Msg[:4096]
 			}
-			st.AppendEvent(store.Event{Kind: store.EvAgentLog, Who: l.UserID, NodeID: c.nodeID, From: l.Remote, Msg: l.Msg})
+			st.AppendEventAsync(store.Event{Kind: store.EvAgentLog, Who: l.UserID, NodeID: c.nodeID, From: l.Remote, Msg: l.Msg})
 		}
 	}
 	c.s.publish(Event{Kind: Message, NodeID: c.nodeID, Agent: c.snapshot(), Action: m.Action, Data: msg})

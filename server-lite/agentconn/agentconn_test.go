@@ -91,7 +91,7 @@ func newEnv(t *testing.T, cfg agentconn.Config) *env {
 	hs := httptest.NewUnstartedServer(srv)
 	hs.TLS = &tls.Config{Certificates: []tls.Certificate{set.Web}}
 	hs.StartTLS()
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); st.Close() })
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Shutdown(); st.Close() })
 	e := &env{t: t, srv: srv, st: st, set: set, url: "wss://" + hs.Listener.Addr().String() + "/agent.ashx", logs: lb}
 	id, _ := g.MeshIDBytes()
 	copy(e.meshID[:], id)
@@ -148,6 +148,7 @@ func TestFullThenSkipPath(t *testing.T) {
 		t.Fatal("second connection did not take the skip path")
 	}
 	waitFor(t, "registry", func() bool { a, ok := e.srv.Agent(nodeID(id)); return ok && a.Skip && a.Flavor == "local-core" })
+	e.st.Flush()
 	d, err := e.st.Device(nodeID(id))
 	if err != nil || d.RName != "simagent" || d.AgentID != 6 || d.CoreHash != strings.Repeat("0", 96) {
 		t.Fatalf("device %+v %v", d, err)
@@ -361,6 +362,7 @@ func TestBadClientsAreDisconnected(t *testing.T) {
 			good.WS.Close()
 		})
 	}
+	e.st.Flush()
 	if _, err := e.st.Device(nodeID(victim)); err == nil {
 		t.Fatal("stolen certificate registered the victim's device")
 	}

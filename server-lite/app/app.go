@@ -214,12 +214,8 @@ func (a *App) Close() error {
 	} else {
 		a.ln.Close()
 	}
-	for _, ag := range a.Agents.Agents() {
-		a.Agents.Disconnect(ag.NodeID, "server shutting down")
-	}
+	a.Agents.Shutdown()
 	a.Relay.Close()
-	// Let agent goroutines record their disconnects before the store closes.
-	time.Sleep(50 * time.Millisecond)
 	return a.Store.Close()
 }
 

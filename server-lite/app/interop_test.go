@@ -209,6 +209,7 @@ func TestInteropCAgent(t *testing.T) {
 	if em.Value != "hello from server-lite" || em.Sessionid != "s1" {
 		t.Fatalf("echo %s", echo.Data)
 	}
+	a.Store.Flush()
 	d, err := a.Store.Device(node)
 	if err != nil || d.GroupID != a.DefaultGroup.ID || d.CoreName != "server-lite tiny core v1" || d.AgentID != 6 {
 		t.Fatalf("device %+v %v", d, err)
@@ -243,6 +244,7 @@ func TestInteropCAgent(t *testing.T) {
 	ci = waitEvent(t, ch, 30*time.Second, "custom coreinfo", func(e agentconn.Event) bool {
 		return e.Action == "coreinfo" && strings.Contains(string(e.Data), "custom core")
 	})
+	a.Store.Flush()
 	ev, _ := a.Store.Events(store.EventFilter{NodeID: node})
 	kinds := map[string]int{}
 	for _, e := range ev {

@@ -21,7 +21,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshgo/meshagent/agent/handshake"
@@ -64,19 +66,19 @@ func (g Group) MeshIDBytes() ([]byte, error) {
 
 // Device is one agent-managed machine.
 type Device struct {
-	ID           string    `json:"_id"` // "node//<64 chars>"
-	GroupID      string    `json:"meshid"`
-	Name         string    `json:"name"`
-	RName        string    `json:"rname"` // computer name from AuthInfo
-	Icon         uint32    `json:"icon"`  // platform type
-	AgentID      uint32    `json:"agentId"`
-	AgentVersion uint32    `json:"agentVer"`
-	Caps         uint32    `json:"caps"`
-	CommitDate   string    `json:"commitDate,omitempty"`
-	HostInfo     string    `json:"hostInfo,omitempty"`
-	Tag          string    `json:"tag,omitempty"`
-	CoreName     string    `json:"core,omitempty"`     // coreinfo value
-	CoreHash     string    `json:"coreHash,omitempty"` // hex SHA-384 the agent reported
+	ID           string `json:"_id"` // "node//<64 chars>"
+	GroupID      string `json:"meshid"`
+	Name         string `json:"name"`
+	RName        string `json:"rname"` // computer name from AuthInfo
+	Icon         uint32 `json:"icon"`  // platform type
+	AgentID      uint32 `json:"agentId"`
+	AgentVersion uint32 `json:"agentVer"`
+	Caps         uint32 `json:"caps"`
+	CommitDate   string `json:"commitDate,omitempty"`
+	HostInfo     string `json:"hostInfo,omitempty"`
+	Tag          string `json:"tag,omitempty"`
+	CoreName     string `json:"core,omitempty"`     // coreinfo value
+	CoreHash     string `json:"coreHash,omitempty"` // hex SHA-384 the agent reported
 	// PinnedCoreHash is set when an administrator pushed a custom core: an
 	// agent reporting this hash is current and is not sent the default.
 	PinnedCoreHash string          `json:"pinnedCoreHash,omitempty"`
@@ -130,7 +132,27 @@ type Event struct {
 }
 
 // Store is the opened database; safe for concurrent use.
-type Store struct{ db *bolt.DB }
+type Store struct {
+	db *bolt.DB
+
+	// Write-behind queue for UpdateDeviceAsync, applied by one goroutine
+	// in large transactions.
+	queue   chan asyncOp
+	flushed chan struct{}
+	qmu     sync.RWMutex // held for reading while sending on queue
+	qclosed bool
+}
+
+type asyncOp struct {
+	fn   func(tx *bolt.Tx) error
+	done chan struct{} // Flush marker when fn is nil
+}
+
+const (
+	asyncQueueLen = 8192
+	asyncMaxBatch = 2000
+	asyncDelay    = 50 * time.Millisecond
+)
 
 // Open opens (creating if needed, mode 0600) the database file.
 func Open(path string) (*Store, error) {
@@ -152,11 +174,83 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, queue: make(chan asyncOp, asyncQueueLen), flushed: make(chan struct{})}
+	go s.writer()
+	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes queued writes and closes the database.
+func (s *Store) Close() error {
+	s.qmu.Lock()
+	if !s.qclosed {
+		s.qclosed = true
+		close(s.queue)
+	}
+	s.qmu.Unlock()
+	<-s.flushed
+	return s.db.Close()
+}
+
+// enqueue queues op; it reports false once the store is closed.
+func (s *Store) enqueue(op asyncOp) bool {
+	s.qmu.RLock()
+	defer s.qmu.RUnlock()
+	if s.qclosed {
+		return false
+	}
+	s.queue <- op
+	return true
+}
+
+// writer applies queued operations: whatever is queued within asyncDelay
+// (up to asyncMaxBatch) shares one transaction and one fsync.
+func (s *Store) writer() {
+	defer close(s.flushed)
+	for op := range s.queue {
+		batch := []asyncOp{op}
+		timer := time.NewTimer(asyncDelay)
+	collect:
+		for len(batch) < asyncMaxBatch {
+			select {
+			case op, ok := <-s.queue:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, op)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, op := range batch {
+				if op.fn == nil {
+					continue
+				}
+				if err := op.fn(tx); err != nil {
+					slog.Warn("store: queued write failed", "err", err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			slog.Error("store: queued writes lost", "n", len(batch), "err", err)
+		}
+		for _, op := range batch {
+			if op.done != nil {
+				close(op.done)
+			}
+		}
+	}
+}
+
+// Flush waits until every write queued before it is committed.
+func (s *Store) Flush() {
+	done := make(chan struct{})
+	if s.enqueue(asyncOp{done: done}) {
+		<-done
+	}
+}
 
 func get[T any](tx *bolt.Tx, bucket []byte, id string) (T, error) {
 	var v T
@@ -275,6 +369,51 @@ func (s *Store) UpdateDevice(id string, fn func(d *Device, found bool) error, ev
 		return nil
 	})
 	return out, err
+}
+
+// UpdateDeviceAsync is UpdateDevice without waiting: the change is queued
+// and committed with others within about 50 ms, in order with other queued
+// writes. It is for high-rate writes from agent connections, where one
+// fsync per connection would dominate the cost of a reconnect storm. An
+// error from fn drops that change only, and is logged.
+func (s *Store) UpdateDeviceAsync(id string, fn func(d *Device, found bool) error, events ...Event) {
+	op := asyncOp{fn: func(tx *bolt.Tx) error {
+		d, err := get[Device](tx, bDevices, id)
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if !found {
+			d = Device{ID: id}
+		}
+		if err := fn(&d, found); err != nil {
+			return err
+		}
+		if err := put(tx, bDevices, id, d); err != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := appendEvent(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	if !s.enqueue(op) {
+		slog.Warn("store: write after close dropped", "device", id)
+	}
+}
+
+// AppendEventAsync queues events like UpdateDeviceAsync.
+func (s *Store) AppendEventAsync(events ...Event) {
+	s.enqueue(asyncOp{fn: func(tx *bolt.Tx) error {
+		for _, e := range events {
+			if err := appendEvent(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}})
 }
 
 // PutUser creates or replaces a user.

@@ -153,3 +153,38 @@ func TestConcurrentUpdatesBatch(t *testing.T) {
 		t.Fatalf("%d devices, %d updates", len(ds), total)
 	}
 }
+
+func TestAsyncWritesInOrderAndFlushedOnClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s := open(t, path)
+	for i := 0; i < 500; i++ {
+		s.UpdateDeviceAsync("node//x", func(d *Device, found bool) error {
+			if found != (i > 0) {
+				return fmt.Errorf("found=%v at %d", found, i)
+			}
+			if d.Name != fmt.Sprint(i-1) && i > 0 {
+				return fmt.Errorf("out of order: %q before %d", d.Name, i)
+			}
+			d.Name = fmt.Sprint(i)
+			return nil
+		}, Event{Kind: EvConnect, NodeID: "node//x"})
+	}
+	s.Flush()
+	if d, _ := s.Device("node//x"); d.Name != "499" {
+		t.Fatalf("after flush: %q", d.Name)
+	}
+	s.UpdateDeviceAsync("node//y", func(d *Device, _ bool) error { d.Name = "y"; return nil })
+	s.AppendEventAsync(Event{Kind: EvAdmin, Msg: "last"})
+	s.Close()
+	s.UpdateDeviceAsync("node//z", func(d *Device, _ bool) error { return nil }) // after close: dropped, no panic
+
+	s = open(t, path)
+	defer s.Close()
+	if d, err := s.Device("node//y"); err != nil || d.Name != "y" {
+		t.Fatalf("queued write lost at close: %v", err)
+	}
+	ev, _ := s.Events(EventFilter{})
+	if len(ev) != 501 || ev[500].Msg != "last" {
+		t.Fatalf("%d events", len(ev))
+	}
+}

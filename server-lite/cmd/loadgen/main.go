@@ -57,6 +57,7 @@ func main() {
 	mshPath := flag.String("msh", "", "use an already running server: its .msh")
 	pid := flag.Int("pid", 0, "with -msh: the server's process id (for CPU and RSS)")
 	serverBin := flag.String("server", "", "server-lite binary to start (default: go build ./server-lite)")
+	only := flag.String("only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
 
@@ -94,9 +95,35 @@ func main() {
 			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}}
 	}
 
-	// Full path: no stored trust, a fresh TLS handshake each.
 	conns := make([]*simagent.Conn, *n)
-	full := phase(*pid, *n, *conc, func(i int) error {
+	trust := make([][]byte, *n)
+	if *only != "skip" {
+		fullPhase(*pid, *n, *conc, opts, conns, rss0, floorSign, floorVerify)
+		for i, c := range conns {
+			if c != nil {
+				trust[i] = c.Trust
+				c.WS.Close()
+			}
+		}
+	} else {
+		ws, h, err := simagent.Dial(context.Background(), m.url, nil)
+		if err != nil {
+			fatal(err)
+		}
+		ws.Close()
+		for i := range trust {
+			trust[i] = h[:]
+		}
+	}
+	if *only == "full" {
+		return
+	}
+	skipPhase(*pid, *n, *conc, opts, trust, floorVerify)
+}
+
+func fullPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, conns []*simagent.Conn, rss0 int64, floorSign, floorVerify time.Duration) {
+	// Full path: no stored trust, a fresh TLS handshake each.
+	full := phase(pid, n, conc, func(i int) error {
 		o := opts(i, nil)
 		o.TLSSessions = nil
 		c, err := simagent.Connect(context.Background(), o)
@@ -105,32 +132,27 @@ func main() {
 		}
 		return err
 	})
-	settle(*pid)
-	rssFull := rssKB(*pid)
-	report("full path", full, rss0, rssFull, *n)
+	settle(pid)
+	rssFull := rssKB(pid)
+	report("full path", full, rss0, rssFull, n)
 	if full.ok > 0 {
 		fmt.Printf("  ratio to the floor (1 sign + 1 verify): %.2fx\n", ms(full.cpu)/float64(full.ok)/ms(floorSign+floorVerify))
 	}
 
-	// Skip path: disconnect everyone, then reconnect with trust and TLS
-	// session resumption.
-	trust := make([][]byte, *n)
-	for i, c := range conns {
-		if c != nil {
-			trust[i] = c.Trust
-			c.WS.Close()
-		}
-	}
-	conns = make([]*simagent.Conn, *n)
-	settle(*pid)
+}
+
+// skipPhase reconnects everyone with trust and TLS session resumption.
+func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust [][]byte, floorVerify time.Duration) {
+	conns := make([]*simagent.Conn, n)
+	settle(pid)
 	// Prime the session cache with one connection.
 	if c, err := simagent.Connect(context.Background(), opts(0, trust[0])); err == nil {
 		c.WS.Close()
 	}
-	settle(*pid)
-	rss1 := rssKB(*pid)
+	settle(pid)
+	rss1 := rssKB(pid)
 	var resumed atomic.Int64
-	skip := phase(*pid, *n, *conc, func(i int) error {
+	skip := phase(pid, n, conc, func(i int) error {
 		c, err := simagent.Connect(context.Background(), opts(i, trust[i]))
 		if err != nil {
 			return err
@@ -144,9 +166,9 @@ func main() {
 		conns[i] = c
 		return nil
 	})
-	settle(*pid)
-	rssSkip := rssKB(*pid)
-	report("skip path", skip, rss1, rssSkip, *n)
+	settle(pid)
+	rssSkip := rssKB(pid)
+	report("skip path", skip, rss1, rssSkip, n)
 	if skip.ok > 0 {
 		fmt.Printf("  ratio to the floor (1 verify): %.2fx\n", ms(skip.cpu)/float64(skip.ok)/ms(floorVerify))
 	}
@@ -399,45 +421,40 @@ func loadIdentities(dir string, n int) ([]simagent.Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	bases := n*3/(2*perBase) + 2 // spare: some exponents are not coprime with φ
-	keys := make([]*rsa.PrivateKey, bases)
-	var wg sync.WaitGroup
-	var genErr error
-	var mu sync.Mutex
-	sem := make(chan struct{}, runtime.NumCPU())
-	start := time.Now()
-	for b := range keys {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			k, err := baseKey(dir, b)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && genErr == nil {
-				genErr = err
-			}
-			keys[b] = k
-		}()
-	}
-	wg.Wait()
-	if genErr != nil {
-		return nil, genErr
-	}
+	// About half the exponents are coprime with a given φ(n); generate base
+	// keys in rounds until there are enough identities.
 	var derived []*rsa.PrivateKey
-	for _, k := range keys {
-		for _, e := range exponents() {
-			if len(derived) == n {
-				break
+	start := time.Now()
+	var wg sync.WaitGroup
+	for base := 0; len(derived) < n; {
+		need := (n-len(derived))*2/perBase + 1
+		keys := make([]*rsa.PrivateKey, need)
+		errs := make([]error, need)
+		sem := make(chan struct{}, runtime.NumCPU())
+		for j := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				keys[j], errs[j] = baseKey(dir, base+j)
+			}()
+		}
+		wg.Wait()
+		base += need
+		for j, k := range keys {
+			if errs[j] != nil {
+				return nil, errs[j]
 			}
-			if d := derive(k, e); d != nil {
-				derived = append(derived, d)
+			for _, e := range exponents() {
+				if len(derived) == n {
+					break
+				}
+				if d := derive(k, e); d != nil {
+					derived = append(derived, d)
+				}
 			}
 		}
-	}
-	if len(derived) < n {
-		return nil, fmt.Errorf("only %d identities derivable", len(derived))
 	}
 	ids := make([]simagent.Identity, n)
 	errs := make(chan error, n)

@@ -59,7 +59,7 @@ type Options struct {
 	// TLSSessions, when set, lets TLS resume sessions across connections.
 	TLSSessions tls.ClientSessionCache
 	LocalAddr   net.Addr // optional source address
-	Timeout time.Duration
+	Timeout     time.Duration
 }
 
 // Conn is an authenticated simulated agent connection.
