@@ -22,7 +22,7 @@ type screen interface {
 	// keyState returns the lock-key flags for KEYSTATE.
 	keyState() byte
 
-	key(vk byte, down bool) error
+	key(vk byte, down, extended bool) error
 	unicode(ch uint16, down bool) error
 	mouseMove(x, y int) error
 	mouseButton(button int, down bool) error // 1 left, 2 middle, 3 right

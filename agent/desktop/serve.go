@@ -215,7 +215,7 @@ func (s *sess) handleInput(ctx context.Context, c command) bool {
 			return true
 		}
 		down := d[0] == 0 || d[0] == 4
-		err = s.scr.key(d[1], down)
+		err = s.scr.key(d[1], down, d[0] == 3 || d[0] == 4)
 		if !down && (d[1] == 0x14 || d[1] == 0x90 || d[1] == 0x91) {
 			ks := s.scr.keyState()
 			go s.send(ctx, encodeByte(cmdKeyState, ks))

@@ -250,7 +250,6 @@ func (s *xScreen) monitors() ([]monitor, error) {
 
 func (s *xScreen) changed() bool { return !s.hasDmg || s.damaged.Load() }
 
-
 // ensureShm makes the shared segment at least size bytes. On failure the
 // screen falls back to GetImage over the socket (remote displays, X servers
 // that may not attach our segment).
@@ -416,7 +415,7 @@ func (s *xScreen) wheel(delta int) error {
 	return s.mouseButton(b, false)
 }
 
-func (s *xScreen) key(vk byte, down bool) error {
+func (s *xScreen) key(vk byte, down, _ bool) error {
 	return s.in.key(s, vk, down)
 }
 
