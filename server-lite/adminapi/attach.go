@@ -53,6 +53,9 @@ func Attach(a *app.App) (*Server, *FirstAdmin, error) {
 		Port:          port,
 		TLSHash:       a.Certs.WebCertHashHex(),
 		AgentCertHash: handshake.EncodeID(a.Certs.ServerID[:]),
+		// Slows password guessing through the form; meshctrl's x-meshauth
+		// path is answered at once, as MeshCentral does.
+		LoginFailDelay: 2 * time.Second,
 	})
 	a.Agents.Subscribe(func(e agentconn.Event) {
 		// Subscribers must not block the agent's goroutine or keep Data.

@@ -12,6 +12,7 @@ import (
 
 func TestMeshctrlLogin(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	if out := e.meshctrlAs("admin", "wrong", "serverinfo"); strings.TrimSpace(out) != "Invalid login." {
 		t.Fatalf("bad password: %q", out)
 	}
@@ -38,6 +39,7 @@ func TestMeshctrlLogin(t *testing.T) {
 
 func TestMeshctrlGroupsAndDevices(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	if out := strings.TrimSpace(e.meshctrl("listdevicegroups")); out != "None" && out != "" && !strings.Contains(out, "None") {
 		t.Logf("empty listdevicegroups: %q", out)
 	}
@@ -98,6 +100,7 @@ func TestMeshctrlGroupsAndDevices(t *testing.T) {
 
 func TestMeshctrlRunCommand(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	g := e.createGroup("G")
 	n := e.addDevice(g, "pc", true)
 	off := e.addDevice(g, "off", false)
@@ -134,6 +137,7 @@ func TestMeshctrlRunCommand(t *testing.T) {
 
 func TestMeshctrlListEvents(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	g := e.createGroup("G")
 	n := e.addDevice(g, "pc", true)
 	e.meshctrl("runcommand", "--id", n, "--run", "echo hi")
@@ -169,6 +173,7 @@ func TestMeshctrlListEvents(t *testing.T) {
 
 func TestMeshctrlRights(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	g := e.createGroup("Secret")
 	n := e.addDevice(g, "server1", true)
 	if out := strings.TrimSpace(e.meshctrl("adduser", "--user", "bob", "--pass", "bobpass1")); out != "ok" {
@@ -252,6 +257,7 @@ func TestMeshctrlRights(t *testing.T) {
 
 func TestMeshctrlLoginTokens(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	// meshctrl prints this reply with console.log, not as JSON: read the text form.
 	out := e.meshctrl("logintokens", "--add", "ci", "--expire", "60")
 	var user, pass string
@@ -289,6 +295,7 @@ func TestMeshctrlLoginTokens(t *testing.T) {
 
 func TestMeshctrlMessagesAndPower(t *testing.T) {
 	e := newEnv(t)
+	t.Parallel()
 	g := e.createGroup("G")
 	n := e.addDevice(g, "pc", true)
 	if out := strings.TrimSpace(e.meshctrl("devicemessage", "--id", n, "--msg", "hello")); out != "OK" {
