@@ -41,7 +41,9 @@ var ErrNotAllowed = errors.New("files: rights do not allow file access")
 
 // Serve runs one files session (info.Protocol 5, or 10 for a devicefile.ashx
 // single download) on ch until the client closes it, sends a close control
-// message, or ctx is done. It always closes ch. The relay client must have
+// message, or ctx is done. It always closes ch. It returns nil when the
+// client or the transport ended the session, ctx.Err() when ctx did, and
+// ErrNotAllowed when the rights refuse file access. The relay client must have
 // consumed `c`, the options message (passed in info.Options; protocol 10
 // takes its file from there) and the protocol number.
 func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Options) error {
@@ -68,10 +70,16 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 	defer cancel()
 	defer s.cleanup()
 	err := s.run()
-	if errors.Is(err, session.ErrClosed) {
-		err = nil // the client went away while we were answering
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return err
+	if err != nil {
+		// run only fails on the channel: the client or the relay went away
+		// mid-reply (closed socket, broken pipe). That ends a session
+		// normally from our side.
+		log.Info("files session ended by the transport", "err", err)
+	}
+	return nil
 }
 
 type fileSession struct {

@@ -256,9 +256,10 @@ func (s *fileSession) startZip(r *request) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.releaseJob()
 		err := s.zip(ctx, dir, srcs, out)
-		if err != nil && ctx.Err() == nil {
+		cancelled := ctx.Err() != nil
+		s.releaseJob() // before the replies: the client may start the next job at once
+		if err != nil && !cancelled {
 			_ = s.fail(r, err)
 		}
 		s.endJob()
@@ -368,10 +369,12 @@ func (s *fileSession) startUnzip(r *request) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				defer s.releaseJob()
 				_ = s.sendJSON(dialog("unzipping"))
-				if err := unzip(ctx, input, dest); err != nil {
-					if ctx.Err() == nil {
+				err := unzip(ctx, input, dest)
+				cancelled := ctx.Err() != nil
+				s.releaseJob() // before the replies: the client may start the next job at once
+				if err != nil {
+					if !cancelled {
 						_ = s.sendJSON(dialogReply{Action: "dialogmessage", Msg: strPtr("unziperror"), Error: reason(err)})
 					}
 					return
