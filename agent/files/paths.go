@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 var errBadName = errors.New("invalid name")
@@ -94,5 +93,3 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
-
-func nowUnique() string { return fmt.Sprintf("%x", time.Now().UnixNano()) }

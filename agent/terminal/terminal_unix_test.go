@@ -441,3 +441,21 @@ func TestCloseWhileShellNotReading(t *testing.T) {
 		t.Fatalf("shell %d still alive", pid)
 	}
 }
+
+// requireLogin starts the login program instead of a shell.
+func TestRequireLogin(t *testing.T) {
+	spec := spawnSpec{requireLogin: true}
+	argv, err := shellFor(spec)
+	if err != nil {
+		t.Skipf("no login program: %v", err)
+	}
+	if argv[1] != "login" {
+		t.Fatalf("argv = %v", argv)
+	}
+	c := startTerm(t, pipeTransport, adminInfo(`{"type":"options","requireLogin":true}`))
+	c.waitOutput(regexp.MustCompile(`(?i)login: ?$`))
+	c.ch.Close()
+	if err := c.serveResult(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
