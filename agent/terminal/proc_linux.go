@@ -56,11 +56,15 @@ func statSession(stat []byte) (int, bool) {
 	return n, err == nil
 }
 
+// seatFile is where systemd-logind describes the console seat (a variable
+// so tests can stand in for logind).
+var seatFile = "/run/systemd/seats/seat0"
+
 // consoleUser finds the user of the active graphical or text console
 // session, as systemd-logind records it for seat0. That is the user the
 // reference means by "logged-in user" for protocol 8.
 func consoleUser() (*user.User, error) {
-	f, err := os.Open("/run/systemd/seats/seat0")
+	f, err := os.Open(seatFile)
 	if err != nil {
 		return nil, errors.New("cannot tell who is logged in at the console (no systemd-logind seat0)")
 	}

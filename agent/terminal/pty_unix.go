@@ -61,8 +61,7 @@ func start(spec spawnSpec) (proc, error) {
 		cmd.Env = append(cmd.Env, "HOME="+home)
 	}
 
-	ws := &pty.Winsize{Cols: uint16(spec.cols), Rows: uint16(spec.rows)}
-	ptmx, err := pty.StartWithSize(cmd, ws)
+	ptmx, err := startOnPty(cmd, spec.cols, spec.rows)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", argv[0], err)
 	}
@@ -85,6 +84,36 @@ func start(spec spawnSpec) (proc, error) {
 		}
 	}
 	return p, nil
+}
+
+// startOnPty starts cmd as a session leader with a new pty as its
+// controlling terminal and returns the master side. When cmd runs as
+// another user, the pty slave is given to that user first, or programs that
+// open /dev/tty themselves (sudo, ssh, passwd) would be refused.
+func startOnPty(cmd *exec.Cmd, cols, rows int) (*os.File, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close() // the child has its own copies
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	if c := cmd.SysProcAttr.Credential; c != nil {
+		if err := tty.Chown(int(c.Uid), -1); err != nil {
+			ptmx.Close()
+			return nil, fmt.Errorf("give the terminal to uid %d: %w", c.Uid, err)
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	if err := cmd.Start(); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	return ptmx, nil
 }
 
 // shellFor picks the program like the reference agent: the login program
