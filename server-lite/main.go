@@ -20,6 +20,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshgo/meshagent/server-lite/app"
 )
@@ -96,10 +97,7 @@ func run() int {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server-lite: local agent: %v\n", err)
 		} else {
-			defer func() {
-				cmd.Process.Signal(os.Interrupt)
-				cmd.Wait()
-			}()
+			defer stopLocalAgent(cmd)
 		}
 	}
 	<-ctx.Done()
@@ -135,7 +133,13 @@ Start an agent:
 func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	if spec == "go" {
-		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", a.MshPath)
+		// Our agent keeps its identity in --data; give it its own directory
+		// beside the server's data so restarts keep the same device.
+		dir := filepath.Join(filepath.Dir(a.MshPath), "local-agent-go")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", a.MshPath, "--data", dir)
 	} else {
 		bin, err := filepath.Abs(spec)
 		if err != nil {
@@ -164,9 +168,27 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		cmd.Dir = dir
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Own process group: `go run` does not pass a signal on to the agent it
+	// started, so stopping means signalling the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	slog.Info("local agent started", "pid", cmd.Process.Pid, "cmd", strings.Join(cmd.Args, " "))
 	return cmd, nil
+}
+
+// stopLocalAgent interrupts the agent's process group, then kills it if it
+// has not exited within 5 s.
+func stopLocalAgent(cmd *exec.Cmd) {
+	pgid := cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	}
 }

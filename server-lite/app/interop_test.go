@@ -237,7 +237,10 @@ func TestInteropCAgent(t *testing.T) {
 	waitEvent(t, ch, 30*time.Second, "coreinfo after server restart", func(e agentconn.Event) bool { return e.Action == "coreinfo" })
 
 	// 5. Admin push of another script to this device; it is pinned.
-	custom := []byte(`require('MeshAgent').SendCommand({action:'coreinfo', value:'custom core', caps:0});`)
+	// Padded past 64 KiB: the C agent drops fragmented messages that big
+	// (control.md §3.2), so it running this proves the push is one frame.
+	custom := []byte("require('MeshAgent').SendCommand({action:'coreinfo', value:'custom core', caps:0});\n/*" +
+		strings.Repeat("padding ", 300<<10/8) + "*/\n")
 	if err := a.Agents.PushCore(node, custom, "user//admin"); err != nil {
 		t.Fatal(err)
 	}
