@@ -1,5 +1,3 @@
-//go:build !cgo || !linux || desktop_stdjpeg
-
 package desktop
 
 import (
@@ -9,16 +7,15 @@ import (
 	"image/jpeg"
 )
 
-// The pure-Go fallback for CGO_ENABLED=0 cross builds: correct everywhere,
-// about ten times slower than libjpeg-turbo.
-const jpegImpl = "image/jpeg"
-
 type stdEncoder struct {
 	rgba image.RGBA
 	buf  bytes.Buffer
 }
 
-func newJPEGEncoder() (jpegEncoder, error) { return &stdEncoder{}, nil }
+// stdEncoder is the pure-Go encoder: correct everywhere, about ten times
+// slower than libjpeg-turbo. It is the fallback for CGO_ENABLED=0 builds and
+// the reference the turbo path is benchmarked against.
+func newStdEncoder() jpegEncoder { return &stdEncoder{} }
 
 func (e *stdEncoder) encode(dst []byte, f frame, quality int) ([]byte, error) {
 	// image/jpeg has a fast path for *image.RGBA only, so swizzle BGRX.

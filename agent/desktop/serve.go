@@ -25,6 +25,10 @@ type Options struct {
 	XAuthority string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// OnFrame, when set, is called after every capture pass that sent
+	// tiles, with their number and total bytes; cmd/deskbench measures
+	// with it.
+	OnFrame func(tiles, bytes int)
 }
 
 // ErrDenied is returned when the session's rights do not allow the desktop.
@@ -593,15 +597,19 @@ func (s *sess) pass(ctx context.Context, _ bool) error {
 		return nil
 	}
 	s.rects = s.tiles.rects(s.rects[:0])
-	s.log.Debug("pass", "rects", len(s.rects), "r", s.rects)
 	if err := s.encodeRects(f); err != nil {
 		return err
 	}
+	total := 0
 	for i, rc := range s.rects {
 		msg := framePicture(s.bufs[i], rc.x, rc.y)
 		if err := s.send(ctx, msg); err != nil {
 			return err
 		}
+		total += len(msg)
+	}
+	if s.opts.OnFrame != nil {
+		s.opts.OnFrame(len(s.rects), total)
 	}
 	return nil
 }
