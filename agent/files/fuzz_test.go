@@ -3,6 +3,7 @@ package files
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/meshgo/meshagent/agent/session"
@@ -19,6 +20,7 @@ func FuzzParseRequest(f *testing.F) {
 		`{"ctrlChannel":102938,"type":"rtt","time":1}`,
 		`{"type":"offer","sdp":"v=0"}`,
 		`{"size":1e300,"ack":-1}`, `{`, `[]`, "\x00",
+		`{"action":"ls","path":"\\\\srv\\share\\..\\x"}`, `{"action":"ls","path":"c:/a/../.."}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -39,6 +41,15 @@ func FuzzParseRequest(f *testing.F) {
 		for _, n := range append(append(r.DelFiles, r.Names...), r.Name, r.OldName, r.NewName) {
 			if checkName(n) == nil && (bytes.ContainsAny([]byte(n), nameForbidden) || n == ".." || n == ".") {
 				t.Fatalf("bad name %q accepted", n)
+			}
+		}
+		// The Windows policy is idempotent and always yields a drive or UNC path.
+		if p, err := cleanWindowsPath(r.Path); err == nil {
+			if p2, err := cleanWindowsPath(p); err != nil || p2 != p {
+				t.Fatalf("cleanWindowsPath not idempotent: %q -> %q, %v", p, p2, err)
+			}
+			if !(len(p) >= 3 && p[1] == ':' && p[2] == '\\') && !strings.HasPrefix(p, `\\`) {
+				t.Fatalf("cleanWindowsPath(%q) = %q", r.Path, p)
 			}
 		}
 		// Resolved paths are absolute and clean, never relative.

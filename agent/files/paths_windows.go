@@ -8,50 +8,14 @@ package files
 import (
 	"errors"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/windows"
 )
 
 const nameForbidden = "/\\:\x00"
 
-// resolvePath accepts absolute Windows paths only: "C:\dir" (either slash),
-// a bare "C:" and UNC "\\server\share\...". Drive-relative ("C:dir"),
-// root-relative ("\dir") and device-namespace ("\\?\", "\\.\") paths are
-// refused so nothing depends on the agent's current directory or reaches
-// raw devices.
-func resolvePath(p string) (string, error) {
-	if strings.IndexByte(p, 0) >= 0 {
-		return "", errors.New("invalid path")
-	}
-	p = strings.ReplaceAll(p, "/", `\`)
-	if len(p) >= 3 && p[0] == '\\' && p[2] == ':' {
-		p = p[1:] // "\C:\x" as some clients build it
-	}
-	if len(p) >= 2 && p[1] == ':' && isLetter(p[0]) {
-		if len(p) == 2 {
-			p += `\`
-		}
-		if p[2] != '\\' {
-			return "", errors.New("drive-relative paths are not allowed")
-		}
-		return filepath.Clean(p), nil
-	}
-	if strings.HasPrefix(p, `\\?\`) || strings.HasPrefix(p, `\\.\`) {
-		return "", errors.New("device paths are not allowed")
-	}
-	if strings.HasPrefix(p, `\\`) {
-		parts := strings.SplitN(p[2:], `\`, 3)
-		if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
-			return "", errors.New("incomplete UNC path")
-		}
-		return filepath.Clean(p), nil
-	}
-	return "", errors.New("path must start with a drive letter")
-}
-
-func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+// resolvePath accepts absolute Windows paths only (see cleanWindowsPath).
+func resolvePath(p string) (string, error) { return cleanWindowsPath(p) }
 
 func echoPath(p string) string { return p }
 
