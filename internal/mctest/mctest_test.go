@@ -63,7 +63,7 @@ func TestCAgentOnline(t *testing.T) {
 
 	agentStart := time.Now()
 	agent := StartCAgent(t, msh)
-	dev := srv.WaitDevice(t, OnlineIn(meshID), time.Minute)
+	dev := srv.WaitDevice(t, OnlineIn(meshID), 2*time.Minute)
 	t.Logf("C agent online after %s: %s %q agent=%+v", time.Since(agentStart).Round(time.Millisecond), dev.ID, dev.Name, dev.Agent)
 	if dev.Agent.ID == 0 {
 		t.Errorf("device agent type is 0: %+v", dev.Raw)
@@ -86,10 +86,10 @@ func TestCAgentOnline(t *testing.T) {
 
 	// Restart: same node id, online again.
 	agent.Stop()
-	srv.WaitDevice(t, func(d Device) bool { return d.ID == dev.ID && !d.Online() }, 30*time.Second)
+	srv.WaitDevice(t, func(d Device) bool { return d.ID == dev.ID && !d.Online() }, time.Minute)
 	restart := time.Now()
 	agent.Restart()
-	srv.WaitDevice(t, func(d Device) bool { return d.ID == dev.ID && d.Online() }, time.Minute)
+	srv.WaitDevice(t, func(d Device) bool { return d.ID == dev.ID && d.Online() }, 2*time.Minute)
 	t.Logf("C agent back online %s after restart", time.Since(restart).Round(time.Millisecond))
 	if !strings.Contains(agent.Log(), "Connected") {
 		t.Logf("C agent log does not (yet) show Connected:\n%s", agent.Log())

@@ -45,7 +45,9 @@ type Options struct {
 	AdminUser string
 	// AdminPass is the administrator's password (default: random).
 	AdminPass string
-	// StartTimeout bounds the wait for the server to serve HTTPS (default 2 min).
+	// StartTimeout bounds the wait for the server to serve HTTPS (default 3 min;
+	// a first start takes 10-15 s on an idle 2-core machine, over a minute
+	// under heavy load, mostly RSA key generation and Windows agent signing).
 	StartTimeout time.Duration
 }
 
@@ -144,7 +146,7 @@ func start(mcDir, root string, opts Options, logf func(string, ...any)) (*Server
 	}
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
-		timeout = 2 * time.Minute
+		timeout = 3 * time.Minute
 	}
 	begin := time.Now()
 	var lastErr error
@@ -388,7 +390,7 @@ func (s *Server) Restart(t testing.TB) {
 	}
 	timeout := s.opts.StartTimeout
 	if timeout <= 0 {
-		timeout = 2 * time.Minute
+		timeout = 3 * time.Minute
 	}
 	begin := time.Now()
 	if err := s.launch(timeout); err != nil {
