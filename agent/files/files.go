@@ -167,6 +167,14 @@ func (s *fileSession) control(r *request) (done bool, err error) {
 // failures are reported to the client and the session goes on.
 func (s *fileSession) dispatch(r *request) error {
 	switch r.Action {
+	case "mkdir", "rm", "rename":
+		// "" is the root and legitimate; a missing field is a broken client,
+		// and must not turn into an operation on "/".
+		if !r.HasPath {
+			return s.fail(r, errors.New("missing path"))
+		}
+	}
+	switch r.Action {
 	case "ls":
 		return s.ls(r)
 	case "mkdir":

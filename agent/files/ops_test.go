@@ -147,6 +147,7 @@ func TestErrorsAndTricks(t *testing.T) {
 		{"mkdir existing", map[string]any{"action": "mkdir", "reqid": 5, "path": dir + "/full"}, "file exists"},
 		{"copy into itself", map[string]any{"action": "copy", "reqid": 6, "scpath": dir, "dspath": dir + "/full", "names": []string{"full"}}, "into itself"},
 		{"nul in path", map[string]any{"action": "mkdir", "reqid": 7, "path": dir + "/a\x00b"}, "invalid path"},
+		{"rm without path", map[string]any{"action": "rm", "reqid": 8, "delfiles": []string{"tmp"}, "rec": true}, "missing path"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
