@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ func (s *syncBuf) String() string {
 type liteEnv struct {
 	*testEnv
 	app    *app.App
+	agent  *mctest.CAgent
 	nodeID string
 }
 
@@ -72,10 +74,11 @@ func newLiteEnv(t *testing.T, core string) *liteEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctest.StartCAgent(t, msh)
+	e.agent = mctest.StartCAgent(t, msh)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if ags := a.Agents.Agents(); len(ags) == 1 {
+		// Connected and running its core (coreinfo received).
+		if ags := a.Agents.Agents(); len(ags) == 1 && ags[0].CoreName != "" {
 			e.nodeID = ags[0].NodeID
 			break
 		}
@@ -110,15 +113,8 @@ func TestInteropCAgent(t *testing.T) {
 	}
 
 	// runcommand through the real agent, with and without --reply.
-	var out string
-	for i := 0; i < 50; i++ { // the core may still be starting
-		out = strings.TrimSpace(e.meshctrl("runcommand", "--id", e.nodeID, "--run", "echo hello-from-agent", "--reply"))
-		if strings.Contains(out, "hello-from-agent") {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !strings.Contains(out, "hello-from-agent") {
+	out := strings.TrimSpace(e.meshctrl("runcommand", "--id", e.nodeID, "--run", "echo hello-from-agent", "--reply"))
+	if out != "hello-from-agent" {
 		t.Fatalf("runcommand --reply: %q", out)
 	}
 	if out := strings.TrimSpace(e.meshctrl("runcommand", "--id", short, "--run", "true")); out != "OK" {
@@ -143,4 +139,39 @@ func TestInteropCAgent(t *testing.T) {
 	if !strings.Contains(out, "runcommands") {
 		t.Fatalf("listevents:\n%s", out)
 	}
+
+	// upload and download through meshrelay.ashx with the relay tokens the
+	// API mints: meshctrl's own relay path, never failing on "$".
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.bin")
+	payload := bytes.Repeat([]byte("server-lite relay test\n"), 4000)
+	os.WriteFile(src, payload, 0o644)
+	remote := filepath.Join(dir, "remote")
+	os.Mkdir(remote, 0o755)
+	for i := 0; i < 3; i++ { // a few rounds: each mints fresh cookies
+		out = e.meshctrl("upload", "--id", short, "--file", src, "--target", remote)
+		// meshctrl may exit before the agent has closed the file.
+		if !waitFile(filepath.Join(remote, "src.bin"), payload, 10*time.Second) {
+			t.Fatalf("upload round %d:\n%s", i, out)
+		}
+		back := filepath.Join(dir, fmt.Sprintf("back%d.bin", i))
+		out = e.meshctrl("download", "--id", short, "--file", filepath.Join(remote, "src.bin"), "--target", back)
+		if !waitFile(back, payload, 10*time.Second) {
+			t.Fatalf("download round %d:\n%s", i, out)
+		}
+	}
+	// Eve cannot open a tunnel to the device.
+	if out := eve("download", "--id", short, "--file", src, "--target", filepath.Join(dir, "eve.bin")); !strings.Contains(out, "Unable to route") {
+		t.Fatalf("eve download: %q", out)
+	}
+}
+
+// waitFile reports whether path holds want within timeout.
+func waitFile(path string, want []byte, timeout time.Duration) bool {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
+			return true
+		}
+	}
+	return false
 }
