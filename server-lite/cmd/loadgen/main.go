@@ -50,75 +50,98 @@ import (
 	"github.com/meshgo/meshagent/server-lite/internal/simagent"
 )
 
+// config is one load run.
+type config struct {
+	n, conc    int
+	keysDir    string
+	mshPath    string
+	pid        int
+	oneSource  bool
+	serverBin  string
+	serverArgs []string
+	only       string
+}
+
 func main() {
-	n := flag.Int("n", 1000, "number of simulated agents")
-	conc := flag.Int("c", 4*runtime.NumCPU(), "concurrent handshakes")
-	keysDir := flag.String("keys", filepath.Join(os.TempDir(), "meshgo-loadgen-keys"), "cache of agent identities")
-	mshPath := flag.String("msh", "", "use an already running server: its .msh")
-	pid := flag.Int("pid", 0, "with -msh: the server's process id (for CPU and RSS)")
-	serverBin := flag.String("server", "", "server-lite binary to start (default: go build ./server-lite)")
-	only := flag.String("only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
+	var c config
+	flag.IntVar(&c.n, "n", 1000, "number of simulated agents")
+	flag.IntVar(&c.conc, "c", 4*runtime.NumCPU(), "concurrent handshakes")
+	flag.StringVar(&c.keysDir, "keys", filepath.Join(os.TempDir(), "meshgo-loadgen-keys"), "cache of agent identities")
+	flag.StringVar(&c.mshPath, "msh", "", "use an already running server: its .msh")
+	flag.IntVar(&c.pid, "pid", 0, "with -msh: the server's process id; CPU and RSS are summed over it and its descendants")
+	flag.BoolVar(&c.oneSource, "one-source", false, "connect from 127.0.0.1 only (servers that allow no other loopback address)")
+	flag.StringVar(&c.serverBin, "server", "", "server-lite binary to start (default: go build ./server-lite)")
+	flag.StringVar(&c.only, "only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
-
-	raiseFileLimit()
-	ids, err := loadIdentities(*keysDir, *n)
-	if err != nil {
+	c.serverArgs = strings.Fields(*serverArgs)
+	if err := run(c); err != nil {
 		fatal(err)
 	}
+}
 
-	var stopServer func()
-	if *mshPath == "" {
-		*mshPath, *pid, stopServer, err = startServer(*serverBin, strings.Fields(*serverArgs))
+func run(c config) error {
+	raiseFileLimit()
+	ids, err := loadIdentities(c.keysDir, c.n)
+	if err != nil {
+		return err
+	}
+	if c.mshPath == "" {
+		var stopServer func()
+		c.mshPath, c.pid, stopServer, err = startServer(c.serverBin, c.serverArgs)
 		if err != nil {
-			fatal(err)
+			return err
 		}
 		defer stopServer()
 	}
-	if *pid == 0 {
-		fatal(errors.New("-pid is required with -msh"))
+	if c.pid == 0 {
+		return errors.New("-pid is required with -msh")
 	}
-	m, err := readMsh(*mshPath)
+	m, err := readMsh(c.mshPath)
 	if err != nil {
-		fatal(err)
+		return err
 	}
-	fmt.Printf("server pid %d at %s, %d agents, %d concurrent, %d CPUs, GOMAXPROCS %d\n", *pid, m.url, *n, *conc, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Printf("server pid %d at %s, %d agents, %d concurrent, %d CPUs, GOMAXPROCS %d\n", c.pid, m.url, c.n, c.conc, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 
-	settle(*pid)
+	settle(c.pid)
 	floorSign, floorVerify := rsaFloor(ids[0].Key)
 	fmt.Printf("RSA-3072 floor on this machine now: sign %.2f ms, verify %.3f ms CPU\n", ms(floorSign), ms(floorVerify))
-	rss0 := rssKB(*pid)
+	rss0 := rssKB(c.pid)
 	sessions := tls.NewLRUClientSessionCache(16)
 	opts := func(i int, trusted []byte) simagent.Options {
-		return simagent.Options{URL: m.url, ServerID: m.serverID, MeshID: m.meshID, Identity: ids[i], Trusted: trusted,
-			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions,
-			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}}
+		o := simagent.Options{URL: m.url, ServerID: m.serverID, MeshID: m.meshID, Identity: ids[i], Trusted: trusted,
+			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions}
+		if !c.oneSource {
+			o.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}
+		}
+		return o
 	}
 
-	conns := make([]*simagent.Conn, *n)
-	trust := make([][]byte, *n)
-	if *only != "skip" {
-		fullPhase(*pid, *n, *conc, opts, conns, rss0, floorSign, floorVerify)
-		for i, c := range conns {
-			if c != nil {
-				trust[i] = c.Trust
-				c.WS.Close()
+	conns := make([]*simagent.Conn, c.n)
+	trust := make([][]byte, c.n)
+	if c.only != "skip" {
+		fullPhase(c.pid, c.n, c.conc, opts, conns, rss0, floorSign, floorVerify)
+		for i, cn := range conns {
+			if cn != nil {
+				trust[i] = cn.Trust
+				cn.WS.Close()
 			}
 		}
 	} else {
 		ws, h, err := simagent.Dial(context.Background(), m.url, nil)
 		if err != nil {
-			fatal(err)
+			return err
 		}
 		ws.Close()
 		for i := range trust {
 			trust[i] = h[:]
 		}
 	}
-	if *only == "full" {
-		return
+	if c.only == "full" {
+		return nil
 	}
-	skipPhase(*pid, *n, *conc, opts, trust, floorVerify)
+	skipPhase(c.pid, c.n, c.conc, opts, trust, floorVerify)
+	return nil
 }
 
 func fullPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, conns []*simagent.Conn, rss0 int64, floorSign, floorVerify time.Duration) {
@@ -269,23 +292,67 @@ func report(name string, r result, rssBefore, rssAfter int64, n int) {
 	fmt.Printf("  server RSS: %.1f MB -> %.1f MB, %.1f kB per connected agent\n", float64(rssBefore)/1024, float64(rssAfter)/1024, float64(rssAfter-rssBefore)/float64(r.ok))
 }
 
-// cpuTime reads utime+stime of a process from /proc/<pid>/stat (children
-// not included: server-lite runs no helpers).
+// cpuTime sums utime+stime from /proc/<pid>/stat over pid and its
+// descendants (MeshCentral signs in helper processes). A descendant that
+// exits between samples takes its CPU with it; servers measured here keep
+// theirs.
 func cpuTime(pid int) time.Duration {
+	var total int64
+	for _, p := range tree(pid) {
+		if f := statFields(p); len(f) > 12 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			total += ut + st
+		}
+	}
+	return time.Duration(total) * time.Second / 100 // CLK_TCK = 100 on Linux
+}
+
+// statFields returns the fields of /proc/<pid>/stat after the command name
+// (so index 1 is the parent pid, 11 utime, 12 stime).
+func statFields(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return nil
 	}
 	s := string(b)
-	// Fields after the parenthesised command name; utime and stime are the
-	// 14th and 15th fields overall.
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // CLK_TCK = 100 on Linux
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
+}
+
+// tree returns pid and all its descendants.
+func tree(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(p); len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
 }
 
 func rssKB(pid int) int64 {
+	var total int64
+	for _, p := range tree(pid) {
+		total += rssOne(p)
+	}
+	return total
+}
+
+func rssOne(pid int) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0

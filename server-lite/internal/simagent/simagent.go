@@ -187,6 +187,12 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		if err != nil {
 			continue
 		}
+		if cmd == handshake.CmdAgentHash {
+			// Never update me (MeshCentral asks before the core check).
+			if err := send([][]byte{handshake.EncodeRequest(cmd, req, make([]byte, handshake.HashLen))}); err != nil {
+				return fail(err)
+			}
+		}
 		if cmd == handshake.CmdCoreModuleHash {
 			if err := send([][]byte{handshake.EncodeRequest(cmd, req, make([]byte, handshake.HashLen))}); err != nil {
 				return fail(err)
