@@ -45,6 +45,11 @@ const drainTimeout = 2 * time.Second
 // way out of a client-side close, every process of its session) is gone and
 // reaped. The relay client must already have consumed `c`, the options
 // message (passed in info.Options) and the protocol number.
+//
+// It returns nil when the shell exited or the client or transport ended the
+// session, ctx.Err() when ctx did, ErrNotAllowed when the rights refuse a
+// terminal, and a start error (after telling the client in a console
+// message) when no shell could be started.
 func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Options) error {
 	defer ch.Close()
 	log := opts.Logger
