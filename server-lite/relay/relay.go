@@ -84,6 +84,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	auth     atomic.Value // authHolder
 
 	mu      sync.Mutex
 	pending map[string]*waiter
@@ -122,7 +123,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxMessage == 0 {
 		cfg.MaxMessage = DefaultMaxMessage
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg,
 		log: cfg.Log.With("component", "meshrelay.ashx"),
 		upgrader: websocket.Upgrader{
@@ -135,6 +136,19 @@ func New(cfg Config) *Server {
 		used:    map[string]time.Time{},
 		live:    map[*websocket.Conn]struct{}{},
 	}
+	s.SetAuthorizer(cfg.Authorizer)
+	return s
+}
+
+type authHolder struct{ a Authorizer }
+
+// SetAuthorizer replaces the Authorizer, e.g. when the admin API, wired in
+// after the relay was built, brings its own cookies. Safe at any time.
+func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(authHolder{a}) }
+
+func (s *Server) authorizer() Authorizer {
+	h, _ := s.auth.Load().(authHolder)
+	return h.a
 }
 
 // ErrUnauthorized is the base of every refusal by the relay itself.
@@ -147,11 +161,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or bad id", http.StatusBadRequest)
 		return
 	}
-	if s.cfg.Authorizer == nil {
+	auth := s.authorizer()
+	if auth == nil {
 		http.Error(w, "relay disabled", http.StatusServiceUnavailable)
 		return
 	}
-	g, err := s.cfg.Authorizer.Authorize(r)
+	g, err := auth.Authorize(r)
 	if err == nil {
 		err = checkGrant(g, id, q.Get("nodeid"))
 	}
@@ -444,4 +459,3 @@ func NewID() string {
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
