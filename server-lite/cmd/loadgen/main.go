@@ -59,6 +59,7 @@ type config struct {
 	oneSource  bool
 	serverBin  string
 	serverArgs []string
+	serverCPUs int
 	only       string
 }
 
@@ -71,6 +72,7 @@ func main() {
 	flag.IntVar(&c.pid, "pid", 0, "with -msh: the server's process id; CPU and RSS are summed over it and its descendants")
 	flag.BoolVar(&c.oneSource, "one-source", false, "connect from 127.0.0.1 only (servers that allow no other loopback address)")
 	flag.StringVar(&c.serverBin, "server", "", "server-lite binary to start (default: go build ./server-lite)")
+	flag.IntVar(&c.serverCPUs, "server-cpus", 0, "GOMAXPROCS for the started server-lite (0 = all), to see throughput grow with cores")
 	flag.StringVar(&c.only, "only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
@@ -88,7 +90,7 @@ func run(c config) error {
 	}
 	if c.mshPath == "" {
 		var stopServer func()
-		c.mshPath, c.pid, stopServer, err = startServer(c.serverBin, c.serverArgs)
+		c.mshPath, c.pid, stopServer, err = startServer(c.serverBin, c.serverArgs, c.serverCPUs)
 		if err != nil {
 			return err
 		}
@@ -420,7 +422,7 @@ func readMsh(path string) (mshInfo, error) {
 
 // startServer builds and starts server-lite with a fresh data directory on
 // a free loopback port and returns its .msh, pid and a stop function.
-func startServer(bin string, extra []string) (string, int, func(), error) {
+func startServer(bin string, extra []string, cpus int) (string, int, func(), error) {
 	dir, err := os.MkdirTemp("", "loadgen-server-")
 	if err != nil {
 		return "", 0, nil, err
@@ -442,6 +444,9 @@ func startServer(bin string, extra []string) (string, int, func(), error) {
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
 	cmd := exec.Command(bin, append([]string{"--data", filepath.Join(dir, "data"), "--listen", addr}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if cpus > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", cpus))
+	}
 	if err := cmd.Start(); err != nil {
 		return "", 0, nil, err
 	}
