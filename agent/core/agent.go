@@ -11,6 +11,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,7 +123,8 @@ type Agent struct {
 
 	coreMu sync.Mutex // serialises core installs and starts
 
-	runCtx context.Context // lives as long as Run: relay sessions use it
+	runCtx   context.Context // lives as long as Run: relay sessions use it
+	sessions sessionCounts
 }
 
 // New validates the configuration and prepares an agent.
@@ -457,6 +459,8 @@ func (a *Agent) serve(ctx context.Context, c *controlConn) error {
 		if handshake.IsJSON(msg) {
 			if a.cfg.Host != nil {
 				a.cfg.Host.Deliver(msg)
+			} else {
+				a.nativeJSON(msg)
 			}
 			continue
 		}
@@ -487,6 +491,21 @@ func (a *Agent) keepAlive(ctx context.Context, c *controlConn) {
 			return
 		case <-time.After(wait):
 		}
+	}
+}
+
+// nativeJSON handles the one JSON request the agent serves without a script
+// core: tunnels, so sessions work even with no script host.
+func (a *Agent) nativeJSON(msg []byte) {
+	var m struct {
+		Action string `json:"action"`
+		Type   string `json:"type"`
+	}
+	if json.Unmarshal(msg, &m) != nil || m.Action != "msg" || m.Type != "tunnel" {
+		return
+	}
+	if err := a.OpenTunnel(msg); err != nil {
+		a.log.Warn("tunnel request refused", "err", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -210,7 +211,68 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		return fmt.Errorf("session refused: %s", why)
 	}
 	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
+	kind := sessionKind(proto)
+	a.audit(info, fmt.Sprintf("Started %s session", kind))
+	a.sessions.add(a, kind, info.UserID, 1)
+	defer func() {
+		a.sessions.add(a, kind, info.UserID, -1)
+		a.audit(info, fmt.Sprintf("Ended %s session", kind))
+	}()
 	return handler(ctx, ch, info)
+}
+
+// sessionKind names a protocol as MeshCentral's "sessions" messages do.
+func sessionKind(proto int) string {
+	switch proto {
+	case session.ProtoDesktop:
+		return "kvm"
+	case session.ProtoFiles, session.ProtoFileTransfer:
+		return "files"
+	case session.ProtoTerminal, session.ProtoPowerShell, session.ProtoUserShell, session.ProtoUserPS:
+		return "terminal"
+	}
+	return "tcp"
+}
+
+// audit records a user action in the device's event log on the server
+// ({"action":"log"}, control.md §6.6), as the reference core does.
+func (a *Agent) audit(info session.Info, msg string) {
+	m := map[string]any{"action": "log", "msg": msg}
+	for k, v := range map[string]string{"userid": info.UserID, "username": info.Username, "sessionid": info.SessionID, "remoteaddr": info.RemoteIP} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	b, _ := json.Marshal(m)
+	a.SendJSON(b)
+}
+
+// sessionCounts tracks open relay sessions per kind and user, reported to
+// the server on every change so its UI shows who is connected.
+type sessionCounts struct {
+	mu sync.Mutex
+	n  map[string]map[string]int // kind → user → open sessions
+}
+
+func (s *sessionCounts) add(a *Agent, kind, user string, delta int) {
+	s.mu.Lock()
+	if s.n == nil {
+		s.n = map[string]map[string]int{}
+	}
+	if s.n[kind] == nil {
+		s.n[kind] = map[string]int{}
+	}
+	s.n[kind][user] += delta
+	if s.n[kind][user] <= 0 {
+		delete(s.n[kind], user)
+	}
+	value := make(map[string]int, len(s.n[kind]))
+	for u, c := range s.n[kind] {
+		value[u] = c
+	}
+	s.mu.Unlock()
+	b, _ := json.Marshal(map[string]any{"action": "sessions", "type": kind, "value": value})
+	a.SendJSON(b)
 }
 
 // waitPaired reads until the relay's "c" (or "cr" when recording); anything

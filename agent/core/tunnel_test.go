@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// relayEnd is what a test relay saw of the agent's side of a session.
+type relayEnd struct {
+	frames []session.Frame
+	closed bool
+}
+
+// TestTunnelThroughRelay drives a tunnel request end to end: the agent
+// dials the relay on the control server with the pinned certificate,
+// waits for "c", reads options and the protocol, checks rights and runs
+// the handler; refused sessions never reach a handler.
+func TestTunnelThroughRelay(t *testing.T) {
+	tests := []struct {
+		name    string
+		rights  uint32
+		proto   string
+		consent uint32
+		served  bool
+	}{
+		{"admin files", session.RightAdmin, "5", 0, true},
+		{"remote control files", session.RightRemoteControl, "5", 0, true},
+		{"no files right", session.RightRemoteControl | session.RightNoFiles, "5", 0, false},
+		{"view-only user asks for files", session.RightRemoteViewOnly, "5", 0, false},
+		{"files prompt with nobody to ask", session.RightAdmin, "5", session.ConsentFilesPrompt, false},
+		{"protocol without handler", session.RightAdmin, "77", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			served := make(chan session.Info, 1)
+			relaySaw := make(chan relayEnd, 1)
+			fs := newFakeServer(t, "")
+			mux := http.NewServeMux()
+			mux.HandleFunc("/agent.ashx", fs.handle)
+			mux.HandleFunc("/meshrelay.ashx", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("rauth") != "cookie$x@y" {
+					t.Errorf("rauth arrived as %q", r.URL.Query().Get("rauth"))
+				}
+				ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer ws.Close()
+				ws.WriteMessage(websocket.TextMessage, []byte("c"))
+				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"options","consent":0}`))
+				ws.WriteMessage(websocket.TextMessage, []byte(tc.proto))
+				ws.WriteMessage(websocket.BinaryMessage, []byte("ping-data"))
+				var end relayEnd
+				ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for {
+					typ, data, err := ws.ReadMessage()
+					if err != nil {
+						end.closed = !strings.Contains(err.Error(), "timeout")
+						break
+					}
+					end.frames = append(end.frames, session.Frame{Binary: typ == websocket.BinaryMessage, Data: data})
+				}
+				relaySaw <- end
+			})
+			fs.srv.Config.Handler = mux
+			tunnel, _ := json.Marshal(map[string]any{
+				"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=5&id=T1&rauth=cookie$x@y",
+				"rights": tc.rights, "consent": tc.consent, "userid": "user//alice", "sessionid": "sess-1",
+			})
+			fs.post = [][]byte{tunnel}
+			key, _, _ := testKeys(t)
+			sid := handshake.NodeID(&key.PublicKey)
+			// No script host: the agent routes tunnels natively.
+			startAgent(t, fs.msh(sid[:]), t.TempDir(), func(c *Config) {
+				c.Host = nil
+				c.Sessions = map[int]SessionHandler{
+					session.ProtoFiles: func(ctx context.Context, ch session.Channel, info session.Info) error {
+						defer ch.Close()
+						served <- info
+						f, err := ch.Read(ctx)
+						if err != nil {
+							return err
+						}
+						return ch.Write(ctx, session.Frame{Binary: true, Data: append([]byte("echo:"), f.Data...)})
+					},
+				}
+			})
+			var end relayEnd
+			select {
+			case end = <-relaySaw:
+			case <-time.After(15 * time.Second):
+				t.Fatal("relay never saw the agent")
+			}
+			select {
+			case info := <-served:
+				if !tc.served {
+					t.Fatal("a refused session reached its handler")
+				}
+				if info.UserID != "user//alice" || info.Protocol != 5 || info.SessionID != "sess-1" || string(info.Options) != `{"type":"options","consent":0}` {
+					t.Errorf("handler got %+v", info)
+				}
+				if len(end.frames) == 0 || string(end.frames[0].Data) != "echo:ping-data" || !end.frames[0].Binary {
+					t.Errorf("relay got %v", end.frames)
+				}
+			default:
+				if tc.served {
+					t.Fatalf("session not served; relay saw %v", end.frames)
+				}
+				if !end.closed {
+					t.Error("refused session left the relay socket open")
+				}
+			}
+			if !tc.served {
+				return
+			}
+			// The server hears about the session: counts and audit log.
+			deadline := time.Now().Add(5 * time.Second)
+			var sawSessions, sawLog bool
+			for time.Now().Before(deadline) && !(sawSessions && sawLog) {
+				_, rec, _ := fs.snapshot()
+				for _, m := range rec {
+					sawSessions = sawSessions || strings.Contains(string(m), `"action":"sessions"`) && strings.Contains(string(m), `"user//alice":1`)
+					sawLog = sawLog || strings.Contains(string(m), `"action":"log"`) && strings.Contains(string(m), "Started files session")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !sawSessions || !sawLog {
+				t.Errorf("server saw sessions=%v log=%v", sawSessions, sawLog)
+			}
+		})
+	}
+}
