@@ -1,0 +1,91 @@
+package app
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meshgo/meshagent/server-lite/certs"
+)
+
+func TestFirstStartAndRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	if !a.FirstStart || a.DefaultGroup.Name != DefaultGroupName {
+		t.Fatalf("first start %v group %+v", a.FirstStart, a.DefaultGroup)
+	}
+	msh, err := os.ReadFile(a.MshPath)
+	if err != nil || !strings.Contains(string(msh), "MeshServer="+a.AgentURL()+"\r\n") || !strings.Contains(string(msh), "ServerID="+a.Certs.ServerIDHex()) {
+		t.Fatalf("msh %q %v", msh, err)
+	}
+	// The same file is served at /meshsettings.
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := c.Get(a.URL() + "/meshsettings?id=" + strings.TrimPrefix(a.DefaultGroup.ID, "mesh//"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != string(msh) {
+		t.Fatalf("served %q", body)
+	}
+	// Plain WebSocket upgrade without a handshake is refused cleanly, and
+	// the relay refuses a request without credentials.
+	resp, err = c.Get(a.URL() + "/meshrelay.ashx?id=x")
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("relay without token: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	id, group := a.Certs.ServerID, a.DefaultGroup.ID
+	a.Close()
+
+	a, err = New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.FirstStart || a.Certs.ServerID != id || a.DefaultGroup.ID != group {
+		t.Fatal("identity or group changed across restart")
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "data")
+	a, err := New(Config{DataDir: broken, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	os.Remove(filepath.Join(broken, certs.AgentCertFile))
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"non-loopback", Config{DataDir: t.TempDir(), Listen: "0.0.0.0:0"}, "loopback"},
+		{"bad address", Config{DataDir: t.TempDir(), Listen: "nonsense"}, "listen address"},
+		{"incomplete identity", Config{DataDir: broken, Listen: "127.0.0.1:0"}, "incomplete"},
+		{"missing core file", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CoreFile: "/nonexistent.js", AgentKeyBits: 1024}, "core file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Log = testLogger(t)
+			a, err := New(tc.cfg)
+			if err == nil {
+				a.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want %q", err, tc.want)
+			}
+		})
+	}
+}
