@@ -66,6 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "h":
 		usage(stdout)
 		return exitOK
+	case "install", "fullinstall", "finstall":
+		return cmdInstall(cmd, rest, stdout, stderr)
+	case "uninstall", "fulluninstall", "funinstall":
+		return cmdUninstall(cmd, rest, stdout, stderr)
+	case "start", "stop", "restart", "status", "state":
+		return cmdControl(cmd, rest, stdout, stderr)
+	case "service-run":
+		return cmdServiceRun(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "meshagent: unknown command %q\n", args[0])
 	usage(stderr)
@@ -78,6 +86,9 @@ func usage(w io.Writer) {
   meshagent connect [--msh FILE] [--data DIR]   run as a temporary device
   meshagent -nodeid [--msh FILE] [--data DIR]   print this agent's node id
   meshagent -info | --version
+  meshagent -install | -fullinstall [--installPath=DIR] [--meshServiceName=NAME] [--dry-run]   install as a service
+  meshagent -uninstall | -fulluninstall   remove the service (full: also its settings, identity and logs)
+  meshagent start | stop | restart | status   control the installed service
 `)
 }
 
