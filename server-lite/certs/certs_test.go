@@ -58,9 +58,9 @@ func stringsUpper(s string) string {
 
 func TestBrokenDirectoryIsAnError(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(dir string)
-		want  error
+		want   error
 	}{
 		{"missing key", func(d string) { os.Remove(filepath.Join(d, AgentKeyFile)) }, ErrIncomplete},
 		{"corrupt cert", func(d string) { os.WriteFile(filepath.Join(d, AgentCertFile), []byte("junk"), 0o600) }, nil},
