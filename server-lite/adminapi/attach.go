@@ -93,3 +93,18 @@ func (g registry) Disconnect(nodeID string) { g.r.Disconnect(nodeID, "removed by
 func (g registry) PushScript(nodeID string, script []byte, who string) error {
 	return g.r.PushCore(nodeID, script, who)
 }
+
+// LoginHelp is the text the main package prints once on first start: the
+// new administrator's password (the only time it is shown) and how to log
+// in with meshctrl and with server-lite's own CLI. baseURL is e.g.
+// wss://127.0.0.1:4443.
+func LoginHelp(first *FirstAdmin, baseURL string) string {
+	return fmt.Sprintf(`Administrator account created: %s
+  password:   %s
+  (shown only now; stored as a bcrypt hash)
+Log in with MeshCentral's CLI:
+  node meshctrl.js serverinfo --url %s --loginuser %s --loginpass '<password>'
+or with server-lite's own CLI:
+  SERVERLITE_PASS='<password>' server-lite devices --url %s --user %s
+`, first.Name, first.Password, baseURL, first.Name, baseURL, first.Name)
+}

@@ -1,0 +1,227 @@
+package adminapi
+
+// Requests routed to agents: relay tunnels, messages, toasts, power,
+// and server-lite's own pushscript and devicecores.
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/relay"
+)
+
+// cmdAuthCookie issues the relay credential meshctrl asks for before a
+// shell, upload or download: a single-use relay token in [A-Za-z0-9_-], so
+// never a "$" that meshctrl's string replace could corrupt (admin-api.md
+// §6.3). It grants nothing by itself: the relay pairs it only with an agent
+// end of the same user, and the agent end's credential is issued in cmdMsg
+// after the tunnel's rights checks, bound to the device and pairing id.
+func (s *Server) cmdAuthCookie(c *conn, u accounts.User, r req) {
+	ck := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideUser, UserID: u.ID}, userCookieLife)
+	// The agent side is re-issued per tunnel; this one only fills the slot.
+	c.reply(r, map[string]any{"cookie": ck, "rcookie": randomHex(16)})
+}
+
+// cmdMsg routes a message to an agent: tunnels (shell, files), message
+// boxes, open-URL. One reply, after the rights check (§6.2 #6).
+func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
+	n := normID("node", r.s("nodeid"))
+	if n == "" || len(n) > 1024 {
+		c.result(r, "Unable to route")
+		return
+	}
+	rights, _, err := s.deviceRights(u, n)
+	if err != nil || !rights.Visible || !rights.Has(session.RightRemoteControl) && !rights.Has(session.RightRemoteViewOnly) {
+		c.result(r, "Unable to route")
+		return
+	}
+	typ := r.s("type")
+	out := map[string]any{}
+	for k, v := range r {
+		if k != "nodeid" && k != "responseid" && k != "tag" {
+			out[k] = v
+		}
+	}
+	target := n
+	if typ == "tunnel" {
+		value, proto, pairID, ok := rewriteTunnelValue(r.s("value"), n)
+		if !ok {
+			c.result(r, "Unable to route")
+			return
+		}
+		if proto == session.ProtoTerminal && !session.AllowTerminal(rights.Bits) && rights.Bits != accounts.FullRights ||
+			(proto == 4 || proto == session.ProtoFiles) && !session.AllowFiles(rights.Bits) && rights.Bits != accounts.FullRights {
+			c.result(r, "Unable to route")
+			return
+		}
+		// The agent end gets a fresh single-use credential bound to this
+		// device, pairing id and user, issued only after the rights checks.
+		rauth := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideAgent, UserID: u.ID, ID: pairID, NodeID: n}, relayCookieLife)
+		out["value"] = value + "&rauth=" + rauth
+		if s.cfg.TLSHash != "" {
+			out["servertlshash"] = strings.ToLower(s.cfg.TLSHash)
+		}
+		out["soptions"] = map[string]any{}
+		out["consent"] = 0
+	}
+	out["userid"], out["username"], out["realname"] = u.ID, u.Name, u.RealName
+	out["sessionid"], out["rights"], out["remoteaddr"] = c.id, rights.Bits, c.ip
+	if _, on := s.online(target); !on || s.cfg.Agents.SendJSON(target, out) != nil {
+		c.result(r, "Unable to route")
+		return
+	}
+	s.audit(auditEntry{userID: u.ID, action: "msg", target: n, from: c.ip, msg: "Message to agent: " + typ})
+	c.result(r, "OK")
+}
+
+// rewriteTunnelValue checks a tunnel "value" URL, rewrites its nodeid to
+// the canonical id and drops the client's rauth (the caller appends a new
+// one). Its nodeid must name the same device as the command.
+func rewriteTunnelValue(v, nodeID string) (value string, proto int, pairID string, ok bool) {
+	const prefix = "*/meshrelay.ashx?"
+	if !strings.HasPrefix(v, prefix) {
+		return "", 0, "", false
+	}
+	var kept []string
+	for _, p := range strings.Split(v[len(prefix):], "&") {
+		k, val, _ := strings.Cut(p, "=")
+		switch k {
+		case "nodeid":
+			if dec, err := urlUnescape(val); err != nil || normID("node", dec) != nodeID {
+				return "", 0, "", false
+			}
+			p = "nodeid=" + nodeID
+		case "p":
+			fmt.Sscanf(val, "%d", &proto)
+		case "id":
+			pairID, _ = urlUnescape(val)
+		case "rauth", "auth":
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if pairID == "" {
+		return "", 0, "", false
+	}
+	return prefix + strings.Join(kept, "&"), proto, pairID, true
+}
+
+func (s *Server) cmdToast(c *conn, u accounts.User, r req) {
+	nodes, ok := nodeTargets(r)
+	if !ok {
+		c.result(r, "Invalid nodeids")
+		return
+	}
+	title, msg := r.s("title"), r.s("msg")
+	result := "ok"
+	for _, n := range nodes {
+		rights, _, err := s.deviceRights(u, n)
+		if err != nil || !rights.Visible || !rights.Has(session.RightChatNotify) {
+			result = "Access Denied"
+			continue
+		}
+		if _, on := s.online(n); !on {
+			result = "Agent not connected"
+			continue
+		}
+		s.cfg.Agents.SendJSON(n, map[string]any{"action": "toast", "title": title, "msg": msg, "sessionid": c.id, "username": u.Name, "userid": u.ID})
+		s.audit(auditEntry{userID: u.ID, action: "toast", target: n, from: c.ip, msg: "Toast: " + truncate(msg, 200)})
+	}
+	c.result(r, result)
+}
+
+func (s *Server) cmdPower(c *conn, u accounts.User, r req) {
+	nodes, ok := nodeTargets(r)
+	at, ok2 := r.num("actiontype")
+	if !ok || !ok2 || at < 2 || at > 4 { // only off, reset, sleep (§6.2 #7)
+		c.result(r, "Invalid action type")
+		return
+	}
+	result := "ok"
+	for _, n := range nodes {
+		rights, _, err := s.deviceRights(u, n)
+		if err != nil || !rights.Visible || !rights.Has(session.RightResetOff) {
+			result = "Access Denied"
+			continue
+		}
+		if _, on := s.online(n); !on {
+			result = "Agent not connected"
+			continue
+		}
+		s.cfg.Agents.SendJSON(n, map[string]any{"action": "poweraction", "actiontype": at, "userid": u.ID, "username": u.Name, "remoteaddr": c.ip})
+		s.audit(auditEntry{userID: u.ID, action: "poweraction", target: n, from: c.ip, msg: fmt.Sprintf("Power action %d", at)})
+	}
+	c.result(r, result)
+}
+
+// cmdPushScript is server-lite's own action (used by its CLI): install a
+// JavaScript core on devices. It needs full rights on each device.
+func (s *Server) cmdPushScript(c *conn, u accounts.User, r req) {
+	p, ok := s.cfg.Agents.(ScriptPusher)
+	if !ok {
+		c.result(r, "Not supported")
+		return
+	}
+	nodes, ok := nodeTargets(r)
+	script, ok2 := r.str("script")
+	if !ok || !ok2 || script == "" {
+		c.result(r, "Invalid request")
+		return
+	}
+	results := map[string]string{}
+	for _, n := range nodes {
+		rights, _, err := s.deviceRights(u, n)
+		switch {
+		case err != nil || !rights.Visible || rights.Bits != accounts.FullRights:
+			results[n] = "Access denied"
+		default:
+			if _, on := s.online(n); !on {
+				results[n] = "Agent not connected"
+			} else if err := p.PushScript(n, []byte(script), u.ID); err != nil {
+				results[n] = "Error: " + err.Error()
+			} else {
+				results[n] = "ok"
+				s.audit(auditEntry{userID: u.ID, action: "pushscript", target: n, from: c.ip, msg: fmt.Sprintf("Pushed script (%d bytes)", len(script))})
+			}
+		}
+	}
+	c.reply(r, map[string]any{"results": results})
+}
+
+// cmdDeviceCores is server-lite's own action (used by its CLI): which core
+// each visible device runs, from the live registry and the stored record.
+func (s *Server) cmdDeviceCores(c *conn, u accounts.User, r req) {
+	ds, err := s.cfg.Store.Devices()
+	if err != nil {
+		c.result(r, "Internal error")
+		return
+	}
+	groups, _ := s.groups()
+	sort.Slice(ds, func(i, j int) bool {
+		return ds[i].Name < ds[j].Name || (ds[i].Name == ds[j].Name && ds[i].ID < ds[j].ID)
+	})
+	out := []any{}
+	for _, d := range ds {
+		g, ok := groups[d.GroupID]
+		if !ok || !accounts.EffectiveRights(u, d.GroupID, d.ID).Visible {
+			continue
+		}
+		m := map[string]any{"_id": d.ID, "name": d.Name, "meshid": d.GroupID, "groupname": g.Name, "online": false,
+			"core": d.CoreName, "coreHash": d.CoreHash, "pinnedCoreHash": d.PinnedCoreHash}
+		if st, on := s.online(d.ID); on {
+			m["online"] = true
+			if st.CoreName != "" {
+				m["core"] = st.CoreName
+			}
+			if st.CoreHash != "" {
+				m["coreHash"] = st.CoreHash
+			}
+			m["flavor"] = st.Flavor
+		}
+		out = append(out, m)
+	}
+	c.reply(r, map[string]any{"devices": out})
+}
