@@ -2,11 +2,14 @@ package desktop
 
 import (
 	"context"
-	"os"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/randr"
+	"github.com/jezek/xgb/xfixes"
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/agent/session"
 )
@@ -202,25 +205,119 @@ func TestDiscoverFindsXvfbByAuthArg(t *testing.T) {
 	}
 }
 
-func TestServeWaitsForDisplay(t *testing.T) {
-	// A display that does not exist yet: Serve reports it and keeps looking.
-	dir := t.TempDir()
-	a, b := session.Pipe(16)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	t.Setenv("DISPLAY", "")
+func TestServeFindsDisplayThatAppearsLater(t *testing.T) {
+	// No X server yet: Serve reports it, keeps looking, and streams once
+	// the display comes up.
+	empty := t.TempDir()
 	old := procRoot
-	procRoot = dir // no X servers, no sessions
+	procRoot = empty // no X servers or sessions to find but ours
 	defer func() { procRoot = old }()
-	go func() { done <- Serve(ctx, a, fullRights, Options{Display: ":399", XAuthority: dir + "/none"}) }()
+	t.Setenv("DISPLAY", "")
+	n := freeDisplay(t, 300+int(time.Now().UnixNano()%50))
+	auth := filepath.Join(t.TempDir(), "xauth")
+	ctx := context.Background()
+	a, b := session.Pipe(64)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Serve(sctx, a, fullRights, Options{Display: fmt.Sprintf(":%d", n), XAuthority: auth}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
 	v := newViewer(t, b)
-	v.until(ctx, "error notice", func() bool { return len(v.errors) > 0 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Serve: %v", err)
+	v.until(ctx, "no-display notice", func() bool { return len(v.errors) > 0 })
+	x := startXvfbOn(t, n, auth, 800, 600)
+	if x == nil {
+		t.Skip("display number taken meanwhile")
 	}
-	_ = os.Remove
+	setRoot(t, x.conn(t), 0xc08000)
+	v.until(ctx, "frame from the late display", func() bool { return v.w == 800 && v.near(400, 300, 0xc08000) })
+}
+
+func TestServeCursorShape(t *testing.T) {
+	x := startXvfb(t, 640, 480)
+	c := x.conn(t)
+	win := fillRect(t, c, 0, 0, 320, 240, 0xffffff)
+	// A named cursor, as toolkits create them through libXcursor.
+	if err := xfixes.Init(c); err != nil {
+		t.Skip("no XFIXES")
+	}
+	xfixes.QueryVersion(c, 5, 0).Reply()
+	font, _ := c.NewId()
+	xproto.OpenFont(c, xproto.Font(font), uint16(len("cursor")), "cursor")
+	cid, _ := c.NewId()
+	cur := xproto.Cursor(cid)
+	const xcXterm = 152
+	xproto.CreateGlyphCursor(c, cur, xproto.Font(font), xproto.Font(font), xcXterm, xcXterm+1, 0, 0, 0, 0xffff, 0xffff, 0xffff)
+	xfixes.SetCursorName(c, cur, uint16(len("xterm")), "xterm")
+	if err := xproto.ChangeWindowAttributesChecked(c, win, xproto.CwCursor, []uint32{uint32(cur)}).Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v := serve(t, ctx, x, fullRights).v
+	v.until(ctx, "first frame", func() bool { return v.near(10, 10, 0xffffff) })
+	v.send(ctx, mouseCmd(0, 500, 400))
+	v.until(ctx, "arrow cursor", func() bool { return v.cursor == 0 })
+	v.send(ctx, mouseCmd(0, 100, 100))
+	v.until(ctx, "text cursor", func() bool { return v.cursor == 5 })
+}
+
+func TestServeMultipleMonitors(t *testing.T) {
+	x := startXvfb(t, 1280, 480)
+	c := x.conn(t)
+	if err := randr.Init(c); err != nil {
+		t.Skip("no RandR")
+	}
+	if r, err := randr.QueryVersion(c, 1, 5).Reply(); err != nil || r.MinorVersion < 5 {
+		t.Skip("RandR 1.5 monitors unsupported")
+	}
+	root := xproto.Setup(c).DefaultScreen(c).Root
+	for i, name := range []string{"LEFT", "RIGHT"} {
+		atom, err := xproto.InternAtom(c, false, uint16(len(name)), name).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := randr.MonitorInfo{Name: atom.Atom, Primary: i == 1, X: int16(640 * i), Width: 640, Height: 480,
+			WidthInMillimeters: 160, HeightInMillimeters: 120}
+		if err := randr.SetMonitorChecked(c, root, m).Check(); err != nil {
+			t.Skipf("SetMonitor: %v", err)
+		}
+	}
+	const left, right = 0x4080c0, 0xe0e0e0
+	setRoot(t, c, left)
+	fillRect(t, c, 640, 0, 640, 480, right)
+	ctx := context.Background()
+	v := serve(t, ctx, x, fullRights).v
+	v.until(ctx, "display list", func() bool { return len(v.display) > 0 })
+	if len(v.display) != 5 || v.display[0] != 3 || v.display[1] != allDisplays {
+		t.Fatalf("display list %v, want [3 ffff id id selected]", v.display)
+	}
+	v.until(ctx, "primary (right) monitor first", func() bool { return v.w == 640 && v.near(320, 240, right) })
+	// Select each listed monitor, then all of them.
+	ids := v.display[2:4]
+	rightID := uint16(0)
+	for _, id := range ids {
+		v.send(ctx, encode(cmdSetDisplay, id))
+		screens := v.screens
+		v.until(ctx, fmt.Sprintf("monitor %d", id), func() bool {
+			return v.screens > screens && v.w == 640 && (v.near(320, 240, left) || v.near(320, 240, right))
+		})
+		if v.near(320, 240, right) {
+			rightID = id
+		}
+	}
+	if rightID == 0 {
+		t.Fatal("no monitor showed the right half")
+	}
+	v.send(ctx, encode(cmdSetDisplay, allDisplays))
+	v.until(ctx, "all monitors", func() bool { return v.w == 1280 && v.near(100, 240, left) && v.near(1000, 240, right) })
+	// Input lands in the selected display's coordinates.
+	v.send(ctx, encode(cmdSetDisplay, rightID))
+	v.until(ctx, "right monitor again", func() bool { return v.w == 640 && v.near(320, 240, right) })
+	v.send(ctx, mouseCmd(0, 10, 20))
+	waitPointer(t, c, 650, 20)
 }
 
 func waitEvent(t *testing.T, c *xgb.Conn, match func(interface{}) bool) xgb.Event {

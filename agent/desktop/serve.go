@@ -92,7 +92,12 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 	return err
 }
 
-var errViewerClosed = errors.New("viewer closed the session")
+var (
+	errViewerClosed = errors.New("viewer closed the session")
+	// errWrite marks channel failures, which end the session, as opposed
+	// to display failures, which send it back to discovery.
+	errWrite = errors.New("desktop write")
+)
 
 type sess struct {
 	ch    session.Channel
@@ -132,7 +137,7 @@ func (s *sess) write(ctx context.Context, b []byte, binary bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.ch.Write(ctx, session.Frame{Binary: binary, Data: b}); err != nil {
-		return fmt.Errorf("desktop write: %w", err)
+		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
 }
@@ -284,18 +289,39 @@ func (s *sess) closeScreen() {
 	s.encs = nil
 }
 
-// run is the capture loop: find a display, then every frame interval grab,
-// diff and send what changed.
+// run is the capture loop: find a display, stream it, and when it goes
+// away (X server restart, logout) tell the viewer and look again.
 func (s *sess) run(ctx context.Context) error {
+	for {
+		if err := s.waitScreen(ctx); err != nil {
+			return err
+		}
+		err := s.stream(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errWrite) {
+			return err
+		}
+		s.log.Warn("desktop: display lost", "err", err)
+		s.closeScreen()
+		s.tiles.reset()
+	}
+}
+
+// waitScreen discovers a display, retrying every discoverEvery; the viewer
+// is told once that none was found yet, so a desktop that appears later
+// (display manager started after the agent) still works.
+func (s *sess) waitScreen(ctx context.Context) error {
 	noticeSent := false
-	for s.scr == nil {
+	for {
 		scr, name, err := openScreen(s.opts, s.log)
 		if err == nil {
 			s.mu.Lock()
 			s.scr = scr
 			s.mu.Unlock()
 			s.log.Info("desktop: capturing", "display", name)
-			break
+			return nil
 		}
 		if !noticeSent {
 			s.log.Warn("desktop: no display yet", "err", err)
@@ -308,6 +334,11 @@ func (s *sess) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// stream sends the opening sequence and then one pass per frame interval
+// until an error.
+func (s *sess) stream(ctx context.Context) error {
 	if err := s.start(ctx); err != nil {
 		return err
 	}
@@ -317,27 +348,15 @@ func (s *sess) run(ctx context.Context) error {
 			return err
 		}
 		start := time.Now()
-		if err := s.pass(ctx, false); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return s.lost(ctx, err)
+		if err := s.pass(ctx); err != nil {
+			return err
 		}
 		next = start.Add(s.interval)
-		if d := time.Since(start); d > s.interval {
+		if time.Since(start) > s.interval {
 			// Falling behind: leave the reader a moment rather than spin.
 			next = time.Now().Add(time.Millisecond)
 		}
 	}
-}
-
-// lost handles a display that went away (X server restart, logout): tell
-// the viewer and go back to discovery.
-func (s *sess) lost(ctx context.Context, cause error) error {
-	s.log.Warn("desktop: display lost", "err", cause)
-	s.closeScreen()
-	s.tiles.reset()
-	return s.run(ctx)
 }
 
 // idle waits up to d while applying viewer settings as they arrive.
@@ -375,7 +394,7 @@ func (s *sess) idle(ctx context.Context, d time.Duration) error {
 func (s *sess) start(ctx context.Context) error {
 	mons, err := s.scr.monitors()
 	if err != nil {
-		return s.lost(ctx, err)
+		return err
 	}
 	s.mons = mons
 	s.lastGeom = time.Now()
@@ -572,7 +591,7 @@ func equalMonitors(a, b []monitor) bool {
 
 // pass is one capture cycle. With DAMAGE a static screen costs one atomic
 // load per interval; otherwise a grab plus tile hashing finds the changes.
-func (s *sess) pass(ctx context.Context, _ bool) error {
+func (s *sess) pass(ctx context.Context) error {
 	if err := s.checkGeometry(ctx); err != nil {
 		return err
 	}

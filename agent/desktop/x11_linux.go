@@ -232,20 +232,50 @@ func (s *xScreen) monitors() ([]monitor, error) {
 	if err != nil || len(r.Monitors) == 0 {
 		return []monitor{whole}, nil
 	}
-	var out []monitor
-	for i, m := range r.Monitors {
-		mm := monitor{ID: uint16(i + 1), X: int(m.X), Y: int(m.Y), W: int(m.Width), H: int(m.Height), Primary: m.Primary}
+	var all []monitor
+	for _, m := range r.Monitors {
+		mm := monitor{X: int(m.X), Y: int(m.Y), W: int(m.Width), H: int(m.Height), Primary: m.Primary}
 		// Clip to the root window so a stale monitor cannot make GetImage fail.
 		mm.W = min(mm.W, whole.W-mm.X)
 		mm.H = min(mm.H, whole.H-mm.Y)
 		if mm.W > 0 && mm.H > 0 && mm.X >= 0 && mm.Y >= 0 {
-			out = append(out, mm)
+			all = append(all, mm)
+		}
+	}
+	return distinctMonitors(all, whole), nil
+}
+
+// distinctMonitors drops monitors that contain another one (a virtual
+// monitor spanning the others, as Xvfb and some drivers report next to
+// user-defined ones: "all displays" already covers it) and numbers the rest
+// 1…N in server order.
+func distinctMonitors(all []monitor, whole monitor) []monitor {
+	contains := func(a, b monitor) bool {
+		return a.X <= b.X && a.Y <= b.Y && a.X+a.W >= b.X+b.W && a.Y+a.H >= b.Y+b.H
+	}
+	var out []monitor
+	for i, a := range all {
+		spans := false
+		for j, b := range all {
+			if i != j && contains(a, b) && a != b {
+				spans = true
+			}
+		}
+		dup := false
+		for _, o := range out {
+			if o.X == a.X && o.Y == a.Y && o.W == a.W && o.H == a.H {
+				dup = true
+			}
+		}
+		if !spans && !dup {
+			a.ID = uint16(len(out) + 1)
+			out = append(out, a)
 		}
 	}
 	if len(out) == 0 {
-		return []monitor{whole}, nil
+		return []monitor{whole}
 	}
-	return out, nil
+	return out
 }
 
 func (s *xScreen) changed() bool { return !s.hasDmg || s.damaged.Load() }

@@ -34,69 +34,85 @@ type xvfb struct {
 // display manager does, and stops it (by PID) when the test ends.
 func startXvfb(t testing.TB, w, h int) *xvfb {
 	t.Helper()
+	auth := filepath.Join(t.TempDir(), "xauth")
+	for n := freeDisplay(t, 40+int(time.Now().UnixNano()%50)); n < 400; n = freeDisplay(t, n+1) {
+		if x := startXvfbOn(t, n, auth, w, h); x != nil {
+			return x
+		}
+	}
+	t.Fatal("no free X display number")
+	return nil
+}
+
+// freeDisplay returns the first display number from n on with no socket or
+// lock file.
+func freeDisplay(t testing.TB, n int) int {
+	t.Helper()
 	if _, err := exec.LookPath("Xvfb"); err != nil {
 		t.Skip("Xvfb not installed (apt-get install xvfb xauth)")
 	}
 	if _, err := exec.LookPath("xauth"); err != nil {
 		t.Skip("xauth not installed")
 	}
-	dir := t.TempDir()
-	auth := filepath.Join(dir, "xauth")
+	for ; n < 400; n++ {
+		_, e1 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
+		_, e2 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		if e1 != nil && e2 != nil {
+			return n
+		}
+	}
+	return n
+}
+
+// startXvfbOn starts Xvfb on display n with a new cookie in auth; nil means
+// the display was taken meanwhile.
+func startXvfbOn(t testing.TB, n int, auth string, w, h int) *xvfb {
+	t.Helper()
 	cookie := make([]byte, 16)
 	rand.Read(cookie)
-	for n := 40 + int(time.Now().UnixNano()%50); n < 400; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		disp := ":" + strconv.Itoa(n)
-		if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
-			t.Fatalf("xauth: %v: %s", err, out)
-		}
-		cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start Xvfb: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		x := &xvfb{display: disp, auth: auth, cmd: cmd}
-		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				t.Logf("Xvfb %s exited: %s", disp, stderr.String())
-				goto next
-			default:
-			}
-			if _, err := os.Stat(sock); err == nil {
-				if c, err := connectX(xTarget{display: disp, authority: auth}); err == nil {
-					c.Close()
-					t.Cleanup(func() {
-						cmd.Process.Signal(syscall.SIGTERM)
-						select {
-						case <-exited:
-						case <-time.After(5 * time.Second):
-							cmd.Process.Kill()
-							<-exited
-						}
-					})
-					return x
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("Xvfb %s did not come up: %s", disp, stderr.String())
-	next:
+	disp := ":" + strconv.Itoa(n)
+	if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
+		t.Fatalf("xauth: %v: %s", err, out)
 	}
-	t.Fatal("no free X display number")
+	cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start Xvfb: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	x := &xvfb{display: disp, auth: auth, cmd: cmd}
+	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Logf("Xvfb %s exited: %s", disp, stderr.String())
+			return nil
+		default:
+		}
+		if _, err := os.Stat(sock); err == nil {
+			if c, err := connectX(xTarget{display: disp, authority: auth}); err == nil {
+				c.Close()
+				t.Cleanup(func() {
+					cmd.Process.Signal(syscall.SIGTERM)
+					select {
+					case <-exited:
+					case <-time.After(5 * time.Second):
+						cmd.Process.Kill()
+						<-exited
+					}
+				})
+				return x
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-exited
+	t.Fatalf("Xvfb %s did not come up: %s", disp, stderr.String())
 	return nil
 }
 
@@ -153,6 +169,7 @@ type viewer struct {
 	errors  []string
 	display []uint16
 	tiles   int
+	screens int
 	bytes   int
 }
 
@@ -194,6 +211,7 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 	case cmdScreen:
 		v.w, v.h = int(binary.BigEndian.Uint16(d[4:])), int(binary.BigEndian.Uint16(d[6:]))
 		v.canvas = image.NewRGBA(image.Rect(0, 0, v.w, v.h))
+		v.screens++
 	case cmdPicture:
 		if v.canvas == nil {
 			return 0, fmt.Errorf("PICTURE before SCREEN")
