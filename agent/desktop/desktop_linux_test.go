@@ -360,3 +360,25 @@ func keymap(t *testing.T, c *xgb.Conn) func(xproto.Keycode) uint32 {
 		return uint32(r.Keysyms[(int(k)-int(su.MinKeycode))*int(r.KeysymsPerKeycode)])
 	}
 }
+
+func TestClipboardRoundTrip(t *testing.T) {
+	x := startXvfb(t, 320, 240)
+	opts := Options{Display: x.display, XAuthority: x.auth}
+	ctx := context.Background()
+	if s, err := ReadClipboard(ctx, opts); err != nil || s != "" {
+		t.Fatalf("empty clipboard: %q %v", s, err)
+	}
+	want := "héllo, clipboard €"
+	if err := WriteClipboard(ctx, opts, want); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ReadClipboard(ctx, opts); err != nil || s != want {
+		t.Fatalf("read back %q %v", s, err)
+	}
+	if err := WriteClipboard(ctx, opts, "second"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ReadClipboard(ctx, opts); err != nil || s != "second" {
+		t.Fatalf("read back %q %v", s, err)
+	}
+}

@@ -1,0 +1,32 @@
+// Package desktop serves MeshCentral remote desktop sessions (relay
+// protocol 2, the KVM protocol of sessions.md §4) over a session.Channel.
+//
+// A pass every frame interval grabs the selected display, compares it with
+// the previous frame on a 32-pixel tile grid, merges changed tiles into
+// rectangles, JPEG-encodes them on up to four cores and sends each as one
+// PICTURE (JUMBO when large) message. Viewer input is injected from the
+// reader goroutine so typing stays responsive while frames encode.
+//
+// Platforms:
+//
+//   - Linux/X11: one persistent X connection per session. MIT-SHM capture
+//     (GetImage over the socket when SHM is refused), DAMAGE to skip passes
+//     while nothing is drawn (a static screen costs an atomic load per
+//     interval), XFIXES for the cursor shape, RandR 1.5 monitors, XTEST
+//     input with spare-keycode remapping for characters the keymap lacks.
+//     The display is found from Options, DISPLAY/XAUTHORITY, running X
+//     servers' ":N -auth FILE" arguments, then users' session processes, and
+//     looked for again every two seconds while none is found, so a desktop
+//     that appears after the agent started still works.
+//   - Windows: GDI capture through kbinani/screenshot, SendInput,
+//     SetCursorPos and standard-cursor detection. Cross-compiled only; a
+//     service in session 0 must run this in the user's session to see the
+//     desktop (not done here).
+//   - macOS: kbinani/screenshot capture when built with cgo; without cgo it
+//     finds no display and Serve reports that. Input is not implemented.
+//
+// JPEG: builds with cgo on Linux use libjpeg-turbo through a small binding,
+// linked statically from libturbojpeg.a (tag desktop_turbo_shared links the
+// shared library, desktop_stdjpeg forces image/jpeg); everything else uses
+// image/jpeg.
+package desktop
