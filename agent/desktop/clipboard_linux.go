@@ -196,4 +196,3 @@ func waitX(ctx context.Context, c *xgb.Conn, match func(xgb.Event) bool) (xgb.Ev
 		return nil, fmt.Errorf("clipboard: %w", ctx.Err())
 	}
 }
-
