@@ -270,6 +270,15 @@ func modProcess(v *vm) goja.Value {
 			return true, nil
 		})
 	})
+	// hrtime() -> monotonic nanoseconds (a Number), for measuring.
+	start := time.Now()
+	fn(m, "hrtime", func(goja.FunctionCall) goja.Value { return rt.ToValue(float64(time.Since(start).Nanoseconds())) })
+	// cpuUsage() -> {user, system} CPU time of the agent process in µs
+	// (includes GC and native goroutines), like Node's process.cpuUsage.
+	fn(m, "cpuUsage", func(goja.FunctionCall) goja.Value {
+		u, s := cpuUsage()
+		return toJS(rt, map[string]any{"user": u, "system": s})
+	})
 	fn(m, "env", func(c goja.FunctionCall) goja.Value { return rt.ToValue(os.Getenv(c.Argument(0).String())) })
 	return m
 }

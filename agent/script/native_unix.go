@@ -90,3 +90,12 @@ func controlService(name, action string) error {
 	}
 	return nil
 }
+
+// cpuUsage returns the process's user and system CPU time in µs.
+func cpuUsage() (user, sys int64) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, 0
+	}
+	return ru.Utime.Nano() / 1000, ru.Stime.Nano() / 1000
+}

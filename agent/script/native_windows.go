@@ -104,3 +104,13 @@ func controlService(name, action string) error {
 	}
 	return nil
 }
+
+// cpuUsage returns the process's user and system CPU time in µs.
+func cpuUsage() (user, sys int64) {
+	var c, e, k, u windows.Filetime
+	if windows.GetProcessTimes(windows.CurrentProcess(), &c, &e, &k, &u) != nil {
+		return 0, 0
+	}
+	ft := func(f windows.Filetime) int64 { return (int64(f.HighDateTime)<<32 | int64(f.LowDateTime)) / 10 }
+	return ft(u), ft(k)
+}
