@@ -39,6 +39,23 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 		return
 	}
 	typ := r.s("type")
+	// MeshCentral routes any type on 8 or 256 and leaves the rest to the
+	// agent. Here the console (arbitrary agent commands) also needs
+	// AgentConsole, and types outside the tunnel/message-box/open-URL
+	// subset need RemoteControl rather than view-only.
+	switch typ {
+	case "tunnel", "messagebox", "openUrl":
+	case "console":
+		if !session.AllowConsole(rights.Bits) && rights.Bits != accounts.FullRights {
+			c.result(r, "Unable to route")
+			return
+		}
+	default:
+		if !rights.Has(session.RightRemoteControl) {
+			c.result(r, "Unable to route")
+			return
+		}
+	}
 	out := map[string]any{}
 	for k, v := range r {
 		if k != "nodeid" && k != "responseid" && k != "tag" {

@@ -42,7 +42,7 @@ func (s *Server) Notify(e store.Event) {
 	if len(cs) == 0 {
 		return
 	}
-	devs := s.deviceGroups()
+	devs := s.groupOf()
 	users := map[string]accounts.User{}
 	for _, c := range cs {
 		u, ok := users[c.userID]
@@ -59,24 +59,28 @@ func (s *Server) Notify(e store.Event) {
 	}
 }
 
-// deviceGroups maps device ids to their group ids, for visibility checks.
-func (s *Server) deviceGroups() map[string]string {
-	out := map[string]string{}
-	ds, err := s.cfg.Store.Devices()
-	if err != nil {
-		s.log.Error("list devices", "err", err)
-		return out
+// groupOf returns a memoising lookup from device id to group id, so that
+// checking many events reads each device record once, and only those the
+// events name (not the whole device table, which can be large).
+func (s *Server) groupOf() func(nodeID string) string {
+	memo := map[string]string{}
+	return func(nodeID string) string {
+		if g, ok := memo[nodeID]; ok {
+			return g
+		}
+		d, err := s.cfg.Store.Device(nodeID)
+		if err != nil {
+			d.GroupID = ""
+		}
+		memo[nodeID] = d.GroupID
+		return d.GroupID
 	}
-	for _, d := range ds {
-		out[d.ID] = d.GroupID
-	}
-	return out
 }
 
 // eventVisible: full site admins and holders of "all events" see everything;
 // others see their own actions and events about groups and devices they
 // have a link to. Group events are stored with the group id as NodeID.
-func eventVisible(u accounts.User, e store.Event, devGroup map[string]string) bool {
+func eventVisible(u accounts.User, e store.Event, groupOf func(string) string) bool {
 	if u.HasSite(accounts.SiteAllEvents) {
 		return true
 	}
@@ -85,7 +89,7 @@ func eventVisible(u accounts.User, e store.Event, devGroup map[string]string) bo
 	}
 	switch {
 	case strings.HasPrefix(e.NodeID, "node/"):
-		return accounts.EffectiveRights(u, devGroup[e.NodeID], e.NodeID).Visible
+		return accounts.EffectiveRights(u, groupOf(e.NodeID), e.NodeID).Visible
 	case strings.HasPrefix(e.NodeID, "mesh/"):
 		return accounts.EffectiveRights(u, e.NodeID, "").Visible
 	}

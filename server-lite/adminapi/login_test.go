@@ -12,7 +12,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/store"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -230,5 +232,55 @@ func TestControlOriginAndProtocol(t *testing.T) {
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := ws.ReadMessage(); err == nil {
 		t.Fatal("session not closed by close action")
+	}
+}
+
+// TestMsgRights: message routing checks rights per type before anything
+// reaches the agent, and the agent gets the server's rights, not the
+// client's.
+func TestMsgRights(t *testing.T) {
+	e := newEnv(t)
+	t.Parallel()
+	g := store.Group{ID: "mesh//G", Name: "G", MType: 2}
+	e.st.PutGroup(g)
+	n := e.addDevice(g.ID, "pc", true)
+	e.acc.Create("viewer", "pw", 0)
+	e.acc.SetLink("viewer", g.ID, session.RightRemoteViewOnly, false)
+	h := http.Header{}
+	h.Set("X-Meshauth", b64("viewer")+","+b64("pw"))
+	_, ws := e.dialControl("", h)
+	readMsg(t, ws)
+	for _, tc := range []struct {
+		req  map[string]any
+		want string
+	}{
+		{map[string]any{"type": "messagebox", "title": "t", "msg": "m", "rights": 0xFFFFFFFF}, "OK"},
+		{map[string]any{"type": "console", "value": "ls"}, "Unable to route"},
+		{map[string]any{"type": "ps"}, "Unable to route"},
+		{map[string]any{"type": "tunnel", "value": "*/meshrelay.ashx?p=2&nodeid=" + n + "&id=abc&rauth=x"}, "OK"},
+		{map[string]any{"type": "tunnel", "value": "*/meshrelay.ashx?p=2&nodeid=node//other&id=abc"}, "Unable to route"},
+	} {
+		tc.req["action"], tc.req["nodeid"], tc.req["responseid"] = "msg", n, "r"
+		sendMsg(t, ws, tc.req)
+		m := readMsg(t, ws)
+		for m["action"] == "event" { // the audit entry of our own action
+			m = readMsg(t, ws)
+		}
+		if m["result"] != tc.want {
+			t.Errorf("%v: got %v want %s", tc.req, m, tc.want)
+		}
+	}
+	sent := e.agents.sentTo("msg")
+	if len(sent) != 2 {
+		t.Fatalf("agent got %v", sent)
+	}
+	for _, m := range sent {
+		if m["rights"] != float64(session.RightRemoteViewOnly) || m["userid"] != "user//viewer" {
+			t.Fatalf("forwarded %v", m)
+		}
+	}
+	v := sent[1]["value"].(string)
+	if !strings.Contains(v, "nodeid="+n) || strings.Contains(v, "rauth=x") || !strings.Contains(v, "&rauth=") {
+		t.Fatalf("tunnel value %q", v)
 	}
 }

@@ -1,8 +1,11 @@
 package adminapi
 
 import (
+	"context"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -230,6 +233,9 @@ func TestMeshctrlRights(t *testing.T) {
 	if len(devs) != 1 {
 		t.Fatalf("bob with link sees %v", devs)
 	}
+	if out := e.meshctrl("listusersofdevicegroup", "--id", strings.TrimPrefix(g, "mesh//")); !strings.Contains(out, "bob, RemoteControl") {
+		t.Fatalf("listusersofdevicegroup:\n%s", out)
+	}
 	if out := bob("runcommand", "--id", n, "--run", "id"); out != "Access denied" {
 		t.Fatalf("bob runcommand with remote control only: %q", out)
 	}
@@ -323,5 +329,36 @@ func TestMeshctrlMessagesAndPower(t *testing.T) {
 	}
 	if out := strings.TrimSpace(e.meshctrl("removedevice", "--id", n)); out != "ok" {
 		t.Fatalf("removedevice: %q", out)
+	}
+}
+
+// TestMeshctrlShowEvents: live events reach meshctrl showevents, and only
+// for what the user may see.
+func TestMeshctrlShowEvents(t *testing.T) {
+	e := newEnv(t)
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", meshctrlPath(t), "showevents", "--url", e.url, "--loginuser", e.admin, "--loginpass", e.pass)
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for !strings.Contains(out.String(), "userinfo") {
+		if ctx.Err() != nil {
+			t.Fatalf("showevents did not start: %s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g := e.createGroup("Live")
+	n := e.addDevice(g, "pc", true)
+	e.api.NodeConnect(n, g, true, time.Now())
+	for !strings.Contains(out.String(), "nodeconnect") || !strings.Contains(out.String(), "createmesh") {
+		if ctx.Err() != nil {
+			t.Fatalf("no live events: %s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
