@@ -160,6 +160,17 @@ func (c *conn) send(v any) {
 	}
 }
 
+// sendEvent queues a live event unless the queue is already half full: a
+// burst of agent connects must not push out replies (and so end the
+// session of a meshctrl that is waiting for one). Dropped events can be
+// recovered with a fresh nodes or events request.
+func (c *conn) sendEvent(v any) {
+	if len(c.out) > cap(c.out)/2 {
+		return
+	}
+	c.send(v)
+}
+
 func (c *conn) close() { c.closeOnce.Do(func() { close(c.closed) }) }
 
 func (s *Server) dropSession(c *conn) {

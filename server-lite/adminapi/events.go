@@ -54,7 +54,7 @@ func (s *Server) Notify(e store.Event) {
 			users[c.userID] = u
 		}
 		if eventVisible(u, e, devs) {
-			c.send(map[string]any{"action": "event", "event": eventJSON(e, false)})
+			c.sendEvent(map[string]any{"action": "event", "event": eventJSON(e, false)})
 		}
 	}
 }
@@ -153,7 +153,7 @@ func (s *Server) NodeConnect(nodeID, groupID string, online bool, at time.Time) 
 			continue
 		}
 		if u.HasSite(accounts.SiteAllEvents) || accounts.EffectiveRights(u, groupID, nodeID).Visible {
-			c.send(map[string]any{"action": "event", "event": ev})
+			c.sendEvent(map[string]any{"action": "event", "event": ev})
 		}
 	}
 }
