@@ -94,10 +94,11 @@ const (
 	EventAuthenticated                  // server sent 4: the agent is online
 	EventDisconnected                   // a connection ended (Err says why)
 	EventCoreStarted                    // a core started (Name)
+	EventSessionEnded                   // a relay session ended (Name: its kind)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"dialing", "authenticated", "disconnected", "core-started"}[k]
+	return [...]string{"dialing", "authenticated", "disconnected", "core-started", "session-ended"}[k]
 }
 
 // Event describes one life-cycle step.

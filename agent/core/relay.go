@@ -217,6 +217,7 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 	defer func() {
 		a.sessions.add(a, kind, info.UserID, -1)
 		a.audit(info, fmt.Sprintf("Ended %s session", kind))
+		a.emit(Event{Kind: EventSessionEnded, Name: kind})
 	}()
 	return handler(ctx, ch, info)
 }

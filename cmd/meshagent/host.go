@@ -1,7 +1,11 @@
 package main
 
 import (
+	"sync"
+	"time"
+
 	"context"
+	"github.com/meshgo/meshagent/internal/memtrim"
 	"log/slog"
 
 	"github.com/meshgo/meshagent/agent/core"
@@ -60,5 +64,25 @@ func sessionHandlers(log *slog.Logger) map[int]core.SessionHandler {
 			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log})
 		},
 		session.ProtoFileTransfer: fileSession,
+	}
+}
+
+// trimAfterActivity returns an event hook that gives memory back to the
+// OS once start-up or a session's burst of work has settled, so an idle
+// agent stays small. It trims once per quiet period, never periodically:
+// paged-out code the agent still needs costs a fault to bring back.
+func trimAfterActivity() func(core.Event) {
+	var mu sync.Mutex
+	var t *time.Timer
+	return func(e core.Event) {
+		if e.Kind != core.EventCoreStarted && e.Kind != core.EventSessionEnded && e.Kind != core.EventAuthenticated {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if t != nil {
+			t.Stop()
+		}
+		t = time.AfterFunc(5*time.Second, memtrim.Trim)
 	}
 }

@@ -170,6 +170,7 @@ func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
 		Host: host.host, DefaultCore: host.defaultCore, Sessions: sessionHandlers(log),
 		Temporary: cmd == "connect", CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
+		OnEvent:          trimAfterActivity(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent: %v\n", err)
