@@ -251,6 +251,8 @@ func TestScriptContainment(t *testing.T) {
 			Config{RestartDelay: 50 * time.Millisecond}, "bad core", true},
 		{"memory bomb", `require('mesh').send({action:'started'}); setTimeout(function(){ var a=[], s='x'.repeat(65536); for(;;){ a.push(s + a.length); } }, 10);`,
 			Config{MemoryLimit: 300 << 20, TurnBudget: time.Minute, RestartDelay: 50 * time.Millisecond}, "memory limit", true},
+		{"memory growth over short turns", `require('mesh').send({action:'started'}); var a=[], s='x'.repeat(65536); setInterval(function(){ for (var i=0;i<20;i++) a.push(s + a.length); }, 1);`,
+			Config{MemoryLimit: 300 << 20, RestartDelay: 50 * time.Millisecond}, "memory limit", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

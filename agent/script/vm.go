@@ -51,6 +51,9 @@ type vm struct {
 	turnMu  sync.Mutex
 	turnSeq uint64
 	inTurn  bool
+	// turnWake starts the memory watchdog's polling (see watchMemory).
+	turnWake     chan struct{}
+	lastMemCheck atomic.Int64 // unix ns of the last heap read
 
 	timers     map[int64]*jsTimer
 	nextTimer  int64
@@ -75,7 +78,7 @@ func newVM(h *Host, gen uint64, name string, prog *program) *vm {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(2000)
 	return &vm{h: h, gen: gen, name: name, prog: prog, rt: rt,
-		inbox: make(chan []byte, inboxSize), jobs: make(chan func(), 256),
+		inbox: make(chan []byte, inboxSize), jobs: make(chan func(), 256), turnWake: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		timers: map[int64]*jsTimer{}, modules: map[string]goja.Value{}}
 }
@@ -191,6 +194,10 @@ func (v *vm) turn(f func() error) (err error) {
 	seq := v.turnSeq
 	v.inTurn = true
 	v.turnMu.Unlock()
+	select {
+	case v.turnWake <- struct{}{}:
+	default:
+	}
 	t := time.AfterFunc(v.h.cfg.TurnBudget, func() {
 		v.turnMu.Lock()
 		defer v.turnMu.Unlock()
@@ -219,6 +226,10 @@ func (v *vm) turn(f func() error) (err error) {
 		// A budget interrupt that raced the end of the turn must not leak
 		// into the next one.
 		v.rt.ClearInterrupt()
+		if time.Now().UnixNano()-v.lastMemCheck.Load() > int64(memPoll) && v.overLimit() {
+			v.kill(errMemory)
+			err = errMemory
+		}
 	}()
 	return f()
 }
@@ -229,33 +240,66 @@ func (v *vm) report(text string) {
 	v.h.reportError(text)
 }
 
-// watchMemory polls the Go heap and kills the vm above the limit. A ticker
-// and runtime/metrics cost microseconds per poll; goja has no allocation
-// hook, so polling is the only way to bound a script's memory.
+// watchMemory bounds the runtime's heap. goja has no allocation hook, so
+// the heap (runtime/metrics, about a microsecond per read) is polled every
+// 25 ms, but only while a turn is running: an idle agent must not wake up
+// 40 times a second. Growth spread over many short turns is caught by the
+// check at the end of a turn (see overLimit in turn).
 func (v *vm) watchMemory() func() {
 	stop := make(chan struct{})
-	limit := v.h.cfg.MemoryLimit
 	go func() {
-		tk := time.NewTicker(25 * time.Millisecond)
-		defer tk.Stop()
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		tk := time.NewTicker(memPoll)
+		tk.Stop()
 		for {
-			select {
+			select { // idle: wait for a turn to start
 			case <-stop:
 				return
 			case <-v.quit:
 				return
-			case <-tk.C:
-				metrics.Read(s)
-				if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > limit {
-					v.h.log.Error("script memory limit exceeded", "script", v.name, "heap", s[0].Value.Uint64(), "limit", limit)
-					v.kill(errMemory)
+			case <-v.turnWake:
+			}
+			tk.Reset(memPoll)
+		poll:
+			for {
+				select {
+				case <-stop:
+					tk.Stop()
 					return
+				case <-v.quit:
+					tk.Stop()
+					return
+				case <-tk.C:
+					if v.overLimit() {
+						v.kill(errMemory)
+						tk.Stop()
+						return
+					}
+					v.turnMu.Lock()
+					busy := v.inTurn
+					v.turnMu.Unlock()
+					if !busy {
+						tk.Stop()
+						break poll
+					}
 				}
 			}
 		}
 	}()
 	return func() { close(stop) }
+}
+
+const memPoll = 25 * time.Millisecond
+
+// overLimit reads the live heap and reports whether it exceeds the limit.
+func (v *vm) overLimit() bool {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	v.lastMemCheck.Store(time.Now().UnixNano())
+	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > v.h.cfg.MemoryLimit {
+		v.h.log.Error("script memory limit exceeded", "script", v.name, "heap", s[0].Value.Uint64(), "limit", v.h.cfg.MemoryLimit)
+		return true
+	}
+	return false
 }
 
 // dispatch hands one server message to the script's message handlers.
