@@ -154,7 +154,11 @@ func run(t *testing.T, env []string, dir string, name string, args ...string) (s
 			code = ee.ExitCode()
 		}
 	}
-	t.Logf("$ %s %s  (exit %d)\n%s", filepath.Base(name), strings.Join(args, " "), code, out)
+	shown := string(out)
+	if lines := strings.Split(shown, "\n"); len(lines) > 40 {
+		shown = "[...]\n" + strings.Join(lines[len(lines)-40:], "\n")
+	}
+	t.Logf("$ %s %s  (exit %d)\n%s", filepath.Base(name), strings.Join(args, " "), code, shown)
 	return string(out), code
 }
 
