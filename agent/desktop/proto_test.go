@@ -189,3 +189,37 @@ func (discardCh) Read(ctx context.Context) (session.Frame, error) {
 }
 func (discardCh) Write(context.Context, session.Frame) error { return nil }
 func (discardCh) Close() error                               { return nil }
+
+func TestTilerDiffAtMatchesFullDiff(t *testing.T) {
+	w, h := 200, 130
+	mk := func() *frame { return &frame{w: w, h: h, stride: w * 4, pix: make([]byte, w*h*4)} }
+	a, b := newTiler(), newTiler()
+	f := mk()
+	a.diff(f)
+	b.diff(f)
+	for i, box := range []rect{{5, 7, 40, 3}, {190, 120, 10, 10}, {31, 31, 2, 2}, {0, 0, 200, 130}, {64, 96, 64, 32}} {
+		// change pixels inside the box only
+		for y := box.y; y < box.y+box.h; y += 2 {
+			for x := box.x; x < box.x+box.w; x += 3 {
+				f.pix[y*f.stride+x*4+1] += byte(i + 1)
+			}
+		}
+		na := a.diff(f)
+		sub := frame{pix: f.pix[box.y*f.stride+box.x*4:], stride: f.stride, w: box.w, h: box.h}
+		if !b.canDiffAt(w, h) {
+			t.Fatal("tiler not reusable")
+		}
+		nb := b.diffAt(&sub, box.x, box.y)
+		if na != nb || na == 0 {
+			t.Fatalf("box %v: full diff %d tiles, diffAt %d", box, na, nb)
+		}
+		for k := range a.dirty {
+			if a.dirty[k] != b.dirty[k] {
+				t.Fatalf("box %v: tile %d differs", box, k)
+			}
+		}
+		if !bytes.Equal(a.prev, b.prev) || !bytes.Equal(b.current().pix, f.pix) {
+			t.Fatalf("box %v: remembered frames differ", box)
+		}
+	}
+}

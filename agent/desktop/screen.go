@@ -12,10 +12,11 @@ type screen interface {
 	// capture grabs the rectangle (capture coordinates) as BGRX. The frame
 	// may alias internal buffers that stay valid until the next capture.
 	capture(x, y, w, h int) (*frame, error)
-	// changed reports whether anything may have been drawn since the last
-	// capture; false only when the platform knows nothing was (X DAMAGE),
-	// which is what keeps a static screen nearly free.
-	changed() bool
+	// damage returns the bounding box (screen coordinates) of what was
+	// drawn since the previous call, w == 0 when nothing was, and known
+	// false when the platform cannot tell. X DAMAGE makes a static screen
+	// nearly free and a small change cost only its own area.
+	damage() (x, y, w, h int, known bool)
 	// cursor returns the cursor shape index for MOUSE_CURSOR (sessions.md
 	// §4.4) and whether it changed since the last call.
 	cursor() (shape byte, changed bool)

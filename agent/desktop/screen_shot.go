@@ -74,7 +74,7 @@ func (s *shotScreen) capture(x, y, w, h int) (*frame, error) {
 	return &s.frm, nil
 }
 
-func (s *shotScreen) changed() bool                      { return true }
+func (s *shotScreen) damage() (x, y, w, h int, known bool) { return 0, 0, 0, 0, false }
 func (s *shotScreen) cursor() (byte, bool)               { return s.in.cursor() }
 func (s *shotScreen) keyState() byte                     { return s.in.keyState() }
 func (s *shotScreen) key(vk byte, down, ext bool) error  { return s.in.key(vk, down, ext) }

@@ -43,6 +43,7 @@ const (
 	defaultQuality  = 60
 	discoverEvery   = 2 * time.Second
 	geometryEvery   = time.Second
+	fullCheckEvery  = 2 * time.Second
 	scaleFull       = 1024
 	minScale        = 64
 	noDisplayNotice = "Unable to capture display: no desktop found yet, still looking"
@@ -131,6 +132,7 @@ type sess struct {
 	bufs     [][]byte
 	scratch  [][]byte
 	lastGeom time.Time
+	lastFull time.Time // last whole-region capture
 }
 
 func (s *sess) write(ctx context.Context, b []byte, binary bool) error {
@@ -600,23 +602,47 @@ func (s *sess) pass(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.paused || (s.tiles.valid && !s.scr.changed()) {
+	if s.paused {
 		return nil
 	}
 	r := s.region
-	f, err := s.scr.capture(r.X, r.Y, r.W, r.H)
-	if err != nil {
-		return err
+	dx, dy, dw, dh, known := s.scr.damage()
+	scaled := s.outW != r.W || s.outH != r.H
+	var n int
+	if known && !scaled && s.tiles.canDiffAt(r.W, r.H) && time.Since(s.lastFull) < fullCheckEvery {
+		// Only the damaged box, clipped to the captured region.
+		x0, y0 := max(dx, r.X), max(dy, r.Y)
+		x1, y1 := min(dx+dw, r.X+r.W), min(dy+dh, r.Y+r.H)
+		if x1 <= x0 || y1 <= y0 {
+			return nil
+		}
+		f, err := s.scr.capture(x0, y0, x1-x0, y1-y0)
+		if err != nil {
+			return err
+		}
+		n = s.tiles.diffAt(f, x0-r.X, y0-r.Y)
+	} else {
+		if known && dw == 0 && s.tiles.valid && time.Since(s.lastFull) < fullCheckEvery {
+			return nil
+		}
+		// Without damage information, after a reset, when scaling, and now
+		// and then as a safety net for drawing DAMAGE does not see: all of it.
+		s.lastFull = time.Now()
+		f, err := s.scr.capture(r.X, r.Y, r.W, r.H)
+		if err != nil {
+			return err
+		}
+		if scaled {
+			scaleFrame(&s.scaled, f, s.outW, s.outH)
+			f = &s.scaled
+		}
+		n = s.tiles.diff(f)
 	}
-	if s.outW != r.W || s.outH != r.H {
-		scaleFrame(&s.scaled, f, s.outW, s.outH)
-		f = &s.scaled
-	}
-	if s.tiles.diff(f) == 0 {
+	if n == 0 {
 		return nil
 	}
 	s.rects = s.tiles.rects(s.rects[:0])
-	if err := s.encodeRects(f); err != nil {
+	if err := s.encodeRects(s.tiles.current()); err != nil {
 		return err
 	}
 	total := 0

@@ -66,20 +66,45 @@ func (t *tiler) diff(f *frame) int {
 		t.valid = true
 		return len(t.dirty)
 	}
+	clear(t.dirty)
+	return t.compare(f, 0, 0)
+}
+
+// diffAt compares a part of the screen, sub, whose top-left corner is at
+// (ox, oy) in the frame the tiler holds; the rest counts as unchanged. It
+// needs a valid tiler of the same frame size (see canDiffAt).
+func (t *tiler) diffAt(sub *frame, ox, oy int) int {
+	clear(t.dirty)
+	return t.compare(sub, ox, oy)
+}
+
+// canDiffAt reports whether diffAt may be used for a w×h frame.
+func (t *tiler) canDiffAt(w, h int) bool { return t.valid && t.w == w && t.h == h }
+
+// current is the latest frame as the tiler knows it: after a diff it holds
+// exactly what the screen showed, so tiles are encoded from it.
+func (t *tiler) current() *frame { return &frame{pix: t.prev, stride: t.w * 4, w: t.w, h: t.h} }
+
+// compare marks the tiles where f (placed at ox, oy) differs from the
+// previous frame and copies the differing rows in.
+func (t *tiler) compare(f *frame, ox, oy int) int {
+	ps := t.w * 4
+	cols := t.cols
+	w := min(f.w, t.w-ox)
+	h := min(f.h, t.h-oy)
 	// Row-major, so both frames stream through the cache; a whole row is
 	// compared first because most rows of a desktop do not change.
-	clear(t.dirty)
-	for y := 0; y < f.h; y++ {
-		cur := f.pix[y*f.stride : y*f.stride+ps]
-		old := t.prev[y*ps : (y+1)*ps]
+	for y := 0; y < h; y++ {
+		cur := f.pix[y*f.stride : y*f.stride+w*4]
+		old := t.prev[(oy+y)*ps+ox*4 : (oy+y)*ps+(ox+w)*4]
 		if bytes.Equal(cur, old) {
 			continue
 		}
-		row := (y / tileSize) * cols
-		for tx := 0; tx < cols; tx++ {
-			x0 := tx * tileSize * 4
-			x1 := min(x0+tileSize*4, ps)
-			if !bytes.Equal(cur[x0:x1], old[x0:x1]) {
+		row := ((oy + y) / tileSize) * cols
+		for tx := ox / tileSize; tx*tileSize < ox+w; tx++ {
+			x0 := max(tx*tileSize, ox) - ox
+			x1 := min((tx+1)*tileSize, ox+w) - ox
+			if !bytes.Equal(cur[x0*4:x1*4], old[x0*4:x1*4]) {
 				t.dirty[row+tx] = true
 			}
 		}

@@ -102,7 +102,9 @@ type xScreen struct {
 	useShm  bool
 	frm     frame
 	hasDmg  bool
-	damaged atomic.Bool
+	dmgMu   sync.Mutex
+	dmgBox  rect // drawn since the last damage() call
+	dmgAll  bool // size change: everything
 	dmg     damage.Damage
 	hasFix  bool
 	curDirt atomic.Bool
@@ -169,13 +171,14 @@ func newXScreen(c *xgb.Conn, log *slog.Logger) (*xScreen, error) {
 		if _, err := damage.QueryVersion(c, 1, 1).Reply(); err == nil {
 			if id, err := c.NewId(); err == nil {
 				s.dmg = damage.Damage(id)
-				if damage.CreateChecked(c, s.dmg, xproto.Drawable(s.root), damage.ReportLevelNonEmpty).Check() == nil {
+				// Bounding-box level: one event whenever the box grows, so a
+				// busy screen cannot flood us, and the box bounds the work.
+				if damage.CreateChecked(c, s.dmg, xproto.Drawable(s.root), damage.ReportLevelBoundingBox).Check() == nil {
 					s.hasDmg = true
 				}
 			}
 		}
 	}
-	s.damaged.Store(true)
 	if randr.Init(c) == nil {
 		if _, err := randr.QueryVersion(c, 1, 5).Reply(); err == nil {
 			s.hasRR = true
@@ -196,20 +199,21 @@ func (s *xScreen) events() {
 		ev, err := s.c.WaitForEvent()
 		if ev == nil && err == nil {
 			s.dead.Store(true)
-			s.damaged.Store(true)
 			return
 		}
 		if err != nil {
 			s.log.Debug("desktop: x11 error", "err", err)
 			continue
 		}
-		switch ev.(type) {
+		switch e := ev.(type) {
 		case damage.NotifyEvent:
-			s.damaged.Store(true)
+			s.addDamage(e.Area)
 		case xfixes.CursorNotifyEvent:
 			s.curDirt.Store(true)
 		case randr.ScreenChangeNotifyEvent:
-			s.damaged.Store(true)
+			s.dmgMu.Lock()
+			s.dmgAll = true
+			s.dmgMu.Unlock()
 		case xproto.MappingNotifyEvent:
 			s.in.invalidate()
 		}
@@ -278,7 +282,43 @@ func distinctMonitors(all []monitor, whole monitor) []monitor {
 	return out
 }
 
-func (s *xScreen) changed() bool { return !s.hasDmg || s.damaged.Load() }
+func (s *xScreen) damage() (x, y, w, h int, known bool) {
+	if !s.hasDmg {
+		return 0, 0, 0, 0, false
+	}
+	s.dmgMu.Lock()
+	b, all := s.dmgBox, s.dmgAll
+	s.dmgBox, s.dmgAll = rect{}, false
+	s.dmgMu.Unlock()
+	// Clear the server's region before the capture that follows: whatever
+	// is drawn from here on raises a new notification.
+	damage.Subtract(s.c, s.dmg, 0, 0)
+	if all {
+		return 0, 0, 0, 0, false
+	}
+	return b.x, b.y, b.w, b.h, true
+}
+
+// addDamage grows the pending damage box.
+func (s *xScreen) addDamage(r xproto.Rectangle) {
+	s.dmgMu.Lock()
+	defer s.dmgMu.Unlock()
+	s.dmgBox = union(s.dmgBox, rect{int(r.X), int(r.Y), int(r.Width), int(r.Height)})
+}
+
+// union returns the bounding box of two rectangles; empty ones (w or h 0)
+// are ignored.
+func union(a, b rect) rect {
+	if b.w <= 0 || b.h <= 0 {
+		return a
+	}
+	if a.w <= 0 || a.h <= 0 {
+		return b
+	}
+	x0, y0 := min(a.x, b.x), min(a.y, b.y)
+	x1, y1 := max(a.x+a.w, b.x+b.w), max(a.y+a.h, b.y+b.h)
+	return rect{x0, y0, x1 - x0, y1 - y0}
+}
 
 // ensureShm makes the shared segment at least size bytes. On failure the
 // screen falls back to GetImage over the socket (remote displays, X servers
@@ -332,12 +372,6 @@ func (s *xScreen) freeShm() {
 func (s *xScreen) capture(x, y, w, h int) (*frame, error) {
 	if s.dead.Load() {
 		return nil, errors.New("x11: connection closed")
-	}
-	if s.hasDmg {
-		// Clear before grabbing: anything drawn from here on raises a new
-		// notification and so a new pass.
-		s.damaged.Store(false)
-		damage.Subtract(s.c, s.dmg, 0, 0)
 	}
 	size := w * h * 4
 	if s.ensureShm(size) {
