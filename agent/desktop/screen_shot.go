@@ -75,11 +75,11 @@ func (s *shotScreen) capture(x, y, w, h int) (*frame, error) {
 }
 
 func (s *shotScreen) damage() (x, y, w, h int, known bool) { return 0, 0, 0, 0, false }
-func (s *shotScreen) cursor() (byte, bool)               { return s.in.cursor() }
-func (s *shotScreen) keyState() byte                     { return s.in.keyState() }
-func (s *shotScreen) key(vk byte, down, ext bool) error  { return s.in.key(vk, down, ext) }
-func (s *shotScreen) unicode(ch uint16, down bool) error { return s.in.unicode(ch, down) }
-func (s *shotScreen) mouseMove(x, y int) error           { return s.in.mouseMove(x, y) }
-func (s *shotScreen) mouseButton(b int, down bool) error { return s.in.mouseButton(b, down) }
-func (s *shotScreen) wheel(delta int) error              { return s.in.wheel(delta) }
-func (s *shotScreen) close() error                       { return nil }
+func (s *shotScreen) cursor() (byte, bool)                 { return s.in.cursor() }
+func (s *shotScreen) keyState() byte                       { return s.in.keyState() }
+func (s *shotScreen) key(vk byte, down, ext bool) error    { return s.in.key(vk, down, ext) }
+func (s *shotScreen) unicode(ch uint16, down bool) error   { return s.in.unicode(ch, down) }
+func (s *shotScreen) mouseMove(x, y int) error             { return s.in.mouseMove(x, y) }
+func (s *shotScreen) mouseButton(b int, down bool) error   { return s.in.mouseButton(b, down) }
+func (s *shotScreen) wheel(delta int) error                { return s.in.wheel(delta) }
+func (s *shotScreen) close() error                         { return nil }
