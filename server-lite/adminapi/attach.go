@@ -3,6 +3,7 @@ package adminapi
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,7 +20,8 @@ type FirstAdmin struct {
 }
 
 // Attach builds the admin API over a configured App and mounts its routes
-// on the App's mux; call it before App.Start. When the store has no users
+// on the App's mux; call it before App.Start. It also creates the login key
+// for meshctrl --loginkeyfile (LoginKeyFile in the data directory). When the store has no users
 // it creates the first administrator (returned, else nil) with a random
 // password and full rights on every existing group, so the new admin sees
 // the default group at once.
@@ -42,6 +44,10 @@ func Attach(a *app.App) (*Server, *FirstAdmin, error) {
 			}
 		}
 	}
+	key, err := loadOrCreateLoginKey(a.Store, filepath.Dir(a.MshPath))
+	if err != nil {
+		return nil, nil, err
+	}
 	_, portStr, _ := net.SplitHostPort(a.Addr())
 	port, _ := strconv.Atoi(portStr)
 	s := New(Config{
@@ -56,6 +62,7 @@ func Attach(a *app.App) (*Server, *FirstAdmin, error) {
 		// Slows password guessing through the form; meshctrl's x-meshauth
 		// path is answered at once, as MeshCentral does.
 		LoginFailDelay: 2 * time.Second,
+		LoginKey:       key,
 	})
 	a.Agents.Subscribe(func(e agentconn.Event) {
 		// Subscribers must not block the agent's goroutine or keep Data.

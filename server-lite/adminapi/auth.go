@@ -35,6 +35,11 @@ func (s *Server) authenticate(r *http.Request) authResult {
 				return res
 			}
 		}
+		if id, ok := decodeLoginCookie(s.cfg.LoginKey, a, time.Now()); ok {
+			if res, ok := s.cookieLogin(cookie{userID: id}); ok {
+				return res
+			}
+		}
 	}
 	if h := r.Header.Get("X-Meshauth"); h != "" {
 		user, pass, err := parseMeshAuth(h)

@@ -2,9 +2,11 @@ package adminapi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -110,6 +112,19 @@ func TestInteropCAgent(t *testing.T) {
 	}
 	if out := e.meshctrl("deviceinfo", "--id", short); !strings.Contains(out, "Connected now") && !strings.Contains(out, "Agent") {
 		t.Logf("deviceinfo:\n%s", out)
+	}
+
+	// meshctrl --loginkeyfile with the key file Attach wrote.
+	keyFile := filepath.Join(filepath.Dir(e.app.MshPath), LoginKeyFile)
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("login key file: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	kout, _ := exec.CommandContext(ctx, "node", meshctrlPath(t), "listdevices", "--json", "--url", e.url, "--loginuser", "admin", "--loginkeyfile", keyFile).CombinedOutput()
+	cancel()
+	e.mustJSON(string(kout), &devs)
+	if len(devs) != 1 {
+		t.Fatalf("listdevices with --loginkeyfile: %s", kout)
 	}
 
 	// runcommand through the real agent, with and without --reply.

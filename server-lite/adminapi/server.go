@@ -66,6 +66,9 @@ type Config struct {
 	TLSHash       string // hex SHA-384 of the web TLS certificate (full cert)
 	AgentCertHash string // ServerID in MeshCentral base64 (@, $)
 
+	// LoginKey, when set (80 bytes), accepts meshctrl --loginkey cookies.
+	LoginKey []byte
+
 	// LoginFailDelay slows failed form logins down (MeshCentral waits 2–6 s).
 	LoginFailDelay time.Duration
 	Logger         *slog.Logger
