@@ -1,10 +1,12 @@
 package adminapi
 
 // Requests routed to agents: relay tunnels, messages, toasts, power,
-// and server-lite's own pushscript and devicecores.
+// wake-on-LAN, and server-lite's own pushscript and devicecores.
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -241,4 +243,72 @@ func (s *Server) cmdDeviceCores(c *conn, u accounts.User, r req) {
 		out = append(out, m)
 	}
 	c.reply(r, map[string]any{"devices": out})
+}
+
+// cmdWake asks online agents in the same groups to send Wake-on-LAN packets
+// for the devices' MAC addresses (from their stored netinfo).
+func (s *Server) cmdWake(c *conn, u accounts.User, r req) {
+	nodes, ok := nodeTargets(r)
+	if !ok {
+		c.result(r, "Invalid nodeid")
+		return
+	}
+	results := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		rights, d, err := s.deviceRights(u, n)
+		if err != nil || !rights.Visible || !rights.Has(session.RightWakeDevice) {
+			results = append(results, "Invalid nodeid")
+			continue
+		}
+		if len(d.NetInfo) == 0 {
+			results = append(results, "No network information for this device")
+			continue
+		}
+		macs := macsOf(d.NetInfo)
+		if len(macs) == 0 {
+			results = append(results, "No known MAC addresses for this device")
+			continue
+		}
+		used := 0
+		if ds, err := s.cfg.Store.Devices(); err == nil {
+			for _, peer := range ds {
+				if peer.GroupID != d.GroupID || peer.ID == n {
+					continue
+				}
+				if _, on := s.online(peer.ID); on && s.cfg.Agents.SendJSON(peer.ID, map[string]any{"action": "wakeonlan", "macs": macs}) == nil {
+					used++
+				}
+			}
+		}
+		s.audit(auditEntry{userID: u.ID, action: "wakedevices", target: n, from: c.ip, msg: fmt.Sprintf("Wake-on-LAN through %d device(s)", used)})
+		results = append(results, fmt.Sprintf("Used %d device(s) to send wake packets", used))
+	}
+	if len(results) == 1 {
+		c.result(r, results[0])
+		return
+	}
+	c.result(r, "ok")
+}
+
+// macsOf collects the MAC addresses of a stored netinfo message
+// ({netif2: {name: [{mac, …}, …]}}), without duplicates or all-zero ones.
+func macsOf(netinfo []byte) []string {
+	var ni struct {
+		NetIf2 map[string][]struct {
+			MAC string `json:"mac"`
+		} `json:"netif2"`
+	}
+	if json.Unmarshal(netinfo, &ni) != nil {
+		return nil
+	}
+	var out []string
+	for _, addrs := range ni.NetIf2 {
+		for _, a := range addrs {
+			if a.MAC != "" && a.MAC != "00:00:00:00:00:00" && !slices.Contains(out, a.MAC) {
+				out = append(out, a.MAC)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -113,5 +113,7 @@ Log in with MeshCentral's CLI:
   node meshctrl.js serverinfo --url %s --loginuser %s --loginpass '<password>'
 or with server-lite's own CLI:
   SERVERLITE_PASS='<password>' server-lite devices --url %s --user %s
-`, first.Name, first.Password, baseURL, first.Name, baseURL, first.Name)
+meshctrl can also log in without a password with the login key file in the
+data directory: --loginuser %s --loginkeyfile <data dir>/%s
+`, first.Name, first.Password, baseURL, first.Name, baseURL, first.Name, first.Name, LoginKeyFile)
 }

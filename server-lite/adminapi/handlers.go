@@ -115,6 +115,8 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 		s.cmdToast(c, u, r)
 	case "poweraction":
 		s.cmdPower(c, u, r)
+	case "wakedevices":
+		s.cmdWake(c, u, r)
 	case "changedevice":
 		s.cmdChangeDevice(c, u, r)
 	case "removedevices":

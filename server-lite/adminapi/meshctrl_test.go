@@ -327,6 +327,26 @@ func TestMeshctrlMessagesAndPower(t *testing.T) {
 	if p := e.agents.sentTo("poweraction"); len(p) != 1 || p[0]["actiontype"] != float64(3) {
 		t.Fatalf("power %v", p)
 	}
+	if out := strings.TrimSpace(e.meshctrl("devicepower", "--id", n, "--wake")); out != "No network information for this device" {
+		t.Fatalf("devicepower --wake: %q", out)
+	}
+	peer := e.addDevice(g, "peer", true)
+	_, err := e.st.UpdateDevice(n, func(d *store.Device, _ bool) error {
+		d.NetInfo = []byte(`{"action":"netinfo","netif2":{"eth0":[{"mac":"52:54:00:12:34:56","address":"10.0.0.2"}]}}`)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := strings.TrimSpace(e.meshctrl("devicepower", "--id", n, "--wake")); out != "Used 1 device(s) to send wake packets" {
+		t.Fatalf("devicepower --wake: %q", out)
+	}
+	if w := e.agents.sentTo("wakeonlan"); len(w) != 1 || w[0]["macs"].([]any)[0] != "52:54:00:12:34:56" {
+		t.Fatalf("wakeonlan %v (peer %s)", w, peer)
+	}
+	if out := strings.TrimSpace(e.meshctrl("deviceopenurl", "--id", n, "--openurl", "https://example.com/")); out != "OK" {
+		t.Fatalf("deviceopenurl: %q", out)
+	}
 	if out := strings.TrimSpace(e.meshctrl("removedevice", "--id", n)); out != "ok" {
 		t.Fatalf("removedevice: %q", out)
 	}
