@@ -1,3 +1,5 @@
+//go:build linux
+
 package install_test
 
 // End-to-end tests of the real binary on Linux: the C agent's install
@@ -308,8 +310,8 @@ func TestServiceLifecycle(t *testing.T) {
 	root := t.TempDir()
 	env := fakeSystemd(t, root)
 	dl := download(t, deadMSH()+"meshServiceName=acme-agent\r\n")
-	bin := filepath.Join(root, "usr/local/mesh_services/acme-agent/meshagent")
-	if _, code := run(t, env, dl, "./meshagent", "-install", "--copy-msh=1", `--installPath="/usr/local/mesh_services/acme-agent"`, "--no-embedded=1"); code != 0 {
+	bin := filepath.Join(root, "opt/acme-agent/meshagent")
+	if _, code := run(t, env, dl, "./meshagent", "-install", "--copy-msh=1", `--installPath="/opt/acme-agent"`, "--no-embedded=1"); code != 0 {
 		t.Fatal("install failed")
 	}
 	t.Cleanup(func() { killService(t, root, "acme-agent") })
@@ -333,7 +335,9 @@ func TestServiceLifecycle(t *testing.T) {
 	if out, _ := run(t, env, dl, bin, "status"); !strings.Contains(out, "running") {
 		t.Errorf("status after restart: %q", out)
 	}
-	// -uninstall keeps settings and identity for a later reinstall.
+	// -uninstall, run from the download directory without --installPath,
+	// finds the installation from the unit, and keeps settings and
+	// identity for a later reinstall.
 	if _, code := run(t, env, dl, "./meshagent", "-uninstall"); code != 0 {
 		t.Error("uninstall failed")
 	}
@@ -346,7 +350,8 @@ func TestServiceLifecycle(t *testing.T) {
 	if _, err := os.Stat(bin); err == nil {
 		t.Error("-uninstall left the binary")
 	}
-	if _, code := run(t, env, dl, "./meshagent", "-fulluninstall"); code != 0 {
+	// With the unit gone, the path must be given again.
+	if _, code := run(t, env, dl, "./meshagent", "-fulluninstall", "--installPath=/opt/acme-agent"); code != 0 {
 		t.Error("fulluninstall failed")
 	}
 	calls, _ := os.ReadFile(filepath.Join(root, "systemctl.log"))

@@ -17,3 +17,5 @@ func removeFile(path string) error { return os.Remove(path) }
 func newSCM() (Manager, error) {
 	return nil, errors.New("the Windows service control manager is only reachable on Windows")
 }
+
+func scmInstalledDir(string) (string, bool) { return "", false }

@@ -384,3 +384,28 @@ func TestRotatingFile(t *testing.T) {
 		t.Error("write after close succeeded")
 	}
 }
+
+func TestInstalledDir(t *testing.T) {
+	for _, goos := range []string{Linux, Darwin} {
+		for _, dir := range []string{"/opt/mesh", "/opt/a&b 100%"} {
+			root := t.TempDir()
+			src := filepath.Join(t.TempDir(), "meshagent")
+			os.WriteFile(src, []byte("bin"), 0o755)
+			os.WriteFile(src+".msh", []byte("x=y"), 0o644)
+			p, err := NewPlan(Options{OS: goos, SourceBinary: src, SourceMSH: src + ".msh", InstallPath: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			def, _ := NewPlan(Options{OS: goos, SourceBinary: src})
+			if _, ok := InstalledDir(def, root); ok {
+				t.Errorf("%s: found an installation in an empty root", goos)
+			}
+			if err := (&Installer{Plan: p, Root: root}).Install(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := InstalledDir(def, root); !ok || got != dir {
+				t.Errorf("%s: InstalledDir = %q %v, want %q", goos, got, ok, dir)
+			}
+		}
+	}
+}

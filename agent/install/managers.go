@@ -204,3 +204,43 @@ func DetectManager(p *Plan, root string, run Runner) (Manager, error) {
 	}
 	return nil, ErrNoServiceManager
 }
+
+// InstalledDir returns the install directory recorded in the installed
+// service definition of p's service under root (WorkingDirectory of the
+// systemd unit or launchd plist, the executable's directory in the SCM),
+// so that uninstall and control commands find an installation made with
+// --installPath without being told again, as the C agent does.
+func InstalledDir(p *Plan, root string) (string, bool) {
+	switch p.OS {
+	case Linux:
+		b, err := os.ReadFile(rooted(root, p.ServiceFile))
+		if err != nil {
+			return "", false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "WorkingDirectory="); ok && v != "" {
+				return strings.ReplaceAll(v, "%%", "%"), true
+			}
+		}
+	case Darwin:
+		b, err := os.ReadFile(rooted(root, p.ServiceFile))
+		if err != nil {
+			return "", false
+		}
+		s := string(b)
+		if _, after, ok := strings.Cut(s, "<key>WorkingDirectory</key>"); ok {
+			if _, v, ok := strings.Cut(after, "<string>"); ok {
+				if v, _, ok := strings.Cut(v, "</string>"); ok {
+					return xmlUnescape(v), true
+				}
+			}
+		}
+	case Windows:
+		return scmInstalledDir(p.ServiceName)
+	}
+	return "", false
+}
+
+func xmlUnescape(s string) string {
+	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#x9;", "\t", "&#xA;", "\n", "&#xD;", "\r", "&amp;", "&").Replace(s)
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kardianos/service"
@@ -147,4 +148,31 @@ func (scm) Status(ctx context.Context, p *Plan) (Status, error) {
 		return StatusStopped, nil
 	}
 	return StatusUnknown, nil
+}
+
+// scmInstalledDir reads the service's executable path from the SCM.
+func scmInstalledDir(name string) (string, bool) {
+	m, err := mgr.Connect()
+	if err != nil {
+		return "", false
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(name)
+	if err != nil {
+		return "", false
+	}
+	defer s.Close()
+	c, err := s.Config()
+	if err != nil {
+		return "", false
+	}
+	exe := c.BinaryPathName
+	if strings.HasPrefix(exe, `"`) {
+		if end := strings.Index(exe[1:], `"`); end >= 0 {
+			exe = exe[1 : end+1]
+		}
+	} else if i := strings.Index(strings.ToLower(exe), ".exe"); i >= 0 {
+		exe = exe[:i+4]
+	}
+	return winOrUnixDir(Windows, exe), true
 }

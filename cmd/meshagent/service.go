@@ -135,7 +135,10 @@ func serviceUsage(w io.Writer) {
 // servicePlan builds the plan from the arguments, the settings file and
 // the running executable. Names not given on the command line come from the
 // .msh (meshServiceName, companyName, displayName), as with the C agent.
-func servicePlan(kv map[string]string, stderr io.Writer) (*install.Plan, string, error) {
+//
+// With locate (uninstall and control commands), an install directory not
+// given with --installPath is taken from the installed service definition.
+func servicePlan(kv map[string]string, stderr io.Writer, locate bool) (*install.Plan, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("locate executable: %w", err)
@@ -191,6 +194,14 @@ func servicePlan(kv map[string]string, stderr io.Writer) (*install.Plan, string,
 	p, err := install.NewPlan(o)
 	if err != nil {
 		return nil, "", err
+	}
+	if locate && o.InstallPath == "" && !o.InPlace {
+		if dir, ok := install.InstalledDir(p, root); ok && dir != p.InstallDir {
+			o.InstallPath = dir
+			if p, err = install.NewPlan(o); err != nil {
+				return nil, "", err
+			}
+		}
 	}
 	if !p.InPlace && msh == "" {
 		if _, err := os.Stat(rootedPath(root, p.MSH)); err != nil {
@@ -253,7 +264,7 @@ func cmdInstall(cmd string, args []string, stdout, stderr io.Writer) int {
 		serviceUsage(stderr)
 		return exitUsage
 	}
-	p, root, err := servicePlan(kv, stderr)
+	p, root, err := servicePlan(kv, stderr, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent %s: %v\n", cmd, err)
 		return exitConfig
@@ -295,7 +306,7 @@ func cmdUninstall(cmd string, args []string, stdout, stderr io.Writer) int {
 		serviceUsage(stderr)
 		return exitUsage
 	}
-	p, root, err := servicePlan(kv, io.Discard)
+	p, root, err := servicePlan(kv, io.Discard, true)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent %s: %v\n", cmd, err)
 		return exitConfig
@@ -327,7 +338,7 @@ func cmdControl(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshagent %s: %v\n", cmd, err)
 		return exitUsage
 	}
-	p, root, err := servicePlan(kv, io.Discard)
+	p, root, err := servicePlan(kv, io.Discard, true)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent %s: %v\n", cmd, err)
 		return exitConfig
