@@ -155,7 +155,7 @@ func (c *conn) send(v any) {
 	case <-c.closed:
 	case c.out <- b:
 	default:
-		c.s.log.Warn("control session too slow, closing", "session", c.id)
+		c.s.log.Warn("control session too slow, closing", "user", c.userID, "from", c.ip)
 		c.close()
 	}
 }

@@ -221,6 +221,26 @@ func TestMeshctrlRights(t *testing.T) {
 			t.Fatalf("bob sees event %v", ev)
 		}
 	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"editdevice", "--id", n, "--name", "x"}, "Access Denied"},
+		{[]string{"removedevice", "--id", n}, "Denied"},
+		{[]string{"devicemessage", "--id", n, "--msg", "hi"}, "Unable to route"},
+		{[]string{"deviceopenurl", "--id", n, "--openurl", "https://example.com/"}, "Unable to route"},
+		{[]string{"devicetoast", "--id", n, "--msg", "hi"}, "Access Denied"},
+		{[]string{"devicepower", "--id", n, "--reset"}, "Access Denied"},
+		{[]string{"devicepower", "--id", n, "--wake"}, "Invalid nodeid"},
+		{[]string{"addusertodevicegroup", "--id", strings.TrimPrefix(g, "mesh//"), "--userid", "bob", "--fullrights"}, "Unknown group"},
+	} {
+		if out := bob(tc.args...); out != tc.want {
+			t.Errorf("bob %v: %q, want %q", tc.args, out, tc.want)
+		}
+	}
+	if len(e.agents.sentTo("msg"))+len(e.agents.sentTo("toast"))+len(e.agents.sentTo("poweraction")) != 0 {
+		t.Fatal("a refused request reached the agent")
+	}
 	if out := bob("removedevicegroup", "--id", strings.TrimPrefix(g, "mesh//")); out != "Invalid group identifier" {
 		t.Fatalf("bob removedevicegroup: %q", out)
 	}
