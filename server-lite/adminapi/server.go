@@ -8,6 +8,22 @@
 // copies responseid and tag into every reply, handles each connection's
 // requests in order, routes agent replies to the session that asked, and
 // never puts "$" in a cookie (admin-api.md §6.2–6.4).
+//
+// Where things are:
+//   - server.go, attach.go: configuration and wiring into server-lite's app
+//   - auth.go, cookies.go, loginkey.go: the login methods of admin-api.md §1.2
+//   - conn.go: one control.ashx session (serverinfo/userinfo first, ordered
+//     replies, send queue)
+//   - handlers.go: request decoding and the action switch
+//   - nodes.go, groups.go, users.go, devices.go, eventscmd.go, tokens.go,
+//     agentcmds.go: the actions, by subject
+//   - agentmsg.go: agent replies routed back to the asking session
+//   - events.go: the audit log (store events) and live event delivery
+//
+// Rights come from the accounts package (user links only; site admin status
+// grants no device rights, as in MeshCentral). Every state-changing action
+// and every request sent to an agent is written to the store's event log
+// with who, what, which device or group, and from which address.
 package adminapi
 
 import (
