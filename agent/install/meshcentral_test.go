@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,11 +100,20 @@ func TestMeshCentralInstallScript(t *testing.T) {
 	}
 
 	meshID := srv.AddDeviceGroup(t, "install-script")
-	short := strings.TrimPrefix(meshID, "mesh//")
 	work := t.TempDir()
 	script := filepath.Join(work, "meshinstall.sh")
 	os.WriteFile(script, loopbackGet(t, base+"/meshagents?script=1"), 0o755)
 
+	t.Run("systemctl stand-in", func(t *testing.T) {
+		scriptWithFakeSystemd(t, srv, meshID, work, script)
+	})
+	t.Run("real systemd", func(t *testing.T) {
+		scriptUnderSystemd(t, srv, meshID, work, script)
+	})
+}
+
+func scriptWithFakeSystemd(t *testing.T, srv *mctest.Server, meshID, work, script string) {
+	base, short := srv.HTTPSURL(), strings.TrimPrefix(meshID, "mesh//")
 	root := t.TempDir()
 	env := fakeSystemd(t, root)
 	out, code := run(t, env, work, "bash", script, base, short)
@@ -149,4 +160,51 @@ func TestMeshCentralInstallScript(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "run", "meshagent.pid")); err == nil {
 		t.Error("the agent's pid file survived the uninstall")
 	}
+}
+
+// scriptUnderSystemd runs the script as an administrator would on a
+// systemd host, with no root prefix and the real systemctl: inside the
+// namespaces of a real systemd (see startSystemdNS), where it installs to
+// /usr/local/mesh_services/meshagent on the namespace's own /usr/local.
+func scriptUnderSystemd(t *testing.T, srv *mctest.Server, meshID, work, script string) {
+	base, short := srv.HTTPSURL(), strings.TrimPrefix(meshID, "mesh//")
+	sd, etc := startSystemdNS(t)
+	ns := func(args ...string) (string, int) {
+		return run(t, nil, "/", "nsenter", append([]string{"-t", strconv.Itoa(sd), "-m", "-p", "--wd=" + work, "env", "-u", "https_proxy", "-u", "HTTPS_PROXY", "-u", "http_proxy", "-u", "HTTP_PROXY"}, args...)...)
+	}
+	before := map[string]bool{}
+	for _, d := range srv.ListDevices(t) {
+		before[d.ID] = true
+	}
+	out, code := ns("bash", script, base, short)
+	if code != 0 || !strings.Contains(out, "installed in /usr/local/mesh_services/meshagent and started") {
+		t.Fatalf("meshinstall.sh under systemd: exit %d", code)
+	}
+	nsRoot := fmt.Sprintf("/proc/%d/root", sd)
+	dir := filepath.Join(nsRoot, "usr/local/mesh_services/meshagent")
+	if msh, err := os.ReadFile(filepath.Join(dir, "meshagent.msh")); err != nil || !bytes.Contains(msh, []byte("StartupType=1")) {
+		t.Errorf("installed .msh (the script detects systemd as StartupType=1): %v\n%.300s", err, msh)
+	}
+	if _, err := os.Stat(filepath.Join(etc, "meshagent.service")); err != nil {
+		t.Errorf("unit: %v", err)
+	}
+	dev := srv.WaitDevice(t, func(d mctest.Device) bool { return d.Online() && d.MeshID == meshID && !before[d.ID] }, 2*time.Minute)
+	t.Logf("device online under systemd: %s agent=%+v", dev.ID, dev.Agent)
+	if out, _ := ns("systemctl", "is-active", "meshagent"); strings.TrimSpace(out) != "active" {
+		t.Errorf("systemctl is-active: %q", out)
+	}
+
+	if _, code := ns("bash", script, "uninstall", base, short); code != 0 {
+		t.Fatalf("meshinstall.sh uninstall under systemd: exit %d", code)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s survived the uninstall", dir)
+	}
+	if _, err := os.Stat(filepath.Join(etc, "meshagent.service")); err == nil {
+		t.Error("unit survived the uninstall")
+	}
+	if out, _ := ns("systemctl", "show", "-p", "LoadState", "meshagent"); !strings.Contains(out, "LoadState=not-found") {
+		t.Errorf("systemd still knows the unit: %q", out)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == dev.ID && !d.Online() }, time.Minute)
 }

@@ -17,13 +17,16 @@ import (
 // A real systemd, as PID 1 of its own PID, mount, UTS, IPC and cgroup
 // namespaces, with only stand-in targets for unit files (the host's units
 // are hidden by bind mounts, so it starts nothing but what the test
-// installs) and the host's network, so the agent can dial loopback.
+// installs), an empty /usr/local (so that an install to the default
+// /usr/local/mesh_services stays in the namespace; the test sees it through
+// /proc/PID/root) and the host's network, so the agent can dial loopback.
 const systemdNSStart = `#!/bin/bash
 set -e
 mount -t tmpfs tmpfs /run
 mount --bind "$NSDIR/units" /lib/systemd/system
 mount --bind "$NSDIR/etc" /etc/systemd/system
 mount --bind "$NSDIR/empty" /lib/systemd/system-generators
+mount -t tmpfs tmpfs /usr/local
 mount -t proc proc /proc
 export container=other
 exec "$SYSTEMD" --system --unit=default.target --log-target=console --log-level=info
