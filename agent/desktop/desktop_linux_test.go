@@ -2,7 +2,9 @@ package desktop
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -380,5 +382,46 @@ func TestClipboardRoundTrip(t *testing.T) {
 	}
 	if s, err := ReadClipboard(ctx, opts); err != nil || s != "second" {
 		t.Fatalf("read back %q %v", s, err)
+	}
+}
+
+func TestServeControlMessages(t *testing.T) {
+	old := procRoot
+	procRoot = t.TempDir() // nothing to discover: the session waits for a display
+	defer func() { procRoot = old }()
+	t.Setenv("DISPLAY", "")
+	a, b := session.Pipe(16)
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), a, session.Info{Protocol: 2, Rights: session.RightRemoteControl},
+			Options{Display: ":398", XAuthority: "/nonexistent", Logger: slog.New(slog.DiscardHandler)})
+	}()
+	ctx := context.Background()
+	read := func(binary bool) []byte {
+		t.Helper()
+		for {
+			f, err := b.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Binary == binary {
+				return f.Data
+			}
+		}
+	}
+	if m := read(true); binary.BigEndian.Uint16(m) != cmdError {
+		t.Fatalf("first message %x, want ERROR", m)
+	}
+	b.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":102938,"type":"rtt","time":1700000000123}`)})
+	if m := string(read(false)); m != `{"ctrlChannel":"102938","type":"rtt","time":1700000000123}` {
+		t.Fatalf("rtt reply %s", m)
+	}
+	b.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"ping"}`)})
+	if m := string(read(false)); m != `{"ctrlChannel":"102938","type":"pong"}` {
+		t.Fatalf("ping reply %s", m)
+	}
+	b.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"close"}`)})
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after close: %v", err)
 	}
 }
