@@ -77,6 +77,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 		interval: defaultFrame,
 		tiles:    newTiler(),
 	}
+	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName())
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.readLoop(ctx); cancel() }()
 	err := s.run(ctx)
@@ -419,9 +420,8 @@ func (s *sess) start(ctx context.Context) error {
 		msgs = append(msgs, encodeDisplayInfo(mons))
 	}
 	msgs = append(msgs, encodeDisplays(mons, s.selected))
-	if shape, _ := s.scr.cursor(); true {
-		msgs = append(msgs, encodeByte(cmdCursor, shape))
-	}
+	shape, _ := s.scr.cursor()
+	msgs = append(msgs, encodeByte(cmdCursor, shape))
 	for _, m := range msgs {
 		if err := s.send(ctx, m); err != nil {
 			return err
