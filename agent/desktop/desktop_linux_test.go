@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -424,4 +425,25 @@ func TestServeControlMessages(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Serve after close: %v", err)
 	}
+}
+
+func TestServeSurvivesXServerRestart(t *testing.T) {
+	old := procRoot
+	procRoot = t.TempDir() // only the configured display
+	defer func() { procRoot = old }()
+	t.Setenv("DISPLAY", "")
+	x := startXvfb(t, 640, 480)
+	setRoot(t, x.conn(t), 0x00c000)
+	ctx := context.Background()
+	v := serve(t, ctx, x, fullRights).v
+	v.until(ctx, "first frame", func() bool { return v.near(320, 240, 0x00c000) })
+	x.stop()
+	v.until(ctx, "lost-display notice", func() bool { return len(v.errors) > 0 })
+	n, _ := strconv.Atoi(x.display[1:])
+	x2 := startXvfbOn(t, n, x.auth, 800, 600)
+	if x2 == nil {
+		t.Skip("display number taken meanwhile")
+	}
+	setRoot(t, x2.conn(t), 0xc000c0)
+	v.until(ctx, "frame after restart", func() bool { return v.w == 800 && v.near(400, 300, 0xc000c0) })
 }

@@ -28,6 +28,7 @@ type xvfb struct {
 	display string
 	auth    string
 	cmd     *exec.Cmd
+	stop    func()
 }
 
 // startXvfb launches Xvfb on a free display number with -auth, like a
@@ -96,7 +97,7 @@ func startXvfbOn(t testing.TB, n int, auth string, w, h int) *xvfb {
 		if _, err := os.Stat(sock); err == nil {
 			if c, err := connectX(xTarget{display: disp, authority: auth}); err == nil {
 				c.Close()
-				t.Cleanup(func() {
+				x.stop = func() {
 					cmd.Process.Signal(syscall.SIGTERM)
 					select {
 					case <-exited:
@@ -104,7 +105,8 @@ func startXvfbOn(t testing.TB, n int, auth string, w, h int) *xvfb {
 						cmd.Process.Kill()
 						<-exited
 					}
-				})
+				}
+				t.Cleanup(x.stop)
 				return x
 			}
 		}
