@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -92,6 +94,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go memoryReportOnSignal(log)
 	if *localAgent != "" {
 		cmd, err := startLocalAgent(*localAgent, a)
 		if err != nil {
@@ -190,5 +193,19 @@ func stopLocalAgent(cmd *exec.Cmd) {
 	case <-time.After(5 * time.Second):
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
+	}
+}
+
+// memoryReportOnSignal collects garbage and returns freed memory to the OS
+// on SIGUSR1, then logs the heap figures: the load generator uses it so
+// that RSS per agent reflects live memory rather than GC pacing.
+func memoryReportOnSignal(log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	for range ch {
+		debug.FreeOSMemory()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		log.Info("memory", "heapInUseMB", m.HeapInuse>>20, "stackInUseMB", m.StackInuse>>20, "goroutines", runtime.NumGoroutine())
 	}
 }

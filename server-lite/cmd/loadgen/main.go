@@ -61,6 +61,9 @@ type config struct {
 	serverArgs []string
 	serverCPUs int
 	only       string
+	// gcSignal: send SIGUSR1 before reading RSS (server-lite frees unused
+	// heap then); set when loadgen started server-lite itself.
+	gcSignal bool
 }
 
 func main() {
@@ -95,6 +98,8 @@ func run(c config) error {
 			return err
 		}
 		defer stopServer()
+		c.gcSignal = true
+		gcSignal = true
 	}
 	if c.pid == 0 {
 		return errors.New("-pid is required with -msh")
@@ -346,7 +351,14 @@ func tree(pid int) []int {
 	return out
 }
 
+// gcSignal makes rssKB ask server-lite to collect garbage first.
+var gcSignal bool
+
 func rssKB(pid int) int64 {
+	if gcSignal {
+		syscall.Kill(pid, syscall.SIGUSR1)
+		time.Sleep(time.Second)
+	}
 	var total int64
 	for _, p := range tree(pid) {
 		total += rssOne(p)
