@@ -61,9 +61,6 @@ type config struct {
 	serverArgs []string
 	serverCPUs int
 	only       string
-	// gcSignal: send SIGUSR1 before reading RSS (server-lite frees unused
-	// heap then); set when loadgen started server-lite itself.
-	gcSignal bool
 }
 
 func main() {
@@ -98,7 +95,6 @@ func run(c config) error {
 			return err
 		}
 		defer stopServer()
-		c.gcSignal = true
 		gcSignal = true
 	}
 	if c.pid == 0 {
