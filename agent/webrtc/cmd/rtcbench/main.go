@@ -1,0 +1,227 @@
+// Command rtcbench compares a session on server-lite's relay (TLS
+// WebSocket on 127.0.0.1) with the same session after agent/webrtc moved it
+// to a loopback data channel: throughput each way, round-trip time, and the
+// bytes the relay no longer carries. ICE is restricted to 127.0.0.1.
+//
+//	go run ./agent/webrtc/cmd/rtcbench [-mib 200] [-frame 16384] [-pings 2000]
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/agent/webrtc"
+	"github.com/meshgo/meshagent/server-lite/relay"
+)
+
+func main() {
+	mib := flag.Int("mib", 200, "MiB to send each way")
+	frame := flag.Int("frame", 16384, "bytes per binary frame (the files protocol uses 16 KiB blocks)")
+	pings := flag.Int("pings", 2000, "round trips to time")
+	flag.Parse()
+	quiet := slog.New(slog.DiscardHandler)
+
+	tokens := relay.NewTokens()
+	rs := relay.New(relay.Config{Authorizer: tokens, Log: quiet})
+	hs := httptest.NewUnstartedServer(rs) // 127.0.0.1 only
+	hs.StartTLS()
+	defer hs.Close()
+	defer rs.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(hs.Certificate())
+	env := &env{tokens: tokens, url: "wss" + strings.TrimPrefix(hs.URL, "https") + "/meshrelay.ashx",
+		dialer: websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}}
+	cfg := webrtc.Config{LoopbackOnly: true, Logger: quiet}
+	ctx := context.Background()
+	total := int64(*mib) << 20
+
+	fmt.Printf("rtcbench: %d MiB each way in %d-byte frames, %d round trips; loopback, relay over TLS\n\n", *mib, *frame, *pings)
+	fmt.Printf("%-14s %14s %14s %12s %12s %12s %16s\n", "transport", "client→agent", "agent→client", "rtt p50", "rtt p99", "setup", "relay bytes")
+	for _, useRTC := range []bool{false, true} {
+		user, agent := env.pair()
+		ag := webrtc.Upgradable(agent, cfg)
+		go serveAgent(ag)
+		cl := webrtc.NewOfferer(user, cfg)
+		name, setup := "relay", "-"
+		if useRTC {
+			name = "data channel"
+			// The exchange runs on the relay, so the client keeps reading
+			// while it offers, as a viewer would.
+			dctx, stop := context.WithCancel(ctx)
+			drained := make(chan struct{})
+			go func() {
+				defer close(drained)
+				for dctx.Err() == nil {
+					cl.Read(dctx)
+				}
+			}()
+			t0 := time.Now()
+			if err := cl.Offer(ctx); err != nil {
+				log.Fatalf("offer: %v", err)
+			}
+			setup = time.Since(t0).Round(time.Millisecond).String()
+			stop()
+			<-drained
+		}
+		base := user.in.Load() + user.out.Load()
+		up := upload(ctx, cl, total, *frame)
+		down := download(ctx, cl, total)
+		p50, p99 := pingPong(ctx, cl, *pings)
+		onRelay := user.in.Load() + user.out.Load() - base
+		fmt.Printf("%-14s %11.0f MB/s %11.0f MB/s %12v %12v %12s %16s\n", name, up, down, p50, p99, setup, size(onRelay))
+		cl.Close()
+		if useRTC {
+			fmt.Printf("\nrelay bytes saved by switching: %s of %s payload (%.2f%%)\n",
+				size(2*total-onRelay), size(2*total), 100*float64(2*total-onRelay)/float64(2*total))
+		}
+	}
+}
+
+type env struct {
+	tokens *relay.Tokens
+	url    string
+	dialer websocket.Dialer
+}
+
+// counted counts the bytes crossing the relay at the client end.
+type counted struct {
+	session.Channel
+	in, out atomic.Int64
+}
+
+func (c *counted) Read(ctx context.Context) (session.Frame, error) {
+	f, err := c.Channel.Read(ctx)
+	c.in.Add(int64(len(f.Data)))
+	return f, err
+}
+
+func (c *counted) Write(ctx context.Context, f session.Frame) error {
+	c.out.Add(int64(len(f.Data)))
+	return c.Channel.Write(ctx, f)
+}
+
+func (e *env) pair() (user, agent *counted) {
+	id := relay.NewID()
+	var ends [2]*counted
+	for i, side := range []relay.Side{relay.SideUser, relay.SideAgent} {
+		tok := e.tokens.Issue(relay.Grant{Side: side, UserID: "user//bench", ID: id}, time.Minute)
+		ws, _, err := e.dialer.Dial(e.url+"?id="+id+"&auth="+tok, nil)
+		if err != nil {
+			log.Fatalf("dial relay: %v", err)
+		}
+		ends[i] = &counted{Channel: session.WebSocket(ws)}
+	}
+	for _, c := range ends {
+		if f, err := c.Read(context.Background()); err != nil || string(f.Data) != "c" {
+			log.Fatalf("relay did not pair: %q %v", f.Data, err)
+		}
+	}
+	return ends[0], ends[1]
+}
+
+// serveAgent is a tiny session handler: it counts binary bytes until "done",
+// sends N bytes on "send N", and echoes "p..." pings.
+func serveAgent(ch session.Channel) {
+	defer ch.Close()
+	ctx := context.Background()
+	var n int64
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return
+		}
+		switch {
+		case f.Binary && len(f.Data) > 0 && f.Data[0] == 'p':
+			ch.Write(ctx, f)
+		case f.Binary:
+			n += int64(len(f.Data))
+		case string(f.Data) == "done":
+			ch.Write(ctx, session.Frame{Data: []byte("ok " + strconv.FormatInt(n, 10))})
+			n = 0
+		case strings.HasPrefix(string(f.Data), "send "):
+			total, _ := strconv.ParseInt(string(f.Data[5:]), 10, 64)
+			buf := make([]byte, 16384)
+			for sent := int64(0); sent < total; sent += int64(len(buf)) {
+				if ch.Write(ctx, session.Frame{Binary: true, Data: buf}) != nil {
+					return
+				}
+			}
+			ch.Write(ctx, session.Frame{Data: []byte("end")})
+		}
+	}
+}
+
+func upload(ctx context.Context, cl *webrtc.Offerer, total int64, frame int) float64 {
+	buf := make([]byte, frame)
+	buf[0] = 'd'
+	t0 := time.Now()
+	for sent := int64(0); sent < total; sent += int64(frame) {
+		if err := cl.Write(ctx, session.Frame{Binary: true, Data: buf}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	cl.Write(ctx, session.Frame{Data: []byte("done")})
+	for {
+		f, err := cl.Read(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if strings.HasPrefix(string(f.Data), "ok ") {
+			break
+		}
+	}
+	return float64(total) / time.Since(t0).Seconds() / 1e6
+}
+
+func download(ctx context.Context, cl *webrtc.Offerer, total int64) float64 {
+	t0 := time.Now()
+	cl.Write(ctx, session.Frame{Data: []byte("send " + strconv.FormatInt(total, 10))})
+	for {
+		f, err := cl.Read(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !f.Binary && string(f.Data) == "end" {
+			break
+		}
+	}
+	return float64(total) / time.Since(t0).Seconds() / 1e6
+}
+
+func pingPong(ctx context.Context, cl *webrtc.Offerer, n int) (p50, p99 time.Duration) {
+	rtts := make([]time.Duration, 0, n)
+	ping := session.Frame{Binary: true, Data: []byte("ping-0123456789")}
+	for range n {
+		t0 := time.Now()
+		cl.Write(ctx, ping)
+		if _, err := cl.Read(ctx); err != nil {
+			log.Fatal(err)
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	return rtts[n/2].Round(time.Microsecond), rtts[n*99/100].Round(time.Microsecond)
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 10<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
