@@ -22,8 +22,10 @@
 //     SetCursorPos and standard-cursor detection. Cross-compiled only; a
 //     service in session 0 must run this in the user's session to see the
 //     desktop (not done here).
-//   - macOS: kbinani/screenshot capture when built with cgo; without cgo it
-//     finds no display and Serve reports that. Input is not implemented.
+//   - macOS: CoreGraphics through purego (no cgo needed): display list,
+//     CGDisplayCreateImageForRect capture, CGEvent mouse, keyboard and
+//     unicode input. Cross-compiled only, never run here; needs the Screen
+//     Recording and Accessibility permissions.
 //
 // JPEG: builds with cgo on Linux use libjpeg-turbo through a small binding,
 // linked statically from libturbojpeg.a (tag desktop_turbo_shared links the

@@ -31,5 +31,18 @@ type screen interface {
 	close() error
 }
 
+// platformInput is the per-OS input and cursor half of a screen.
+type platformInput interface {
+	key(vk byte, down, extended bool) error
+	unicode(ch uint16, down bool) error
+	mouseMove(x, y int) error
+	mouseButton(button int, down bool) error
+	wheel(delta int) error
+	cursor() (byte, bool)
+	keyState() byte
+}
+
+var errInputUnsupported = errors.New("desktop input not supported on this platform build")
+
 // errNoDisplay means no desktop could be found (yet); Serve keeps looking.
 var errNoDisplay = errors.New("no display found")

@@ -1,9 +1,8 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package desktop
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -20,19 +19,6 @@ type shotScreen struct {
 	in  platformInput
 	frm frame
 }
-
-// platformInput is the per-OS input and cursor half of a screen.
-type platformInput interface {
-	key(vk byte, down, extended bool) error
-	unicode(ch uint16, down bool) error
-	mouseMove(x, y int) error
-	mouseButton(button int, down bool) error
-	wheel(delta int) error
-	cursor() (byte, bool)
-	keyState() byte
-}
-
-var errInputUnsupported = errors.New("desktop input not supported on this platform build")
 
 func openScreen(opts Options, log *slog.Logger) (screen, string, error) {
 	if screenshot.NumActiveDisplays() == 0 {
