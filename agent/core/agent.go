@@ -27,6 +27,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/agent/session"
 )
 
 // ScriptHost runs the JavaScript core that speaks the JSON control protocol
@@ -80,6 +81,9 @@ type Config struct {
 	// Sessions maps relay protocol numbers (session.Proto*) to their
 	// handlers; a protocol without a handler is refused.
 	Sessions map[int]SessionHandler
+	// UpgradeSession, if set, wraps the relay channel of desktop and files
+	// sessions so the client can move them to a WebRTC data channel.
+	UpgradeSession func(relay session.Channel, protocol int) session.Channel
 
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).

@@ -181,8 +181,8 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		return fmt.Errorf("connect relay: %w", err)
 	}
 	ws.SetReadLimit(64 << 20)
-	ch := session.WebSocket(ws)
-	defer ch.Close()
+	var ch session.Channel = session.WebSocket(ws)
+	defer func() { ch.Close() }()
 
 	if err := waitPaired(ctx, ch); err != nil {
 		return err
@@ -209,6 +209,11 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		a.consoleToServer(info.SessionID, "Error: "+why)
 		sendRelayConsole(ctx, ch, why, 2)
 		return fmt.Errorf("session refused: %s", why)
+	}
+	if (proto == session.ProtoDesktop || proto == session.ProtoFiles) && a.cfg.UpgradeSession != nil {
+		// The browser may move desktop and files sessions onto a WebRTC
+		// data channel (sessions.md §5); the wrapper does the switch-over.
+		ch = a.cfg.UpgradeSession(ch, proto)
 	}
 	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
 	kind := sessionKind(proto)

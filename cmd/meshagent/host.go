@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/meshgo/meshagent/agent/webrtc"
 	"sync"
 	"time"
 
@@ -85,4 +89,36 @@ func trimAfterActivity() func(core.Event) {
 		}
 		t = time.AfterFunc(5*time.Second, memtrim.Trim)
 	}
+}
+
+// Settings (.msh keys) for the WebRTC upgrade of desktop and files
+// sessions. MeshCentral gives browsers its settings.webrtcConfig; an agent
+// gets the same ICE servers from its .msh. WebRTCLoopbackOnly=1 keeps ICE
+// on 127.0.0.1 (tests).
+const (
+	mshWebRTCICEServers   = "WebRTCICEServers"   // JSON array of {urls, username, credential}
+	mshWebRTCLoopbackOnly = "WebRTCLoopbackOnly" // "1": loopback candidates only
+	mshWebRTCDisabled     = "WebRTCDisabled"     // "1": never answer offers
+)
+
+// sessionUpgrader returns the wrapper that lets a client move desktop and
+// files sessions onto a WebRTC data channel, or nil when disabled.
+func sessionUpgrader(log *slog.Logger, settings *core.MSH) (func(session.Channel, int) session.Channel, error) {
+	if settings.Get(mshWebRTCDisabled) == "1" {
+		return nil, nil
+	}
+	var ice []webrtc.ICEServer
+	if v := settings.Get(mshWebRTCICEServers); v != "" {
+		if err := json.Unmarshal([]byte(v), &ice); err != nil {
+			return nil, fmt.Errorf("%s: %w", mshWebRTCICEServers, err)
+		}
+	}
+	loopback := settings.Get(mshWebRTCLoopbackOnly) == "1"
+	return func(relay session.Channel, protocol int) session.Channel {
+		return webrtc.Upgradable(relay, webrtc.Config{
+			ICEServers: ice, LoopbackOnly: loopback, Logger: log,
+			// The browser's viewer reassembles KVM commands from fragments.
+			FragmentBinary: protocol == session.ProtoDesktop,
+		})
+	}, nil
 }

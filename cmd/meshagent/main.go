@@ -150,38 +150,20 @@ func runAgent(cmd string, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	settings, err := core.ReadMSH(o.msh)
+	b, err := buildAgent(o, cmd == "connect", log)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshagent: %v\n", err)
-		return exitConfig
+		if errors.Is(err, errConfig) {
+			return exitConfig
+		}
+		return exitFail
 	}
-	id, created, err := core.LoadOrCreateIdentity(o.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshagent: %v\n", err)
-		return exitConfig
-	}
-	if created {
-		log.Info("created a new agent identity", "dir", o.data)
-	}
-	host := newScriptHost(log, settings, id, o.data)
-	defer host.host.Close()
-	agent, err := core.New(core.Config{
-		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
-		Host: host.host, DefaultCore: host.defaultCore, Sessions: sessionHandlers(log),
-		Temporary: cmd == "connect", CommitDate: commitDate,
-		HandshakeTimeout: o.handshakeTimeout,
-		OnEvent:          trimAfterActivity(),
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "meshagent: %v\n", err)
-		return exitConfig
-	}
-	host.agent = agent
-	log.Info("meshagent starting", "version", version, "node_id", id.NodeIDString(), "settings", o.msh, "group", settings.Get(core.MSHMeshName))
+	defer b.close()
+	log.Info("meshagent starting", "version", version, "node_id", b.identity.NodeIDString(), "settings", o.msh, "group", b.settings.Get(core.MSHMeshName))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	agent.Run(ctx)
+	b.agent.Run(ctx)
 	log.Info("meshagent stopped")
 	return exitOK
 }

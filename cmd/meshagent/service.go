@@ -438,32 +438,14 @@ func (a *agentService) Stop(service.Service) error {
 // prepareAgent does what runAgent does up to agent.Run, with a context the
 // caller controls (the Windows SCM stops a service without a signal).
 func prepareAgent(o options, log *slog.Logger) (run func(context.Context) error, cleanup func(), err error) {
-	settings, err := core.ReadMSH(o.msh)
+	b, err := buildAgent(o, false, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	id, created, err := core.LoadOrCreateIdentity(o.data)
-	if err != nil {
-		return nil, nil, err
-	}
-	if created {
-		log.Info("created a new agent identity", "dir", o.data)
-	}
-	host := newScriptHost(log, settings, id, o.data)
-	agent, err := core.New(core.Config{
-		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
-		Host: host.host, DefaultCore: host.defaultCore, Sessions: sessionHandlers(log),
-		CommitDate: commitDate, HandshakeTimeout: o.handshakeTimeout,
-	})
-	if err != nil {
-		host.host.Close()
-		return nil, nil, err
-	}
-	host.agent = agent
-	log.Info("meshagent starting as a service", "version", version, "node_id", id.NodeIDString(),
-		"settings", o.msh, "data", o.data, "group", settings.Get(core.MSHMeshName))
+	log.Info("meshagent starting as a service", "version", version, "node_id", b.identity.NodeIDString(),
+		"settings", o.msh, "data", o.data, "group", b.settings.Get(core.MSHMeshName))
 	var once sync.Once
-	return agent.Run, func() { once.Do(func() { host.host.Close() }) }, nil
+	return b.agent.Run, func() { once.Do(b.close) }, nil
 }
 
 // cmdServiceRun is what the service definitions start. It logs to the
