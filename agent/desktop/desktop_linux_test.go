@@ -244,7 +244,7 @@ func TestServeCursorShape(t *testing.T) {
 	c := x.conn(t)
 	win := fillRect(t, c, 0, 0, 320, 240, 0xffffff)
 	// A named cursor, as toolkits create them through libXcursor.
-	if err := xfixes.Init(c); err != nil {
+	if err := initExt(c, "XFIXES", xfixes.Init); err != nil {
 		t.Skip("no XFIXES")
 	}
 	xfixes.QueryVersion(c, 5, 0).Reply()
@@ -270,7 +270,7 @@ func TestServeCursorShape(t *testing.T) {
 func TestServeMultipleMonitors(t *testing.T) {
 	x := startXvfb(t, 1280, 480)
 	c := x.conn(t)
-	if err := randr.Init(c); err != nil {
+	if err := initExt(c, "RANDR", randr.Init); err != nil {
 		t.Skip("no RandR")
 	}
 	if r, err := randr.QueryVersion(c, 1, 5).Reply(); err != nil || r.MinorVersion < 5 {

@@ -59,6 +59,44 @@ func (c *authConn) Write(b []byte) (int, error) {
 
 var quietXGB sync.Once
 
+// xext guards xgb's extension setup. Each extension's Init writes
+// process-global event and error tables that every connection's reader
+// goroutine reads, so calling it while other connections are open is a data
+// race (and can abort the process with a concurrent map access). The
+// tables depend only on the server's event and error bases, so Init runs
+// once per distinct base; later connections only record their opcode.
+var xext struct {
+	sync.Mutex
+	done map[string][2]byte
+}
+
+func initExt(c *xgb.Conn, name string, initFn func(*xgb.Conn) error) error {
+	r, err := xproto.QueryExtension(c, uint16(len(name)), name).Reply()
+	if err != nil {
+		return fmt.Errorf("x11 query %s: %w", name, err)
+	}
+	if !r.Present {
+		return fmt.Errorf("x11: no %s extension", name)
+	}
+	xext.Lock()
+	defer xext.Unlock()
+	bases := [2]byte{r.FirstEvent, r.FirstError}
+	if b, ok := xext.done[name]; ok && b == bases {
+		c.ExtLock.Lock()
+		c.Extensions[name] = r.MajorOpcode
+		c.ExtLock.Unlock()
+		return nil
+	}
+	if err := initFn(c); err != nil {
+		return err
+	}
+	if xext.done == nil {
+		xext.done = map[string][2]byte{}
+	}
+	xext.done[name] = bases
+	return nil
+}
+
 // connectX opens a display with the cookie from the given Xauthority file
 // (none when the file is empty or has no entry: the server may allow local
 // connections by other means, e.g. xhost +si:localuser).
@@ -153,21 +191,21 @@ func newXScreen(c *xgb.Conn, log *slog.Logger) (*xScreen, error) {
 	if (scr.RootDepth != 24 && scr.RootDepth != 32) || bpp != 32 || s.setup.ImageByteOrder != xproto.ImageOrderLSBFirst {
 		return nil, fmt.Errorf("x11: unsupported visual: depth %d, %d bpp, byte order %d", scr.RootDepth, bpp, s.setup.ImageByteOrder)
 	}
-	if err := xtest.Init(c); err != nil {
+	if err := initExt(c, "XTEST", xtest.Init); err != nil {
 		// Capture still works; input will fail with this error.
 		log.Warn("desktop: XTEST unavailable, input disabled", "err", err)
 	}
-	if shm.Init(c) == nil {
+	if initExt(c, "MIT-SHM", shm.Init) == nil {
 		s.useShm = true
 	}
-	if xfixes.Init(c) == nil {
+	if initExt(c, "XFIXES", xfixes.Init) == nil {
 		if _, err := xfixes.QueryVersion(c, 5, 0).Reply(); err == nil {
 			s.hasFix = true
 			xfixes.SelectCursorInput(c, s.root, xfixes.CursorNotifyMaskDisplayCursor)
 			s.curDirt.Store(true)
 		}
 	}
-	if s.hasFix && damage.Init(c) == nil {
+	if s.hasFix && initExt(c, "DAMAGE", damage.Init) == nil {
 		if _, err := damage.QueryVersion(c, 1, 1).Reply(); err == nil {
 			if id, err := c.NewId(); err == nil {
 				s.dmg = damage.Damage(id)
@@ -179,7 +217,7 @@ func newXScreen(c *xgb.Conn, log *slog.Logger) (*xScreen, error) {
 			}
 		}
 	}
-	if randr.Init(c) == nil {
+	if initExt(c, "RANDR", randr.Init) == nil {
 		if _, err := randr.QueryVersion(c, 1, 5).Reply(); err == nil {
 			s.hasRR = true
 			randr.SelectInput(c, s.root, randr.NotifyMaskScreenChange)
