@@ -463,6 +463,9 @@ func (c *conn) onSignal(s signal) {
 			c.mu.Unlock()
 			if sw {
 				c.markSwitched()
+				if f := c.cfg.InjectOnSwitch; f != nil {
+					c.push(item{f: session.Frame{Binary: f.Binary, Data: bytes.Clone(f.Data)}})
+				}
 			}
 		}
 		return

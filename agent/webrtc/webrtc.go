@@ -73,6 +73,14 @@ type Config struct {
 	// refresh, as the reference re-pipes the KVM (§5.2).
 	OnSwitched func()
 
+	// InjectOnSwitch, if set, is handed to Read right after this side's
+	// output moved to the data channel, as if the peer had sent it. For a
+	// desktop session pass the viewer's REFRESH command, a binary frame
+	// 00 06 00 04 (sessions.md §4.5): the desktop handler then sends SCREEN
+	// and a full frame on the new path, as the reference does when it
+	// re-pipes the KVM (§5.2), without knowing about WebRTC.
+	InjectOnSwitch *session.Frame
+
 	// Timeout bounds each step of an attempt: ICE gathering, offer to open
 	// data channel, and webrtc1 to webrtc2 while a Write waits. Zero means
 	// 30 seconds.

@@ -560,3 +560,35 @@ func TestFragmentBinary(t *testing.T) {
 		t.Fatalf("reassembled %d bytes in %d parts", len(got), parts)
 	}
 }
+
+// TestInjectOnSwitch: the agent's handler gets the configured frame once,
+// after its output moved to the data channel (the desktop refresh).
+func TestInjectOnSwitch(t *testing.T) {
+	acfg := testConfig()
+	refresh := session.Frame{Binary: true, Data: []byte{0, 6, 0, 4}}
+	acfg.InjectOnSwitch = &refresh
+	switched := make(chan struct{})
+	acfg.OnSwitched = func() { close(switched) }
+	ag, cl := pair(t, acfg, testConfig(), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		for {
+			if _, err := cl.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	go cl.Offer(ctx)
+	f, err := ag.Read(ctx)
+	if err != nil || !f.Binary || string(f.Data) != string(refresh.Data) {
+		t.Fatalf("first frame %v %x %v, want the refresh", f.Binary, f.Data, err)
+	}
+	waitClosed(t, switched, "OnSwitched")
+	ag.mu.Lock()
+	out := ag.out
+	ag.mu.Unlock()
+	if out != outDC {
+		t.Fatal("refresh delivered before the output moved")
+	}
+}
