@@ -2,16 +2,19 @@ package adminapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,17 +120,29 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	fa := &fakeAgents{online: map[string]bool{}}
 	e := &testEnv{t: t, st: st, acc: acc, agents: fa, admin: name, pass: pass}
-	e.srv = httptest.NewUnstartedServer(nil)
+	// The handler is installed once the API exists (it needs the port and
+	// the certificate); a stray early connection gets 503.
+	var handler atomic.Pointer[http.Handler]
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
 	u, _ := url.Parse(e.srv.URL)
 	port := 0
 	fmt.Sscanf(u.Port(), "%d", &port)
 	h := sha512.Sum384(e.srv.TLS.Certificates[0].Certificate[0])
-	e.api = New(Config{Store: st, Accounts: acc, Agents: fa, ServerName: "127.0.0.1", Port: port,
+	key := make([]byte, loginKeyLen)
+	rand.Read(key)
+	e.api = New(Config{Store: st, Accounts: acc, Agents: fa, ServerName: "127.0.0.1", Port: port, LoginKey: key,
 		TLSHash: hex.EncodeToString(h[:]), AgentCertHash: handshake.EncodeID(h[:])})
 	fa.api = e.api
-	e.srv.Config.Handler = e.api.Handler()
+	apiHandler := e.api.Handler()
+	handler.Store(&apiHandler)
 	e.url = "wss://" + u.Host
 	return e
 }

@@ -114,7 +114,9 @@ func TestMeshctrlRunCommand(t *testing.T) {
 		t.Fatalf("runcommand --reply: %q", out)
 	}
 	// An agent that does not echo sessionid still reaches the one waiter.
+	e.agents.mu.Lock()
 	e.agents.noEcho = true
+	e.agents.mu.Unlock()
 	if out := strings.TrimSpace(e.meshctrl("runcommand", "--id", strings.TrimPrefix(n, "node//"), "--run", "uname", "--reply")); out != "ran: uname" {
 		t.Fatalf("runcommand --reply without echo: %q", out)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,7 +179,8 @@ func TestCLI(t *testing.T) {
 
 func TestCLIFollow(t *testing.T) {
 	e := newEnv(t)
-	var out, errb bytes.Buffer
+	var out lockedBuf
+	var errb lockedBuf
 	done := make(chan int)
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -228,4 +230,23 @@ func TestCLIFollow(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("follower did not end")
 	}
+}
+
+// lockedBuf is a bytes.Buffer safe to write from one goroutine while
+// another reads it.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
