@@ -85,7 +85,13 @@ type Host struct {
 	delay   time.Duration
 	closed  bool
 	restart *time.Timer
+
+	errMu     sync.Mutex // errorlog rate limit, see reportError
+	errWindow time.Time
+	errCount  int
 }
+
+const errorBurst = 20
 
 // New returns a Host with no script running.
 func New(cfg Config) *Host {
@@ -207,8 +213,8 @@ func (h *Host) exited(v *vm, reason error, lived time.Duration) {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.cur != v || h.closed {
+		h.mu.Unlock()
 		return
 	}
 	h.cur = nil
@@ -218,7 +224,6 @@ func (h *Host) exited(v *vm, reason error, lived time.Duration) {
 	d := h.delay
 	h.delay = min(h.delay*2, maxRestartDelay)
 	h.log.Error("script crashed, restarting", "script", v.name, "err", reason, "in", d)
-	h.reportError(fmt.Sprintf("core %s crashed: %v; restarting in %s", v.name, reason, d))
 	gen := h.gen
 	h.restart = time.AfterFunc(d, func() {
 		h.mu.Lock()
@@ -233,11 +238,30 @@ func (h *Host) exited(v *vm, reason error, lived time.Duration) {
 		}
 		h.launchLocked(prog)
 	})
+	h.mu.Unlock()
+	// Outside h.mu: Send may block on the network, Deliver must not.
+	h.reportError(fmt.Sprintf("core %s crashed: %v; restarting in %s", v.name, reason, d))
 }
 
-// reportError sends an errorlog entry to the server (best effort).
+// reportError sends an errorlog entry to the server (best effort). At most
+// errorBurst entries per minute go out, so a core failing in a tight
+// setInterval cannot flood the server's agent error log.
 func (h *Host) reportError(text string) {
-	b := appendErrorLog(nil, text, time.Now())
+	now := time.Now()
+	h.errMu.Lock()
+	if now.Sub(h.errWindow) > time.Minute {
+		h.errWindow, h.errCount = now, 0
+	}
+	h.errCount++
+	n := h.errCount
+	h.errMu.Unlock()
+	if n > errorBurst {
+		if n == errorBurst+1 {
+			h.log.Warn("script error reports suppressed for the rest of the minute")
+		}
+		return
+	}
+	b := appendErrorLog(nil, text, now)
 	if err := h.cfg.Send(b); err != nil {
 		h.log.Debug("errorlog not sent", "err", err)
 	}
