@@ -20,7 +20,7 @@ type userConn struct {
 	msgs chan map[string]any
 }
 
-func dialControl(t *testing.T, srv *mctest.Server) *userConn {
+func dialControl(t testing.TB, srv *mctest.Server) *userConn {
 	t.Helper()
 	h := http.Header{}
 	h.Set("x-meshauth", base64.StdEncoding.EncodeToString([]byte(srv.AdminUser()))+","+
@@ -51,7 +51,7 @@ func dialControl(t *testing.T, srv *mctest.Server) *userConn {
 	return u
 }
 
-func (u *userConn) send(t *testing.T, m map[string]any) {
+func (u *userConn) send(t testing.TB, m map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(m)
 	if err := u.ws.WriteMessage(websocket.TextMessage, b); err != nil {
@@ -59,7 +59,7 @@ func (u *userConn) send(t *testing.T, m map[string]any) {
 	}
 }
 
-func (u *userConn) await(t *testing.T, what string, pred func(map[string]any) bool) map[string]any {
+func (u *userConn) await(t testing.TB, what string, pred func(map[string]any) bool) map[string]any {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {

@@ -24,30 +24,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
+	"github.com/meshgo/meshagent/server-lite/cli"
 )
-
-// runSubcommand handles `server-lite <subcommand> args...`. The admin CLI
-// (server-lite/cli, owned by the admin-API work) sets it from an init
-// function in a file of this package, e.g.
-//
-//	func init() { runSubcommand = cli.Main }
-//
-// so this file needs no change when the CLI lands.
-var runSubcommand func(args []string) int
-
-// afterStart lets other packages' wiring (the admin API's routes) hook into
-// the configured App before it serves. Set from an init function like
-// runSubcommand.
-var afterStart []func(a *app.App) error
 
 func main() {
 	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
-		if runSubcommand == nil {
-			fmt.Fprintf(os.Stderr, "server-lite: unknown subcommand %q (the admin CLI is not built in)\n", os.Args[1])
-			os.Exit(2)
-		}
-		os.Exit(runSubcommand(os.Args[1:]))
+		os.Exit(cli.Main(os.Args[1:]))
 	}
 	os.Exit(run())
 }
@@ -82,15 +66,18 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 		return 1
 	}
-	for _, f := range afterStart {
-		if err := f(a); err != nil {
-			fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
-			a.Close()
-			return 1
-		}
+	// control.ashx (meshctrl and the CLI), accounts and relay cookies.
+	api, firstAdmin, err := adminapi.Attach(a)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
+		a.Close()
+		return 1
 	}
 	a.Start()
 	printWelcome(a)
+	if firstAdmin != nil {
+		fmt.Print(adminapi.LoginHelp(firstAdmin, "wss://"+a.Addr()))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -105,6 +92,7 @@ func run() int {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	api.Close()
 	a.Close()
 	return 0
 }

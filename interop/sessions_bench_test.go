@@ -1,0 +1,125 @@
+package interop
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/internal/mctest"
+)
+
+// peakRSS samples a process's RSS every 20 ms until stop is called and
+// returns the highest value seen, in kB: the peak during the work, which
+// VmHWM cannot tell apart from start-up.
+func peakRSS(pid int) (stop func() int) {
+	done := make(chan struct{})
+	result := make(chan int)
+	go func() {
+		peak := 0
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			peak = max(peak, vmRSS(pid))
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int { close(done); return <-result }
+}
+
+type sessionFigures struct {
+	up, down float64 // MiB/s
+	peakKB   int
+	rtt      time.Duration
+}
+
+// measureSessions moves a 50 MiB file up and down through MeshCentral's
+// relay and times keystroke echo in a terminal, as a client does.
+func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) sessionFigures {
+	const size = 50 << 20
+	var f sessionFigures
+	u := dialControl(b, srv)
+	dir := b.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	src := rand.NewChaCha8([32]byte{1})
+	h := sha256.New()
+	ch := openRelay(b, srv, u, nodeID, 5, "")
+	stopPeak := peakRSS(pid)
+	t0 := time.Now()
+	if err := uploadFile(ctx, ch, dir, "bench.bin", io.TeeReader(io.LimitReader(src, size), h), size, 16); err != nil {
+		b.Fatalf("upload: %v", err)
+	}
+	f.up = size / (1 << 20) / time.Since(t0).Seconds()
+	ch.Close()
+
+	ch = openRelay(b, srv, u, nodeID, 5, "")
+	back := sha256.New()
+	t0 = time.Now()
+	n, err := downloadFile(ctx, ch, filepath.Join(dir, "bench.bin"), back)
+	if err != nil || n != size {
+		b.Fatalf("download: %d bytes, %v", n, err)
+	}
+	f.down = size / (1 << 20) / time.Since(t0).Seconds()
+	ch.Close()
+	if string(h.Sum(nil)) != string(back.Sum(nil)) {
+		b.Fatal("downloaded file differs")
+	}
+	f.peakKB = stopPeak()
+
+	ch = openRelay(b, srv, u, nodeID, 1, `{"ctrlChannel":"102938","type":"options","cols":80,"rows":25}`)
+	rtts, err := echoRTT(ctx, ch, 25)
+	if err != nil || len(rtts) == 0 {
+		b.Fatalf("terminal echo: %v", err)
+	}
+	f.rtt = median(rtts)
+	ch.Close()
+	return f
+}
+
+// BenchmarkSessions prints, side by side with the real C agent on the same
+// MeshCentral: 50 MiB upload and download throughput through the relay,
+// the agent's peak RSS, and the terminal keystroke echo round trip.
+//
+//	go test ./interop -run '^$' -bench Sessions -benchtime 1x
+func BenchmarkSessions(b *testing.B) {
+	srv := mctest.Shared(b)
+	ourMesh := srv.AddDeviceGroup(b, "bench-sessions-ours")
+	ours := startAgent(b, srv.MSH(b, ourMesh))
+	if _, ok := ours.waitLog(60*time.Second, "core started"); !ok {
+		b.Fatal("our agent did not start its core")
+	}
+	ourID := "node//" + ours.nodeID()
+	srv.WaitDevice(b, func(d mctest.Device) bool { return d.ID == ourID && d.Online() }, 60*time.Second)
+
+	cMesh := srv.AddDeviceGroup(b, "bench-sessions-c")
+	c := mctest.StartCAgent(b, srv.MSH(b, cMesh))
+	cdev := srv.WaitDevice(b, func(d mctest.Device) bool { return d.MeshID == cMesh && d.Online() && d.Agent.Core != "" }, 90*time.Second)
+
+	for i := 0; i < b.N; i++ {
+		fo := measureSessions(b, srv, ourID, ours.cmd.Process.Pid)
+		fc := measureSessions(b, srv, cdev.ID, c.PID())
+		row := func(name string, o, c float64, unit string) {
+			fmt.Printf("%-30s %10.1f %10.1f %8.2fx  %s\n", name, o, c, o/c, unit)
+		}
+		fmt.Printf("\n%-30s %10s %10s %9s\n", "figure (50 MiB, via relay)", "ours", "C agent", "ratio")
+		row("upload", fo.up, fc.up, "MiB/s")
+		row("download", fo.down, fc.down, "MiB/s")
+		row("agent peak RSS in transfers", float64(fo.peakKB)/1024, float64(fc.peakKB)/1024, "MB")
+		row("keystroke echo (median)", ms(fo.rtt), ms(fc.rtt), "ms")
+		b.ReportMetric(fo.up, "ours-up-MiB/s")
+		b.ReportMetric(fc.up, "c-up-MiB/s")
+		b.ReportMetric(fo.down, "ours-down-MiB/s")
+		b.ReportMetric(fc.down, "c-down-MiB/s")
+	}
+}
