@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -591,6 +592,7 @@ func (c *conn) answer(sdp string) {
 		c.log.Info("offer ignored", "why", err)
 		return
 	}
+	c.log.Debug("offer received", "candidates", candidateLines(sdp))
 	pc, err := c.setup(a)
 	if err != nil {
 		c.fail(a, abandoned("peer connection", err))
@@ -762,7 +764,12 @@ func (c *conn) opened(a *attempt, dc *pion.DataChannel) {
 		c.readyLocked()
 	}
 	c.mu.Unlock()
-	c.log.Debug("data channel open", "label", dc.Label(), "maxMessage", c.maxSend)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		if p, err := a.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+			c.log.Debug("data channel open", "label", dc.Label(), "maxMessage", c.maxSend,
+				"local", p.Local.String(), "remote", p.Remote.String())
+		}
+	}
 	go c.dcLoop(rwc)
 }
 
@@ -791,4 +798,16 @@ func (c *conn) dcLoop(rwc datachannel.ReadWriteCloser) {
 			return
 		}
 	}
+}
+
+// candidateLines lists the a=candidate lines of an SDP, for diagnostics:
+// which addresses a browser offered is the first question when ICE fails.
+func candidateLines(sdp string) []string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "a=candidate:") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

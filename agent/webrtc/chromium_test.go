@@ -1,0 +1,180 @@
+//go:build linux
+
+package webrtc
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// browserPage plays the MeshCentral viewer's side of the switch-over with a
+// real browser's RTCPeerConnection: it sends frames on the WebSocket, makes
+// a non-trickle offer with a "DataChannel" channel, moves its output to the
+// channel the moment it opens (the browser's timing, §5.4), sends
+// webrtc0/webrtc1 once the channel is open and the agent said webrtc0, and
+// answers the agent's webrtc1 with webrtc2. The agent echoes every binary
+// frame; the page checks that the echoes come back complete and in order
+// across both transports and reports on the WebSocket.
+const browserPage = `<!doctype html><meta charset="utf-8"><title>rtc</title><script>
+const N = 3000, ctrl = '"ctrlChannel":"102938"';
+const ws = new WebSocket("ws://" + location.host + "/ws");
+ws.binaryType = "arraybuffer";
+let pc, dc, open = false, agentReady = false, switched = false, next = 0, expect = 0, viaDC = 0, done = false;
+function frame(i) { const b = new Uint8Array(256); new DataView(b.buffer).setUint32(0, i); return b.buffer; }
+function report(msg) { if (!done) { done = true; ws.send(JSON.stringify({ctrlChannel: "102938", type: "result", msg: msg})); } }
+function trySwitch() {
+  if (open && agentReady && !switched) {
+    switched = true;
+    ws.send("{" + ctrl + ',"type":"webrtc0"}');
+    ws.send("{" + ctrl + ',"type":"webrtc1"}');
+  }
+}
+function pump() {
+  while (next < N && dc.bufferedAmount < 1 << 20) dc.send(frame(next++));
+  if (next < N) setTimeout(pump, 1);
+}
+function onData(buf, fromDC) {
+  const i = new DataView(buf).getUint32(0);
+  if (i !== expect) { report("echo " + i + " arrived when " + expect + " was expected"); return; }
+  expect++;
+  if (fromDC) viaDC++;
+  if (expect === N) report("ok " + viaDC);
+}
+ws.onopen = () => {
+  for (; next < 200; ) ws.send(frame(next++));
+  pc = new RTCPeerConnection({iceServers: []});
+  dc = pc.createDataChannel("DataChannel", {});
+  dc.binaryType = "arraybuffer";
+  dc.onopen = () => { open = true; trySwitch(); pump(); };
+  dc.onmessage = (e) => { if (typeof e.data !== "string") onData(e.data, true); };
+  dc.onclose = () => report("data channel closed");
+  pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === "failed") report("ICE failed"); };
+  pc.onicecandidate = (e) => { if (!e.candidate) ws.send(JSON.stringify(pc.localDescription)); };
+  pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((e) => report("offer: " + e));
+  setTimeout(() => report("timeout at " + expect + " open=" + open + " agentReady=" + agentReady), 30000);
+};
+ws.onmessage = (e) => {
+  if (typeof e.data !== "string") { onData(e.data, false); return; }
+  let m; try { m = JSON.parse(e.data); } catch (x) { return; }
+  if (m.ctrlChannel != "102938") return;
+  if (m.type === "answer") pc.setRemoteDescription(m).catch((x) => report("answer: " + x));
+  else if (m.type === "webrtc0") { agentReady = true; trySwitch(); }
+  else if (m.type === "webrtc1") ws.send("{" + ctrl + ',"type":"webrtc2"}');
+};
+</script>`
+
+// findChromium returns a Chromium binary, or "" when none is installed.
+func findChromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// chromiumFlags let headless Chromium use 127.0.0.1 for WebRTC. By default
+// it gathers no loopback candidates and hides host addresses behind mDNS
+// names (without a camera/microphone grant), so a loopback-only peer could
+// never reach it; the other flags keep it from talking to anything else.
+var chromiumFlags = []string{
+	"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+	"--allow-loopback-in-peer-connection",
+	"--disable-features=WebRtcHideLocalIpsWithMdns",
+	"--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+	"--disable-component-update", "--disable-sync", "--disable-extensions", "--metrics-recording-only",
+}
+
+// TestChromiumSwitchOver runs the agent side against headless Chromium:
+// Chromium's offer must be answered, its data channel accepted, and an echo
+// stream must survive the switch complete and in order both ways. Skipped
+// when no Chromium is installed (CI installs the chromium package).
+func TestChromiumSwitchOver(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skip("no chromium installed")
+	}
+	result := make(chan string, 1)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(browserPage))
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		ch := Upgradable(session.WebSocket(ws), testConfig())
+		defer ch.Close()
+		ctx := context.Background()
+		for {
+			f, err := ch.Read(ctx)
+			if err != nil {
+				return
+			}
+			if f.Binary {
+				if ch.Write(ctx, f) != nil {
+					return
+				}
+				continue
+			}
+			var m struct{ Type, Msg string }
+			if json.Unmarshal(f.Data, &m) == nil && m.Type == "result" {
+				select {
+				case result <- m.Msg:
+				default:
+				}
+			}
+		}
+	}))
+	defer srv.Close()
+
+	flags := chromiumFlags
+	if drop := os.Getenv("CHROMIUM_DROP_FLAG"); drop != "" { // to show which flags matter
+		flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == drop })
+	}
+	cmd := exec.Command(bin, append(flags, "--user-data-dir="+t.TempDir(), srv.URL+"/")...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so its helpers end with it
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
+		cmd.Wait()
+	}()
+	select {
+	case msg := <-result:
+		if !strings.HasPrefix(msg, "ok ") {
+			t.Fatalf("browser: %s", msg)
+		}
+		var n int
+		for _, c := range strings.TrimPrefix(msg, "ok ") {
+			n = n*10 + int(c-'0')
+		}
+		if n == 0 {
+			t.Fatalf("no echo came back on the data channel: %s", msg)
+		}
+		t.Logf("Chromium: all echoes in order, %d of them on the data channel", n)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no result from Chromium; its output:\n%s", out.String())
+	}
+}
