@@ -459,6 +459,9 @@ func (e *encoder) value(v goja.Value, depth int) (bool, error) {
 		e.buf = append(e.buf, "null"...)
 		return true, nil
 	}
+	if _, isSym := v.(*goja.Symbol); isSym {
+		return false, nil
+	}
 	o, isObj := v.(*goja.Object)
 	if !isObj {
 		return e.primitive(v)
