@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -146,21 +147,7 @@ func TestChromiumSwitchOver(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	flags := chromiumFlags
-	if drop := os.Getenv("CHROMIUM_DROP_FLAG"); drop != "" { // to show which flags matter
-		flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == drop })
-	}
-	cmd := exec.Command(bin, append(flags, "--user-data-dir="+t.TempDir(), srv.URL+"/")...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so its helpers end with it
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
-		cmd.Wait()
-	}()
+	runChromium(t, bin, srv.URL+"/")
 	select {
 	case msg := <-result:
 		if !strings.HasPrefix(msg, "ok ") {
@@ -175,6 +162,159 @@ func TestChromiumSwitchOver(t *testing.T) {
 		}
 		t.Logf("Chromium: all echoes in order, %d of them on the data channel", n)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no result from Chromium; its output:\n%s", out.String())
+		t.Fatal("no result from Chromium")
+	}
+}
+
+// runChromium starts headless Chromium on url until the test ends.
+func runChromium(t *testing.T, bin, url string) {
+	flags := chromiumFlags
+	if drop := os.Getenv("CHROMIUM_DROP_FLAG"); drop != "" { // to show which flags matter
+		flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == drop })
+	}
+	cmd := exec.Command(bin, append(flags, "--user-data-dir="+t.TempDir(), url)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so its helpers end with it
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
+		cmd.Wait()
+	})
+}
+
+// redirScript is MeshCentral's own viewer transport, agent-redir-ws.js,
+// served to the browser at test time from a MeshCentral install (it is not
+// part of this repository).
+func redirScript() string {
+	for _, p := range []string{os.Getenv("MESHCENTRAL_REDIR_JS"),
+		"/work/mc/node_modules/meshcentral/public/scripts/agent-redir-ws-0.1.1.js"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// redirPage drives agent-redir-ws.js as MeshCentral's files/desktop pages
+// do, with WebRTC enabled: a module receives binary data and sends frames
+// through the redirect object, which picks the transport itself.
+const redirPage = `<!doctype html><meta charset="utf-8"><title>redir</title>
+<script>var urlargs = {};</script><script src="/agent-redir-ws.js"></script><script>
+const N = 3000;
+let next = 0, expect = 0, done = false, redir;
+function report(msg) {
+  if (done) return;
+  done = true;
+  redir.sendCtrlMsg(JSON.stringify({ctrlChannel: "102938", type: "result", msg: msg, webrtc: redir.webRtcActive}));
+}
+function frame(i) { const b = new Uint8Array(200); new DataView(b.buffer).setUint32(0, i); return b; }
+function pump() {
+  for (let k = 0; k < 20 && next < N; k++) redir.send(frame(next++));
+  if (next < N) setTimeout(pump, 2);
+}
+const mod = {
+  protocol: 5,
+  xxStateChange: function (s) { if (s === 3) pump(); },
+  ProcessData: function (d) {},
+  ProcessBinaryData: function (b) {
+    const i = new DataView(b.buffer, b.byteOffset).getUint32(0);
+    if (i !== expect) { report("echo " + i + " arrived when " + expect + " was expected"); return; }
+    if (++expect === N) report("ok");
+  },
+};
+redir = CreateAgentRedirect(null, mod, null, null, null, "/");
+redir.attemptWebRTC = true;
+redir.webrtcconfig = {iceServers: []};
+redir.Start("node//test");
+setTimeout(() => report("timeout at " + expect), 30000);
+</script>`
+
+// TestMeshCentralRedirInChromium runs MeshCentral's browser transport
+// (agent-redir-ws.js with attemptWebRTC) in headless Chromium against the
+// agent side: the viewer must switch to the data channel by itself and get
+// every echo back in order. Skipped without Chromium or MeshCentral's
+// script.
+func TestMeshCentralRedirInChromium(t *testing.T) {
+	bin, script := findChromium(), redirScript()
+	if bin == "" || script == "" {
+		t.Skip("needs chromium and MeshCentral's agent-redir-ws.js")
+	}
+	result := make(chan struct {
+		Msg    string
+		WebRTC bool
+	}, 1)
+	var agentSwitched atomic.Bool
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/agent-redir-ws.js":
+			http.ServeFile(w, r, script)
+			return
+		case "/meshrelay.ashx":
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(redirPage))
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		relay := session.WebSocket(ws)
+		ctx := context.Background()
+		// Play the relay and the agent's negotiation: "c", then wait for
+		// the protocol number (sessions.md §1.6-1.7).
+		if relay.Write(ctx, session.Frame{Data: []byte("c")}) != nil {
+			return
+		}
+		for {
+			f, err := relay.Read(ctx)
+			if err != nil {
+				return
+			}
+			if !f.Binary && string(f.Data) == "5" {
+				break
+			}
+		}
+		cfg := testConfig()
+		cfg.OnSwitched = func() { agentSwitched.Store(true) }
+		ch := Upgradable(relay, cfg)
+		defer ch.Close()
+		for {
+			f, err := ch.Read(ctx)
+			if err != nil {
+				return
+			}
+			if f.Binary {
+				if ch.Write(ctx, f) != nil {
+					return
+				}
+				continue
+			}
+			var m struct {
+				Type, Msg string
+				WebRTC    bool
+			}
+			if json.Unmarshal(f.Data, &m) == nil && m.Type == "result" {
+				result <- struct {
+					Msg    string
+					WebRTC bool
+				}{m.Msg, m.WebRTC}
+			}
+		}
+	}))
+	defer srv.Close()
+	runChromium(t, bin, srv.URL+"/")
+	select {
+	case r := <-result:
+		if r.Msg != "ok" || !r.WebRTC || !agentSwitched.Load() {
+			t.Fatalf("agent-redir-ws: %q, webRtcActive=%v, agent output switched=%v", r.Msg, r.WebRTC, agentSwitched.Load())
+		}
+		t.Log("agent-redir-ws switched to WebRTC; all echoes in order")
+	case <-time.After(60 * time.Second):
+		t.Fatal("no result from agent-redir-ws")
 	}
 }
