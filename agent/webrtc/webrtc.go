@@ -22,6 +22,15 @@
 //     only when the client's webrtc2 confirms that marker arrived, exactly
 //     like the reference; a Write in between waits.
 //
+// Signalling shares the relay with data, so both ends must keep calling
+// Read while the switch-over runs (a viewer always does); relay frames are
+// read ahead of the handler by at most a few dozen. The agent's Write
+// blocks for about one relay round trip between its webrtc1 and the
+// client's webrtc2; a handler that stops reading meanwhile while its peer
+// pushes more than that read-ahead on the relay would stall until
+// Config.Timeout ends the session. The MeshCentral clients never do this
+// (their transfers are acknowledged in small windows).
+//
 // The relay stays open as the control path. Signalling never reaches the
 // handler; every other text frame does, unchanged. If WebRTC fails before
 // the data channel opens, the session simply continues on the relay; once
@@ -119,7 +128,8 @@ func NewOfferer(relay session.Channel, cfg Config) *Offerer {
 // Offer creates the peer connection and its data channel "DataChannel",
 // sends the offer on the relay once ICE gathering is complete (no trickle
 // ICE, as the browser), and returns when the switch-over is complete. It
-// may run while the session is busy: Read and Write keep working. On error
+// may run while the session is busy: Read and Write keep working, and Read
+// must keep being called, since the answer arrives on the relay. On error
 // the session goes on over the relay, unless the data channel had already
 // opened and then failed, which ends the session (Read and Write report
 // it). Only one attempt runs at a time.

@@ -592,3 +592,35 @@ func TestInjectOnSwitch(t *testing.T) {
 		t.Fatal("refresh delivered before the output moved")
 	}
 }
+
+// TestCloseWithoutWebRTC: a session that never switches closes cleanly from
+// either end and leaves no goroutine behind.
+func TestCloseWithoutWebRTC(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, closer := range []string{"agent", "client"} {
+		a, b := session.Pipe(8)
+		ag := Upgradable(a, testConfig())
+		cl := NewOfferer(b, testConfig())
+		if err := cl.Write(ctx, session.Frame{Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := ag.Read(ctx); err != nil || string(f.Data) != "x" {
+			t.Fatalf("%q %v", f.Data, err)
+		}
+		first, second := session.Channel(ag), session.Channel(cl)
+		if closer == "client" {
+			first, second = cl, ag
+		}
+		first.Close()
+		if _, err := second.Read(ctx); !errors.Is(err, session.ErrClosed) {
+			t.Fatalf("%s closed: peer read %v", closer, err)
+		}
+		if err := first.Write(ctx, session.Frame{Data: []byte("y")}); !errors.Is(err, session.ErrClosed) {
+			t.Fatalf("write after close: %v", err)
+		}
+		second.Close()
+	}
+	waitGoroutines(t, before)
+}
