@@ -76,7 +76,9 @@ var handlers = {
     },
     ping: function () { send({ action: 'pong' }); },
     pong: function () { },
-    serverInfo: function (m) { serverInfo = m; },
+    // The server sends serverInfo on every (re)connection once the core is
+    // current: announce ourselves in full, the server may have forgotten.
+    serverInfo: function (m) { serverInfo = m; sendCoreInfo(true); sendNetInfo(true); },
     runcommands: function (m) { runCommands(m); },
     poweraction: function (m) { powerAction(m); },
     wakeonlan: function (m) {

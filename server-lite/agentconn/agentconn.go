@@ -636,9 +636,14 @@ func (c *conn) startSession() error {
 	return c.coreStable()
 }
 
-// coreStable starts the JSON conversation (control.md §6.2).
+// coreStable starts the JSON conversation (control.md §6.2): ask for
+// sysinfo and send serverInfo, as MeshCentral does on every connection;
+// cores use serverInfo to announce themselves again after a reconnect.
 func (c *conn) coreStable() error {
-	return c.write([]byte(`{"action":"sysinfo"}`))
+	if err := c.write([]byte(`{"action":"sysinfo"}`)); err != nil {
+		return err
+	}
+	return c.write([]byte(`{"action":"serverInfo"}`))
 }
 
 // handle processes one message after authentication.
