@@ -33,8 +33,9 @@ func (r role) String() string {
 type outState int
 
 const (
-	outRelay   outState = iota
-	outPending          // agent: webrtc1 sent, waiting for the client's webrtc2
+	outRelay    outState = iota
+	outPending           // agent: webrtc1 sent, waiting for the client's webrtc2
+	outFlushing          // agent: sending what Write queued while pending
 	outDC
 )
 
@@ -45,6 +46,9 @@ const (
 	// enough to fill loopback and LAN pipes, low enough to bound memory.
 	highWater = 4 << 20
 	lowWater  = 1 << 20
+	// maxQueued bounds what the agent's Write queues between its webrtc1
+	// and the data channel taking over; past it Write waits.
+	maxQueued = 4 << 20
 	// drainGrace is how long the surviving transport may still deliver
 	// what it already holds after the other one ended the session.
 	drainGrace = 2 * time.Second
@@ -106,9 +110,11 @@ type conn struct {
 	rwc       datachannel.ReadWriteCloser
 	maxSend   int
 	dcOpen    bool
-	dcOwned   bool // dcQ belongs to dcLoop, or is already closed
-	peerReady bool // client: the agent's webrtc0 arrived
-	sentReady bool // client: our webrtc0 is queued
+	dcOwned   bool            // dcQ belongs to dcLoop, or is already closed
+	peerReady bool            // client: the agent's webrtc0 arrived
+	sentReady bool            // client: our webrtc0 is queued
+	queued    []session.Frame // agent: written while pending or flushing
+	queuedN   int
 
 	// Read side, touched only by the (single) Read caller.
 	rq   <-chan item
@@ -208,8 +214,9 @@ func (c *conn) endError() error {
 }
 
 // Write sends on the relay until the switch-over, then on the data channel.
-// The agent's writes wait between its webrtc1 and the client's webrtc2, so
-// the client has every relay frame before the first data-channel one.
+// The agent's writes are queued between its webrtc1 and the client's
+// webrtc2, so the client has every relay frame before the first
+// data-channel one; past maxQueued, Write waits.
 func (c *conn) Write(ctx context.Context, f session.Frame) error {
 	var timeout <-chan time.Time
 	for {
@@ -228,6 +235,15 @@ func (c *conn) Write(ctx context.Context, f session.Frame) error {
 		case outDC:
 			c.mu.Unlock()
 			return c.writeDC(ctx, f)
+		case outPending, outFlushing:
+			// Queue rather than block, so a handler that reads and writes
+			// on one goroutine keeps reading while the switch completes.
+			if c.queuedN+len(f.Data) <= maxQueued || len(c.queued) == 0 {
+				c.queued = append(c.queued, session.Frame{Binary: f.Binary, Data: bytes.Clone(f.Data)})
+				c.queuedN += len(f.Data)
+				c.mu.Unlock()
+				return nil
+			}
 		}
 		c.mu.Unlock()
 		if timeout == nil {
@@ -304,12 +320,21 @@ func (c *conn) Close() error {
 
 func (c *conn) flush() {
 	c.mu.Lock()
-	dc := c.dc
+	dc, out := c.dc, c.out
 	c.mu.Unlock()
 	if dc == nil {
 		return
 	}
 	deadline := time.Now().Add(flushTimeout)
+	if out == outPending || out == outFlushing { // frames queued by Write
+		select {
+		case <-c.switched:
+		case <-c.ended:
+			return
+		case <-time.After(flushTimeout):
+			return
+		}
+	}
 	for dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
 		select {
 		case <-c.ended:
@@ -446,6 +471,16 @@ func (c *conn) onSignal(s signal) {
 			if c.dcOpen && c.out == outRelay {
 				c.out = outPending
 				c.sendSig(sigWebRTC1, "")
+				// Output is held until webrtc2: give up on a client that
+				// never sends it rather than hold it forever.
+				time.AfterFunc(c.timeout(), func() {
+					c.mu.Lock()
+					stuck := c.out == outPending
+					c.mu.Unlock()
+					if stuck {
+						c.end(fmt.Errorf("webrtc: no webrtc2 from the client within %v: %w", c.timeout(), session.ErrClosed))
+					}
+				})
 			}
 			c.mu.Unlock()
 		case sigWebRTC1: // the client sends no more data on the relay
@@ -459,14 +494,11 @@ func (c *conn) onSignal(s signal) {
 			c.mu.Lock()
 			sw := c.out == outPending
 			if sw {
-				c.out = outDC
+				c.out = outFlushing
 			}
 			c.mu.Unlock()
 			if sw {
-				c.markSwitched()
-				if f := c.cfg.InjectOnSwitch; f != nil {
-					c.push(item{f: session.Frame{Binary: f.Binary, Data: bytes.Clone(f.Data)}})
-				}
+				go c.flushQueued()
 			}
 		}
 		return
@@ -516,6 +548,31 @@ func (c *conn) readyLocked() {
 	c.sendSig(sigWebRTC0, "")
 	if c.early {
 		c.sendSig(sigWebRTC1, "")
+	}
+}
+
+// flushQueued sends, in order, what Write queued while the switch was
+// pending, then hands the output to the data channel.
+func (c *conn) flushQueued() {
+	for {
+		c.mu.Lock()
+		batch := c.queued
+		c.queued, c.queuedN = nil, 0
+		if len(batch) == 0 {
+			c.out = outDC
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		for _, f := range batch {
+			if c.writeDC(c.bg, f) != nil {
+				return // the session is ending
+			}
+		}
+	}
+	c.markSwitched()
+	if f := c.cfg.InjectOnSwitch; f != nil {
+		c.push(item{f: session.Frame{Binary: f.Binary, Data: bytes.Clone(f.Data)}})
 	}
 }
 

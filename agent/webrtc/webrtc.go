@@ -20,16 +20,14 @@
 //   - agent → client: the agent's webrtc1. The agent keeps writing on the
 //     relay until it sends webrtc1 and starts writing on the data channel
 //     only when the client's webrtc2 confirms that marker arrived, exactly
-//     like the reference; a Write in between waits.
+//     like the reference; a Write in between is queued.
 //
 // Signalling shares the relay with data, so both ends must keep calling
-// Read while the switch-over runs (a viewer always does); relay frames are
-// read ahead of the handler by at most a few dozen. The agent's Write
-// blocks for about one relay round trip between its webrtc1 and the
-// client's webrtc2; a handler that stops reading meanwhile while its peer
-// pushes more than that read-ahead on the relay would stall until
-// Config.Timeout ends the session. The MeshCentral clients never do this
-// (their transfers are acknowledged in small windows).
+// Read while the switch-over runs (a viewer always does). Between the
+// agent's webrtc1 and the client's webrtc2 (one relay round trip) the
+// agent's Write queues frames (up to 4 MiB) instead of blocking, so a
+// handler that reads and writes on one goroutine keeps reading; the queue
+// goes out first on the data channel.
 //
 // The relay stays open as the control path. Signalling never reaches the
 // handler; every other text frame does, unchanged. If WebRTC fails before
@@ -91,7 +89,7 @@ type Config struct {
 	InjectOnSwitch *session.Frame
 
 	// Timeout bounds each step of an attempt: ICE gathering, offer to open
-	// data channel, and webrtc1 to webrtc2 while a Write waits. Zero means
+	// data channel, and webrtc1 to webrtc2. Zero means
 	// 30 seconds.
 	Timeout time.Duration
 

@@ -624,3 +624,46 @@ func TestCloseWithoutWebRTC(t *testing.T) {
 	}
 	waitGoroutines(t, before)
 }
+
+// TestSingleGoroutineHandler: an agent handler that reads and writes on one
+// goroutine (echo, like the files handler's request loop) while the client
+// streams without pause through the switch: the agent's Write must not
+// stall the handler's reading while it waits for webrtc2.
+func TestSingleGoroutineHandler(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(fmt.Sprintf("early=%v", early), func(t *testing.T) {
+			const n = 5000
+			ag, cl := pair(t, testConfig(), testConfig(), early)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			go func() {
+				for {
+					f, err := ag.Read(ctx)
+					if err != nil || ag.Write(ctx, f) != nil {
+						return
+					}
+				}
+			}()
+			errs := make(chan error, 2)
+			go func() {
+				errs <- stream(ctx, cl, n, func(i int) {
+					if i == 500 {
+						go cl.Offer(ctx)
+					}
+				})
+			}()
+			go func() { errs <- expect(ctx, cl, n, nil) }()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			ag.mu.Lock()
+			out := ag.out
+			ag.mu.Unlock()
+			if out != outDC {
+				t.Fatalf("agent output state %d after the stream, want the data channel", out)
+			}
+		})
+	}
+}
