@@ -79,6 +79,7 @@ func init() {
 				fs.Bool("follow", false, "keep printing live events until interrupted")
 			}},
 	}
+	commands = append(commands, sessionCommands()...) // sessions.go
 }
 
 // Main runs `server-lite <subcommand> args...` and returns the exit status.

@@ -1,0 +1,411 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
+	"github.com/meshgo/meshagent/server-lite/app"
+)
+
+// The session commands end to end: an in-process server-lite (app plus the
+// admin API, wired as main.go does) on 127.0.0.1, a real agent process
+// (our meshagent binary or MeshCentral's C agent) connected to it, and the
+// CLI's own code path (run) for every operation.
+
+var (
+	agentOnce sync.Once
+	agentBin  string
+	agentErr  error
+	agentDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if agentDir != "" {
+		os.RemoveAll(agentDir)
+	}
+	os.Exit(code)
+}
+
+// ourAgent builds ./cmd/meshagent once per test binary.
+func ourAgent(t *testing.T) string {
+	t.Helper()
+	agentOnce.Do(func() {
+		agentDir, agentErr = os.MkdirTemp("", "sessions-e2e-agent-")
+		if agentErr != nil {
+			return
+		}
+		agentBin = filepath.Join(agentDir, "meshagent")
+		out, err := exec.Command("go", "build", "-o", agentBin, "github.com/meshgo/meshagent/cmd/meshagent").CombinedOutput()
+		if err != nil {
+			agentErr = fmt.Errorf("go build meshagent: %v\n%s", err, out)
+		}
+	})
+	if agentErr != nil {
+		t.Fatal(agentErr)
+	}
+	return agentBin
+}
+
+// lockedLog collects server logs, shown only when a test fails.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type liveEnv struct {
+	t      *testing.T
+	app    *app.App
+	url    string
+	pass   string
+	nodeID string
+	dir    string // scratch space on the agent's machine (this one)
+}
+
+// liveOptions choose the agent.
+type liveOptions struct {
+	cAgent bool     // MeshCentral's C agent with its meshcore.js, else ours
+	env    []string // extra environment for our agent (DISPLAY, XAUTHORITY)
+}
+
+func newLiveEnv(t *testing.T, lo liveOptions) *liveEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real agent")
+	}
+	logs := &lockedLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server-lite log:\n%s", tail(logs.String(), 60))
+		}
+	})
+	cfg := app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if lo.cAgent {
+		// The C agent's files and terminal live in MeshCentral's core; the
+		// built-in tiny core has neither.
+		cfg.CoreFile = filepath.Join(mctest.Install(t), "agents", "meshcore.js")
+	}
+	a, err := app.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, first, err := adminapi.Attach(a)
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	a.Start()
+	t.Cleanup(func() { api.Close(); a.Close() })
+	e := &liveEnv{t: t, app: a, url: "wss://" + a.Addr(), pass: first.Password, dir: t.TempDir()}
+	msh, err := os.ReadFile(a.MshPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo.cAgent {
+		mctest.StartCAgent(t, msh)
+	} else {
+		e.startOurAgent(msh, lo.env)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && e.nodeID == "" {
+		// Connected and running its core (coreinfo received).
+		if ags := a.Agents.Agents(); len(ags) == 1 && ags[0].CoreName != "" {
+			e.nodeID = ags[0].NodeID
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if e.nodeID == "" {
+		t.Fatal("the agent did not come online with its core")
+	}
+	return e
+}
+
+// startOurAgent runs `meshagent run --msh F --data D` with loopback-only
+// WebRTC, stopped by PID at cleanup.
+func (e *liveEnv) startOurAgent(msh []byte, env []string) {
+	t := e.t
+	bin := ourAgent(t)
+	dir := t.TempDir()
+	mshPath := filepath.Join(dir, "meshagent.msh")
+	msh = append(bytes.TrimRight(msh, "\r\n"), []byte("\nWebRTCLoopbackOnly=1\n")...)
+	if err := os.WriteFile(mshPath, msh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "agent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--msh", mshPath, "--data", filepath.Join(dir, "data"))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-pid, syscall.SIGKILL) // the group we created for it
+			<-exited
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("agent log:\n%s", tail(string(b), 60))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// cli runs a subcommand through the CLI's code path against this server
+// and device.
+func (e *liveEnv) cli(args ...string) (string, string, int) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	full := append([]string{args[0], "--url", e.url, "--pass", e.pass, "--id", e.nodeID}, args[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	code := run(ctx, full, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// randomFile writes size pseudo-random bytes and returns the path and
+// their SHA-256.
+func randomFile(t *testing.T, dir string, size int) (string, [32]byte) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{42}).Read(data)
+	p := filepath.Join(dir, "random.bin")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p, sha256.Sum256(data)
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+type transferJSON struct {
+	Path       string  `json:"path"`
+	Bytes      int64   `json:"bytes"`
+	Seconds    float64 `json:"seconds"`
+	MiBps      float64 `json:"mibPerSecond"`
+	Transport  string  `json:"transport"`
+	RelayBytes int64   `json:"relayBytes"`
+}
+
+// roundTrip uploads a 50 MiB random file into a fresh remote folder and
+// downloads it back, checking SHA-256 both ways, over the relay or WebRTC.
+func (e *liveEnv) roundTrip(t *testing.T, webrtc bool) {
+	const size = 50 << 20
+	local := t.TempDir()
+	src, want := randomFile(t, local, size)
+	remote := filepath.Join(e.dir, fmt.Sprintf("remote-%v", webrtc))
+	if err := os.MkdirAll(remote, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	extra := []string{"--json"}
+	if webrtc {
+		extra = append(extra, "--webrtc")
+	}
+	out, errs, code := e.cli(append(append([]string{"upload"}, extra...), src, remote)...)
+	if code != 0 {
+		t.Fatalf("upload: %d %s %s", code, out, errs)
+	}
+	var up transferJSON
+	if err := json.Unmarshal([]byte(out), &up); err != nil {
+		t.Fatalf("upload output %q: %v", out, err)
+	}
+	if got := fileSum(t, filepath.Join(remote, "random.bin")); got != want {
+		t.Fatal("uploaded file differs")
+	}
+	back := filepath.Join(local, "back.bin")
+	out, errs, code = e.cli(append(append([]string{"download"}, extra...), filepath.Join(remote, "random.bin"), back)...)
+	if code != 0 {
+		t.Fatalf("download: %d %s %s", code, out, errs)
+	}
+	var down transferJSON
+	if err := json.Unmarshal([]byte(out), &down); err != nil {
+		t.Fatalf("download output %q: %v", out, err)
+	}
+	if got := fileSum(t, back); got != want || down.Bytes != size {
+		t.Fatalf("downloaded file differs (%d bytes)", down.Bytes)
+	}
+	wantTransport := "relay"
+	if webrtc {
+		wantTransport = "webrtc"
+	}
+	for _, r := range []transferJSON{up, down} {
+		if r.Transport != wantTransport {
+			t.Errorf("%s went over %s, want %s", r.Path, r.Transport, wantTransport)
+		}
+		if webrtc && r.RelayBytes > 1<<20 {
+			t.Errorf("%s: %d bytes crossed the relay despite WebRTC", r.Path, r.RelayBytes)
+		}
+	}
+	t.Logf("upload 50 MiB over %s: %.2f s (%.1f MiB/s), %d bytes on the relay", up.Transport, up.Seconds, up.MiBps, up.RelayBytes)
+	t.Logf("download 50 MiB over %s: %.2f s (%.1f MiB/s), %d bytes on the relay", down.Transport, down.Seconds, down.MiBps, down.RelayBytes)
+	// No temporary files left beside the download.
+	if ms, _ := filepath.Glob(filepath.Join(local, ".*part*")); len(ms) > 0 {
+		t.Errorf("temporary files left: %v", ms)
+	}
+}
+
+// missingDownload checks that a missing remote file fails at once, clearly,
+// and leaves no local file.
+func (e *liveEnv) missingDownload(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "nothing.bin")
+	start := time.Now()
+	out, errs, code := e.cli("download", filepath.Join(e.dir, "no-such-file.bin"), local)
+	el := time.Since(start)
+	if code != exitError || !strings.Contains(errs, "remote file cannot be opened") {
+		t.Fatalf("download of a missing file: %d %q %q", code, out, errs)
+	}
+	if el > 10*time.Second {
+		t.Errorf("download of a missing file took %v", el)
+	}
+	if _, err := os.Stat(local); err == nil {
+		t.Error("a local file was created for a missing remote file")
+	}
+	if ms, _ := filepath.Glob(filepath.Join(filepath.Dir(local), ".*")); len(ms) > 0 {
+		t.Errorf("temporary files left: %v", ms)
+	}
+	t.Logf("missing file refused in %v: %s", el.Round(time.Millisecond), strings.TrimSpace(errs))
+}
+
+// lsShows checks ls (plain and --json) lists name with its size.
+func (e *liveEnv) lsShows(t *testing.T, dir, name string, size int64) {
+	out, errs, code := e.cli("ls", dir)
+	if code != 0 {
+		t.Fatalf("ls: %d %q", code, errs)
+	}
+	found := false
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) == 4 && f[3] == name && f[0] == "file" && f[1] == fmt.Sprint(size) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("ls %s does not show %s (%d bytes):\n%s", dir, name, size, out)
+	}
+	out, _, code = e.cli("ls", "--json", dir)
+	var es []map[string]any
+	if err := json.Unmarshal([]byte(out), &es); code != 0 || err != nil {
+		t.Fatalf("ls --json: %d %q %v", code, out, err)
+	}
+	found = false
+	for _, x := range es {
+		if x["name"] == name && x["type"] == "file" && x["size"] == float64(size) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("ls --json does not show %s: %s", name, out)
+	}
+	if _, errs, code := e.cli("ls", filepath.Join(e.dir, "no-such-dir")); code != exitError || !strings.Contains(errs, "cannot be read") {
+		t.Errorf("ls of a missing folder: %d %q", code, errs)
+	}
+}
+
+// TestSessionsOurAgent drives our agent binary through server-lite with the
+// session commands: shell --run, 50 MiB upload and download over the relay
+// and over WebRTC, a missing file, ls.
+func TestSessionsOurAgent(t *testing.T) {
+	e := newLiveEnv(t, liveOptions{})
+
+	t.Run("shell", func(t *testing.T) {
+		out, errs, code := e.cli("shell", "--run", "echo hello-$((6*7)); echo second line")
+		if code != 0 || out != "hello-42\nsecond line\n" {
+			t.Fatalf("shell --run: %d %q %q", code, out, errs)
+		}
+		out, errs, code = e.cli("shell", "--json", "--run", "printf 'no newline'; exit_code() { return 3; }; exit_code")
+		var r struct {
+			Output string
+			Status int
+		}
+		if json.Unmarshal([]byte(out), &r); code != exitError || r.Output != "no newline" || r.Status != 3 || !strings.Contains(errs, "status 3") {
+			t.Fatalf("shell --run with status 3: %d %q %q", code, out, errs)
+		}
+	})
+	t.Run("relay", func(t *testing.T) { e.roundTrip(t, false) })
+	t.Run("webrtc", func(t *testing.T) { e.roundTrip(t, true) })
+	t.Run("missing", e.missingDownload)
+	t.Run("ls", func(t *testing.T) { e.lsShows(t, filepath.Join(e.dir, "remote-false"), "random.bin", 50<<20) })
+	t.Run("offline", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"ls", "--url", e.url, "--pass", e.pass, "--id", strings.Repeat("A", 64), "/"}, &out, &errb)
+		if code != exitError || !strings.Contains(errb.String(), "unable to route") {
+			t.Fatalf("unknown device: %d %q", code, errb.String())
+		}
+	})
+}
+
+// TestSessionsCAgent does the same transfers with MeshCentral's C agent
+// running MeshCentral's meshcore.js, pushed by server-lite.
+func TestSessionsCAgent(t *testing.T) {
+	e := newLiveEnv(t, liveOptions{cAgent: true})
+	t.Run("shell", func(t *testing.T) {
+		out, errs, code := e.cli("shell", "--run", "echo hello-$((6*7))")
+		if code != 0 || out != "hello-42\n" {
+			t.Fatalf("shell --run: %d %q %q", code, out, errs)
+		}
+	})
+	t.Run("relay", func(t *testing.T) { e.roundTrip(t, false) })
+	t.Run("missing", e.missingDownload)
+	t.Run("ls", func(t *testing.T) { e.lsShows(t, filepath.Join(e.dir, "remote-false"), "random.bin", 50<<20) })
+}

@@ -1,0 +1,396 @@
+package sessionclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"slices"
+	"sync"
+
+	"github.com/meshgo/meshagent/agent/session"
+)
+
+// KVM command numbers used by the viewer (sessions.md §4.3).
+const (
+	kvmKey         = 1
+	kvmMouse       = 2
+	kvmPicture     = 3
+	kvmCompression = 5
+	kvmRefresh     = 6
+	kvmScreen      = 7
+	kvmGetDisplays = 11
+	kvmSetDisplay  = 12
+	kvmJumbo       = 27
+	kvmError       = 65
+	kvmKeyUnicode  = 85
+)
+
+// Mouse button codes (MOUSEEVENTF bits, sessions.md §4.5).
+const (
+	MouseMove      = 0x00
+	MouseLeftDown  = 0x02
+	MouseLeftUp    = 0x04
+	MouseRightDown = 0x08
+	MouseRightUp   = 0x10
+)
+
+// Tile is one PICTURE the agent sent, in screen coordinates.
+type Tile struct {
+	Seq  int // 1, 2, ... in arrival order
+	Rect image.Rectangle
+}
+
+// Desktop is a remote desktop viewer (relay protocol 2, sessions.md §4):
+// it follows SCREEN sizes, draws the JPEG tiles onto a canvas the way the
+// web UI does, and tells when one full frame has been assembled. Input
+// helpers encode mouse and keyboard commands.
+type Desktop struct {
+	ch session.Channel
+	r  *reader
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every state change
+	canvas   *image.RGBA
+	covered  []bool // 16-pixel cells painted since the last SCREEN
+	cw, chh  int    // cells across and down
+	left     int    // cells not yet painted
+	screens  int
+	selected int // last SET_DISPLAY from the agent; -1 before
+	displays []uint16
+	hasList  bool
+	tiles    []Tile
+	bytes    int64
+	errs     []string
+	err      error  // the session's end
+	partial  []byte // a command still arriving in fragments
+}
+
+// NewDesktop starts a viewer on ch, which must already carry protocol 2.
+func NewDesktop(ch session.Channel) *Desktop {
+	d := &Desktop{ch: ch, r: newReader(ch, 64), changed: make(chan struct{}), selected: -1}
+	go d.loop()
+	return d
+}
+
+// Close ends the session.
+func (d *Desktop) Close() error { return d.r.close() }
+
+func (d *Desktop) notifyLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+func (d *Desktop) loop() {
+	for {
+		f, err := d.r.next(context.Background())
+		d.mu.Lock()
+		if err != nil {
+			d.err = err
+			d.notifyLocked()
+			d.mu.Unlock()
+			return
+		}
+		if f.Binary {
+			if perr := d.feedLocked(f.Data); perr != nil {
+				d.err = perr
+				d.notifyLocked()
+				d.mu.Unlock()
+				d.r.close()
+				return
+			}
+		} else if msg, ok := ConsoleMessage(f.Data); ok {
+			d.errs = append(d.errs, msg)
+		}
+		d.notifyLocked()
+		d.mu.Unlock()
+	}
+}
+
+// feedLocked reassembles a command the agent split over several
+// data-channel messages (a WebRTC peer fragments large KVM commands,
+// sessions.md §5.4; over the relay every message is whole) and applies
+// each whole command.
+func (d *Desktop) feedLocked(b []byte) error {
+	if len(d.partial) > 0 {
+		d.partial = append(d.partial, b...)
+		b = d.partial
+	}
+	need := 0
+	switch {
+	case len(b) < 4:
+		need = 4
+	case binary.BigEndian.Uint16(b) == kvmJumbo:
+		need = 16
+		if len(b) >= 8 {
+			need = max(16, 8+int(binary.BigEndian.Uint32(b[4:])))
+		}
+	default:
+		need = int(binary.BigEndian.Uint16(b[2:]))
+	}
+	if len(b) < need && need <= 16<<20 {
+		if len(d.partial) == 0 {
+			d.partial = append([]byte(nil), b...)
+		}
+		return nil
+	}
+	d.partial = nil
+	return d.applyLocked(b)
+}
+
+// applyLocked decodes one agent→viewer command (one per message, §4.2).
+func (d *Desktop) applyLocked(b []byte) error {
+	if len(b) < 4 {
+		return nil // the browser ignores these too
+	}
+	cmd := binary.BigEndian.Uint16(b)
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	if cmd == kvmJumbo {
+		if n != 8 || len(b) < 16 || int(binary.BigEndian.Uint32(b[4:])) != len(b)-8 {
+			return fmt.Errorf("desktop: bad JUMBO message")
+		}
+		b = b[8:]
+		cmd, n = binary.BigEndian.Uint16(b), len(b)
+	}
+	if n != len(b) {
+		return fmt.Errorf("desktop: command %d declares %d bytes in a %d-byte message", cmd, n, len(b))
+	}
+	p := b[4:]
+	switch cmd {
+	case kvmScreen:
+		if len(p) < 4 {
+			return fmt.Errorf("desktop: short SCREEN")
+		}
+		w, h := int(binary.BigEndian.Uint16(p)), int(binary.BigEndian.Uint16(p[2:]))
+		d.canvas = image.NewRGBA(image.Rect(0, 0, w, h))
+		d.cw, d.chh = (w+15)/16, (h+15)/16
+		d.covered = make([]bool, d.cw*d.chh)
+		d.left = len(d.covered)
+		d.screens++
+	case kvmPicture:
+		if d.canvas == nil {
+			return fmt.Errorf("desktop: PICTURE before SCREEN")
+		}
+		if len(p) < 4 {
+			return fmt.Errorf("desktop: short PICTURE")
+		}
+		x, y := int(binary.BigEndian.Uint16(p)), int(binary.BigEndian.Uint16(p[2:]))
+		img, err := jpeg.Decode(bytes.NewReader(p[4:]))
+		if err != nil {
+			return fmt.Errorf("desktop: tile at %d,%d: %w", x, y, err)
+		}
+		r := image.Rect(x, y, x+img.Bounds().Dx(), y+img.Bounds().Dy())
+		draw.Draw(d.canvas, r, img, img.Bounds().Min, draw.Src)
+		d.bytes += int64(len(b))
+		d.tiles = append(d.tiles, Tile{Seq: len(d.tiles) + 1, Rect: r})
+		// Mark the 16-pixel cells wholly inside the tile (clipped to the
+		// screen): edge tiles extend past the screen and are clipped.
+		c := r.Intersect(d.canvas.Bounds())
+		for cy := (c.Min.Y + 15) / 16; cy*16 < c.Max.Y && cy < d.chh; cy++ {
+			if min(cy*16+16, d.canvas.Bounds().Dy()) > c.Max.Y {
+				continue
+			}
+			for cx := (c.Min.X + 15) / 16; cx*16 < c.Max.X && cx < d.cw; cx++ {
+				if min(cx*16+16, d.canvas.Bounds().Dx()) > c.Max.X {
+					continue
+				}
+				if i := cy*d.cw + cx; !d.covered[i] {
+					d.covered[i] = true
+					d.left--
+				}
+			}
+		}
+	case kvmGetDisplays:
+		d.displays = d.displays[:0]
+		if len(p) >= 2 {
+			cnt := int(binary.BigEndian.Uint16(p))
+			for i := 0; i < cnt && 2+2*i+1 < len(p); i++ {
+				d.displays = append(d.displays, binary.BigEndian.Uint16(p[2+2*i:]))
+			}
+		}
+		d.hasList = true
+	case kvmSetDisplay:
+		if len(p) >= 2 {
+			d.selected = int(binary.BigEndian.Uint16(p))
+		}
+	case kvmError:
+		d.errs = append(d.errs, string(p))
+	}
+	return nil
+}
+
+// State is a snapshot of the viewer.
+type State struct {
+	Width, Height int
+	Screens       int      // SCREEN messages so far
+	Complete      bool     // every pixel painted since the last SCREEN
+	Selected      int      // the agent's selected display; -1 before it said
+	Displays      []uint16 // the agent's display list (ids; empty with one monitor)
+	HasDisplays   bool     // the display list arrived
+	Tiles         int      // PICTURE messages so far
+	Bytes         int64    // bytes of PICTURE messages so far
+	Errors        []string // ERROR commands and console messages
+}
+
+func (d *Desktop) stateLocked() State {
+	s := State{Screens: d.screens, Selected: d.selected, Displays: slices.Clone(d.displays), HasDisplays: d.hasList,
+		Tiles: len(d.tiles), Bytes: d.bytes, Errors: slices.Clone(d.errs)}
+	if d.canvas != nil {
+		s.Width, s.Height = d.canvas.Bounds().Dx(), d.canvas.Bounds().Dy()
+		s.Complete = d.left == 0
+	}
+	return s
+}
+
+// State returns the current state.
+func (d *Desktop) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stateLocked()
+}
+
+// Wait blocks until cond holds for the state (checked on every change),
+// ctx is done, or the session ends.
+func (d *Desktop) Wait(ctx context.Context, cond func(State) bool) (State, error) {
+	for {
+		d.mu.Lock()
+		s := d.stateLocked()
+		ch, err := d.changed, d.err
+		d.mu.Unlock()
+		if cond(s) {
+			return s, nil
+		}
+		if err != nil {
+			if len(s.Errors) > 0 {
+				return s, fmt.Errorf("desktop: %s: %w", s.Errors[len(s.Errors)-1], err)
+			}
+			return s, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if len(s.Errors) > 0 {
+				return s, fmt.Errorf("desktop: %s: %w", s.Errors[len(s.Errors)-1], ctx.Err())
+			}
+			return s, ctx.Err()
+		}
+	}
+}
+
+// Image returns a copy of the canvas (nil before the first SCREEN).
+func (d *Desktop) Image() *image.RGBA {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.canvas == nil {
+		return nil
+	}
+	c := image.NewRGBA(d.canvas.Bounds())
+	copy(c.Pix, d.canvas.Pix)
+	return c
+}
+
+// TilesSince returns the tiles received after sequence number seq.
+func (d *Desktop) TilesSince(seq int) []Tile {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if seq >= len(d.tiles) {
+		return nil
+	}
+	return slices.Clone(d.tiles[seq:])
+}
+
+// ErrNoDisplay reports a display id the agent does not offer.
+var ErrNoDisplay = errors.New("no such display")
+
+// Frame returns one complete frame of the wanted display (-1: whatever the
+// agent selected). It selects the display first when needed, then waits
+// until every pixel was painted after the last SCREEN.
+func (d *Desktop) Frame(ctx context.Context, display int) (*image.RGBA, error) {
+	s, err := d.Wait(ctx, func(s State) bool { return s.HasDisplays && s.Selected >= 0 })
+	if err != nil {
+		return nil, fmt.Errorf("desktop: waiting for the display list: %w", err)
+	}
+	if display >= 0 && display != s.Selected {
+		if !slices.Contains(s.Displays, uint16(display)) {
+			return nil, fmt.Errorf("desktop: %w %d (displays: %v, selected %d)", ErrNoDisplay, display, s.Displays, s.Selected)
+		}
+		if err := d.SetDisplay(ctx, uint16(display)); err != nil {
+			return nil, err
+		}
+	}
+	_, err = d.Wait(ctx, func(s State) bool { return s.Complete && (display < 0 || s.Selected == display) })
+	if err != nil {
+		return nil, fmt.Errorf("desktop: waiting for a full frame: %w", err)
+	}
+	return d.Image(), nil
+}
+
+// Send writes viewer commands in one message.
+func (d *Desktop) Send(ctx context.Context, cmds ...[]byte) error {
+	return d.ch.Write(ctx, session.Frame{Binary: true, Data: bytes.Join(cmds, nil)})
+}
+
+func kvm(cmd uint16, payload ...uint16) []byte {
+	b := make([]byte, 4+2*len(payload))
+	binary.BigEndian.PutUint16(b, cmd)
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	for i, v := range payload {
+		binary.BigEndian.PutUint16(b[4+2*i:], v)
+	}
+	return b
+}
+
+// Refresh asks for SCREEN and a full frame.
+func (d *Desktop) Refresh(ctx context.Context) error { return d.Send(ctx, kvm(kvmRefresh)) }
+
+// SetDisplay selects a display by id (0xFFFF: all).
+func (d *Desktop) SetDisplay(ctx context.Context, id uint16) error {
+	return d.Send(ctx, kvm(kvmSetDisplay, id))
+}
+
+// Compression sets JPEG quality (1-100), scaling (1024 = 100 %) and the
+// frame interval in milliseconds.
+func (d *Desktop) Compression(ctx context.Context, quality, scaling, frameMS int) error {
+	b := kvm(kvmCompression, 0, uint16(scaling), uint16(frameMS))
+	b[4], b[5] = 1, byte(quality) // type 1 = JPEG
+	return d.Send(ctx, b)
+}
+
+// MouseCmd encodes a mouse command at screen coordinates x, y.
+func MouseCmd(button byte, x, y int) []byte {
+	b := kvm(kvmMouse, 0, uint16(x), uint16(y))
+	b[4], b[5] = 0, button
+	return b
+}
+
+// KeyCmd encodes a key press (down) or release by Windows virtual-key code.
+func KeyCmd(vk byte, down bool) []byte {
+	a := byte(1)
+	if down {
+		a = 0
+	}
+	return []byte{0, kvmKey, 0, 6, a, vk}
+}
+
+// UnicodeCmd encodes a typed character (a UTF-16 code unit).
+func UnicodeCmd(ch uint16, down bool) []byte {
+	a := byte(1)
+	if down {
+		a = 0
+	}
+	return []byte{0, kvmKeyUnicode, 0, 7, a, byte(ch >> 8), byte(ch)}
+}
+
+// Mouse moves the pointer, with button for clicks (MouseLeftDown, ...).
+func (d *Desktop) Mouse(ctx context.Context, button byte, x, y int) error {
+	return d.Send(ctx, MouseCmd(button, x, y))
+}
+
+// Key presses and releases a key by virtual-key code.
+func (d *Desktop) Key(ctx context.Context, vk byte) error {
+	return d.Send(ctx, KeyCmd(vk, true), KeyCmd(vk, false))
+}
