@@ -89,10 +89,18 @@ func findChromium() string {
 	return ""
 }
 
-// chromiumFlags let headless Chromium use 127.0.0.1 for WebRTC. By default
-// it gathers no loopback candidates and hides host addresses behind mDNS
-// names (without a camera/microphone grant), so a loopback-only peer could
-// never reach it; the other flags keep it from talking to anything else.
+// chromiumFlags run headless Chromium for a loopback-only WebRTC test.
+// Findings with Chromium 156: its offer carries only the default-route
+// host addresses (192.0.2.2 and fd00::2 here), as mDNS ".local" names unless
+// WebRtcHideLocalIpsWithMdns is disabled, and no 127.0.0.1 candidate even
+// with --allow-loopback-in-peer-connection. It connects anyway: the agent's
+// answer offers 127.0.0.1, Chromium's wildcard-bound sockets send their
+// checks there, and the agent learns a peer-reflexive 127.0.0.1 candidate
+// (sessions.md §5.3); the agent drops the other candidates (LoopbackOnly).
+// Neither WebRTC flag is needed for that; disabling the mDNS feature keeps
+// Chromium from multicasting mDNS announcements, the loopback flag is kept
+// for Chromium builds whose socket binding differs, and the rest keep it
+// from talking to anything else.
 var chromiumFlags = []string{
 	"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 	"--allow-loopback-in-peer-connection",

@@ -89,8 +89,7 @@ type Config struct {
 	InjectOnSwitch *session.Frame
 
 	// Timeout bounds each step of an attempt: ICE gathering, offer to open
-	// data channel, and webrtc1 to webrtc2. Zero means
-	// 30 seconds.
+	// data channel, and webrtc1 to webrtc2. Zero means 30 seconds.
 	Timeout time.Duration
 
 	// Logger receives diagnostics; nil means slog.Default().
@@ -112,7 +111,12 @@ func Upgradable(relay session.Channel, cfg Config) session.Channel {
 
 // Offerer is the client (browser) side of the upgrade. It is a
 // session.Channel over the relay that carries the session before, during
-// and after the switch-over; call Offer to start it.
+// and after the switch-over; call Offer to start it. It sends the same
+// messages as agent-redir-ws, but moves its output to the data channel only
+// when the agent's webrtc1 arrives (sending its own webrtc1 then), where
+// the browser moves at channel open: that way the reference C agent, which
+// drops channel data until it has processed webrtc0, loses nothing either.
+// Upgradable accepts both timings.
 type Offerer struct {
 	c *conn
 }
