@@ -76,8 +76,8 @@ type Config struct {
 
 	// OnSwitched, if set, is called once, on its own goroutine, when this
 	// side's output has moved to the data channel and the webrtc0/1/2
-	// exchange is complete. The desktop handler uses it to send a full
-	// refresh, as the reference re-pipes the KVM (§5.2).
+	// exchange is complete: for logs and counters, or for a caller that
+	// can reach its handler. InjectOnSwitch needs no such access.
 	OnSwitched func()
 
 	// InjectOnSwitch, if set, is handed to Read right after this side's
