@@ -135,6 +135,7 @@ type screenPainter struct {
 	want   *image.RGBA // what the static screen shows, for the decode check
 	rng    *mrand.Rand
 	mu     sync.Mutex
+	drawn  int // changes drawn so far
 }
 
 func newScreenPainter(tb testing.TB, display string) *screenPainter {
@@ -246,6 +247,13 @@ func (p *screenPainter) change(mode string, i int) {
 		xproto.CopyArea(p.c, pm, xproto.Drawable(p.win), p.gc, sx, sy, 0, 0, deskW, deskH)
 	}
 	p.sync()
+	p.drawn++
+}
+
+func (p *screenPainter) changes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.drawn
 }
 
 // animate changes the screen changesPerSecond times a second until the
@@ -520,19 +528,34 @@ func (v *deskViewer) firstTile() (time.Time, bool) {
 // tiles below the previous pass's. Arrival bursts alone are not reliable:
 // the C agent encodes tile by tile, so one pass can arrive spread over more
 // time than the frame timer.
-func countFrames(ts []tileArrival) int {
-	frames := 0
+func countFrames(ts []tileArrival) (frames int, starts []time.Time) {
 	for i, t := range ts {
-		if i == 0 {
-			frames++
-			continue
+		if i > 0 {
+			p := ts[i-1]
+			if t.y > p.y || (t.y == p.y && t.x > p.x) {
+				if t.at.Sub(p.at) <= frameGapSplit {
+					continue
+				}
+			}
 		}
-		p := ts[i-1]
-		if t.y < p.y || (t.y == p.y && t.x <= p.x) || t.at.Sub(p.at) > frameGapSplit {
-			frames++
-		}
+		frames++
+		starts = append(starts, t.at)
 	}
-	return frames
+	return frames, starts
+}
+
+// intervals returns the median and 90th percentile of the gaps between
+// frame starts: a pass every frame timer shows as a median at the timer.
+func intervals(starts []time.Time) (p50, p90 time.Duration) {
+	if len(starts) < 2 {
+		return 0, 0
+	}
+	var d []time.Duration
+	for i := 1; i < len(starts); i++ {
+		d = append(d, starts[i].Sub(starts[i-1]))
+	}
+	slices.Sort(d)
+	return d[len(d)/2], d[len(d)*9/10]
 }
 
 // procStat is what /proc/PID/stat tells about one process.
@@ -640,12 +663,15 @@ type deskFigures struct {
 	peakRSSMB    float64
 	firstTile    time.Duration // relay paired ("c") to first tile
 	requestTile  time.Duration // tunnel request to first tile
+	gapP50       time.Duration // between frame starts
+	gapP90       time.Duration
+	changesPerS  float64 // what the painter drew meanwhile
 }
 
 // measureDesktop opens one desktop session to nodeID as the web viewer
 // does, checks the first full frame, then runs the scenario for
 // deskWindow after deskSettle and measures the agent's process tree.
-func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPainter, nodeID string, pid int, mode string) deskFigures {
+func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPainter, name, nodeID string, pid int, mode string) deskFigures {
 	var f deskFigures
 	p.showStatic()
 	time.Sleep(300 * time.Millisecond)
@@ -663,9 +689,11 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPain
 
 	stopAnim := p.animate(mode)
 	time.Sleep(deskSettle)
-	cpu0, w0 := treeCPU(pid), time.Now()
+	cpu0, w0, n0 := treeCPU(pid), time.Now(), p.changes()
+	stopPerf := perfRecord(b, pid, name+"-"+mode)
 	time.Sleep(deskWindow)
-	cpu1, w1 := treeCPU(pid), time.Now()
+	cpu1, w1, n1 := treeCPU(pid), time.Now(), p.changes()
+	stopPerf()
 	stopAnim()
 	ch.Close()
 	<-v.done
@@ -673,7 +701,9 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPain
 
 	el := w1.Sub(w0).Seconds()
 	ts := v.arrivals(w0, w1)
-	frames := countFrames(ts)
+	frames, starts := countFrames(ts)
+	f.gapP50, f.gapP90 = intervals(starts)
+	f.changesPerS = float64(n1-n0) / el
 	total := 0
 	for _, t := range ts {
 		total += t.bytes
@@ -686,6 +716,29 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPain
 	f.cpuPerSec = (cpu1 - cpu0) / el
 	time.Sleep(time.Second) // let the agent wind the session down
 	return f
+}
+
+// perfRecord runs `perf record` on pid while the measurement window lasts
+// when MESHGO_DESKBENCH_PERF names a directory (profiling costs the agent
+// CPU, so figures from such a run are not for comparison). The data goes
+// to DIR/NAME.data; read it with `perf report -i`.
+func perfRecord(tb testing.TB, pid int, name string) (stop func()) {
+	dir := os.Getenv("MESHGO_DESKBENCH_PERF")
+	if dir == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "-e", "cpu-clock", "-F", "997", "-g", "-p", strconv.Itoa(pid), "-o", filepath.Join(dir, name+".data"))
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		tb.Logf("perf: %v", err)
+		return func() {}
+	}
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		tb.Logf("perf %s: %s", name, strings.TrimSpace(out.String()))
+	}
 }
 
 // BenchmarkDesktop prints, side by side with the real C agent's KVM on the
@@ -729,6 +782,12 @@ func BenchmarkDesktop(b *testing.B) {
 		capsNote = fmt.Sprintf("note: our agent reports caps %d without the desktop bit 1 (C agent: %d): the web UI shows no Desktop tab for it\n", odev.Agent.Caps, cdev.Agent.Caps)
 	}
 	u := dialControl(b, srv)
+	// Idle cost with no session, for reference.
+	time.Sleep(3 * time.Second)
+	oc0, cc0, it0 := treeCPU(ours.cmd.Process.Pid), treeCPU(c.PID()), time.Now()
+	time.Sleep(5 * time.Second)
+	idleOurs := (treeCPU(ours.cmd.Process.Pid) - oc0) / time.Since(it0).Seconds()
+	idleC := (treeCPU(c.PID()) - cc0) / time.Since(it0).Seconds()
 
 	modes := []struct{ key, mode, title string }{
 		{"a", "static", "(a) static screen"},
@@ -739,8 +798,8 @@ func BenchmarkDesktop(b *testing.B) {
 		fo := map[string]deskFigures{}
 		fc := map[string]deskFigures{}
 		for _, m := range modes {
-			fo[m.key] = measureDesktop(b, srv, u, p, ourID, ours.cmd.Process.Pid, m.mode)
-			fc[m.key] = measureDesktop(b, srv, u, p, cdev.ID, c.PID(), m.mode)
+			fo[m.key] = measureDesktop(b, srv, u, p, "ours", ourID, ours.cmd.Process.Pid, m.mode)
+			fc[m.key] = measureDesktop(b, srv, u, p, "c", cdev.ID, c.PID(), m.mode)
 		}
 		fmt.Printf("\ndesktop on Xvfb %dx%d, viewer quality %d, frame timer %d ms, %d screen changes/s, %s per scenario\n",
 			deskW, deskH, viewerQuality, viewerFrameMS, changesPerSecond, deskWindow)
@@ -748,6 +807,7 @@ func BenchmarkDesktop(b *testing.B) {
 		row := func(sc, name string, o, c float64, unit string) {
 			fmt.Printf("%-30s %-26s %10.3f %10.3f %8.2fx  %s\n", sc, name, o, c, o/c, unit)
 		}
+		row("no session (idle agent)", "agent CPU", idleOurs, idleC, "s/s")
 		for _, m := range modes {
 			o, c := fo[m.key], fc[m.key]
 			row(m.title, "tiles/s", o.tilesPerSec, c.tilesPerSec, "")
@@ -757,6 +817,11 @@ func BenchmarkDesktop(b *testing.B) {
 			row("", "peak RSS (process tree)", o.peakRSSMB, c.peakRSSMB, "MB")
 			row("", "relay open to first tile", ms(o.firstTile), ms(c.firstTile), "ms")
 			row("", "tunnel request to 1st tile", ms(o.requestTile), ms(c.requestTile), "ms")
+			if m.mode != "static" {
+				row("", "frame gap median", ms(o.gapP50), ms(c.gapP50), "ms")
+				row("", "frame gap 90th pct", ms(o.gapP90), ms(c.gapP90), "ms")
+				row("", "screen changes drawn/s", o.changesPerS, c.changesPerS, "")
+			}
 		}
 		firsts := func(f map[string]deskFigures) time.Duration {
 			return median([]time.Duration{f["a"].firstTile, f["b"].firstTile, f["c"].firstTile})
