@@ -12,7 +12,9 @@ import (
 
 func isTTY(*os.File) bool { return false }
 
-func makeRaw(*os.File) (func(), error) { return nil, errors.New("raw terminal mode not supported here") }
+func makeRaw(*os.File) (func(), error) {
+	return nil, errors.New("raw terminal mode not supported here")
+}
 
 func termSize(*os.File) (int, int, bool) { return 0, 0, false }
 

@@ -1,0 +1,468 @@
+//go:build linux
+
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+
+	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/server-lite/sessionclient"
+)
+
+// xserver is an Xvfb started by the test with its own cookie file, as a
+// display manager starts one.
+type xserver struct {
+	display, auth string
+}
+
+// startX launches Xvfb on a free display number with -auth and stops it by
+// PID when the test ends.
+func startX(t *testing.T, w, h int) *xserver {
+	t.Helper()
+	for _, tool := range []string{"Xvfb", "xauth"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	auth := filepath.Join(t.TempDir(), "Xauthority")
+	for n := 140 + int(time.Now().UnixNano()%100); n < 500; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			continue
+		}
+		if x := startXOn(t, n, auth, w, h); x != nil {
+			return x
+		}
+	}
+	t.Fatal("no free X display")
+	return nil
+}
+
+func startXOn(t *testing.T, n int, auth string, w, h int) *xserver {
+	cookie := make([]byte, 16)
+	rand.Read(cookie)
+	disp := ":" + strconv.Itoa(n)
+	if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
+		t.Fatalf("xauth: %v %s", err, out)
+	}
+	cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("Xvfb: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	x := &xserver{display: disp, auth: auth}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			return nil // display taken meanwhile
+		default:
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err != nil {
+			continue
+		}
+		if c, err := x.dial(); err == nil {
+			c.Close()
+			t.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(5 * time.Second):
+					cmd.Process.Kill()
+					<-exited
+				}
+			})
+			return x
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+	t.Fatalf("Xvfb %s did not start: %s", disp, stderr.String())
+	return nil
+}
+
+// dial connects with the server's cookie. xgb reads the cookie file from
+// XAUTHORITY; the variable is set only around the dial.
+func (x *xserver) dial() (*xgb.Conn, error) {
+	old, had := os.LookupEnv("XAUTHORITY")
+	os.Setenv("XAUTHORITY", x.auth)
+	defer func() {
+		if had {
+			os.Setenv("XAUTHORITY", old)
+		} else {
+			os.Unsetenv("XAUTHORITY")
+		}
+	}()
+	return xgb.NewConnDisplay(x.display)
+}
+
+func (x *xserver) conn(t *testing.T) *xgb.Conn {
+	t.Helper()
+	c, err := x.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// window maps an override-redirect window of solid colour: known pixels
+// on a server without a window manager.
+func window(t *testing.T, c *xgb.Conn, x, y, w, h int, rgb uint32, events uint32) xproto.Window {
+	t.Helper()
+	scr := xproto.Setup(c).DefaultScreen(c)
+	id, err := c.NewId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := xproto.Window(id)
+	if err := xproto.CreateWindowChecked(c, scr.RootDepth, win, scr.Root, int16(x), int16(y), uint16(w), uint16(h), 0,
+		xproto.WindowClassInputOutput, scr.RootVisual, xproto.CwBackPixel|xproto.CwOverrideRedirect|xproto.CwEventMask,
+		[]uint32{rgb, 1, events}).Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := xproto.MapWindowChecked(c, win).Check(); err != nil {
+		t.Fatal(err)
+	}
+	return win
+}
+
+func setBackground(t *testing.T, c *xgb.Conn, rgb uint32) {
+	t.Helper()
+	scr := xproto.Setup(c).DefaultScreen(c)
+	xproto.ChangeWindowAttributes(c, scr.Root, xproto.CwBackPixel, []uint32{rgb})
+	if err := xproto.ClearAreaChecked(c, false, scr.Root, 0, 0, 0, 0).Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// framebuffer reads the root window's pixels (32-bit ZPixmap, BGRX).
+func framebuffer(t *testing.T, c *xgb.Conn) *image.RGBA {
+	t.Helper()
+	scr := xproto.Setup(c).DefaultScreen(c)
+	w, h := int(scr.WidthInPixels), int(scr.HeightInPixels)
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	// In bands: one reply for the whole screen would exceed the request
+	// size limits of some servers.
+	for y0 := 0; y0 < h; y0 += 100 {
+		bh := min(100, h-y0)
+		r, err := xproto.GetImage(c, xproto.ImageFormatZPixmap, xproto.Drawable(scr.Root), 0, int16(y0), uint16(w), uint16(bh), 0xffffffff).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Data) < w*bh*4 {
+			t.Fatalf("GetImage: %d bytes for %dx%d (depth %d)", len(r.Data), w, bh, r.Depth)
+		}
+		for i := 0; i < w*bh; i++ {
+			p := img.Pix[(y0*w+i)*4:]
+			p[0], p[1], p[2], p[3] = r.Data[i*4+2], r.Data[i*4+1], r.Data[i*4], 255
+		}
+	}
+	return img
+}
+
+// pointer returns the pointer position.
+func pointer(t *testing.T, c *xgb.Conn) (int, int) {
+	t.Helper()
+	scr := xproto.Setup(c).DefaultScreen(c)
+	r, err := xproto.QueryPointer(c, scr.Root).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(r.RootX), int(r.RootY)
+}
+
+// compareImages compares got with want pixel by pixel, ignoring a box
+// around the pointer (the agent may draw the cursor into the frame, the X
+// framebuffer never holds it). It returns the mean absolute channel error
+// and the fraction of pixels off by more than 48 in some channel.
+func compareImages(got, want *image.RGBA, px, py int) (mean float64, bad float64, err error) {
+	if got.Bounds() != want.Bounds() {
+		return 0, 0, fmt.Errorf("size %v, want %v", got.Bounds().Size(), want.Bounds().Size())
+	}
+	skip := image.Rect(px-8, py-8, px+40, py+40)
+	var sum, n, off int
+	b := want.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if image.Pt(x, y).In(skip) {
+				continue
+			}
+			g, w := got.Pix[got.PixOffset(x, y):], want.Pix[want.PixOffset(x, y):]
+			worst := 0
+			for i := 0; i < 3; i++ {
+				d := int(g[i]) - int(w[i])
+				if d < 0 {
+					d = -d
+				}
+				sum += d
+				worst = max(worst, d)
+			}
+			if worst > 48 {
+				off++
+			}
+			n++
+		}
+	}
+	return float64(sum) / float64(3*n), float64(off) / float64(n), nil
+}
+
+func near(img *image.RGBA, x, y int, rgb uint32) bool {
+	p := img.RGBAAt(x, y)
+	d := func(a byte, b uint32) bool { return max(int(a), int(b&0xff))-min(int(a), int(b&0xff)) < 40 }
+	return d(p.R, rgb>>16) && d(p.G, rgb>>8) && d(p.B, rgb)
+}
+
+// TestDesktopThroughServerLite shows an X desktop through server-lite with
+// our agent: the viewer (sessionclient.Desktop over the relay, as the CLI
+// uses it) rebuilds frames that match the X framebuffer within JPEG
+// tolerance, receives only the tiles of a changed area, and injects mouse
+// and keys that the X server sees; the screenshot command writes a PNG of
+// the screen, over the relay and over WebRTC.
+func TestDesktopThroughServerLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Xvfb and a real agent")
+	}
+	x := startX(t, 1280, 800)
+	xc := x.conn(t)
+	setBackground(t, xc, 0x2050a0)
+	window(t, xc, 40, 40, 300, 200, 0xf0c020, 0)
+	window(t, xc, 700, 300, 400, 350, 0x30b040, 0)
+	window(t, xc, 1200, 700, 80, 100, 0xffffff, 0) // touches the corner tiles
+	e := newLiveEnv(t, liveOptions{env: []string{"DISPLAY=" + x.display, "XAUTHORITY=" + x.auth}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ctl, err := dial(ctx, &opts{url: e.url, user: "admin", pass: e.pass, timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.close()
+	ch, err := sessionclient.Open(ctx, ctlCaller{ctl}, sessionclient.Relay{URL: e.url, NodeID: e.nodeID, Protocol: session.ProtoDesktop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sessionclient.NewDesktop(ch)
+	defer d.Close()
+
+	t.Run("frame", func(t *testing.T) {
+		start := time.Now()
+		img, err := d.Frame(ctx, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := d.State()
+		px, py := pointer(t, xc)
+		mean, bad, err := compareImages(img, framebuffer(t, xc), px, py)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("first full frame %dx%d in %v: %d tiles, %d KiB; mean error %.2f, %.3f%% pixels off by >48",
+			st.Width, st.Height, time.Since(start).Round(time.Millisecond), st.Tiles, st.Bytes>>10, mean, 100*bad)
+		if mean > 4 || bad > 0.005 {
+			t.Fatalf("frame differs from the X framebuffer: mean %.2f, %.3f%% off", mean, 100*bad)
+		}
+	})
+
+	t.Run("changed tiles only", func(t *testing.T) {
+		seq := d.State().Tiles
+		// A 64x64 change at (100,200): on the 32-pixel grid it spans
+		// x 96..192, y 192..288 at most.
+		window(t, xc, 100, 200, 64, 64, 0xe02020, 0)
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer wcancel()
+		if _, err := d.Wait(wctx, func(sessionclient.State) bool {
+			img := d.Image()
+			return near(img, 130, 230, 0xe02020) && near(img, 104, 204, 0xe02020) && near(img, 160, 260, 0xe02020)
+		}); err != nil {
+			img := d.Image()
+			t.Fatalf("change not shown: %v; pixels %v %v %v; tiles since: %v", err, img.RGBAAt(130, 230), img.RGBAAt(104, 204), img.RGBAAt(160, 260), d.TilesSince(seq))
+		}
+		time.Sleep(500 * time.Millisecond) // any straggling tiles
+		changed := image.Rect(96, 192, 192, 288)
+		tiles := d.TilesSince(seq)
+		area := 0
+		for _, tl := range tiles {
+			if !tl.Rect.In(changed) {
+				t.Errorf("tile %v outside the changed area %v", tl.Rect, changed)
+			}
+			area += tl.Rect.Dx() * tl.Rect.Dy()
+		}
+		t.Logf("a 64x64 change sent %d tile(s) covering %d pixels", len(tiles), area)
+		if len(tiles) == 0 {
+			t.Fatal("no tile for the change")
+		}
+		px, py := pointer(t, xc)
+		if mean, bad, _ := compareImages(d.Image(), framebuffer(t, xc), px, py); mean > 4 || bad > 0.005 {
+			t.Fatalf("after the change the frame differs: mean %.2f, %.3f%% off", mean, 100*bad)
+		}
+	})
+
+	t.Run("input", func(t *testing.T) {
+		if err := d.Mouse(ctx, sessionclient.MouseMove, 123, 45); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "pointer at 123,45", func() bool { x, y := pointer(t, xc); return x == 123 && y == 45 })
+
+		// A window that receives keys and clicks, focused.
+		ec := x.conn(t)
+		win := window(t, ec, 500, 100, 200, 150, 0x808080, xproto.EventMaskKeyPress|xproto.EventMaskButtonPress)
+		if err := xproto.SetInputFocusChecked(ec, xproto.InputFocusPointerRoot, win, 0).Check(); err != nil {
+			t.Fatal(err)
+		}
+		events := make(chan xgb.Event, 16)
+		go func() {
+			for {
+				ev, err := ec.WaitForEvent()
+				if ev == nil && err == nil {
+					close(events)
+					return
+				}
+				if ev != nil {
+					events <- ev
+				}
+			}
+		}()
+		if err := d.Send(ctx, sessionclient.MouseCmd(sessionclient.MouseLeftDown, 550, 130), sessionclient.MouseCmd(sessionclient.MouseLeftUp, 550, 130)); err != nil {
+			t.Fatal(err)
+		}
+		bp := nextEvent[xproto.ButtonPressEvent](t, events)
+		if bp.Detail != 1 || bp.EventX != 50 || bp.EventY != 30 {
+			t.Errorf("click arrived as %+v, want button 1 at 50,30 in the window", bp)
+		}
+		if err := d.Key(ctx, 'A'); err != nil {
+			t.Fatal(err)
+		}
+		kp := nextEvent[xproto.KeyPressEvent](t, events)
+		if ks := keysym(t, ec, kp.Detail); ks != 'a' {
+			t.Errorf("KEY A arrived as keysym %#x", ks)
+		}
+		if err := d.Send(ctx, sessionclient.UnicodeCmd('z', true), sessionclient.UnicodeCmd('z', false)); err != nil {
+			t.Fatal(err)
+		}
+		kp = nextEvent[xproto.KeyPressEvent](t, events)
+		if ks := keysym(t, ec, kp.Detail); ks != 'z' {
+			t.Errorf("KEY_UNICODE z arrived as keysym %#x", ks)
+		}
+	})
+	d.Close()
+
+	for _, webrtc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("screenshot webrtc=%v", webrtc), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "shot.png")
+			args := []string{"screenshot", "--json", "-o", out}
+			if webrtc {
+				args = append(args, "--webrtc")
+			}
+			stdout, stderr, code := e.cli(args...)
+			if code != 0 {
+				t.Fatalf("screenshot: %d %s %s", code, stdout, stderr)
+			}
+			var r struct {
+				Path          string
+				Width, Height int
+				Transport     string
+			}
+			json.Unmarshal([]byte(stdout), &r)
+			if r.Width != 1280 || r.Height != 800 || (webrtc && r.Transport != "webrtc") {
+				t.Fatalf("screenshot output %s", stdout)
+			}
+			f, err := os.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			img, err := png.Decode(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rgba := image.NewRGBA(img.Bounds())
+			for y := 0; y < img.Bounds().Dy(); y++ {
+				for x := 0; x < img.Bounds().Dx(); x++ {
+					rgba.Set(x, y, img.At(x, y))
+				}
+			}
+			px, py := pointer(t, xc)
+			mean, bad, err := compareImages(rgba, framebuffer(t, xc), px, py)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot over %s: mean error %.2f, %.3f%% pixels off by >48", r.Transport, mean, 100*bad)
+			if mean > 4 || bad > 0.005 {
+				t.Fatalf("screenshot differs from the screen: mean %.2f, %.3f%% off", mean, 100*bad)
+			}
+		})
+	}
+
+	t.Run("screenshot bad display", func(t *testing.T) {
+		_, stderr, code := e.cli("screenshot", "--display", "999", "-o", filepath.Join(t.TempDir(), "x.png"))
+		if code != exitError || !strings.Contains(stderr, "no such display") {
+			t.Fatalf("--display 999: %d %q", code, stderr)
+		}
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// nextEvent returns the next X event of type E, skipping others.
+func nextEvent[E any](t *testing.T, events <-chan xgb.Event) E {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("X connection closed")
+			}
+			if e, ok := ev.(E); ok {
+				return e
+			}
+		case <-timeout:
+			var zero E
+			t.Fatalf("no %T event", zero)
+			return zero
+		}
+	}
+}
+
+// keysym maps a keycode to its level-0 keysym in the current keymap.
+func keysym(t *testing.T, c *xgb.Conn, k xproto.Keycode) uint32 {
+	t.Helper()
+	su := xproto.Setup(c)
+	r, err := xproto.GetKeyboardMapping(c, su.MinKeycode, byte(int(su.MaxKeycode)-int(su.MinKeycode)+1)).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(r.Keysyms[(int(k)-int(su.MinKeycode))*int(r.KeysymsPerKeycode)])
+}
