@@ -355,7 +355,7 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Error("fulluninstall failed")
 	}
 	calls, _ := os.ReadFile(filepath.Join(root, "systemctl.log"))
-	want := []string{"daemon-reload", "enable acme-agent.service", "start acme-agent.service", "is-active acme-agent.service",
+	want := []string{"daemon-reload", "enable acme-agent.service", "restart acme-agent.service", "stop acme-agent.service", "start acme-agent.service", "is-active acme-agent.service",
 		"stop acme-agent.service", "is-active acme-agent.service", "start acme-agent.service", "restart acme-agent.service"}
 	got := strings.Split(strings.TrimSpace(string(calls)), "\n")
 	if len(got) < len(want) || strings.Join(got[:len(want)], "|") != strings.Join(want, "|") {

@@ -125,7 +125,15 @@ func (in *Installer) Install(ctx context.Context) error {
 	if in.NoStart {
 		return nil
 	}
-	if err := in.Manager.Start(ctx, p); err != nil {
+	start := in.Manager.Start
+	if _, ok := in.Manager.(*Systemd); ok {
+		// "restart" starts a stopped unit and also replaces a process of
+		// the same unit name still running an older binary, such as a C
+		// agent whose unit in /lib/systemd/system ours now overrides;
+		// "start" would leave that one running.
+		start = in.Manager.Restart
+	}
+	if err := start(ctx, p); err != nil {
 		return fmt.Errorf("start %s: %w", p.ServiceName, err)
 	}
 	log.Info("service started", "service", p.ServiceName)

@@ -265,7 +265,7 @@ func TestSystemdCommands(t *testing.T) {
 	if err := in.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"systemctl daemon-reload", "systemctl enable meshagent.service", "systemctl start meshagent.service"}
+	want := []string{"systemctl daemon-reload", "systemctl enable meshagent.service", "systemctl restart meshagent.service"}
 	if !slices.Equal(rec.calls, want) {
 		t.Errorf("install calls %q, want %q", rec.calls, want)
 	}

@@ -129,7 +129,7 @@ func scriptWithFakeSystemd(t *testing.T, srv *mctest.Server, meshID, work, scrip
 		t.Errorf("installed .msh is not the script's:\n%s", msh)
 	}
 	calls, _ := os.ReadFile(filepath.Join(root, "systemctl.log"))
-	if !strings.Contains(string(calls), "enable meshagent.service\nstart meshagent.service\n") {
+	if !strings.Contains(string(calls), "enable meshagent.service\nrestart meshagent.service\n") {
 		t.Errorf("systemctl calls:\n%s", calls)
 	}
 

@@ -183,8 +183,23 @@ func TestUnderRealSystemd(t *testing.T) {
 	inst := filepath.Join(t.TempDir(), "mesh_services", "meshagent")
 	installed := filepath.Join(inst, "meshagent")
 
+	// A C agent already runs under the same unit name from
+	// /lib/systemd/system (a sleep stands in for it): installing over it
+	// must replace the running process, not leave it running.
+	units := filepath.Join(filepath.Dir(etc), "units")
+	os.WriteFile(filepath.Join(units, "meshagent.service"),
+		[]byte("[Unit]\nDescription=stand-in for a C agent\n[Service]\nExecStart=/bin/sleep 1000\n"), 0o644)
+	ns("systemctl", "daemon-reload")
+	ns("systemctl", "start", "meshagent")
+	if st := show("ActiveState")["ActiveState"]; st != "active" {
+		t.Fatalf("stand-in C agent: %s", st)
+	}
+
 	if _, code := ns(filepath.Join(dl, "meshagent"), "-fullinstall", "--copy-msh=1", "--installPath="+inst); code != 0 {
 		t.Fatal("install under systemd failed")
+	}
+	if _, code := ns("pgrep", "-x", "sleep"); code == 0 {
+		t.Error("the C agent stand-in still runs after our install")
 	}
 	if _, err := os.Stat(filepath.Join(etc, "meshagent.service")); err != nil {
 		t.Fatalf("unit not in /etc/systemd/system: %v", err)
@@ -246,8 +261,13 @@ func TestUnderRealSystemd(t *testing.T) {
 	if _, code := ns(installed, "-fulluninstall"); code != 0 {
 		t.Error("fulluninstall failed")
 	}
-	if st := show("LoadState", "ActiveState"); st["LoadState"] != "not-found" || st["ActiveState"] != "inactive" {
-		t.Errorf("after -fulluninstall systemd still knows the unit: %v", st)
+	// Our unit is gone; the C agent's, which we never touched, is what
+	// systemd sees again.
+	if st := show("FragmentPath", "ActiveState"); st["FragmentPath"] != "/lib/systemd/system/meshagent.service" && st["FragmentPath"] != "/usr/lib/systemd/system/meshagent.service" || st["ActiveState"] != "inactive" {
+		t.Errorf("after -fulluninstall: %v", st)
+	}
+	if _, err := os.Stat(filepath.Join(units, "meshagent.service")); err != nil {
+		t.Errorf("-fulluninstall removed the C agent's unit: %v", err)
 	}
 	if _, err := os.Stat(inst); err == nil {
 		ents, _ := os.ReadDir(inst)
