@@ -115,10 +115,14 @@ func sessionUpgrader(log *slog.Logger, settings *core.MSH) (func(session.Channel
 	}
 	loopback := settings.Get(mshWebRTCLoopbackOnly) == "1"
 	return func(relay session.Channel, protocol int) session.Channel {
-		return webrtc.Upgradable(relay, webrtc.Config{
-			ICEServers: ice, LoopbackOnly: loopback, Logger: log,
-			// The browser's viewer reassembles KVM commands from fragments.
-			FragmentBinary: protocol == session.ProtoDesktop,
-		})
+		cfg := webrtc.Config{ICEServers: ice, LoopbackOnly: loopback, Logger: log}
+		if protocol == session.ProtoDesktop {
+			// The browser's viewer reassembles KVM commands from fragments,
+			// and after the switch it needs a full screen on the new path,
+			// as the reference sends: hand the desktop a viewer REFRESH.
+			cfg.FragmentBinary = true
+			cfg.InjectOnSwitch = &session.Frame{Binary: true, Data: []byte{0, 6, 0, 4}}
+		}
+		return webrtc.Upgradable(relay, cfg)
 	}, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command loadgen connects many simulated agents to server-lite (or to any
 // MeshCentral-compatible server given its .msh and process id) over
 // loopback and prints, for the full and the skip handshake path:
