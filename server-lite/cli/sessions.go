@@ -349,7 +349,7 @@ func runShell(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) err
 // stdout until the remote shell ends. On a terminal it uses raw mode (so
 // ^C, arrows and editing reach the remote shell) and follows window size
 // changes; Ctrl-] disconnects. Otherwise stdin is sent as it comes and its
-// end sends ^D, which ends the remote shell at its prompt.
+// end types exit, which ends the remote shell once it has run the input.
 func interactiveShell(ctx context.Context, o *opts, t *sessionclient.Terminal, in *os.File, raw bool) error {
 	if raw {
 		restore, err := makeRaw(in)
@@ -372,10 +372,12 @@ func interactiveShell(ctx context.Context, o *opts, t *sessionclient.Terminal, i
 	quit := make(chan struct{}, 1)
 	go func() {
 		buf := make([]byte, 4096)
+		lastNL := true
 		for {
 			n, err := sessionStdin.Read(buf)
 			if n > 0 {
 				p := buf[:n]
+				lastNL = p[n-1] == '\n'
 				if raw {
 					if i := bytes.IndexByte(p, 0x1d); i >= 0 { // Ctrl-]
 						if i > 0 {
@@ -391,7 +393,14 @@ func interactiveShell(ctx context.Context, o *opts, t *sessionclient.Terminal, i
 			}
 			if err != nil {
 				if !raw {
-					t.Write(ctx, []byte{0x04})
+					// End the remote shell as the input ended. A typed
+					// exit, not ^D: a ^D sent before the shell set up its
+					// line editing can be lost in the pty's mode switch.
+					end := " exit\n"
+					if !lastNL {
+						end = "\n" + end
+					}
+					t.Write(ctx, []byte(end))
 				}
 				return
 			}

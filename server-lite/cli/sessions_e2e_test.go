@@ -1,3 +1,5 @@
+//go:build linux
+
 package cli
 
 import (
@@ -382,6 +384,19 @@ func TestSessionsOurAgent(t *testing.T) {
 			t.Fatalf("shell --run with status 3: %d %q %q", code, out, errs)
 		}
 	})
+	t.Run("shell piped", func(t *testing.T) {
+		sessionStdin = strings.NewReader("echo piped-$((1+2))\n")
+		defer func() { sessionStdin = os.Stdin }()
+		start := time.Now()
+		out, errs, code := e.cli("shell")
+		if code != 0 || !strings.Contains(out, "piped-3") {
+			t.Fatalf("shell with piped stdin: %d %q %q", code, out, errs)
+		}
+		if el := time.Since(start); el > 20*time.Second {
+			t.Fatalf("the shell did not end with its input (%v)", el)
+		}
+	})
+	t.Run("shell tty", e.ttyShell)
 	t.Run("relay", func(t *testing.T) { e.roundTrip(t, false) })
 	t.Run("webrtc", func(t *testing.T) { e.roundTrip(t, true) })
 	t.Run("missing", e.missingDownload)
