@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/meshgo/meshagent/agent/session"
@@ -465,4 +466,96 @@ func keysym(t *testing.T, c *xgb.Conn, k xproto.Keycode) uint32 {
 		t.Fatal(err)
 	}
 	return uint32(r.Keysyms[(int(k)-int(su.MinKeycode))*int(r.KeysymsPerKeycode)])
+}
+
+// TestScreenshotDisplays selects displays with screenshot --display on an
+// X server with two RandR 1.5 monitors side by side: each monitor alone,
+// then all of them (0xFFFF).
+func TestScreenshotDisplays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Xvfb and a real agent")
+	}
+	x := startX(t, 1280, 480)
+	xc := x.conn(t)
+	if err := randr.Init(xc); err != nil {
+		t.Skip("no RandR")
+	}
+	if r, err := randr.QueryVersion(xc, 1, 5).Reply(); err != nil || r.MinorVersion < 5 {
+		t.Skip("RandR 1.5 monitors unsupported")
+	}
+	root := xproto.Setup(xc).DefaultScreen(xc).Root
+	for i, name := range []string{"LEFT", "RIGHT"} {
+		atom, err := xproto.InternAtom(xc, false, uint16(len(name)), name).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := randr.MonitorInfo{Name: atom.Atom, Primary: i == 1, X: int16(640 * i), Width: 640, Height: 480,
+			WidthInMillimeters: 160, HeightInMillimeters: 120}
+		if err := randr.SetMonitorChecked(xc, root, m).Check(); err != nil {
+			t.Skipf("SetMonitor: %v", err)
+		}
+	}
+	const left, right = 0x4080c0, 0xe0e0e0
+	setBackground(t, xc, left)
+	window(t, xc, 640, 0, 640, 480, right, 0)
+	e := newLiveEnv(t, liveOptions{env: []string{"DISPLAY=" + x.display, "XAUTHORITY=" + x.auth}})
+
+	type shot struct {
+		Width, Height int
+		Display       int
+		Displays      []int
+		img           *image.RGBA
+	}
+	take := func(args ...string) shot {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "shot.png")
+		stdout, stderr, code := e.cli(append([]string{"screenshot", "--json", "-o", out}, args...)...)
+		if code != 0 {
+			t.Fatalf("screenshot %v: %d %s %s", args, code, stdout, stderr)
+		}
+		var s shot
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := png.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.img = image.NewRGBA(img.Bounds())
+		for y := 0; y < img.Bounds().Dy(); y++ {
+			for x := 0; x < img.Bounds().Dx(); x++ {
+				s.img.Set(x, y, img.At(x, y))
+			}
+		}
+		return s
+	}
+	def := take()
+	if len(def.Displays) != 3 || def.Displays[0] != 0xFFFF || def.Width != 640 || !near(def.img, 320, 240, right) {
+		t.Fatalf("default screenshot: %dx%d display %d of %v", def.Width, def.Height, def.Display, def.Displays)
+	}
+	seen := map[uint32]bool{}
+	for _, id := range def.Displays[1:] {
+		s := take("--display", fmt.Sprint(id))
+		if s.Display != id || s.Width != 640 || s.Height != 480 {
+			t.Fatalf("--display %d: %dx%d display %d", id, s.Width, s.Height, s.Display)
+		}
+		for _, c := range []uint32{left, right} {
+			if near(s.img, 10, 10, c) && near(s.img, 630, 470, c) {
+				seen[c] = true
+			}
+		}
+	}
+	if !seen[left] || !seen[right] {
+		t.Fatalf("the two monitors did not show the two halves: %v", seen)
+	}
+	all := take("--display", "65535")
+	if all.Width != 1280 || !near(all.img, 100, 240, left) || !near(all.img, 1000, 240, right) {
+		t.Fatalf("all displays: %dx%d", all.Width, all.Height)
+	}
+	t.Logf("displays %v: each monitor and all of them captured", def.Displays)
 }
