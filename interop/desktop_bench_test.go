@@ -859,7 +859,9 @@ func BenchmarkDesktop(b *testing.B) {
 		firsts := func(f map[string]deskFigures) time.Duration {
 			return median([]time.Duration{f["a"].firstTile, f["b"].firstTile, f["c"].firstTile})
 		}
-		peak := func(f map[string]deskFigures) float64 { return max(f["a"].peakRSSMB, f["b"].peakRSSMB, f["c"].peakRSSMB) }
+		peak := func(f map[string]deskFigures) float64 {
+			return max(f["a"].peakRSSMB, f["b"].peakRSSMB, f["c"].peakRSSMB)
+		}
 		goal := func(ok bool) string {
 			if ok {
 				return "met"
