@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 }
 
 // ourAgent builds ./cmd/meshagent once per test binary.
-func ourAgent(t *testing.T) string {
+func ourAgent(t testing.TB) string {
 	t.Helper()
 	agentOnce.Do(func() {
 		agentDir, agentErr = os.MkdirTemp("", "sessions-e2e-agent-")
@@ -84,7 +84,7 @@ func (l *lockedLog) String() string {
 }
 
 type liveEnv struct {
-	t      *testing.T
+	t      testing.TB
 	app    *app.App
 	url    string
 	pass   string
@@ -98,7 +98,7 @@ type liveOptions struct {
 	env    []string // extra environment for our agent (DISPLAY, XAUTHORITY)
 }
 
-func newLiveEnv(t *testing.T, lo liveOptions) *liveEnv {
+func newLiveEnv(t testing.TB, lo liveOptions) *liveEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real agent")
@@ -216,7 +216,7 @@ func (e *liveEnv) cli(args ...string) (string, string, int) {
 
 // randomFile writes size pseudo-random bytes and returns the path and
 // their SHA-256.
-func randomFile(t *testing.T, dir string, size int) (string, [32]byte) {
+func randomFile(t testing.TB, dir string, size int) (string, [32]byte) {
 	t.Helper()
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{42}).Read(data)
@@ -423,4 +423,45 @@ func TestSessionsCAgent(t *testing.T) {
 	t.Run("relay", func(t *testing.T) { e.roundTrip(t, false) })
 	t.Run("missing", e.missingDownload)
 	t.Run("ls", func(t *testing.T) { e.lsShows(t, filepath.Join(e.dir, "remote-false"), "random.bin", 50<<20) })
+}
+
+// BenchmarkSessionTransfer times whole CLI upload and download commands
+// (login, relay session, transfer, commit) of a 32 MiB file with our agent,
+// over the relay and over WebRTC on loopback.
+//
+//	go test ./server-lite/cli -run '^$' -bench SessionTransfer -benchtime 3x
+func BenchmarkSessionTransfer(b *testing.B) {
+	const size = 32 << 20
+	e := newLiveEnv(b, liveOptions{})
+	local := b.TempDir()
+	src, _ := randomFile(b, local, size)
+	remote := filepath.Join(e.dir, "bench")
+	os.MkdirAll(remote, 0o755)
+	// Downloads need the file even when only they run (-bench .../download).
+	if data, err := os.ReadFile(src); err != nil || os.WriteFile(filepath.Join(remote, "random.bin"), data, 0o600) != nil {
+		b.Fatal("cannot place the remote file")
+	}
+	for _, rtc := range []bool{false, true} {
+		transport := "relay"
+		var extra []string
+		if rtc {
+			transport, extra = "webrtc", []string{"--webrtc"}
+		}
+		b.Run("upload/"+transport, func(b *testing.B) {
+			b.SetBytes(size)
+			for i := 0; i < b.N; i++ {
+				if out, errs, code := e.cli(append(append([]string{"upload"}, extra...), src, remote)...); code != 0 {
+					b.Fatalf("upload: %s %s", out, errs)
+				}
+			}
+		})
+		b.Run("download/"+transport, func(b *testing.B) {
+			b.SetBytes(size)
+			for i := 0; i < b.N; i++ {
+				if out, errs, code := e.cli(append(append([]string{"download"}, extra...), filepath.Join(remote, "random.bin"), filepath.Join(local, "back.bin"))...); code != 0 {
+					b.Fatalf("download: %s %s", out, errs)
+				}
+			}
+		})
+	}
 }

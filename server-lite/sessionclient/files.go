@@ -237,7 +237,7 @@ func (f *Files) Upload(ctx context.Context, dir, name string, r io.Reader, size 
 
 // ErrRemoteFile is returned when the agent refuses a download (missing
 // file, no permission, a folder).
-var ErrRemoteFile = errors.New("remote file cannot be opened")
+var ErrRemoteFile = errors.New("remote file cannot be opened (missing, a folder, or not readable)")
 
 // Download fetches the remote file path into w and returns its size. The
 // agent's blocks are acknowledged one by one with Window blocks in flight
