@@ -47,7 +47,7 @@ func sessionCommands() []command {
 				rtcFlag(fs)
 				fs.String("name", "", "remote file name (default: the local file's name)")
 			}},
-		{name: "download", args: "--id NODE [--webrtc] REMOTEFILE [LOCALFILE]", help: "copy a remote file to a local file (written whole or not at all)", run: runDownload,
+		{name: "download", args: "--id NODE [--webrtc] REMOTEFILE [LOCALFILE | -]", help: "copy a remote file to a local file (written whole or not at all) or to stdout (-)", run: runDownload,
 			flags: func(fs *flag.FlagSet) {
 				idFlag(fs)
 				rtcFlag(fs)
@@ -216,6 +216,9 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 	if len(args) == 2 {
 		local = args[1]
 	}
+	if local == "-" {
+		return downloadStdout(ctx, o, fs, remote)
+	}
 	if st, err := os.Stat(local); err == nil && st.IsDir() {
 		local = filepath.Join(local, path.Base(strings.ReplaceAll(remote, `\`, "/")))
 	}
@@ -261,6 +264,22 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 	}
 	done = true
 	return o.printTransfer(transferResult{Path: local, Bytes: n, Seconds: time.Since(start).Seconds(), Transport: transport, RelayBytes: s.relayBytes()})
+}
+
+// downloadStdout streams a remote file to stdout, for pipes; nothing else
+// is printed there.
+func downloadStdout(ctx context.Context, o *opts, fs *flag.FlagSet, remote string) error {
+	s, err := openSession(ctx, o, fs, session.ProtoFiles, nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	fc := sessionclient.NewFiles(s.ch)
+	if _, err := s.switchWebRTC(ctx, o); err != nil {
+		return err
+	}
+	_, err = fc.Download(ctx, remote, o.stdout, nil)
+	return err
 }
 
 // umask is applied by hand because CreateTemp makes 0600 files and a

@@ -401,6 +401,13 @@ func TestSessionsOurAgent(t *testing.T) {
 	t.Run("webrtc", func(t *testing.T) { e.roundTrip(t, true) })
 	t.Run("missing", e.missingDownload)
 	t.Run("ls", func(t *testing.T) { e.lsShows(t, filepath.Join(e.dir, "remote-false"), "random.bin", 50<<20) })
+	t.Run("download to stdout", func(t *testing.T) {
+		remote := filepath.Join(e.dir, "remote-false", "random.bin")
+		out, errs, code := e.cli("download", remote, "-")
+		if code != 0 || sha256.Sum256([]byte(out)) != fileSum(t, remote) {
+			t.Fatalf("download to stdout: %d, %d bytes, %q", code, len(out), errs)
+		}
+	})
 	t.Run("offline", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{"ls", "--url", e.url, "--pass", e.pass, "--id", strings.Repeat("A", 64), "/"}, &out, &errb)

@@ -74,7 +74,17 @@ func TestFilesAgainstAgentFiles(t *testing.T) {
 	if err := f.Upload(ctx, filepath.Join(dir, "missing"), "y", bytes.NewReader([]byte("hi")), 2, nil); err == nil {
 		t.Fatal("upload into a missing folder succeeded")
 	}
-	if es, err := f.List(ctx, dir); err != nil || len(es) != 1 {
+	// An empty file both ways.
+	if err := f.Upload(ctx, dir, "empty", bytes.NewReader(nil), 0, nil); err != nil {
+		t.Fatalf("empty upload: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "empty")); err != nil || st.Size() != 0 {
+		t.Fatalf("empty upload: %v", err)
+	}
+	if n, err := f.Download(ctx, filepath.Join(dir, "empty"), io.Discard, nil); err != nil || n != 0 {
+		t.Fatalf("empty download: %d %v", n, err)
+	}
+	if es, err := f.List(ctx, dir); err != nil || len(es) != 2 {
 		t.Fatalf("list after errors: %+v %v", es, err)
 	}
 }
