@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package interop runs our agent, built as a user builds it, against the
 // real MeshCentral 1.1.55 and compares it with the real C agent.
 package interop

@@ -17,12 +17,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
@@ -159,41 +156,10 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		cmd.Dir = dir
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// Own process group: `go run` does not pass a signal on to the agent it
-	// started, so stopping means signalling the whole group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	slog.Info("local agent started", "pid", cmd.Process.Pid, "cmd", strings.Join(cmd.Args, " "))
 	return cmd, nil
-}
-
-// stopLocalAgent interrupts the agent's process group, then kills it if it
-// has not exited within 5 s.
-func stopLocalAgent(cmd *exec.Cmd) {
-	pgid := cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-done
-	}
-}
-
-// memoryReportOnSignal collects garbage and returns freed memory to the OS
-// on SIGUSR1, then logs the heap figures: the load generator uses it so
-// that RSS per agent reflects live memory rather than GC pacing.
-func memoryReportOnSignal(log *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGUSR1)
-	for range ch {
-		debug.FreeOSMemory()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		log.Info("memory", "heapInUseMB", m.HeapInuse>>20, "stackInUseMB", m.StackInuse>>20, "goroutines", runtime.NumGoroutine())
-	}
 }

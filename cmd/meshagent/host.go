@@ -1,6 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"runtime"
+
 	"encoding/json"
 	"fmt"
 
@@ -44,10 +48,36 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
+			Caps:     coreCaps(),
 			Settings: settings.Map(),
 		},
 	})
 	return s
+}
+
+// coreCaps is what the core reports in coreinfo: terminal, files and
+// console, plus desktop where a desktop can be served, so MeshCentral's
+// web UI shows the Desktop tab (control.md §4.10).
+func coreCaps() int {
+	caps := 2 | 4 | 8
+	if desktopAvailable() {
+		caps |= 1
+	}
+	return caps
+}
+
+// desktopAvailable reports whether this machine has a desktop to serve: on
+// Linux an X server socket (the desktop handler then finds its display and
+// cookie), elsewhere always.
+func desktopAvailable() bool {
+	if runtime.GOOS != "linux" {
+		return true
+	}
+	if os.Getenv("DISPLAY") != "" {
+		return true
+	}
+	sockets, _ := filepath.Glob("/tmp/.X11-unix/X*")
+	return len(sockets) > 0
 }
 
 // sessionHandlers maps relay protocols to the capability packages.

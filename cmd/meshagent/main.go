@@ -52,14 +52,16 @@ func main() {
 // tuneGC sets the collector for the script runtime's allocation pattern
 // unless GOGC or GOMEMLIMIT say otherwise: GOGC=400 brings goja's string
 // building and JSON level with the C agent's Duktape (agent/script's
-// jsbench), and a soft 16 MiB limit keeps the heap from growing with it.
+// jsbench), and a soft 32 MiB limit keeps the heap from growing with it (16 MiB made
+// the collector run 20-80 times a second during a desktop session, whose
+// previous-frame copy alone is 8 MB at 1080p).
 // Idle RSS stays at about 7 MB (interop BenchmarkOnline).
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(16 << 20)
+		debug.SetMemoryLimit(32 << 20)
 	}
 }
 

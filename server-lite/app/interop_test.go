@@ -1,9 +1,9 @@
+//go:build unix
+
 package app
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -96,13 +96,6 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func startApp(t *testing.T, dataDir, listen string) *App {

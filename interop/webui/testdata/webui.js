@@ -1,0 +1,250 @@
+// Drives MeshCentral's own web UI in headless Chromium through
+// playwright-core, for the Go tests of interop/webui.
+//
+//   node webui.js CONFIG.json
+//
+// CONFIG (written by the Go test):
+//   playwright   path of node_modules/playwright-core
+//   chromium     browser executable (/usr/bin/chromium)
+//   flags        every Chromium flag (Playwright adds none of its own)
+//   userDataDir  fresh profile directory
+//   outDir       where screenshots, canvas dumps and downloads go
+//   base         https://127.0.0.1:PORT
+//   user, pass   MeshCentral login
+//   node         device id without "node//"
+//   urlArgs      extra query arguments for the device page ("&webrtc=1")
+//   desktop      {expectW, expectH, probes: [{x, y, rgb: [r, g, b]}], tol, webrtc}
+//   files        {dir, text: {name, content}, binary: [{name, size}], webrtc}
+//
+// Progress goes to stderr; the last stdout line is the JSON result:
+//   {ok, error, desktop: {...}, files: {...}}
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const { chromium } = require(cfg.playwright);
+const t0 = Date.now();
+function log(...a) { process.stderr.write('[' + ((Date.now() - t0) / 1000).toFixed(1) + 's] ' + a.join(' ') + '\n'); }
+
+const result = { ok: false };
+
+async function login(page) {
+  await page.goto(cfg.base + '/', { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#username', { state: 'visible', timeout: 30000 });
+  await page.fill('#username', cfg.user);
+  await page.fill('#password', cfg.pass);
+  await Promise.all([
+    page.waitForURL((u) => true, { waitUntil: 'domcontentloaded', timeout: 30000 }).catch(() => {}),
+    page.click('#loginButton'),
+  ]);
+  // The main page defines the device view's globals once logged in.
+  await page.waitForFunction(() => typeof connectDesktop === 'function' && typeof connectFiles === 'function', null, { timeout: 30000 });
+  log('logged in as', cfg.user);
+}
+
+async function openDevice(page, viewmode) {
+  const url = cfg.base + '/?gotonode=' + cfg.node + '&viewmode=' + viewmode + (cfg.urlArgs || '');
+  log('open', url);
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => typeof connectDesktop === 'function', null, { timeout: 30000 });
+}
+
+async function statusText(page, id) {
+  return page.evaluate((id) => { const e = document.getElementById(id); return e ? e.textContent : null; }, id);
+}
+
+async function desktopFlow(page) {
+  const d = cfg.desktop;
+  const r = (result.desktop = {});
+  await openDevice(page, 11);
+  // The page shows Connect only when the device's agent.caps has bit 1
+  // (desktop), which comes from the agent core's coreinfo message.
+  r.connectButtonShown = await page.waitForSelector('#connectbutton1:not([disabled])', { state: 'visible', timeout: 20000 })
+    .then(() => true, () => false);
+  r.agentCaps = await page.evaluate(() => (currentNode && currentNode.agent) ? currentNode.agent.caps : null);
+  if (!r.connectButtonShown) {
+    log('desktop: Connect button hidden (agent.caps = ' + r.agentCaps + '); showing it to go on');
+    await page.evaluate(() => { QV('connectbutton1span', true); QE('connectbutton1', true); });
+  }
+  log('desktop: connect');
+  await page.click('#connectbutton1');
+  await page.waitForFunction(() => { const e = document.getElementById('deskstatus'); return e && e.textContent.startsWith('Connected'); }, null, { timeout: 60000 });
+  r.status = await statusText(page, 'deskstatus');
+  log('desktop status:', r.status);
+  if (d.webrtc) {
+    await page.waitForFunction(() => desktop != null && desktop.webRtcActive === true, null, { timeout: 30000 })
+      .catch(() => log('desktop: no WebRTC switch within 30 s'));
+  }
+  // Wait until the canvas has the screen's size and the probes' colours.
+  const poll = await page.waitForFunction((d) => {
+    const c = document.getElementById('Desk');
+    if (!c || c.width !== d.expectW || c.height !== d.expectH) return false;
+    const ctx = c.getContext('2d');
+    for (const p of d.probes) {
+      const px = ctx.getImageData(p.x, p.y, 1, 1).data;
+      for (let i = 0; i < 3; i++) if (Math.abs(px[i] - p.rgb[i]) > d.tol) return false;
+    }
+    return true;
+  }, d, { timeout: 45000, polling: 250 }).then(() => true, () => false);
+  r.probesMatched = poll;
+  Object.assign(r, await page.evaluate(() => {
+    const c = document.getElementById('Desk');
+    return {
+      width: c ? c.width : 0, height: c ? c.height : 0,
+      webRtcActive: desktop != null && desktop.webRtcActive === true,
+      status: document.getElementById('deskstatus').textContent,
+      png: c ? c.toDataURL('image/png') : '',
+    };
+  }));
+  r.canvasPNG = path.join(cfg.outDir, 'desk-canvas' + (d.webrtc ? '-webrtc' : '') + '.png');
+  fs.writeFileSync(r.canvasPNG, Buffer.from(r.png.replace(/^data:image\/png;base64,/, ''), 'base64'));
+  delete r.png;
+  r.screenshot = path.join(cfg.outDir, 'viewer' + (d.webrtc ? '-webrtc' : '') + '.png');
+  await page.screenshot({ path: r.screenshot });
+  log('desktop:', r.width + 'x' + r.height, 'probes matched:', poll, 'status:', r.status);
+  await page.evaluate(() => { if (desktop) connectDesktop(); }); // disconnect
+}
+
+async function filesFlow(page) {
+  const f = cfg.files;
+  const r = (result.files = {});
+  await openDevice(page, 13);
+  await page.waitForSelector('#p13Connect', { state: 'visible', timeout: 60000 });
+  log('files: connect');
+  await page.click('#p13Connect');
+  await page.waitForFunction(() => { const e = document.getElementById('p13Status'); return e && e.textContent.startsWith('Connected'); }, null, { timeout: 60000 });
+  if (f.webrtc) {
+    r.switched = await page.waitForFunction(() => files != null && files.webRtcActive === true && files.webSwitchOk === true, null, { timeout: 30000 })
+      .then(() => true, () => false);
+    // Count what arrives on the data channel from here on.
+    await page.evaluate(() => {
+      window.__dc = { msgs: 0, bytes: 0 };
+      const ch = files.webchannel, next = ch.onmessage;
+      ch.onmessage = (e) => {
+        window.__dc.msgs++; window.__dc.bytes += (typeof e.data === 'string') ? e.data.length : e.data.byteLength;
+        if (window.__dc.rec && typeof e.data !== 'string') window.__dc.rec.push(e.data.slice(0));
+        return next(e);
+      };
+    }).catch((e) => log('files: cannot hook the data channel:', e.message));
+  }
+  r.status = await statusText(page, 'p13Status');
+  log('files status:', r.status);
+
+  // Go to the test's folder with the tab's own "GoTo" dialog.
+  await page.waitForSelector('#p13GoToFolderButton:not([disabled])', { timeout: 30000 });
+  await page.click('#p13GoToFolderButton');
+  await page.fill('#p13folderinput', f.dir);
+  await page.click('#idx_dlgOkButton');
+  const listed = (name) => page.waitForFunction((n) => p13filetree != null && p13filetree.dir != null && p13filetree.dir.some((x) => x.n === n), name, { timeout: 30000 });
+  await listed(f.text.name);
+  for (const b of f.binary) await listed(b.name);
+  r.listed = true;
+  log('files: folder listed');
+
+  // 1. The editor ("Edit" button) reads the file through the tab's tunnel.
+  await page.evaluate((name) => {
+    for (const cb of document.getElementsByName('fd')) cb.checked = (p13filetree.dir[cb.value].n === name);
+    p13setActions();
+  }, f.text.name);
+  await page.click('#p13ViewFileButton:not([disabled])');
+  await page.waitForFunction((c) => { const e = document.getElementById('d4editorarea'); return e && e.value === c; }, f.text.content, { timeout: 30000 })
+    .then(() => { r.editorMatched = true; }, async () => { r.editorMatched = false; r.editorValue = await page.evaluate(() => (document.getElementById('d4editorarea') || {}).value); });
+  await page.evaluate(() => setDialogMode(0));
+  log('files: editor matched:', r.editorMatched);
+
+  // 2. The tab's in-tunnel download (p13downloadfile: its local-device links
+  //    and the editor use it) ends in saveAs: a browser download. The hook
+  //    also keeps the raw data-channel messages, to tell the transport's
+  //    bytes from what the page made of them.
+  r.tunnel = [];
+  for (const b of f.binary) {
+    const one = { name: b.name, size: b.size };
+    r.tunnel.push(one);
+    await page.evaluate(() => { if (window.__dc) { window.__dc.rec = []; window.__dc.bytes0 = window.__dc.bytes; } });
+    const tunnelDl = page.waitForEvent('download', { timeout: 60000 });
+    await page.evaluate((b) => p13downloadfile(encodeURIComponentEx(b.dir + '/' + b.name), encodeURIComponentEx(b.name), b.size), { dir: f.dir, name: b.name, size: b.size });
+    try {
+      const dl = await tunnelDl;
+      one.path = path.join(cfg.outDir, 'tunnel-' + b.name);
+      await dl.saveAs(one.path);
+    } catch (e) { one.error = String(e); }
+    Object.assign(one, await page.evaluate(async () => {
+      if (!window.__dc) return {};
+      const rec = window.__dc.rec; window.__dc.rec = null;
+      // Binary messages of the download: 4-byte header, then data.
+      let n = 0; for (const m of rec) n += m.byteLength - 4;
+      const all = new Uint8Array(n); let p = 0;
+      for (const m of rec) { all.set(new Uint8Array(m, 4), p); p += m.byteLength - 4; }
+      const h = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+      return { dcBytes: window.__dc.bytes - window.__dc.bytes0, dcBlocks: rec.length, dcDataLen: n,
+               dcDataSHA256: Array.from(h, (x) => x.toString(16).padStart(2, '0')).join('') };
+    }));
+    one.stillWebRTC = await page.evaluate(() => files != null && files.webRtcActive === true);
+    log('files: tunnel download of', b.name, one.error || 'saved', '-', one.dcBlocks, 'blocks,', one.dcBytes, 'bytes on the data channel');
+    await page.evaluate(() => setDialogMode(0));
+  }
+
+  // 3. The file list's link: devicefile.ashx (the server fetches the file
+  //    through its own relay tunnel to the agent).
+  const big = f.binary[f.binary.length - 1];
+  r.link = { name: big.name };
+  const linkDl = page.waitForEvent('download', { timeout: 60000 });
+  r.link.href = await page.evaluate((n) => {
+    for (const a of document.querySelectorAll('#p13files a')) if (a.textContent === n) { const m = /downloadFile\("([^"]*)"/.exec(a.getAttribute('onclick') || ''); return m ? m[1] : null; }
+    return null;
+  }, big.name);
+  await page.click('#p13files a:text-is("' + big.name + '")');
+  try {
+    const dl = await linkDl;
+    r.link.path = path.join(cfg.outDir, 'link-' + big.name);
+    await dl.saveAs(r.link.path);
+    log('files: link download saved');
+  } catch (e) {
+    r.link.error = String(e);
+    log('files: link download failed:', r.link.error, 'href', r.link.href);
+    r.link.fetch = await page.evaluate(async (u) => {
+      try { const x = await fetch(u); const b = await x.arrayBuffer(); return x.status + ' ' + b.byteLength + ' bytes'; } catch (e) { return String(e); }
+    }, r.link.href);
+    log('files: fetch of the link:', r.link.fetch);
+  }
+  r.status = await statusText(page, 'p13Status');
+  r.screenshot = path.join(cfg.outDir, 'files' + (f.webrtc ? '-webrtc' : '') + '.png');
+  await page.screenshot({ path: r.screenshot });
+  await page.evaluate(() => { if (files) connectFiles(); });
+}
+
+(async () => {
+  let ctx;
+  try {
+    ctx = await chromium.launchPersistentContext(cfg.userDataDir, {
+      executablePath: cfg.chromium,
+      headless: true,
+      ignoreDefaultArgs: true, // every flag is ours: cfg.flags
+      args: [...cfg.flags, '--user-data-dir=' + cfg.userDataDir, '--remote-debugging-pipe', 'about:blank'],
+      ignoreHTTPSErrors: true, // MeshCentral's self-signed certificate on 127.0.0.1
+      acceptDownloads: true,
+      viewport: { width: 1600, height: 1000 },
+      env: { ...process.env, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: '1' },
+      timeout: 60000,
+    });
+    const page = ctx.pages()[0] || await ctx.newPage();
+    page.on('console', (m) => { if (m.type() !== 'verbose') log('console.' + m.type() + ':', m.text()); });
+    page.on('pageerror', (e) => log('pageerror:', e.message));
+    result.userAgent = await page.evaluate(() => navigator.userAgent);
+    await login(page);
+    if (cfg.desktop) await desktopFlow(page);
+    if (cfg.files) await filesFlow(page);
+    result.ok = true;
+  } catch (e) {
+    result.error = String(e && e.stack || e);
+    log('error:', result.error);
+    try {
+      const p = ctx && ctx.pages()[0];
+      if (p) { result.failShot = path.join(cfg.outDir, 'failure.png'); await p.screenshot({ path: result.failShot }); }
+    } catch (_) { }
+  } finally {
+    if (ctx) await ctx.close().catch(() => {});
+  }
+  process.stdout.write('\n' + JSON.stringify(result) + '\n');
+})();

@@ -1,0 +1,19 @@
+//go:build !unix
+
+package main
+
+import (
+	"log/slog"
+	"os/exec"
+)
+
+func ownProcessGroup(cmd *exec.Cmd) {}
+
+// stopLocalAgent kills the local agent: without process groups and
+// signals there is nothing gentler to send.
+func stopLocalAgent(cmd *exec.Cmd) {
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+func memoryReportOnSignal(log *slog.Logger) {}
