@@ -44,12 +44,10 @@ func sceneProbes(s scene) []probe {
 
 // ourAgentShowsConnect says whether the desktop tab shows its Connect
 // button for our agent. MeshCentral shows it only when the device's
-// agent.caps has bit 1 (desktop), set from the core's coreinfo message;
-// our default core sends mesh.info.caps, which stays 14 (terminal, files,
-// console) because cmd/meshagent (newScriptHost) leaves
-// script.AgentInfo.Caps at 0. Until that is fixed the test logs it and
-// unhides the button to go on; set this to true with the fix.
-const ourAgentShowsConnect = false
+// agent.caps has bit 1 (desktop), set from the core's coreinfo message
+// (cmd/meshagent coreCaps). When false, the test only logs a hidden
+// button and unhides it to go on.
+const ourAgentShowsConnect = true
 
 // ourAgentOpensDeviceFile says whether our agent serves the files tab's
 // Download button and file links. Those go through devicefile.ashx: the
