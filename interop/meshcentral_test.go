@@ -4,15 +4,7 @@ package interop
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -20,6 +12,7 @@ import (
 
 	"github.com/meshgo/meshagent/agent/core"
 	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/internal/tlsmitm"
 )
 
 // Our agent joins a group of the real MeshCentral with the .msh the server
@@ -76,7 +69,7 @@ func TestAgentRefusesManInTheMiddle(t *testing.T) {
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "mitm-test")
 	msh := srv.MSH(t, mesh)
-	proxy := startMITM(t, fmt.Sprintf("127.0.0.1:%d", srv.Port()))
+	proxy := tlsmitm.Start(t, fmt.Sprintf("127.0.0.1:%d", srv.Port()))
 	msh = bytes.Replace(msh, []byte(fmt.Sprintf("wss://127.0.0.1:%d/", srv.Port())), []byte("wss://"+proxy+"/"), 1)
 	a := startAgent(t, msh, "--handshake-timeout", "2s")
 	assertNeverOnline(t, srv, a, mesh, "handshake timed out")
@@ -118,44 +111,4 @@ func assertNeverOnline(t *testing.T, srv *mctest.Server, a *agentProc, mesh, rea
 	if _, err := os.Stat(a.dir + "/meshagent.core"); err == nil {
 		t.Fatal("a core was stored")
 	}
-}
-
-// startMITM listens on loopback with its own self-signed certificate,
-// terminates TLS and re-encrypts every byte to target.
-func startMITM(t *testing.T, target string) string {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := tls.Dial("tcp", target, &tls.Config{InsecureSkipVerify: true})
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }

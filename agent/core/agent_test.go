@@ -6,14 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha512"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/internal/tlsmitm"
 )
 
 // recordingHost is a ScriptHost that records what the agent asks of it.
@@ -416,7 +415,7 @@ func TestTLSManInTheMiddleIsRefused(t *testing.T) {
 	fs := newFakeServer(t, "")
 	key, _, _ := testKeys(t)
 	sid := handshake.NodeID(&key.PublicKey)
-	proxy := startMITM(t, strings.TrimPrefix(fs.srv.URL, "https://"))
+	proxy := tlsmitm.Start(t, strings.TrimPrefix(fs.srv.URL, "https://"))
 	m := fs.msh(sid[:])
 	m.Set(MSHMeshServer, "wss://"+proxy+"/agent.ashx")
 	r := startAgent(t, m, t.TempDir(), nil)
@@ -436,39 +435,6 @@ func TestTLSManInTheMiddleIsRefused(t *testing.T) {
 	if res, _, conns := fs.snapshot(); len(res) != 0 || conns == 0 {
 		t.Fatalf("server results %d, connections %d", len(res), conns)
 	}
-}
-
-// startMITM listens on loopback with a fresh self-signed certificate,
-// terminates TLS and re-encrypts to target.
-func startMITM(t *testing.T, target string) string {
-	k, _ := rsa.GenerateKey(rand.Reader, 1024)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "mitm"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := tls.Dial("tcp", target, &tls.Config{InsecureSkipVerify: true})
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func TestBackoffIsCappedAndJittered(t *testing.T) {
