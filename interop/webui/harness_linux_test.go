@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,26 +86,40 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// chromiumFlags are all the flags Chromium gets (Playwright's own defaults
-// are switched off with ignoreDefaultArgs, so this list is exactly what
-// runs). The first block keeps the browser quiet and headless
-// (meshcentral-loopback.md); the second lets WebRTC use 127.0.0.1:
-// without them Chromium gathers no loopback candidates and hides host
-// addresses behind mDNS names, so it could never reach an agent whose ICE
-// is loopback-only.
-var chromiumFlags = []string{
-	"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-	"--disable-background-networking", "--disable-component-update", "--disable-sync",
-	"--no-default-browser-check", "--disable-default-apps", "--disable-extensions",
-	"--disable-dev-shm-usage", "--disable-breakpad", "--metrics-recording-only",
-	"--disable-field-trial-config", "--password-store=basic", "--use-mock-keychain",
-	"--no-service-autorun", "--disable-search-engine-choice-screen",
-	"--force-color-profile=srgb", "--hide-scrollbars", "--mute-audio",
-	"--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-	"--disable-backgrounding-occluded-windows",
-
-	"--allow-loopback-in-peer-connection",
-	"--disable-features=WebRtcHideLocalIpsWithMdns,OptimizationHints,NetworkTimeServiceQuerying,MediaRouter",
+// chromiumFlags returns all the flags Chromium gets (Playwright's own
+// defaults are switched off with ignoreDefaultArgs, so this list is
+// exactly what runs). The first block keeps the browser quiet and
+// headless (meshcentral-loopback.md). The WebRTC ones let it use
+// 127.0.0.1: --allow-loopback-in-peer-connection and the disabled
+// WebRtcHideLocalIpsWithMdns feature (host candidates as addresses, not
+// mDNS names). MESHGO_WEBUI_ICE_FLAGS_OFF=loopback,mdns leaves them out,
+// to show which matter. On a host whose only interface is lo (a network
+// namespace from `unshare -n`) each is needed: without either, Chromium
+// never sends its offer and the session stays on the relay. On a host
+// with other interfaces neither is: Chromium's wildcard-bound sockets
+// reach the agent's 127.0.0.1 candidate and the agent sees them as
+// peer-reflexive 127.0.0.1 candidates.
+func chromiumFlags() []string {
+	off := strings.Split(os.Getenv("MESHGO_WEBUI_ICE_FLAGS_OFF"), ",")
+	flags := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-default-browser-check", "--disable-default-apps", "--disable-extensions",
+		"--disable-dev-shm-usage", "--disable-breakpad", "--metrics-recording-only",
+		"--disable-field-trial-config", "--password-store=basic", "--use-mock-keychain",
+		"--no-service-autorun", "--disable-search-engine-choice-screen",
+		"--force-color-profile=srgb", "--hide-scrollbars", "--mute-audio",
+		"--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+		"--disable-backgrounding-occluded-windows",
+	}
+	if !slices.Contains(off, "loopback") {
+		flags = append(flags, "--allow-loopback-in-peer-connection")
+	}
+	features := []string{"OptimizationHints", "NetworkTimeServiceQuerying", "MediaRouter"}
+	if !slices.Contains(off, "mdns") {
+		features = append(features, "WebRtcHideLocalIpsWithMdns")
+	}
+	return append(flags, "--disable-features="+strings.Join(features, ","))
 }
 
 // ---- Xvfb -------------------------------------------------------------------
@@ -471,7 +486,8 @@ func runUI(t *testing.T, srv *mctest.Server, node string, cfg uiConfig) uiResult
 	}
 	cfg.Playwright = pw
 	cfg.Chromium = chromiumPath()
-	cfg.Flags = chromiumFlags
+	cfg.Flags = chromiumFlags()
+	t.Logf("chromium flags: %s", strings.Join(cfg.Flags, " "))
 	cfg.UserDataDir = t.TempDir()
 	cfg.OutDir = t.ArtifactDir()
 	cfg.Base = srv.HTTPSURL()
