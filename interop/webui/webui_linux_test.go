@@ -116,7 +116,12 @@ func TestDesktopViewer(t *testing.T) {
 func TestDesktopViewerCAgent(t *testing.T) {
 	requireTools(t)
 	if os.Getenv("MESHGO_WEBUI_CAGENT") != "1" {
-		t.Skip("comparison only, off by default: the C agent's KVM child exits (\"KVM Child process has unexpectedly exited\") on this machine; MESHGO_WEBUI_CAGENT=1 runs it")
+		// The C agent cannot be told which X server to use: with another
+		// one running (go test ./... runs the agent/desktop and interop
+		// Xvfb tests at the same time) its KVM child exits ("KVM Child
+		// process has unexpectedly exited") and the canvas stays 300x150;
+		// shown by starting a second Xvfb beside this test's.
+		t.Skip("comparison only, off by default (the C agent's desktop breaks when other tests' X servers run beside it); MESHGO_WEBUI_CAGENT=1 runs it")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("the C agent finds the X server's cookie only as root")
