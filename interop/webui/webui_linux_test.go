@@ -56,6 +56,20 @@ const ourAgentShowsConnect = true
 // the path does not end in meshrelay.ashx. Set it to true with the fix.
 const ourAgentOpensDeviceFile = false
 
+// ourAgentDownloadsOneBlockAhead says whether our agent, like the C
+// agent, sends a files-protocol download one block per startack/ack. The
+// page hands messages of 16000 bytes or more to an asynchronous
+// FileReader and smaller ones straight on (agent-redir-ws-0.1.1.js
+// xxOnMessage), and saves the file when the block with the end flag is
+// processed. With several full blocks in flight the short last block
+// overtakes those still being read, and they are lost (the editor and
+// in-tunnel downloads of files over 16 KB; relay or WebRTC alike). The
+// C agent's meshcore.js sets sendNextBlock = 8 on startack but sends one
+// block per command (an if, not a loop), so it never has more than one
+// in flight; agent/files sends defaultWindow = 8. Set this to true with
+// the fix.
+const ourAgentDownloadsOneBlockAhead = false
+
 // desktopCheck opens the device's desktop tab in the real viewer, connects
 // and compares the #Desk canvas with the known screen. requireConnect
 // fails the test when the tab hides its Connect button.
@@ -265,14 +279,8 @@ func TestWebRTC(t *testing.T) {
 				t.Logf("%s: browser download through the tab's tunnel: %d bytes, SHA-256 matches (%s)", d.Name, len(got), d.Path)
 				continue
 			}
-			if missing, ok := wholeBlocksMissing(want, got, 16380); ok && len(want) > 16000 {
-				// The page hands 16 KB messages to an asynchronous
-				// FileReader and smaller ones straight on, so the short
-				// last block can overtake full ones still being read; the
-				// end flag then saves the file without them
-				// (agent-redir-ws-0.1.1.js xxOnMessage, byteLength < 16000).
-				// The transport delivered them all (checked above).
-				t.Logf("%s: KNOWN MeshCentral web UI race: the saved file lacks data blocks %v, which the data channel delivered (see the SHA-256 above)", d.Name, missing)
+			if missing, ok := wholeBlocksMissing(want, got, 16380); ok && !ourAgentDownloadsOneBlockAhead {
+				t.Logf("KNOWN BUG (reported): %s: the page saved the file without data blocks %v, which the data channel delivered (SHA-256 above): our agent sends 8 blocks ahead", d.Name, missing)
 				continue
 			}
 			t.Errorf("%s: browser download has %d bytes, want %d (SHA-256 %x)", d.Name, len(got), len(want), sum)
