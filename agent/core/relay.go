@@ -120,8 +120,11 @@ func resolveRelayURL(control, value string) (string, error) {
 	// Cookies use @ and $ as base64 digits; escape them as the reference does.
 	target = strings.NewReplacer("$", "%24", "@", "%40").Replace(target)
 	tu, err := url.Parse(target)
-	if err != nil || tu.Host != cu.Host || !strings.HasSuffix(tu.Path, "meshrelay.ashx") {
-		return "", fmt.Errorf("relay URL %q does not name the control server's meshrelay.ashx", value)
+	// meshrelay.ashx for sessions; devicefile.ashx for the web UI's file
+	// downloads, which MeshCentral serves as a protocol-10 tunnel
+	// (sessions.md §3.9).
+	if err != nil || tu.Host != cu.Host || !(strings.HasSuffix(tu.Path, "/meshrelay.ashx") || strings.HasSuffix(tu.Path, "/devicefile.ashx")) {
+		return "", fmt.Errorf("relay URL %q does not name the control server's meshrelay.ashx or devicefile.ashx", value)
 	}
 	return target, nil
 }

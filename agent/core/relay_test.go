@@ -27,6 +27,8 @@ func TestResolveRelayURL(t *testing.T) {
 		{"https://srv.example:4430/meshrelay.ashx", "", "only */"},
 		{"*/@evil.example/meshrelay.ashx", "", ""}, // @ is escaped: stays on the control host
 		{"*/agent.ashx", "", "meshrelay.ashx"},
+		{"*/devicefile.ashx?id=4&rauth=a$b", "wss://srv.example:4430/devicefile.ashx?id=4&rauth=a%24b", ""},
+		{"*/x/notdevicefile.ashx", "", "meshrelay.ashx"},
 		{"*/../../x/meshrelay.ashx?id=1", "wss://srv.example:4430/../../x/meshrelay.ashx?id=1", ""},
 		{"", "", "only */"},
 	}

@@ -28,6 +28,13 @@ type download struct {
 	f    *os.File
 	buf  []byte
 	sent int64
+	// inflight counts blocks sent and not yet acknowledged. The last block
+	// waits in pending until it is 0: MeshCentral's web UI handles a short
+	// last block at once but full blocks asynchronously, so a last block
+	// sent while others are in flight overtakes them and the saved file
+	// loses its tail (seen in headless Chromium with an 8-block window).
+	inflight int
+	pending  []byte
 }
 
 type downloadReply struct {
@@ -58,12 +65,23 @@ func (s *fileSession) download(r *request) error {
 		if r.Ack > 0 {
 			n = min(r.Ack, maxWindow)
 		}
-		for i := 0; i < n && s.dl == d; i++ {
+		for i := 0; i < n && s.dl == d && d.pending == nil; i++ {
 			if err := s.sendBlock(); err != nil {
 				return err
 			}
 		}
 	case "ack":
+		if d.inflight > 0 {
+			d.inflight--
+		}
+		if d.pending != nil {
+			if d.inflight > 0 {
+				return nil
+			}
+			last := d.pending
+			s.finishDownload(d, int64(len(last)-4))
+			return s.write(session.Frame{Binary: true, Data: last})
+		}
 		return s.sendBlock()
 	case "stop", "cancel": // the web UI says cancel, the reference knew only stop (§7 #5)
 		s.audit("download cancelled", "path", d.path, "sent", d.sent)
@@ -120,14 +138,27 @@ func (s *fileSession) sendBlock() error {
 		return s.sendText(downloadReply{Action: "download", Sub: "cancel", ID: d.id,
 			Error: fmt.Sprintf("download of %s failed: %s", d.path, reason(err))})
 	}
-	flags := uint32(flagMore)
+	binary.BigEndian.PutUint32(d.buf, flagMore)
 	if last {
-		flags = flagLast
-		d.close()
-		s.dl = nil
-		s.audit("download done", "path", d.path, "size", d.sent+int64(n))
+		binary.BigEndian.PutUint32(d.buf, flagLast)
+		if d.inflight > 0 {
+			d.pending = append([]byte(nil), d.buf[:4+n]...)
+			return nil
+		}
+		s.finishDownload(d, int64(n))
+		return s.write(session.Frame{Binary: true, Data: d.buf[:4+n]})
 	}
-	binary.BigEndian.PutUint32(d.buf, flags)
 	d.sent += int64(n)
+	d.inflight++
 	return s.write(session.Frame{Binary: true, Data: d.buf[:4+n]})
+}
+
+// finishDownload ends d once its last block (n file bytes) is sent.
+func (s *fileSession) finishDownload(d *download, n int64) {
+	d.sent += n
+	d.close()
+	if s.dl == d {
+		s.dl = nil
+	}
+	s.audit("download done", "path", d.path, "size", d.sent)
 }

@@ -455,3 +455,41 @@ func waitGoroutines(t testing.TB, n int) {
 		t.Fatalf("goroutine leak: %d before, %d after", n, g)
 	}
 }
+
+// The short last block never overtakes full blocks in flight: it is sent
+// only once every earlier block was acknowledged, because MeshCentral's
+// web UI writes a short last block at once and full ones asynchronously.
+func TestLastBlockWaitsForAcks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.bin")
+	data := randomData(t, 3*blockData+100) // 3 full blocks and a short one
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startFiles(t, pipeTransport, adminInfo())
+	c.cmd(false, map[string]any{"action": "download", "sub": "start", "id": path, "path": path})
+	if r := c.nextJSON(); r.M["sub"] != "start" {
+		t.Fatalf("start: %s", r.Raw)
+	}
+	c.cmd(false, map[string]any{"action": "download", "sub": "startack", "id": path}) // window 8
+	var got bytes.Buffer
+	for i := 0; i < 3; i++ {
+		f := c.next()
+		if f.Data[3]&1 != 0 {
+			t.Fatalf("block %d is marked last", i)
+		}
+		got.Write(f.Data[4:])
+	}
+	c.noReply(200 * time.Millisecond) // the last block waits for the acks
+	for i := 0; i < 3; i++ {
+		c.cmd(false, map[string]any{"action": "download", "sub": "ack", "id": path})
+	}
+	f := c.next()
+	if f.Data[3]&1 == 0 {
+		t.Fatal("fourth block is not the last")
+	}
+	got.Write(f.Data[4:])
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatal("downloaded data differs")
+	}
+}

@@ -54,7 +54,7 @@ const ourAgentShowsConnect = true
 // server asks the agent for a tunnel to "*/devicefile.ashx?id=…&rauth=…"
 // (meshdevicefile.js), which agent/core resolveRelayURL refuses because
 // the path does not end in meshrelay.ashx. Set it to true with the fix.
-const ourAgentOpensDeviceFile = false
+const ourAgentOpensDeviceFile = true
 
 // ourAgentDownloadsOneBlockAhead says whether our agent, like the C
 // agent, sends a files-protocol download one block per startack/ack. The
@@ -68,7 +68,7 @@ const ourAgentOpensDeviceFile = false
 // block per command (an if, not a loop), so it never has more than one
 // in flight; agent/files sends defaultWindow = 8. Set this to true with
 // the fix.
-const ourAgentDownloadsOneBlockAhead = false
+const ourAgentDownloadsOneBlockAhead = true
 
 // desktopCheck opens the device's desktop tab in the real viewer, connects
 // and compares the #Desk canvas with the known screen. requireConnect
