@@ -5,9 +5,7 @@ package interop
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"image"
 	"image/draw"
@@ -28,6 +26,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/internal/xvfbtest"
 )
 
 // Desktop benchmark geometry and pacing: the screen, the changing region of
@@ -52,75 +51,15 @@ const (
 	desktopCapsTimeout = 90 * time.Second
 )
 
-// deskXvfb is the X server both agents capture: started before either agent,
-// as `Xvfb :N -screen 0 WxHx24 -auth FILE -nolisten tcp`, the command line
-// the C agent's display discovery recognises.
-type deskXvfb struct {
-	display, auth string
-	cmd           *exec.Cmd
-	exited        chan struct{}
-}
-
-func startDeskXvfb(tb testing.TB) *deskXvfb {
+// startDeskXvfb starts the X server both agents capture: started before
+// either agent, as `Xvfb :N -screen 0 WxHx24 -auth FILE -nolisten tcp`, the
+// command line the C agent's display discovery recognises. It counts as up
+// once its socket exists (no probing client: without -noreset Xvfb resets
+// when its last client leaves).
+func startDeskXvfb(tb testing.TB) *xvfbtest.Display {
 	tb.Helper()
-	for _, tool := range []string{"Xvfb", "xauth"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			tb.Skipf("%s not installed (see .ci/packages.txt)", tool)
-		}
-	}
-	auth := filepath.Join(tb.TempDir(), "xauth")
-	cookie := make([]byte, 16)
-	rand.Read(cookie)
-	for n := 240 + int(time.Now().UnixNano()%100); n < 500; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		disp := ":" + strconv.Itoa(n)
-		if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
-			tb.Fatalf("xauth: %v: %s", err, out)
-		}
-		cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", deskW, deskH), "-auth", auth, "-nolisten", "tcp")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		var stderr syncBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			tb.Fatalf("start Xvfb: %v", err)
-		}
-		x := &deskXvfb{display: disp, auth: auth, cmd: cmd, exited: make(chan struct{})}
-		go func() { cmd.Wait(); close(x.exited) }()
-		up := false
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !up; time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-x.exited:
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
-			up = err == nil
-		}
-		if !up {
-			cmd.Process.Kill()
-			<-x.exited
-			tb.Logf("Xvfb %s did not come up: %s", disp, stderr.String())
-			continue
-		}
-		tb.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-x.exited:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-x.exited
-			}
-		})
-		return x
-	}
-	tb.Fatal("no free X display number")
-	return nil
+	return xvfbtest.Start(tb, xvfbtest.Options{Width: deskW, Height: deskH, AuthName: "xauth",
+		First: 240, Spread: 100, Limit: 500})
 }
 
 // screenPainter is the test's own X client. It keeps its connection open
@@ -759,9 +698,9 @@ func BenchmarkDesktop(b *testing.B) {
 		b.Skip("the C agent finds the X server only as root")
 	}
 	x := startDeskXvfb(b) // before either agent: the C agent looks only in its first minutes
-	b.Setenv("DISPLAY", x.display)
-	b.Setenv("XAUTHORITY", x.auth)
-	p := newScreenPainter(b, x.display)
+	b.Setenv("DISPLAY", x.Name)
+	b.Setenv("XAUTHORITY", x.AuthFile)
+	p := newScreenPainter(b, x.Name)
 	srv := mctest.Shared(b)
 
 	ourMesh := srv.AddDeviceGroup(b, "bench-desktop-ours")

@@ -70,7 +70,7 @@ func BenchmarkTileDiff(b *testing.B) {
 func BenchmarkCapture1080p(b *testing.B) {
 	x := startXvfb(b, 1920, 1080)
 	b.Run("xgb-shm", func(b *testing.B) {
-		s, _, err := openX(Options{Display: x.display, XAuthority: x.auth}, slog.Default())
+		s, _, err := openX(Options{Display: x.Name, XAuthority: x.AuthFile}, slog.Default())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkCapture1080p(b *testing.B) {
 		}
 	})
 	b.Run("xgb-getimage", func(b *testing.B) {
-		s, _, err := openX(Options{Display: x.display, XAuthority: x.auth}, slog.Default())
+		s, _, err := openX(Options{Display: x.Name, XAuthority: x.AuthFile}, slog.Default())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,8 +95,8 @@ func BenchmarkCapture1080p(b *testing.B) {
 		}
 	})
 	b.Run("kbinani-screenshot", func(b *testing.B) {
-		b.Setenv("DISPLAY", x.display)
-		b.Setenv("XAUTHORITY", x.auth)
+		b.Setenv("DISPLAY", x.Name)
+		b.Setenv("XAUTHORITY", x.AuthFile)
 		for b.Loop() {
 			if _, err := screenshot.CaptureRect(image.Rect(0, 0, 1920, 1080)); err != nil {
 				b.Fatal(err)

@@ -188,21 +188,21 @@ func TestDiscoverFindsXvfbByAuthArg(t *testing.T) {
 	t.Setenv("XAUTHORITY", "")
 	found := false
 	for _, tg := range discoverX(Options{}) {
-		if tg.display == x.display && tg.authority == x.auth && tg.source == "xserver" {
+		if tg.display == x.Name && tg.authority == x.AuthFile && tg.source == "xserver" {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("discovery did not list %s with -auth %s: %+v", x.display, x.auth, discoverX(Options{}))
+		t.Fatalf("discovery did not list %s with -auth %s: %+v", x.Name, x.AuthFile, discoverX(Options{}))
 	}
 	// And the cookie from that file is accepted.
-	c, err := connectX(xTarget{display: x.display, authority: x.auth})
+	c, err := connectX(xTarget{display: x.Name, authority: x.AuthFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 	// Without the cookie the server refuses us.
-	if c, err := connectX(xTarget{display: x.display}); err == nil {
+	if c, err := connectX(xTarget{display: x.Name}); err == nil {
 		c.Close()
 		t.Error("connected without a cookie")
 	}
@@ -366,7 +366,7 @@ func keymap(t *testing.T, c *xgb.Conn) func(xproto.Keycode) uint32 {
 
 func TestClipboardRoundTrip(t *testing.T) {
 	x := startXvfb(t, 320, 240)
-	opts := Options{Display: x.display, XAuthority: x.auth}
+	opts := Options{Display: x.Name, XAuthority: x.AuthFile}
 	ctx := context.Background()
 	if s, err := ReadClipboard(ctx, opts); err != nil || s != "" {
 		t.Fatalf("empty clipboard: %q %v", s, err)
@@ -437,10 +437,10 @@ func TestServeSurvivesXServerRestart(t *testing.T) {
 	ctx := context.Background()
 	v := serve(t, ctx, x, fullRights).v
 	v.until(ctx, "first frame", func() bool { return v.near(320, 240, 0x00c000) })
-	x.stop()
+	x.Stop()
 	v.until(ctx, "lost-display notice", func() bool { return len(v.errors) > 0 })
-	n, _ := strconv.Atoi(x.display[1:])
-	x2 := startXvfbOn(t, n, x.auth, 800, 600)
+	n, _ := strconv.Atoi(x.Name[1:])
+	x2 := startXvfbOn(t, n, x.AuthFile, 800, 600)
 	if x2 == nil {
 		t.Skip("display number taken meanwhile")
 	}

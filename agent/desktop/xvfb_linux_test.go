@@ -3,64 +3,50 @@ package desktop
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/internal/xvfbtest"
 )
 
 // xvfb is an X server started by a test, with its own cookie file.
-type xvfb struct {
-	display string
-	auth    string
-	cmd     *exec.Cmd
-	stop    func()
+type xvfb struct{ *xvfbtest.Display }
+
+// xvfbOptions starts Xvfb with -noreset and counts it up once our own
+// connectX gets in with the cookie.
+func xvfbOptions(w, h int) xvfbtest.Options {
+	return xvfbtest.Options{Width: w, Height: h, NoReset: true, AuthName: "xauth",
+		First: 40, Spread: 50, Limit: 400,
+		Ready: func(d *xvfbtest.Display) error {
+			c, err := connectX(xTarget{display: d.Name, authority: d.AuthFile})
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}}
 }
 
 // startXvfb launches Xvfb on a free display number with -auth, like a
 // display manager does, and stops it (by PID) when the test ends.
 func startXvfb(t testing.TB, w, h int) *xvfb {
 	t.Helper()
-	auth := filepath.Join(t.TempDir(), "xauth")
-	for n := freeDisplay(t, 40+int(time.Now().UnixNano()%50)); n < 400; n = freeDisplay(t, n+1) {
-		if x := startXvfbOn(t, n, auth, w, h); x != nil {
-			return x
-		}
-	}
-	t.Fatal("no free X display number")
-	return nil
+	return &xvfb{xvfbtest.Start(t, xvfbOptions(w, h))}
 }
 
 // freeDisplay returns the first display number from n on with no socket or
 // lock file.
 func freeDisplay(t testing.TB, n int) int {
 	t.Helper()
-	if _, err := exec.LookPath("Xvfb"); err != nil {
-		t.Skip("Xvfb not installed (apt-get install xvfb xauth)")
-	}
-	if _, err := exec.LookPath("xauth"); err != nil {
-		t.Skip("xauth not installed")
-	}
-	for ; n < 400; n++ {
-		_, e1 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
-		_, e2 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
-		if e1 != nil && e2 != nil {
-			return n
-		}
+	xvfbtest.RequireTools(t)
+	for ; n < 400 && !xvfbtest.Free(n); n++ {
 	}
 	return n
 }
@@ -69,59 +55,16 @@ func freeDisplay(t testing.TB, n int) int {
 // the display was taken meanwhile.
 func startXvfbOn(t testing.TB, n int, auth string, w, h int) *xvfb {
 	t.Helper()
-	cookie := make([]byte, 16)
-	rand.Read(cookie)
-	disp := ":" + strconv.Itoa(n)
-	if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
-		t.Fatalf("xauth: %v: %s", err, out)
+	if d := xvfbtest.StartOn(t, n, auth, xvfbOptions(w, h)); d != nil {
+		return &xvfb{d}
 	}
-	cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	x := &xvfb{display: disp, auth: auth, cmd: cmd}
-	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Logf("Xvfb %s exited: %s", disp, stderr.String())
-			return nil
-		default:
-		}
-		if _, err := os.Stat(sock); err == nil {
-			if c, err := connectX(xTarget{display: disp, authority: auth}); err == nil {
-				c.Close()
-				x.stop = func() {
-					cmd.Process.Signal(syscall.SIGTERM)
-					select {
-					case <-exited:
-					case <-time.After(5 * time.Second):
-						cmd.Process.Kill()
-						<-exited
-					}
-				}
-				t.Cleanup(x.stop)
-				return x
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	<-exited
-	t.Fatalf("Xvfb %s did not come up: %s", disp, stderr.String())
 	return nil
 }
 
 // conn opens a test client connection.
 func (x *xvfb) conn(t testing.TB) *xgb.Conn {
 	t.Helper()
-	c, err := connectX(xTarget{display: x.display, authority: x.auth})
+	c, err := connectX(xTarget{display: x.Name, authority: x.AuthFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +237,7 @@ func serve(t testing.TB, ctx context.Context, x *xvfb, info session.Info) *serve
 	a, b := session.Pipe(64)
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
-	go func() { done <- Serve(ctx, a, info, Options{Display: x.display, XAuthority: x.auth}) }()
+	go func() { done <- Serve(ctx, a, info, Options{Display: x.Name, XAuthority: x.AuthFile}) }()
 	t.Cleanup(func() {
 		cancel()
 		b.Close()

@@ -12,8 +12,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -23,16 +21,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/internal/xvfbtest"
 )
 
 // agentBin is our agent, built once by TestMain as a user builds it.
@@ -125,94 +122,12 @@ func chromiumFlags() []string {
 // ---- Xvfb -------------------------------------------------------------------
 
 // xserver is an Xvfb started as a display manager starts X: `:N -auth FILE`.
-type xserver struct {
-	display string // ":N"
-	auth    string
-	w, h    int
-}
+type xserver struct{ *xvfbtest.Display }
 
 func startXvfb(t *testing.T, w, h int) *xserver {
 	t.Helper()
-	auth := filepath.Join(t.TempDir(), "Xauthority")
-	start := 20 + int(time.Now().UnixNano()%50)
-	for n := start; n < start+70; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if x := tryXvfb(t, n, auth, w, h); x != nil {
-			return x
-		}
-	}
-	t.Fatal("no free X display number")
-	return nil
-}
-
-func tryXvfb(t *testing.T, n int, auth string, w, h int) *xserver {
-	t.Helper()
-	cookie := make([]byte, 16)
-	rand.Read(cookie)
-	disp := ":" + strconv.Itoa(n)
-	if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
-		t.Fatalf("xauth: %v: %s", err, out)
-	}
-	cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Xvfb: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	x := &xserver{display: disp, auth: auth, w: w, h: h}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Logf("Xvfb %s exited: %s", disp, stderr.String())
-			return nil
-		case <-time.After(50 * time.Millisecond):
-		}
-		if c, err := x.connect(); err == nil {
-			c.Close()
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(5 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return x
-		}
-	}
-	cmd.Process.Kill()
-	<-exited
-	t.Fatalf("Xvfb %s did not come up: %s", disp, stderr.String())
-	return nil
-}
-
-var xauthEnvMu sync.Mutex
-
-// connect opens an X connection with the server's cookie (xgb reads the
-// cookie file named by XAUTHORITY).
-func (x *xserver) connect() (*xgb.Conn, error) {
-	xauthEnvMu.Lock()
-	defer xauthEnvMu.Unlock()
-	old, had := os.LookupEnv("XAUTHORITY")
-	os.Setenv("XAUTHORITY", x.auth)
-	defer func() {
-		if had {
-			os.Setenv("XAUTHORITY", old)
-		} else {
-			os.Unsetenv("XAUTHORITY")
-		}
-	}()
-	return xgb.NewConnDisplay(x.display)
+	return &xserver{xvfbtest.Start(t, xvfbtest.Options{Width: w, Height: h, NoReset: true,
+		First: 20, Spread: 50, Limit: 140, Timeout: 15 * time.Second, Ready: xvfbtest.DialReady})}
 }
 
 // rect is a solid area of the known screen.
@@ -263,9 +178,9 @@ func (s scene) nearEdge(x, y, d int) bool {
 // override-redirect window (Xvfb has no window manager).
 func (x *xserver) paint(t *testing.T, s scene) {
 	t.Helper()
-	c, err := x.connect()
+	c, err := x.Dial()
 	if err != nil {
-		t.Fatalf("connect to %s: %v", x.display, err)
+		t.Fatalf("connect to %s: %v", x.Name, err)
 	}
 	t.Cleanup(c.Close)
 	scr := xproto.Setup(c).DefaultScreen(c)

@@ -120,7 +120,7 @@ func TestDesktopViewer(t *testing.T) {
 	x.paint(t, knownScene)
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "webui-desktop")
-	_, node := startOurAgent(t, srv, srv.MSH(t, mesh), "DISPLAY="+x.display, "XAUTHORITY="+x.auth)
+	_, node := startOurAgent(t, srv, srv.MSH(t, mesh), x.Env()...)
 	desktopCheck(t, srv, node, "&webrtc=0", false, ourAgentShowsConnect)
 }
 
@@ -163,7 +163,7 @@ func TestWebRTC(t *testing.T) {
 	srv := mctest.Start(t, mctest.Options{WebRTC: true})
 	mesh := srv.AddDeviceGroup(t, "webui-webrtc")
 	msh := append(bytes.TrimRight(srv.MSH(t, mesh), "\r\n"), []byte("\r\nWebRTCLoopbackOnly=1\r\n")...)
-	agent, node := startOurAgent(t, srv, msh, "DISPLAY="+x.display, "XAUTHORITY="+x.auth)
+	agent, node := startOurAgent(t, srv, msh, x.Env()...)
 
 	// switchedLog checks our agent's debug log for one more complete
 	// switch-over: offer, answer, data channel, then the move after the

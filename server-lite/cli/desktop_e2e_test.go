@@ -3,20 +3,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,104 +19,25 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/internal/xvfbtest"
 	"github.com/meshgo/meshagent/server-lite/sessionclient"
 )
 
 // xserver is an Xvfb started by the test with its own cookie file, as a
 // display manager starts one.
-type xserver struct {
-	display, auth string
-}
+type xserver struct{ *xvfbtest.Display }
 
 // startX launches Xvfb on a free display number with -auth and stops it by
 // PID when the test ends.
 func startX(t *testing.T, w, h int) *xserver {
 	t.Helper()
-	for _, tool := range []string{"Xvfb", "xauth"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	auth := filepath.Join(t.TempDir(), "Xauthority")
-	for n := 140 + int(time.Now().UnixNano()%100); n < 500; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if x := startXOn(t, n, auth, w, h); x != nil {
-			return x
-		}
-	}
-	t.Fatal("no free X display")
-	return nil
-}
-
-func startXOn(t *testing.T, n int, auth string, w, h int) *xserver {
-	cookie := make([]byte, 16)
-	rand.Read(cookie)
-	disp := ":" + strconv.Itoa(n)
-	if out, err := exec.Command("xauth", "-f", auth, "add", disp, ".", hex.EncodeToString(cookie)).CombinedOutput(); err != nil {
-		t.Fatalf("xauth: %v %s", err, out)
-	}
-	cmd := exec.Command("Xvfb", disp, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-auth", auth, "-nolisten", "tcp", "-noreset")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("Xvfb: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	x := &xserver{display: disp, auth: auth}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			return nil // display taken meanwhile
-		default:
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err != nil {
-			continue
-		}
-		if c, err := x.dial(); err == nil {
-			c.Close()
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(5 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return x
-		}
-	}
-	cmd.Process.Kill()
-	<-exited
-	t.Fatalf("Xvfb %s did not start: %s", disp, stderr.String())
-	return nil
-}
-
-// dial connects with the server's cookie. xgb reads the cookie file from
-// XAUTHORITY; the variable is set only around the dial.
-func (x *xserver) dial() (*xgb.Conn, error) {
-	old, had := os.LookupEnv("XAUTHORITY")
-	os.Setenv("XAUTHORITY", x.auth)
-	defer func() {
-		if had {
-			os.Setenv("XAUTHORITY", old)
-		} else {
-			os.Unsetenv("XAUTHORITY")
-		}
-	}()
-	return xgb.NewConnDisplay(x.display)
+	return &xserver{xvfbtest.Start(t, xvfbtest.Options{Width: w, Height: h, NoReset: true,
+		First: 140, Spread: 100, Limit: 500, Ready: xvfbtest.DialReady})}
 }
 
 func (x *xserver) conn(t *testing.T) *xgb.Conn {
 	t.Helper()
-	c, err := x.dial()
+	c, err := x.Dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +168,7 @@ func TestDesktopThroughServerLite(t *testing.T) {
 	window(t, xc, 40, 40, 300, 200, 0xf0c020, 0)
 	window(t, xc, 700, 300, 400, 350, 0x30b040, 0)
 	window(t, xc, 1200, 700, 80, 100, 0xffffff, 0) // touches the corner tiles
-	e := newLiveEnv(t, liveOptions{env: []string{"DISPLAY=" + x.display, "XAUTHORITY=" + x.auth}})
+	e := newLiveEnv(t, liveOptions{env: x.Env()})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -498,7 +413,7 @@ func TestScreenshotDisplays(t *testing.T) {
 	const left, right = 0x4080c0, 0xe0e0e0
 	setBackground(t, xc, left)
 	window(t, xc, 640, 0, 640, 480, right, 0)
-	e := newLiveEnv(t, liveOptions{env: []string{"DISPLAY=" + x.display, "XAUTHORITY=" + x.auth}})
+	e := newLiveEnv(t, liveOptions{env: x.Env()})
 
 	type shot struct {
 		Width, Height int
