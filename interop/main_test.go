@@ -17,26 +17,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 )
 
 var agentBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "meshagent-bin")
-	if err != nil {
+	var err error
+	if agentBin, err = agentbin.Build(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBin = filepath.Join(dir, "meshagent")
-	build := exec.Command("go", "build", "-o", agentBin, "../cmd/meshagent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build meshagent:", err)
-		os.Exit(1)
-	}
 	code := mctest.Main(m)
-	os.RemoveAll(dir)
+	agentbin.Cleanup()
 	os.Exit(code)
 }
 

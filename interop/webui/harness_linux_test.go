@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jezek/xgb/xproto"
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
 )
@@ -36,20 +37,13 @@ import (
 var agentBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "webui-meshagent-")
-	if err != nil {
+	var err error
+	if agentBin, err = agentbin.Build(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBin = filepath.Join(dir, "meshagent")
-	build := exec.Command("go", "build", "-o", agentBin, "../../cmd/meshagent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build meshagent:", err)
-		os.Exit(1)
-	}
 	code := mctest.Main(m)
-	os.RemoveAll(dir)
+	agentbin.Cleanup()
 	os.Exit(code)
 }
 

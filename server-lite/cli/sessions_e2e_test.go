@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
@@ -30,39 +31,16 @@ import (
 // (our meshagent binary or MeshCentral's C agent) connected to it, and the
 // CLI's own code path (run) for every operation.
 
-var (
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  error
-	agentDir  string
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if agentDir != "" {
-		os.RemoveAll(agentDir)
-	}
+	agentbin.Cleanup()
 	os.Exit(code)
 }
 
 // ourAgent builds ./cmd/meshagent once per test binary.
 func ourAgent(t testing.TB) string {
 	t.Helper()
-	agentOnce.Do(func() {
-		agentDir, agentErr = os.MkdirTemp("", "sessions-e2e-agent-")
-		if agentErr != nil {
-			return
-		}
-		agentBin = filepath.Join(agentDir, "meshagent")
-		out, err := exec.Command("go", "build", "-o", agentBin, "github.com/meshgo/meshagent/cmd/meshagent").CombinedOutput()
-		if err != nil {
-			agentErr = fmt.Errorf("go build meshagent: %v\n%s", err, out)
-		}
-	})
-	if agentErr != nil {
-		t.Fatal(agentErr)
-	}
-	return agentBin
+	return agentbin.MustBuild(t)
 }
 
 // lockedLog collects server logs, shown only when a test fails.

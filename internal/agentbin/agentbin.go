@@ -1,0 +1,59 @@
+// Package agentbin builds our agent binary (./cmd/meshagent) for tests, as
+// a user builds it, once per test binary.
+package agentbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Package is the import path that is built.
+const Package = "github.com/meshgo/meshagent/cmd/meshagent"
+
+var (
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+)
+
+// Build runs `go build` for Package into a new temporary directory the
+// first time it is called and returns the binary's path (or the build
+// error, with the compiler's output) every time. Building by import path
+// works from any directory inside the module.
+func Build() (string, error) {
+	once.Do(func() {
+		dir, err = os.MkdirTemp("", "meshagent-bin-")
+		if err != nil {
+			return
+		}
+		bin = filepath.Join(dir, "meshagent")
+		out, e := exec.Command("go", "build", "-o", bin, Package).CombinedOutput()
+		if e != nil {
+			err = fmt.Errorf("go build meshagent: %v\n%s", e, out)
+		}
+	})
+	return bin, err
+}
+
+// MustBuild is Build for a test: it fails t if the build fails.
+func MustBuild(t testing.TB) string {
+	t.Helper()
+	p, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Cleanup removes the binary's directory; TestMain calls it after the
+// tests have run. It does nothing if Build was never called.
+func Cleanup() {
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
