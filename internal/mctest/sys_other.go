@@ -10,8 +10,6 @@ import (
 
 var errUnsupported = errors.New("mctest: the interop harness only runs on Unix systems")
 
-func lockFile(string) (func(), error) { return nil, errUnsupported }
-
 func setupProc(*exec.Cmd, syscall.Signal) {}
 
 func signalGroup(int, syscall.Signal) bool { return false }
