@@ -423,27 +423,8 @@ func (s *fileSession) cleanup() {
 	}
 }
 
-// rawCtrl builds a control message with ctrlChannel first and type second
-// (sessions.md §1.8).
-func rawCtrl(typ string, kv ...any) []byte {
-	var b strings.Builder
-	b.WriteString(`{"ctrlChannel":"102938","type":`)
-	t, _ := json.Marshal(typ)
-	b.Write(t)
-	for i := 0; i+1 < len(kv); i += 2 {
-		k, _ := json.Marshal(kv[i])
-		v, err := json.Marshal(kv[i+1])
-		if err != nil {
-			continue
-		}
-		b.WriteByte(',')
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return []byte(b.String())
-}
+// rawCtrl builds a control message (session.ControlJSON).
+func rawCtrl(typ string, kv ...any) []byte { return session.ControlJSON(typ, kv...) }
 
 // sendConsoleTo shows a status line to the client (best effort, bounded).
 func sendConsoleTo(ctx context.Context, ch session.Channel, msg string, msgid, timeout int) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+
+	"github.com/meshgo/meshagent/agent/session"
 )
 
 // ctrlChannelID is the marker MeshCentral puts in in-band control messages
@@ -123,25 +125,5 @@ func parseOptions(data []byte) termOptions {
 	return o
 }
 
-// ctrlJSON builds an outgoing control message with ctrlChannel first and
-// type second, the exact prefix meshctrl's shell uses to hide control
-// traffic from the user's screen (sessions.md §1.8).
-func ctrlJSON(typ string, rest ...any) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"ctrlChannel":"102938","type":`)
-	t, _ := json.Marshal(typ)
-	b.Write(t)
-	for i := 0; i+1 < len(rest); i += 2 {
-		k, _ := json.Marshal(rest[i])
-		v, err := json.Marshal(rest[i+1])
-		if err != nil {
-			continue
-		}
-		b.WriteByte(',')
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes()
-}
+// ctrlJSON builds an outgoing control message (session.ControlJSON).
+func ctrlJSON(typ string, rest ...any) []byte { return session.ControlJSON(typ, rest...) }
