@@ -35,6 +35,15 @@ func Build() (string, error) {
 		out, e := exec.Command("go", "build", "-o", bin, Package).CombinedOutput()
 		if e != nil {
 			err = fmt.Errorf("go build meshagent: %v\n%s", e, out)
+			return
+		}
+		// Write the fresh binary back to disk, as an installed one is: the
+		// kernel cannot page out dirty page-cache pages, so an agent run
+		// from a just-written file keeps its unused code resident and its
+		// idle RSS would measure the build, not the agent.
+		if f, e := os.Open(bin); e == nil {
+			f.Sync()
+			f.Close()
 		}
 	})
 	return bin, err
