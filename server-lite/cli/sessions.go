@@ -181,16 +181,11 @@ func runUpload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) er
 	if name == "" {
 		name = filepath.Base(local)
 	}
-	s, err := openSession(ctx, o, fs, session.ProtoFiles, nil)
+	s, fc, transport, err := openFiles(ctx, o, fs)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	fc := sessionclient.NewFiles(s.ch)
-	transport, err := s.switchWebRTC(ctx, o)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	if err := fc.Upload(ctx, dir, name, f, st.Size(), nil); err != nil {
 		return err
@@ -212,7 +207,8 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 		return usageError("give a remote file and optionally a local file")
 	}
 	remote := args[0]
-	local := path.Base(strings.ReplaceAll(remote, `\`, "/"))
+	base := path.Base(strings.ReplaceAll(remote, `\`, "/"))
+	local := base
 	if len(args) == 2 {
 		local = args[1]
 	}
@@ -220,7 +216,7 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 		return downloadStdout(ctx, o, fs, remote)
 	}
 	if st, err := os.Stat(local); err == nil && st.IsDir() {
-		local = filepath.Join(local, path.Base(strings.ReplaceAll(remote, `\`, "/")))
+		local = filepath.Join(local, base)
 	}
 	// A temporary file beside the target, renamed only when complete: an
 	// interrupted or refused download never leaves a truncated file.
@@ -235,16 +231,11 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 			os.Remove(tmp.Name())
 		}
 	}()
-	s, err := openSession(ctx, o, fs, session.ProtoFiles, nil)
+	s, fc, transport, err := openFiles(ctx, o, fs)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	fc := sessionclient.NewFiles(s.ch)
-	transport, err := s.switchWebRTC(ctx, o)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	n, err := fc.Download(ctx, remote, tmp, nil)
 	if err != nil {
@@ -268,16 +259,29 @@ func runDownload(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) 
 
 // downloadStdout streams a remote file to stdout, for pipes; nothing else
 // is printed there.
-func downloadStdout(ctx context.Context, o *opts, fs *flag.FlagSet, remote string) error {
+// openFiles opens a files session (protocol 5) and, with --webrtc, moves
+// it to a data channel. It returns the transport's name for the report;
+// on error nothing is left open.
+func openFiles(ctx context.Context, o *opts, fs *flag.FlagSet) (*sessionConn, *sessionclient.Files, string, error) {
 	s, err := openSession(ctx, o, fs, session.ProtoFiles, nil)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	fc := sessionclient.NewFiles(s.ch)
+	transport, err := s.switchWebRTC(ctx, o)
+	if err != nil {
+		s.close()
+		return nil, nil, "", err
+	}
+	return s, fc, transport, nil
+}
+
+func downloadStdout(ctx context.Context, o *opts, fs *flag.FlagSet, remote string) error {
+	s, fc, _, err := openFiles(ctx, o, fs)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	fc := sessionclient.NewFiles(s.ch)
-	if _, err := s.switchWebRTC(ctx, o); err != nil {
-		return err
-	}
 	_, err = fc.Download(ctx, remote, o.stdout, nil)
 	return err
 }
