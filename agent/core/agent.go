@@ -44,11 +44,6 @@ type ScriptHost interface {
 	Running() string
 }
 
-// Connector is implemented by a ScriptHost that wants to know when a new
-// authenticated control connection is up, so a running core can announce
-// itself again (coreinfo, netinfo) after a reconnect.
-type Connector interface{ Connected() }
-
 // Config configures an Agent.
 type Config struct {
 	Settings *MSH
@@ -451,10 +446,10 @@ func (a *Agent) serve(ctx context.Context, c *controlConn) error {
 		}
 		return err
 	})
+	// A running core learns of this connection from the server's
+	// serverInfo message, which MeshCentral and server-lite send on every
+	// connection once the core is current.
 	go a.keepAlive(ctx, c)
-	if conn, ok := a.cfg.Host.(Connector); ok && a.cfg.Host.Running() != "" {
-		conn.Connected()
-	}
 	for {
 		_, msg, err := ws.ReadMessage()
 		if err != nil {
