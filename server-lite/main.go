@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -40,7 +41,11 @@ func run() int {
 	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
+	memProfile := flag.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
 	flag.Parse()
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation: the profile is for counting bytes per agent
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -78,7 +83,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go memoryReportOnSignal(log)
+	go memoryReportOnSignal(log, *memProfile)
 	if *localAgent != "" {
 		cmd, err := startLocalAgent(*localAgent, a)
 		if err != nil {

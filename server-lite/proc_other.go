@@ -16,4 +16,4 @@ func stopLocalAgent(cmd *exec.Cmd) {
 	cmd.Wait()
 }
 
-func memoryReportOnSignal(log *slog.Logger) {}
+func memoryReportOnSignal(*slog.Logger, string) {}

@@ -3,12 +3,14 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -35,8 +37,9 @@ func stopLocalAgent(cmd *exec.Cmd) {
 
 // memoryReportOnSignal collects garbage and returns freed memory to the OS
 // on SIGUSR1, then logs the heap figures: the load generator uses it so
-// that RSS per agent reflects live memory rather than GC pacing.
-func memoryReportOnSignal(log *slog.Logger) {
+// that RSS per agent reflects live memory rather than GC pacing. With a
+// heapProfile path it also writes a heap profile there each time.
+func memoryReportOnSignal(log *slog.Logger, heapProfile string) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGUSR1)
 	for range ch {
@@ -44,5 +47,22 @@ func memoryReportOnSignal(log *slog.Logger) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		log.Info("memory", "heapInUseMB", m.HeapInuse>>20, "stackInUseMB", m.StackInuse>>20, "goroutines", runtime.NumGoroutine())
+		if heapProfile != "" {
+			if err := writeHeapProfile(heapProfile); err != nil {
+				log.Warn("heap profile", "err", err)
+			}
+		}
 	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("write heap profile: %w", err)
+	}
+	return f.Close()
 }

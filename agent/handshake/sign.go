@@ -31,7 +31,7 @@ func SignServer(key *rsa.PrivateKey, h [HashLen]byte, agentNonce, serverNonce [N
 
 // VerifyServer checks a server signature made by SignServer.
 func VerifyServer(pub *rsa.PublicKey, sig []byte, h [HashLen]byte, agentNonce, serverNonce [NonceLen]byte) error {
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA384, transcript(h, agentNonce, serverNonce), sig); err != nil {
+	if err := verifySHA384(pub, transcript(h, agentNonce, serverNonce), sig); err != nil {
 		return fmt.Errorf("%w: server signature: %w", ErrSignature, err)
 	}
 	return nil
@@ -52,7 +52,7 @@ func SignAgent(key *rsa.PrivateKey, h [HashLen]byte, serverNonce, agentNonce [No
 // signatures are accepted; the PKCS#7 form that Windows certificate-store
 // agents send is not supported (control.md §4.8).
 func VerifyAgent(pub *rsa.PublicKey, sig []byte, h [HashLen]byte, serverNonce, agentNonce [NonceLen]byte) error {
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA384, transcript(h, serverNonce, agentNonce), sig); err != nil {
+	if err := verifySHA384(pub, transcript(h, serverNonce, agentNonce), sig); err != nil {
 		return fmt.Errorf("%w: agent signature: %w", ErrSignature, err)
 	}
 	return nil

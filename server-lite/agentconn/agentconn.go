@@ -155,7 +155,9 @@ func New(cfg Config) *Server {
 		// thousands of connections are idle, and each buffer is paid for
 		// per agent (design target: < 20 kB per connected agent).
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:   1024,
+			// 256 bytes covers a control frame (125) and most JSON;
+			// larger frames are read straight through.
+			ReadBufferSize:   256,
 			WriteBufferSize:  4096,
 			WriteBufferPool:  &writePool,
 			HandshakeTimeout: 20 * time.Second,
@@ -388,6 +390,8 @@ type conn struct {
 	pushes        int
 	closeOnce     sync.Once
 	reason        string
+
+	in inbox // messages read, waiting to be handled
 }
 
 func (c *conn) snapshot() AgentInfo {
@@ -437,10 +441,16 @@ func (c *conn) closeReason() string {
 	return c.reason
 }
 
-// run authenticates the agent on the HTTP handler's goroutine, then moves
-// the long-lived read loop to a fresh goroutine and returns. The handler's
-// stack grew through TLS and RSA work; a new goroutine starts small, which
-// is most of what an idle agent costs (target: < 20 kB per agent).
+// run authenticates the agent and starts its session on the HTTP
+// handler's goroutine, then moves the long-lived read loop to a fresh
+// goroutine and returns.
+//
+// Memory per idle agent (target: < 20 kB) is mostly that read loop's
+// stack: a goroutine blocked in a WebSocket read over TLS needs 4 KB, but
+// one that ever ran the deeper work (TLS and RSA, JSON, the store, logging,
+// writing a pong) keeps 8 KB, as the runtime only halves a stack that is
+// less than a quarter used. So the read loop only reads; what it reads is
+// handled, in order, on a short-lived goroutine (see inbox).
 func (c *conn) run() {
 	if err := c.handshake(); err != nil {
 		c.s.log.Info("agent disconnected during handshake", "remote", c.remote, "reason", err)
@@ -449,6 +459,13 @@ func (c *conn) run() {
 	}
 	c.res.Cert = nil // parsed certificate: not needed once verified
 	c.s.wg.Add(1)
+	if err := c.startSession(); err != nil {
+		c.s.log.Warn("agent refused after authentication", "remote", c.remote, "node", c.nodeID, "reason", err)
+		c.close(err.Error())
+		c.finish()
+		c.s.wg.Done()
+		return
+	}
 	go func() {
 		defer c.s.wg.Done()
 		c.serve()
@@ -470,38 +487,15 @@ func (s *Server) Shutdown() {
 	s.wg.Wait()
 }
 
+// serve is the read loop. It ends when the connection does, once every
+// message read before has been handled.
 func (c *conn) serve() {
-	log := c.s.log.With("remote", c.remote, "node", c.nodeID)
-	defer func() {
-		reason := c.closeReason()
-		if reason == "" {
-			reason = "closed"
-		}
-		c.close(reason)
-		current := c.s.unregister(c)
-		log.Info("agent disconnected", "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
-		if current {
-			now := time.Now().UTC()
-			c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
-				d.LastSeen = now
-				return nil
-			}, store.Event{Kind: store.EvDisconnect, Who: c.nodeID, NodeID: c.nodeID, From: c.remote, Msg: reason})
-			c.s.publish(Event{Kind: Disconnected, NodeID: c.nodeID, Agent: c.snapshot(), Reason: reason})
-		}
-	}()
-	if err := c.startSession(); err != nil {
-		log.Warn("agent refused after authentication", "reason", err)
-		c.close(err.Error())
-		return
-	}
+	defer c.finish()
 	c.ws.SetReadLimit(c.s.cfg.MaxMessage)
 	c.ws.SetPingHandler(func(data string) error {
 		c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
-		if errors.Is(err, websocket.ErrCloseSent) {
-			return nil
-		}
-		return err
+		c.in.put(c, item{pong: true, data: []byte(data)})
+		return nil
 	})
 	for {
 		c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
@@ -510,11 +504,127 @@ func (c *conn) serve() {
 			c.close(readReason(err))
 			return
 		}
-		if err := c.handle(msg); err != nil {
-			c.close(err.Error())
+		c.in.put(c, item{data: msg})
+	}
+}
+
+// finish records the end of the connection: it waits for queued messages
+// to be handled, so subscribers see them before the disconnect, then
+// unregisters the agent if this is still its live connection.
+func (c *conn) finish() {
+	c.in.wait()
+	reason := c.closeReason()
+	if reason == "" {
+		reason = "closed"
+	}
+	c.close(reason)
+	current := c.s.unregister(c)
+	c.s.log.Info("agent disconnected", "remote", c.remote, "node", c.nodeID, "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
+	if current {
+		now := time.Now().UTC()
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+			d.LastSeen = now
+			return nil
+		}, store.Event{Kind: store.EvDisconnect, Who: c.nodeID, NodeID: c.nodeID, From: c.remote, Msg: reason})
+		c.s.publish(Event{Kind: Disconnected, NodeID: c.nodeID, Agent: c.snapshot(), Reason: reason})
+	}
+}
+
+// item is one thing the read loop hands over: a message, or a ping to
+// answer.
+type item struct {
+	data []byte
+	pong bool
+}
+
+// maxQueued bounds what the read loop may read ahead of the handler: an
+// agent that sends faster than its messages are handled is no longer read
+// (TCP back pressure) rather than queued without limit.
+const maxQueued = 32
+
+// inbox hands items from the read loop to a handler goroutine that exists
+// only while items are queued, so an idle agent costs no second goroutine
+// and its read loop's stack stays small. Items are handled in order.
+type inbox struct {
+	mu      sync.Mutex
+	items   []item
+	running bool
+	failed  bool          // a handler error closed the connection: drop the rest
+	room    chan struct{} // closed when the reader, waiting for room, may go on
+	idle    chan struct{} // closed when the handler goroutine stops
+}
+
+// put queues it, starting the handler goroutine if none runs, and blocks
+// while maxQueued items are waiting.
+func (in *inbox) put(c *conn, it item) {
+	in.mu.Lock()
+	for len(in.items) >= maxQueued {
+		ch := make(chan struct{})
+		in.room = ch
+		in.mu.Unlock()
+		<-ch
+		in.mu.Lock()
+	}
+	in.items = append(in.items, it)
+	if !in.running {
+		in.running = true
+		in.idle = make(chan struct{})
+		go in.drain(c)
+	}
+	in.mu.Unlock()
+}
+
+func (in *inbox) drain(c *conn) {
+	for {
+		in.mu.Lock()
+		if len(in.items) == 0 {
+			in.running = false
+			in.items = nil // an idle agent keeps no queue
+			close(in.idle)
+			in.mu.Unlock()
 			return
 		}
+		it := in.items[0]
+		in.items[0] = item{}
+		in.items = in.items[1:]
+		failed := in.failed
+		if in.room != nil {
+			close(in.room)
+			in.room = nil
+		}
+		in.mu.Unlock()
+		if failed {
+			continue
+		}
+		if err := c.handleItem(it); err != nil {
+			in.mu.Lock()
+			in.failed = true
+			in.mu.Unlock()
+			c.close(err.Error())
+		}
 	}
+}
+
+// wait returns once no handler goroutine runs.
+func (in *inbox) wait() {
+	in.mu.Lock()
+	idle, running := in.idle, in.running
+	in.mu.Unlock()
+	if running {
+		<-idle
+	}
+}
+
+func (c *conn) handleItem(it item) error {
+	if !it.pong {
+		return c.handle(it.data)
+	}
+	// WriteControl may run beside other writes (gorilla/websocket).
+	err := c.ws.WriteControl(websocket.PongMessage, it.data, time.Now().Add(5*time.Second))
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
 }
 
 func readReason(err error) string {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -212,6 +213,77 @@ func TestJSONBothWays(t *testing.T) {
 	}
 	if err := e.srv.SendJSON("node//nobody", map[string]string{"action": "x"}); err == nil {
 		t.Fatal("send to unknown node succeeded")
+	}
+}
+
+// TestMessagesInOrderThenDisconnect floods the server with more messages
+// than its read loop queues (maxQueued) while the subscriber is slow: every
+// message must arrive, in order, before the disconnect event; a ping
+// sent in the middle must be answered.
+func TestMessagesInOrderThenDisconnect(t *testing.T) {
+	e := newEnv(t, agentconn.Config{})
+	var mu sync.Mutex
+	var seq []int
+	disconnectedAfter := -1
+	e.srv.Subscribe(func(ev agentconn.Event) {
+		switch ev.Kind {
+		case agentconn.Message:
+			if ev.Action != "seq" {
+				return
+			}
+			var m struct{ N int }
+			json.Unmarshal(ev.Data, &m)
+			time.Sleep(time.Millisecond) // a slow subscriber fills the queue
+			mu.Lock()
+			seq = append(seq, m.N)
+			mu.Unlock()
+		case agentconn.Disconnected:
+			mu.Lock()
+			disconnectedAfter = len(seq)
+			mu.Unlock()
+		}
+	})
+	id := e.identity(0)
+	c := e.connect(id, nil)
+	pong := make(chan string, 1)
+	c.WS.SetPongHandler(func(s string) error { pong <- s; return nil })
+	go func() { // the client's reader runs the pong handler
+		for {
+			if _, _, err := c.WS.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	const n = 300
+	for i := 0; i < n; i++ {
+		if i == n/2 {
+			if err := c.WS.WriteControl(websocket.PingMessage, []byte("p1"), time.Now().Add(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.WS.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"action":"seq","n":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case p := <-pong:
+		if p != "p1" {
+			t.Fatalf("pong %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pong")
+	}
+	c.WS.Close()
+	waitFor(t, "disconnect", func() bool { mu.Lock(); defer mu.Unlock(); return disconnectedAfter >= 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if disconnectedAfter != n || len(seq) != n {
+		t.Fatalf("disconnect after %d of %d messages (%d seen)", disconnectedAfter, n, len(seq))
+	}
+	for i, v := range seq {
+		if v != i {
+			t.Fatalf("message %d is %d: out of order", i, v)
+		}
 	}
 }
 
