@@ -136,6 +136,12 @@ func eventJSON(e store.Event, forDevice bool) map[string]any {
 // the agent is online, 0 when it went away. It is not stored (nolog), as in
 // MeshCentral; agentconn logs connects and disconnects itself.
 func (s *Server) NodeConnect(nodeID, groupID string, online bool, at time.Time) {
+	s.mu.Lock()
+	none := len(s.sessions) == 0
+	s.mu.Unlock()
+	if none { // the common case in a reconnect storm: nobody is watching
+		return
+	}
 	ev := map[string]any{"action": "nodeconnect", "nodeid": nodeID, "meshid": groupID, "conn": 0, "pwr": 0,
 		"nolog": 1, "nopeers": 1, "domain": "", "id": randomHex(8)}
 	if online {

@@ -141,6 +141,13 @@ type Store struct {
 	flushed chan struct{}
 	qmu     sync.RWMutex // held for reading while sending on queue
 	qclosed bool
+
+	// Groups change rarely and are read on every agent connection: they
+	// are cached (plain values, safe to hand out), filled on first read
+	// and dropped by PutGroup and DeleteGroup, the only writers of the
+	// groups bucket.
+	gmu    sync.RWMutex
+	groups map[string]Group
 }
 
 type asyncOp struct {
@@ -302,13 +309,31 @@ func (s *Store) CreateGroup(name string) (Group, error) {
 
 // PutGroup writes a group.
 func (s *Store) PutGroup(g Group) error {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	delete(s.groups, g.ID) // re-read after the write, whatever its outcome
 	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bGroups, g.ID, g) })
 }
 
 // Group reads one group.
 func (s *Store) Group(id string) (g Group, err error) {
+	s.gmu.RLock()
+	g, ok := s.groups[id]
+	s.gmu.RUnlock()
+	if ok {
+		return g, nil
+	}
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
 	err = s.db.View(func(tx *bolt.Tx) error { g, err = get[Group](tx, bGroups, id); return err })
-	return g, err
+	if err != nil {
+		return g, err
+	}
+	if s.groups == nil {
+		s.groups = map[string]Group{}
+	}
+	s.groups[id] = g
+	return g, nil
 }
 
 // Groups lists all groups.
@@ -316,6 +341,9 @@ func (s *Store) Groups() ([]Group, error) { return list[Group](s, bGroups) }
 
 // DeleteGroup removes a group (its devices stay until removed).
 func (s *Store) DeleteGroup(id string) error {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	delete(s.groups, id)
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bGroups).Delete([]byte(id)) })
 }
 

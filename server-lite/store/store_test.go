@@ -188,3 +188,38 @@ func TestAsyncWritesInOrderAndFlushedOnClose(t *testing.T) {
 		t.Fatalf("%d events", len(ev))
 	}
 }
+
+// TestGroupCacheFollowsWrites reads a group (filling the cache), renames
+// and deletes it: each read must see the last write.
+func TestGroupCacheFollowsWrites(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	g, err := s.CreateGroup("before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		write func() error
+		want  string // "" = not found
+	}{
+		{"created", func() error { return nil }, "before"},
+		{"renamed", func() error { g.Name = "after"; return s.PutGroup(g) }, "after"},
+		{"deleted", func() error { return s.DeleteGroup(g.ID) }, ""},
+		{"recreated", func() error { g.Name = "again"; return s.PutGroup(g) }, "again"},
+	}
+	for _, st := range steps {
+		if err := st.write(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		for i := 0; i < 2; i++ { // the second read comes from the cache
+			got, err := s.Group(g.ID)
+			switch {
+			case st.want == "" && !errors.Is(err, ErrNotFound):
+				t.Fatalf("%s: read %d: %+v, %v; want not found", st.name, i, got, err)
+			case st.want != "" && (err != nil || got.Name != st.want):
+				t.Fatalf("%s: read %d: %+v, %v; want %q", st.name, i, got, err, st.want)
+			}
+		}
+	}
+}
