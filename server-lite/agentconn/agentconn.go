@@ -387,6 +387,7 @@ type conn struct {
 	// savedCoreHash is the core hash in the device record, to skip
 	// rewriting it unchanged.
 	savedCoreHash string
+	sysInfoHash   string // of the stored sysinfo, sent in the sysinfo request
 	pinned        string
 	pushes        int
 	closeOnce     sync.Once
@@ -729,6 +730,7 @@ func (c *conn) startSession() error {
 	c.groupID = groupID
 	c.mu.Lock()
 	c.name, c.caps, c.pinned, c.savedCoreHash = name, info.Capabilities, existing.PinnedCoreHash, existing.CoreHash
+	c.sysInfoHash = existing.SysInfoHash
 	c.mu.Unlock()
 
 	if old := c.s.register(c); old != nil {
@@ -760,7 +762,16 @@ func (c *conn) startSession() error {
 // sysinfo and send serverInfo, as MeshCentral does on every connection;
 // cores use serverInfo to announce themselves again after a reconnect.
 func (c *conn) coreStable() error {
-	if err := c.write([]byte(`{"action":"sysinfo"}`)); err != nil {
+	c.mu.Lock()
+	h := c.sysInfoHash
+	c.mu.Unlock()
+	req := []byte(`{"action":"sysinfo"}`)
+	if h != "" {
+		// With the stored hash an agent whose system information has not
+		// changed does not send it again (control.md §6.2).
+		req, _ = json.Marshal(map[string]string{"action": "sysinfo", "hash": h})
+	}
+	if err := c.write(req); err != nil {
 		return err
 	}
 	return c.write([]byte(`{"action":"serverInfo"}`))
@@ -843,6 +854,12 @@ func (c *conn) coreHashReply(payload []byte) error {
 	return c.write(handshake.EncodeRequest(handshake.CmdCoreModule, 0, append(c.s.coreHash[:], c.s.corePayload...)))
 }
 
+// coreInfoKey is what a coreinfo message may change in a device record,
+// as one comparable string.
+func coreInfoKey(d *store.Device) string {
+	return fmt.Sprintf("%d %q %q %q %q %v %q", d.Caps, d.CoreName, d.Name, d.IP, d.OSDesc, d.Root, d.Users)
+}
+
 func shortHash(h string) string {
 	if len(h) > 16 {
 		return h[:16]
@@ -890,11 +907,17 @@ func (c *conn) handleJSON(msg []byte) error {
 			if ci.Name != nil && *ci.Name != "" {
 				c.name = *ci.Name
 			}
-			caps, coreName, name := c.caps, c.coreName, c.name
+			caps, coreName := c.caps, c.coreName
 			c.mu.Unlock()
 			ip, _, _ := net.SplitHostPort(c.remote)
 			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
-				d.Caps, d.CoreName, d.Name, d.IP = caps, coreName, name, ip
+				before := coreInfoKey(d)
+				d.Caps, d.CoreName, d.IP = caps, coreName, ip
+				// Only a name the core sends renames the device (control.md
+				// §6.4); otherwise an administrator's rename stands.
+				if ci.Name != nil && *ci.Name != "" {
+					d.Name = *ci.Name
+				}
 				if ci.OSDesc != nil {
 					d.OSDesc = *ci.OSDesc
 				}
@@ -904,17 +927,36 @@ func (c *conn) handleJSON(msg []byte) error {
 				if ci.Users != nil {
 					d.Users = *ci.Users
 				}
+				if coreInfoKey(d) == before {
+					return store.ErrNoChange
+				}
 				return nil
 			})
 		}
 	case "netinfo":
-		st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.NetInfo = json.RawMessage(msg); return nil })
+		st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+			if bytes.Equal(d.NetInfo, msg) {
+				return store.ErrNoChange
+			}
+			d.NetInfo = json.RawMessage(msg)
+			return nil
+		})
 	case "sysinfo":
 		var si struct {
 			Data json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(msg, &si) == nil && len(si.Data) > 0 {
-			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.SysInfo = si.Data; return nil })
+			var h struct {
+				Hash string `json:"hash"`
+			}
+			json.Unmarshal(si.Data, &h)
+			c.mu.Lock()
+			c.sysInfoHash = h.Hash
+			c.mu.Unlock()
+			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+				d.SysInfo, d.SysInfoHash = si.Data, h.Hash
+				return nil
+			})
 		}
 	case "log":
 		var l struct {

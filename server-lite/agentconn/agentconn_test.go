@@ -287,6 +287,72 @@ func TestMessagesInOrderThenDisconnect(t *testing.T) {
 	}
 }
 
+// TestSysInfoHashSentBack checks the server's sysinfo request carries the
+// hash of the stored sysinfo, so an unchanged agent need not send it again
+// on each reconnect.
+func TestSysInfoHashSentBack(t *testing.T) {
+	e := newEnv(t, agentconn.Config{})
+	id := e.identity(0)
+	// sysinfoRequest reads until the server's sysinfo request.
+	sysinfoRequest := func(c *simagent.Conn) map[string]any {
+		t.Helper()
+		c.WS.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, m, err := c.WS.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var req map[string]any
+			if json.Unmarshal(m, &req) == nil && req["action"] == "sysinfo" {
+				return req
+			}
+		}
+	}
+	c := e.connect(id, nil)
+	if req := sysinfoRequest(c); req["hash"] != nil {
+		t.Fatalf("first request %v: no sysinfo is stored yet", req)
+	}
+	netinfo := `{"action":"netinfo","netif2":{"lo":[{"address":"127.0.0.1","family":"IPv4"}]}}`
+	c.WS.WriteMessage(websocket.TextMessage, []byte(`{"action":"sysinfo","data":{"hardware":{"identifiers":{"cpu_name":"x"}},"hash":"h1"}}`))
+	c.WS.WriteMessage(websocket.TextMessage, []byte(netinfo))
+	waitFor(t, "sysinfo stored", func() bool {
+		e.st.Flush()
+		d, err := e.st.Device(nodeID(id))
+		return err == nil && d.SysInfoHash == "h1" && len(d.NetInfo) > 0
+	})
+	c.WS.Close()
+	waitFor(t, "unregister", func() bool { _, ok := e.srv.Agent(nodeID(id)); return !ok })
+
+	c2 := e.connect(id, c.Trust)
+	if req := sysinfoRequest(c2); req["hash"] != "h1" {
+		t.Fatalf("request after reconnect %v, want hash h1", req)
+	}
+}
+
+// TestCoreInfoKeepsAdminRename: a coreinfo without "name" must not undo a
+// rename made while the agent was connected; one with "name" renames.
+func TestCoreInfoKeepsAdminRename(t *testing.T) {
+	e := newEnv(t, agentconn.Config{})
+	id := e.identity(0)
+	c := e.connect(id, nil)
+	e.st.Flush()
+	if _, err := e.st.UpdateDevice(nodeID(id), func(d *store.Device, _ bool) error { d.Name = "renamed by admin"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct{ msg, want string }{
+		{`{"action":"coreinfo","value":"v","caps":14,"osdesc":"Linux"}`, "renamed by admin"},
+		{`{"action":"coreinfo","value":"v","caps":14,"osdesc":"Linux","name":"from agent"}`, "from agent"},
+	}
+	for _, st := range steps {
+		c.WS.WriteMessage(websocket.TextMessage, []byte(st.msg))
+		waitFor(t, "coreinfo stored", func() bool {
+			e.st.Flush()
+			d, err := e.st.Device(nodeID(id))
+			return err == nil && d.OSDesc == "Linux" && d.Name == st.want
+		})
+	}
+}
+
 func TestCorePushWhenHashDiffers(t *testing.T) {
 	e := newEnv(t, agentconn.Config{DefaultCore: []byte("var x = 1;")})
 	id := e.identity(0)

@@ -41,6 +41,13 @@ var (
 // ErrNotFound is returned (wrapped) when a record does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrNoChange, returned by an UpdateDevice or UpdateDeviceAsync function,
+// means the record already says what the caller would write: nothing is
+// written (the events, if any, still are). Agents repeat their netinfo and
+// coreinfo on every reconnect; in a reconnect storm most updates are
+// these.
+var ErrNoChange = errors.New("store: no change")
+
 // MeshTypeAgent is the group type for agent-managed devices (MeshCentral
 // mtype 2); the only type server-lite creates and accepts agents into.
 const MeshTypeAgent = 2
@@ -90,8 +97,12 @@ type Device struct {
 	LastConnect    time.Time       `json:"lastconnect"`
 	LastSeen       time.Time       `json:"lastseen"`
 	SysInfo        json.RawMessage `json:"sysinfo,omitempty"`
-	NetInfo        json.RawMessage `json:"netinfo,omitempty"`
-	Tags           []string        `json:"tags,omitempty"`
+	// SysInfoHash is SysInfo's "hash", sent back in the server's sysinfo
+	// request so that an agent whose system information has not changed
+	// does not send it again (control.md §6.2, §6.5).
+	SysInfoHash string          `json:"sysinfoHash,omitempty"`
+	NetInfo     json.RawMessage `json:"netinfo,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
 }
 
 // User is an account record. Its meaning belongs to the accounts package;
@@ -382,21 +393,33 @@ func (s *Store) UpdateDevice(id string, fn func(d *Device, found bool) error, ev
 		if !found {
 			d = Device{ID: id}
 		}
-		if err := fn(&d, found); err != nil {
+		if err := updateDevice(tx, id, &d, found, fn, events); err != nil {
 			return err
-		}
-		if err := put(tx, bDevices, id, d); err != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := appendEvent(tx, e); err != nil {
-				return err
-			}
 		}
 		out = d
 		return nil
 	})
 	return out, err
+}
+
+// updateDevice applies fn to d and writes it back with events, unless fn
+// says ErrNoChange.
+func updateDevice(tx *bolt.Tx, id string, d *Device, found bool, fn func(d *Device, found bool) error, events []Event) error {
+	switch err := fn(d, found); {
+	case errors.Is(err, ErrNoChange):
+	case err != nil:
+		return err
+	default:
+		if err := put(tx, bDevices, id, *d); err != nil {
+			return err
+		}
+	}
+	for _, e := range events {
+		if err := appendEvent(tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UpdateDeviceAsync is UpdateDevice without waiting: the change is queued
@@ -414,18 +437,7 @@ func (s *Store) UpdateDeviceAsync(id string, fn func(d *Device, found bool) erro
 		if !found {
 			d = Device{ID: id}
 		}
-		if err := fn(&d, found); err != nil {
-			return err
-		}
-		if err := put(tx, bDevices, id, d); err != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := appendEvent(tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
+		return updateDevice(tx, id, &d, found, fn, events)
 	}}
 	if !s.enqueue(op) {
 		slog.Warn("store: write after close dropped", "device", id)

@@ -223,3 +223,33 @@ func TestGroupCacheFollowsWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestNoChangeWritesNothing: a function that returns ErrNoChange leaves
+// the record as stored (even if it modified its copy) and the events are
+// still appended, for both the synchronous and the queued update.
+func TestNoChangeWritesNothing(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	if err := s.PutDevice(Device{ID: "node//a", Name: "stored"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateDevice("node//a", func(d *Device, _ bool) error {
+		d.Name = "not written"
+		return ErrNoChange
+	}, Event{Kind: EvAdmin, NodeID: "node//a", Msg: "sync"}); err != nil {
+		t.Fatal(err)
+	}
+	s.UpdateDeviceAsync("node//a", func(d *Device, _ bool) error {
+		d.Name = "not written either"
+		return ErrNoChange
+	}, Event{Kind: EvAdmin, NodeID: "node//a", Msg: "async"})
+	s.Flush()
+	d, err := s.Device("node//a")
+	if err != nil || d.Name != "stored" {
+		t.Fatalf("device %+v, %v", d, err)
+	}
+	evs, err := s.Events(EventFilter{NodeID: "node//a"})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("events %+v, %v", evs, err)
+	}
+}

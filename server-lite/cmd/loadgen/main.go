@@ -32,6 +32,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -50,6 +51,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/agent/sysinfo"
 	"github.com/meshgo/meshagent/server-lite/internal/simagent"
 )
 
@@ -64,6 +66,7 @@ type config struct {
 	serverArgs []string
 	serverCPUs int
 	only       string
+	announce   bool
 }
 
 func main() {
@@ -77,6 +80,7 @@ func main() {
 	flag.StringVar(&c.serverBin, "server", "", "server-lite binary to start (default: go build ./server-lite)")
 	flag.IntVar(&c.serverCPUs, "server-cpus", 0, "GOMAXPROCS for the started server-lite (0 = all), to see throughput grow with cores")
 	flag.StringVar(&c.only, "only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
+	flag.BoolVar(&c.announce, "announce", false, "after the core check, send coreinfo, netinfo and (when the server's hash differs) sysinfo as our agent's core does, with this machine's real system information: the store work of a real reconnect")
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
 	c.serverArgs = strings.Fields(*serverArgs)
@@ -115,9 +119,16 @@ func run(c config) error {
 	fmt.Printf("  with all %d CPUs busy: sign %.2f ms, verify %.3f ms (as in a phase, where agents and server share the CPUs)\n", runtime.NumCPU(), ms(fl.busySign), ms(fl.busyVerify))
 	rss0 := rssKB(c.pid)
 	sessions := tls.NewLRUClientSessionCache(16)
+	var announce *simagent.Announce
+	if c.announce {
+		if announce, err = announcement(); err != nil {
+			return err
+		}
+		fmt.Printf("agents announce themselves: coreinfo %d, netinfo %d, sysinfo %d bytes\n", len(announce.CoreInfo), len(announce.NetInfo), len(announce.SysInfo))
+	}
 	opts := func(i int, trusted []byte) simagent.Options {
 		o := simagent.Options{URL: m.url, ServerID: m.serverID, MeshID: m.meshID, Identity: ids[i], Trusted: trusted,
-			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions}
+			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions, Announce: announce}
 		if !c.oneSource {
 			o.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}
 		}
@@ -223,6 +234,36 @@ func selfCPU() time.Duration {
 	var r syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r)
 	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+}
+
+// announcement builds the messages a core sends after connecting from this
+// machine's system information (agent/sysinfo, as our agent reports it).
+func announcement() (*simagent.Announce, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ci := sysinfo.GetCoreInfo(ctx)
+	ni, err := sysinfo.NetInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("netinfo: %w", err)
+	}
+	si, err := sysinfo.SysInfo(ctx, map[string]string{"compileTime": "loadgen"})
+	if err != nil {
+		return nil, fmt.Errorf("sysinfo: %w", err)
+	}
+	a := &simagent.Announce{SysInfoHash: fmt.Sprint(si["hash"])}
+	for _, m := range []struct {
+		dst *[]byte
+		v   any
+	}{
+		{&a.CoreInfo, map[string]any{"action": "coreinfo", "value": "loadgen", "caps": 14, "osdesc": ci.OSDesc, "root": ci.Root, "users": ci.Users}},
+		{&a.NetInfo, map[string]any{"action": "netinfo", "netif2": ni}},
+		{&a.SysInfo, map[string]any{"action": "sysinfo", "data": si}},
+	} {
+		if *m.dst, err = json.Marshal(m.v); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // floor is the CPU cost of the RSA work a server cannot avoid: one

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -60,6 +61,18 @@ type Options struct {
 	TLSSessions tls.ClientSessionCache
 	LocalAddr   net.Addr // optional source address
 	Timeout     time.Duration
+	// Announce, when set, makes the agent behave like a core after the
+	// core check, as our agent's default core does: send coreinfo and
+	// netinfo, then answer the server's sysinfo request with SysInfo
+	// unless the request carries SysInfoHash. Connect returns after that.
+	Announce *Announce
+}
+
+// Announce holds what a simulated core sends after connecting: complete
+// JSON messages.
+type Announce struct {
+	CoreInfo, NetInfo, SysInfo []byte
+	SysInfoHash                string
 }
 
 // Conn is an authenticated simulated agent connection.
@@ -199,6 +212,27 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			}
 		}
 		if cmd == handshake.CmdCoreOK {
+			break
+		}
+	}
+	if a := o.Announce; a != nil {
+		if err := send([][]byte{a.CoreInfo, a.NetInfo}); err != nil {
+			return fail(err)
+		}
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return fail(fmt.Errorf("simagent: read: %w", err))
+			}
+			var req struct{ Action, Hash string }
+			if json.Unmarshal(msg, &req) != nil || req.Action != "sysinfo" {
+				continue
+			}
+			if req.Hash != a.SysInfoHash {
+				if err := send([][]byte{a.SysInfo}); err != nil {
+					return fail(err)
+				}
+			}
 			break
 		}
 	}
