@@ -67,6 +67,7 @@ type config struct {
 	serverCPUs int
 	only       string
 	announce   bool
+	tls12      bool
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.IntVar(&c.serverCPUs, "server-cpus", 0, "GOMAXPROCS for the started server-lite (0 = all), to see throughput grow with cores")
 	flag.StringVar(&c.only, "only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
 	flag.BoolVar(&c.announce, "announce", false, "after the core check, send coreinfo, netinfo and (when the server's hash differs) sysinfo as our agent's core does, with this machine's real system information: the store work of a real reconnect")
+	flag.BoolVar(&c.tls12, "tls12", false, "agents offer at most TLS 1.2: prices the skip path with TLS 1.2 session-ticket resumption, which needs no key exchange (and gives resumed sessions no forward secrecy of their own)")
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
 	c.serverArgs = strings.Fields(*serverArgs)
@@ -129,6 +131,9 @@ func run(c config) error {
 	opts := func(i int, trusted []byte) simagent.Options {
 		o := simagent.Options{URL: m.url, ServerID: m.serverID, MeshID: m.meshID, Identity: ids[i], Trusted: trusted,
 			Hostname: fmt.Sprintf("sim%05d", i), TLSSessions: sessions, Announce: announce}
+		if c.tls12 {
+			o.TLSMaxVersion = tls.VersionTLS12
+		}
 		if !c.oneSource {
 			o.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}
 		}

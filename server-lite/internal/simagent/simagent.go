@@ -61,6 +61,9 @@ type Options struct {
 	TLSSessions tls.ClientSessionCache
 	LocalAddr   net.Addr // optional source address
 	Timeout     time.Duration
+	// TLSMaxVersion caps the TLS version (0: Go's default, TLS 1.3); the
+	// load generator uses it to price TLS 1.2 session resumption.
+	TLSMaxVersion uint16
 	// Announce, when set, makes the agent behave like a core after the
 	// core check, as our agent's default core does: send coreinfo and
 	// netinfo, then answer the server's sysinfo request with SysInfo
@@ -92,6 +95,10 @@ func Dial(ctx context.Context, url string, sessions tls.ClientSessionCache) (*we
 // DialFrom is Dial from a given local address (the load generator spreads
 // connections over 127.0.0.x to stay clear of ephemeral-port exhaustion).
 func DialFrom(ctx context.Context, url string, sessions tls.ClientSessionCache, local net.Addr) (*websocket.Conn, [handshake.HashLen]byte, error) {
+	return dial(ctx, url, sessions, local, 0)
+}
+
+func dial(ctx context.Context, url string, sessions tls.ClientSessionCache, local net.Addr, maxVersion uint16) (*websocket.Conn, [handshake.HashLen]byte, error) {
 	var h [handshake.HashLen]byte
 	nd := &net.Dialer{LocalAddr: local}
 	d := websocket.Dialer{
@@ -101,7 +108,7 @@ func DialFrom(ctx context.Context, url string, sessions tls.ClientSessionCache, 
 		// X25519 only, as the C agent's OpenSSL offers: Go's default
 		// hybrid post-quantum exchange would make the server's TLS work
 		// unlike a real agent's.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ClientSessionCache: sessions,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ClientSessionCache: sessions, MaxVersion: maxVersion,
 			CurvePreferences: []tls.CurveID{tls.X25519}},
 		HandshakeTimeout: 20 * time.Second,
 		ReadBufferSize:   1024,
@@ -132,7 +139,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	ws, h, err := DialFrom(ctx, o.URL, o.TLSSessions, o.LocalAddr)
+	ws, h, err := dial(ctx, o.URL, o.TLSSessions, o.LocalAddr, o.TLSMaxVersion)
 	if err != nil {
 		return nil, err
 	}
