@@ -484,7 +484,7 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.RUnlock()
 	for _, c := range conns {
-		c.close("server shutting down")
+		c.close(reasonShutdown)
 	}
 	s.wg.Wait()
 }
@@ -521,9 +521,16 @@ func (c *conn) finish() {
 	}
 	c.close(reason)
 	current := c.s.unregister(c)
-	// Debug: the event log keeps every disconnect with its reason, and a
-	// line per agent would flood the console when thousands reconnect.
-	c.s.log.Debug("agent disconnected", "remote", c.remote, "node", c.nodeID, "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
+	// The event log keeps every disconnect with its reason. The console
+	// gets the ones the server caused (a limit, a bad message, a failed
+	// write, a timeout); ordinary goodbyes, a line per agent when thousands
+	// reconnect, are Debug.
+	level := slog.LevelInfo
+	switch reason {
+	case reasonAgentClosed, reasonShutdown, reasonReplaced:
+		level = slog.LevelDebug
+	}
+	c.s.log.Log(context.Background(), level, "agent disconnected", "remote", c.remote, "node", c.nodeID, "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
 	if current {
 		now := time.Now().UTC()
 		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
@@ -631,6 +638,13 @@ func (c *conn) handleItem(it item) error {
 	return err
 }
 
+// Disconnect reasons that are no fault of either side.
+const (
+	reasonAgentClosed = "agent closed the connection"
+	reasonShutdown    = "server shutting down"
+	reasonReplaced    = "replaced by a newer connection of the same agent"
+)
+
 func readReason(err error) string {
 	var ne net.Error
 	switch {
@@ -639,7 +653,7 @@ func readReason(err error) string {
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure):
-		return "agent closed the connection"
+		return reasonAgentClosed
 	}
 	return "read: " + err.Error()
 }
@@ -735,7 +749,7 @@ func (c *conn) startSession() error {
 
 	if old := c.s.register(c); old != nil {
 		c.s.log.Info("duplicate agent: closing the older connection", "node", c.nodeID, "old", old.remote, "new", c.remote)
-		old.close("replaced by a newer connection of the same agent")
+		old.close(reasonReplaced)
 	}
 	// A new device is news for the console; reconnects are in the event
 	// log (a formatted line costs ~40 µs, a fifth of a reconnect's CPU
