@@ -18,6 +18,9 @@ import (
 // it runs only when LOADGEN_MESHCENTRAL is set to the number of agents.
 //
 //	LOADGEN_MESHCENTRAL=1000 go test ./server-lite/cmd/loadgen -run MeshCentral -v -timeout 60m
+//
+// LOADGEN_ANNOUNCE=1 adds what -announce does: agents send coreinfo,
+// netinfo and sysinfo as a real core would.
 func TestLoadMeshCentral(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("LOADGEN_MESHCENTRAL"))
 	if n <= 0 {
@@ -34,7 +37,8 @@ func TestLoadMeshCentral(t *testing.T) {
 		t.Fatal("MeshCentral process not found")
 	}
 	// MeshCentral allows agents from 127.0.0.1 and ::1 only (mctest config).
-	err := run(config{n: n, conc: 32, keysDir: filepath.Join(os.TempDir(), "meshgo-loadgen-keys"), mshPath: msh, pid: pid, oneSource: true})
+	err := run(config{n: n, conc: 32, keysDir: filepath.Join(os.TempDir(), "meshgo-loadgen-keys"), mshPath: msh, pid: pid, oneSource: true,
+		announce: os.Getenv("LOADGEN_ANNOUNCE") != ""})
 	if err != nil {
 		t.Fatal(err)
 	}
