@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
@@ -40,6 +41,7 @@ func run() int {
 	coreFile := flag.String("core", "", "JavaScript file pushed to agents as their core (default: a small built-in core)")
 	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	verbose := flag.Bool("v", false, "debug logging")
+	eventDays := flag.Int("event-days", 20, "days the event log keeps entries (MeshCentral's default is 20); 0 keeps them forever")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
 	memProfile := flag.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
 	flag.Parse()
@@ -63,7 +65,11 @@ func run() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Log: log})
+	retention := time.Duration(*eventDays) * 24 * time.Hour
+	if *eventDays <= 0 {
+		retention = -1 // forever
+	}
+	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Log: log, EventRetention: retention})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 		return 1

@@ -41,7 +41,19 @@ type Config struct {
 	// Relay tunes meshrelay.ashx; Authorizer defaults to Relay tokens
 	// issued through App.RelayTokens.
 	Relay relay.Config
+	// EventRetention is how long the event log keeps entries: 0 means
+	// DefaultEventRetention, a negative value keeps them forever. Every
+	// agent connect and disconnect is an event, so without a limit the
+	// database grows for as long as the server runs.
+	EventRetention time.Duration
 }
+
+// DefaultEventRetention is MeshCentral's default for its event log
+// (settings dbExpire.events: 20 days).
+const DefaultEventRetention = 20 * 24 * time.Hour
+
+// pruneEvery is how often expired events are deleted.
+const pruneEvery = time.Hour
 
 // DefaultGroupName is the device group created on first start.
 const DefaultGroupName = "Default"
@@ -63,10 +75,12 @@ type App struct {
 	MshPath      string // the default group's .msh
 	FirstStart   bool   // certificates were created by this start
 
-	cfg Config
-	ln  net.Listener
-	srv *http.Server
-	log *slog.Logger
+	cfg       Config
+	ln        net.Listener
+	srv       *http.Server
+	log       *slog.Logger
+	stopPrune chan struct{}
+	pruneDone chan struct{}
 }
 
 // New loads or creates the data directory, the identity and the default
@@ -201,6 +215,40 @@ func (a *App) Start() {
 			a.log.Error("server stopped", "err", err)
 		}
 	}()
+	if keep := a.eventRetention(); keep > 0 {
+		a.stopPrune, a.pruneDone = make(chan struct{}), make(chan struct{})
+		go a.pruneEvents(keep)
+	}
+}
+
+func (a *App) eventRetention() time.Duration {
+	if a.cfg.EventRetention == 0 {
+		return DefaultEventRetention
+	}
+	return a.cfg.EventRetention
+}
+
+// pruneEvents deletes events older than keep now and every pruneEvery
+// (or every keep, if shorter) until Close.
+func (a *App) pruneEvents(keep time.Duration) {
+	defer close(a.pruneDone)
+	every := min(pruneEvery, keep)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := a.Store.PruneEvents(time.Now().Add(-keep))
+		switch {
+		case err != nil:
+			a.log.Warn("event log pruning failed", "err", err)
+		case n > 0:
+			a.log.Debug("event log pruned", "deleted", n, "olderThan", keep.String())
+		}
+		select {
+		case <-a.stopPrune:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops serving, closes hijacked connections' store and releases the
@@ -216,6 +264,10 @@ func (a *App) Close() error {
 	}
 	a.Agents.Shutdown()
 	a.Relay.Close()
+	if a.stopPrune != nil {
+		close(a.stopPrune)
+		<-a.pruneDone
+	}
 	return a.Store.Close()
 }
 

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshgo/meshagent/server-lite/certs"
+	"github.com/meshgo/meshagent/server-lite/store"
 )
 
 func TestFirstStartAndRestart(t *testing.T) {
@@ -87,5 +89,36 @@ func TestNewRefuses(t *testing.T) {
 				t.Fatalf("error %q, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEventRetention: a started server deletes events older than its
+// retention and keeps newer ones.
+func TestEventRetention(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 2048, EventRetention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := a.Store.AppendEvent(store.Event{Kind: store.EvConnect, Msg: "old", Time: now.Add(-2 * time.Hour)},
+		store.Event{Kind: store.EvConnect, Msg: "new", Time: now.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	defer a.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := a.Store.Events(store.EventFilter{Kind: store.EvConnect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 && evs[0].Msg == "new" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events after pruning: %+v", evs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -16,6 +16,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -507,6 +508,61 @@ func (s *Store) AppendEvent(events ...Event) error {
 		}
 		return nil
 	})
+}
+
+// pruneBatch bounds one pruning transaction, so that clearing a large
+// backlog never holds the write lock for long.
+const pruneBatch = 5000
+
+// PruneEvents deletes events older than before and returns how many it
+// deleted. It reads every event's time (events are nearly, not strictly,
+// in time order: queued writes stamp them late), deleting in transactions
+// of at most pruneBatch; an event it cannot decode is kept.
+func (s *Store) PruneEvents(before time.Time) (int, error) {
+	total := 0
+	var resume []byte // scan from the key after this one
+	for {
+		var keys [][]byte
+		var last []byte
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bEvents).Cursor()
+			k, v := c.First()
+			if resume != nil {
+				if k, v = c.Seek(resume); bytes.Equal(k, resume) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(keys) < pruneBatch; k, v = c.Next() {
+				var e struct {
+					Time time.Time `json:"time"`
+				}
+				if json.Unmarshal(v, &e) == nil && e.Time.Before(before) {
+					keys = append(keys, bytes.Clone(k))
+				}
+				last = bytes.Clone(k)
+			}
+			return nil
+		})
+		if err == nil && len(keys) > 0 {
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bEvents)
+				for _, k := range keys {
+					if err := b.Delete(k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			return total, fmt.Errorf("store: prune events: %w", err)
+		}
+		total += len(keys)
+		if len(keys) < pruneBatch {
+			return total, nil
+		}
+		resume = last
+	}
 }
 
 // EventFilter selects events; zero fields match everything.

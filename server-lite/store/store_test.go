@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func open(t *testing.T, path string) *Store {
@@ -251,5 +252,47 @@ func TestNoChangeWritesNothing(t *testing.T) {
 	evs, err := s.Events(EventFilter{NodeID: "node//a"})
 	if err != nil || len(evs) != 2 {
 		t.Fatalf("events %+v, %v", evs, err)
+	}
+}
+
+// TestPruneEvents deletes what is older than the cutoff, across more than
+// one pruning transaction, and keeps the rest in order.
+func TestPruneEvents(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	now := time.Now().UTC()
+	old := make([]Event, pruneBatch+7)
+	for i := range old {
+		old[i] = Event{Kind: EvConnect, NodeID: "node//a", Time: now.Add(-48 * time.Hour)}
+	}
+	if err := s.AppendEvent(old...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvent(Event{Kind: EvConnect, NodeID: "node//a", Msg: "recent 1", Time: now.Add(-time.Minute)},
+		Event{Kind: EvDisconnect, NodeID: "node//a", Msg: "recent 2"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cutoff      time.Time
+		wantDeleted int
+		wantLeft    int
+	}{
+		{now.Add(-72 * time.Hour), 0, len(old) + 2}, // nothing that old
+		{now.Add(-time.Hour), len(old), 2},
+		{now.Add(-time.Hour), 0, 2}, // idempotent
+	}
+	for i, tt := range tests {
+		n, err := s.PruneEvents(tt.cutoff)
+		if err != nil || n != tt.wantDeleted {
+			t.Fatalf("step %d: pruned %d, %v; want %d", i, n, err, tt.wantDeleted)
+		}
+		evs, err := s.Events(EventFilter{})
+		if err != nil || len(evs) != tt.wantLeft {
+			t.Fatalf("step %d: %d events left, %v; want %d", i, len(evs), err, tt.wantLeft)
+		}
+	}
+	evs, _ := s.Events(EventFilter{})
+	if evs[0].Msg != "recent 1" || evs[1].Msg != "recent 2" {
+		t.Fatalf("kept %+v", evs)
 	}
 }
