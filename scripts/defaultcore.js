@@ -9,6 +9,8 @@ var proc = require('process');
 var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
 var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works)
 var FULL_ADMIN = 0xFFFFFFFF;
+var TYPE_DEFAULT = 4096, TYPE_MAX = 65536; // console `type` byte limits
+var LOG_MAX = 4095; // MeshCentral drops event log messages of 4096 characters or more
 var serverInfo = null;
 var lastCoreInfo = '', lastNetInfo = '';
 var runBusy = false;
@@ -50,14 +52,15 @@ function reply(m, type, fields) {
     return send(o);
 }
 
-// serverLog records a user action in the device's event log.
+// serverLog records a user action in the device's event log; false when
+// not connected.
 function serverLog(m, text) {
     var o = { action: 'log', msg: text };
     if (m.userid) { o.userid = m.userid; }
     if (m.username) { o.username = m.username; }
     if (m.sessionid) { o.sessionid = m.sessionid; }
     if (m.remoteaddr) { o.remoteaddr = m.remoteaddr; }
-    send(o);
+    return send(o);
 }
 
 function consoleOut(sessionid, text) {
@@ -222,10 +225,35 @@ function parseArgs(words) {
     }
     return r;
 }
+
+// commandText is the console line after the command word, as typed; one
+// pair of quotes around all of it is removed.
+function commandText(m) {
+    var t = String(m.value || '').replace(/^\s*\S+\s*/, '').replace(/\s+$/, '');
+    if (t.length > 1 && t[0] === '"' && t.indexOf('"', 1) === t.length - 1) { t = t.substring(1, t.length - 1); }
+    return t;
+}
+
+// fmtAge renders milliseconds as "1d 2h 3m 4s", leaving out leading zeros.
+function fmtAge(ms) {
+    var s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), mi = Math.floor((s % 3600) / 60);
+    var out = [];
+    if (d) { out.push(d + 'd'); }
+    if (d || h) { out.push(h + 'h'); }
+    if (d || h || mi) { out.push(mi + 'm'); }
+    out.push((s % 60) + 's');
+    return out.join(' ');
+}
+
 function num(v) { return (typeof v === 'string' && v !== '' && !isNaN(v) && String(Number(v)) === v) ? Number(v) : v; }
 
 var consoleCommands = {
-    help: { help: 'List the commands', run: function () {
+    help: { help: 'help [command]: list the commands, or describe one', run: function (args) {
+        if (args._.length > 0) {
+            var name = String(args._[0]).toLowerCase();
+            if (!consoleCommands.hasOwnProperty(name)) { return 'Unknown command "' + name + '".'; }
+            return name + ': ' + consoleCommands[name].help;
+        }
         return 'Available commands: \r\n' + Object.keys(consoleCommands).sort().join(', ') + '.';
     } },
     info: { help: 'Core and agent information', run: function (args, m) {
@@ -321,7 +349,74 @@ var consoleCommands = {
         serverLog(m, 'Service ' + op + ': ' + args._[1]);
         return svc.control(String(args._[1]), op).then(function () { return 'ok'; });
     } },
-    memory: { help: 'Agent memory use', run: function () { return JSON.stringify(mesh.memoryUsage()); } }
+    memory: { help: 'Agent memory use', run: function () { return JSON.stringify(mesh.memoryUsage()); } },
+    type: { help: 'type <file> [maxlength]: show a text file, the first 4096 bytes or maxlength (at most 65536)', run: function (args) {
+        var usage = 'Proper usage: type [filepath] [maxlength]';
+        if (args._.length < 1) { return usage; }
+        var max = TYPE_DEFAULT;
+        if (args._.length > 1) {
+            if (typeof args._[1] !== 'number' || !(args._[1] >= 1)) { return usage; }
+            max = Math.min(Math.floor(args._[1]), TYPE_MAX);
+        }
+        return require('fs').readText(String(args._[0]), max).then(function (r) {
+            var t = r.text;
+            if (/(^|[^\r])\n/.test(t)) { t = t.replace(/\r?\n/g, '\r\n'); } // console lines end in \r\n
+            if (r.truncated) { t += '\r\n... (first ' + max + ' bytes' + (r.size > 0 ? ' of ' + r.size : '') + ')'; }
+            return t.length ? t : '(empty file)';
+        });
+    } },
+    tunnels: { help: 'List the open relay sessions (terminal, desktop, files)', run: function () {
+        var l = require('tunnel').list();
+        if (l.length === 0) { return 'No relay sessions.'; }
+        var lines = [l.length + ' relay session' + (l.length === 1 ? '' : 's') + ':'];
+        for (var i = 0; i < l.length; i++) {
+            var t = l[i];
+            lines.push('Tunnel #' + t.id + ', ' + t.kind + ' (protocol ' + t.protocol + '), ' + (t.userid || 'unknown user') +
+                (t.remoteaddr ? ' from ' + t.remoteaddr : '') + ', open ' + fmtAge(t.age));
+        }
+        return lines.join('\r\n');
+    } },
+    timerinfo: { help: 'List the core\'s pending timers (setTimeout, setInterval)', run: function () {
+        var l = mesh.timers();
+        if (l.length === 0) { return 'No timers.'; }
+        var lines = [l.length + ' timer' + (l.length === 1 ? '' : 's') + ':'];
+        for (var i = 0; i < l.length; i++) {
+            var t = l[i];
+            lines.push('#' + t.id + ' ' + (t.repeat ? 'setInterval every ' : 'setTimeout ') + t.interval + ' ms, next in ' +
+                t.remaining + ' ms' + (t.name ? ', ' + t.name : ''));
+        }
+        return lines.join('\r\n');
+    } },
+    fdcount: { help: 'Number of open file descriptors of the agent (Linux only)', run: function () {
+        var n;
+        try { n = proc.fdCount(); } catch (e) { return 'fdcount: ' + errText(e) + '.'; }
+        return 'Descriptor Count: ' + n;
+    } },
+    agentsize: { help: 'Size of the agent executable', run: function () {
+        if (!proc.execPath) { return 'Agent size unknown: the executable\'s path is not known.'; }
+        return require('fs').stat(proc.execPath).then(function (s) {
+            return 'Agent Size: ' + s.size + ' bytes (' + Math.floor(s.size / 1024) + ' kb), ' + proc.execPath;
+        });
+    } },
+    dnsinfo: { help: 'The DNS servers this system uses', run: function () {
+        return sysinfo.sysInfo().then(function (d) {
+            var dns = (d.hardware && d.hardware.network && d.hardware.network.dns) || [];
+            if (dns.length > 0) { return 'DNS Servers: ' + dns.join(', '); }
+            if (proc.platform === 'windows') { return 'DNS servers: not available on windows (this agent reads /etc/resolv.conf).'; }
+            return 'DNS servers: none found in /etc/resolv.conf.';
+        });
+    } },
+    log: { help: 'log "<text>": add an entry to this device\'s event log on the server', run: function (args, m) {
+        var t = commandText(m);
+        if (t === '') { return 'Proper usage: log "sample text"'; }
+        return serverLog(m, t.substring(0, LOG_MAX)) ? 'ok' : 'Not sent: not connected to the server.';
+    } },
+    print: { help: 'print "<text>": write text to the agent log and echo it here', run: function (args, m) {
+        var t = commandText(m);
+        if (t === '') { return 'Proper usage: print "sample text"'; }
+        mesh.log(t);
+        return t;
+    } }
 };
 
 function runConsole(m) {

@@ -125,7 +125,12 @@ func (v *vm) addTimer(c goja.FunctionCall, repeat bool) goja.Value {
 	}
 	v.nextTimer++
 	id := v.nextTimer
-	jt := &jsTimer{fn: fn, args: args, interval: d, repeat: repeat}
+	jt := &jsTimer{fn: fn, args: args, interval: d, repeat: repeat, due: time.Now().Add(d)}
+	if o, ok := c.Argument(0).(*goja.Object); ok {
+		if n := o.Get("name"); n != nil && goja.IsString(n) {
+			jt.name = n.String()
+		}
+	}
 	jt.t = time.AfterFunc(d, func() { v.post(func() { v.fire(id) }) })
 	v.timers[id] = jt
 	return v.rt.ToValue(id)
@@ -138,6 +143,7 @@ func (v *vm) fire(id int64) {
 	}
 	if jt.repeat {
 		jt.t.Reset(jt.interval)
+		jt.due = time.Now().Add(jt.interval)
 	} else {
 		delete(v.timers, id)
 	}

@@ -18,7 +18,7 @@ import (
 // APIVersion is the version of the JavaScript surface described in
 // scripts/README.md (require('mesh').version). Bump the minor number when
 // adding functions, the major number when changing existing ones.
-const APIVersion = "1.0"
+const APIVersion = "1.1"
 
 // AgentInfo describes this agent to scripts (require('mesh').info).
 type AgentInfo struct {
@@ -33,6 +33,18 @@ type AgentInfo struct {
 	Settings  map[string]string // .msh keys
 }
 
+// Tunnel describes one open relay session, as require('tunnel').list()
+// reports it.
+type Tunnel struct {
+	ID         int       // sequence number, unique while the agent runs
+	Protocol   int       // relay protocol number (1 terminal, 2 desktop, 5 files, ...)
+	Kind       string    // readable protocol name, e.g. "terminal"
+	UserID     string    // e.g. "user//admin"
+	Username   string    // may be empty
+	RemoteAddr string    // the user's address as the server saw it
+	Started    time.Time // when the session's handler started
+}
+
 // Config wires a Host to the rest of the agent.
 type Config struct {
 	// Send transmits one JSON object to the server as a text frame on the
@@ -42,6 +54,10 @@ type Config struct {
 	// OpenTunnel hands a server {"action":"msg","type":"tunnel",...}
 	// request to the native relay client.
 	OpenTunnel func(req []byte) error
+	// Tunnels lists the relay sessions open now (require('tunnel').list()).
+	// It must be safe to call from any goroutine. Nil: scripts get an
+	// error, never an empty list that would pretend nothing is open.
+	Tunnels func() []Tunnel
 	// PowerAction performs a power action (control.md 6.7 actiontype).
 	// Nil disables power actions: scripts get an error instead. Kept
 	// injectable so tests and development runs can never power off a host.

@@ -109,6 +109,25 @@ func modMesh(v *vm) goja.Value {
 		runtime.ReadMemStats(&ms)
 		return toJS(rt, map[string]any{"heapAlloc": float64(ms.HeapAlloc), "sys": float64(ms.Sys), "limit": float64(v.h.cfg.MemoryLimit)})
 	})
+	// timers() -> [{id, repeat, interval, remaining, name}] for the core's
+	// pending setTimeout/setInterval timers, by id; times in ms. It reads
+	// the loop's own table (this runs on the loop), so it costs nothing
+	// while unused.
+	fn(m, "timers", func(goja.FunctionCall) goja.Value {
+		now := time.Now()
+		ids := make([]int64, 0, len(v.timers))
+		for id := range v.timers {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		out := make([]any, 0, len(ids))
+		for _, id := range ids {
+			jt := v.timers[id]
+			out = append(out, map[string]any{"id": id, "repeat": jt.repeat, "name": jt.name,
+				"interval": float64(jt.interval.Milliseconds()), "remaining": float64(max(jt.due.Sub(now), 0).Milliseconds())})
+		}
+		return toJS(rt, out)
+	})
 	return m
 }
 
@@ -226,6 +245,11 @@ func modProcess(v *vm) goja.Value {
 	_ = m.Set("platform", runtime.GOOS)
 	_ = m.Set("arch", runtime.GOARCH)
 	_ = m.Set("pid", os.Getpid())
+	if exe, err := os.Executable(); err == nil {
+		_ = m.Set("execPath", exe)
+	} else {
+		_ = m.Set("execPath", goja.Null())
+	}
 	// exec(file, args, {timeout, stdin, cwd}) -> Promise<{stdout, stderr, code, timedOut?}>
 	fn(m, "exec", func(c goja.FunctionCall) goja.Value {
 		file := c.Argument(0).String()
@@ -280,6 +304,15 @@ func modProcess(v *vm) goja.Value {
 		return toJS(rt, map[string]any{"user": u, "system": s})
 	})
 	fn(m, "env", func(c goja.FunctionCall) goja.Value { return rt.ToValue(os.Getenv(c.Argument(0).String())) })
+	// fdCount() -> open file descriptors of the agent process (Linux);
+	// throws "not supported on <os>" elsewhere.
+	fn(m, "fdCount", func(goja.FunctionCall) goja.Value {
+		n, err := fdCount()
+		if err != nil {
+			v.throw(err)
+		}
+		return rt.ToValue(n)
+	})
 	return m
 }
 
@@ -346,6 +379,22 @@ func modTunnel(v *vm) goja.Value {
 		}
 		return goja.Undefined()
 	})
+	// list() -> [{id, protocol, kind, userid, username, remoteaddr,
+	// started, age}] for the relay sessions open now (times in ms).
+	fn(m, "list", func(goja.FunctionCall) goja.Value {
+		if v.h.cfg.Tunnels == nil {
+			v.throw(errors.New("tunnel listing is not available in this agent"))
+		}
+		now := time.Now()
+		ts := v.h.cfg.Tunnels()
+		out := make([]any, 0, len(ts))
+		for _, t := range ts {
+			out = append(out, map[string]any{"id": t.ID, "protocol": t.Protocol, "kind": t.Kind,
+				"userid": t.UserID, "username": t.Username, "remoteaddr": t.RemoteAddr,
+				"started": float64(t.Started.UnixMilli()), "age": float64(max(now.Sub(t.Started), 0).Milliseconds())})
+		}
+		return toJS(v.rt, out)
+	})
 	return m
 }
 
@@ -410,6 +459,28 @@ func modFS(v *vm) goja.Value {
 			}
 			return jsonBytes(out)
 		})
+	})
+	// stat(path) -> Promise<{name, dir, size, mtime}> (follows symlinks).
+	fn(m, "stat", func(c goja.FunctionCall) goja.Value {
+		p := c.Argument(0).String()
+		return v.async(func() (any, error) {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("stat: %w", err)
+			}
+			return map[string]any{"name": fi.Name(), "dir": fi.IsDir(), "size": fi.Size(), "mtime": fi.ModTime().UnixMilli()}, nil
+		})
+	})
+	// readText(path, maxBytes) -> Promise<{text, size, truncated}>: the
+	// first maxBytes (default 64 KiB, at most 1 MiB) of a regular file as
+	// UTF-8 text. Directories, devices and pipes are refused.
+	fn(m, "readText", func(c goja.FunctionCall) goja.Value {
+		p := c.Argument(0).String()
+		n := int64(defaultReadText)
+		if a := c.Argument(1); goja.IsNumber(a) && a.ToFloat() >= 1 {
+			n = min(int64(a.ToFloat()), maxReadText)
+		}
+		return v.async(func() (any, error) { return readText(p, n) })
 	})
 	fn(m, "join", func(c goja.FunctionCall) goja.Value {
 		parts := make([]string, len(c.Arguments))

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
@@ -210,4 +213,86 @@ func wakeOnLAN(macs []string) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// fdCount counts the agent's open file descriptors from /proc/self/fd,
+// leaving out the one used to read that directory.
+func fdCount() (int, error) {
+	if runtime.GOOS != "linux" {
+		return 0, fmt.Errorf("not supported on %s", runtime.GOOS)
+	}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, fmt.Errorf("count descriptors: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("count descriptors: %w", err)
+	}
+	self := strconv.Itoa(int(d.Fd()))
+	n := 0
+	for _, s := range names {
+		if s != self {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// readText limits for fs.readText: scripts read small text files (the
+// console `type`), never bulk data.
+const (
+	defaultReadText = 64 << 10
+	maxReadText     = 1 << 20
+)
+
+// bareErr drops the operation and path from an *fs.PathError, which the
+// caller's message already names.
+func bareErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readText returns up to max bytes of a regular file as text. Anything
+// else is refused before it is opened: opening a FIFO for reading would
+// block until a writer appears, and a directory has no text.
+func readText(path string, max int64) (map[string]any, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, bareErr(err))
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("read %s: is a directory", path)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, bareErr(err))
+	}
+	defer f.Close()
+	// One byte more than asked tells whether there is more (files in /proc
+	// report size 0, so the size cannot tell).
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	truncated := int64(len(b)) > max
+	if truncated {
+		b = b[:max]
+		// Do not leave half a character at the cut.
+		i := len(b) - 1
+		for i > 0 && i > len(b)-utf8.UTFMax && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		if i >= 0 && !utf8.FullRune(b[i:]) {
+			b = b[:i]
+		}
+	}
+	return map[string]any{"text": strings.ToValidUTF8(string(b), "\uFFFD"), "size": fi.Size(), "truncated": truncated}, nil
 }

@@ -70,6 +70,8 @@ type jsTimer struct {
 	args     []goja.Value
 	interval time.Duration
 	repeat   bool
+	due      time.Time // when the Go timer fires next (mesh.timers)
+	name     string    // the callback's name, "" when anonymous
 }
 
 func newVM(h *Host, gen uint64, name string, prog *program) *vm {

@@ -32,10 +32,11 @@ type scriptHost struct {
 	host        *script.Host
 	defaultCore []byte
 	agent       *core.Agent
+	tunnels     *tunnelTracker // wraps the session handlers; listed by the core
 }
 
 func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) *scriptHost {
-	s := &scriptHost{defaultCore: scripts.DefaultCore}
+	s := &scriptHost{defaultCore: scripts.DefaultCore, tunnels: newTunnelTracker()}
 	srv, _ := settings.Servers()
 	url := ""
 	if len(srv) > 0 {
@@ -44,6 +45,7 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 	s.host = script.New(script.Config{
 		Send:       func(msg []byte) error { return s.agent.SendJSON(msg) },
 		OpenTunnel: func(req []byte) error { return s.agent.OpenTunnel(req) },
+		Tunnels:    s.tunnels.list,
 		Logger:     log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
