@@ -44,7 +44,8 @@ var ErrNotFound = errors.New("store: not found")
 
 // ErrNoChange, returned by an UpdateDevice or UpdateDeviceAsync function,
 // means the record already says what the caller would write: nothing is
-// written (the events, if any, still are). Agents repeat their netinfo and
+// written (the events, if any, still are), and UpdateDevice returns the
+// function's copy as it left it. Agents repeat their netinfo and
 // coreinfo on every reconnect; in a reconnect storm most updates are
 // these.
 var ErrNoChange = errors.New("store: no change")
