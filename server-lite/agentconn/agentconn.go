@@ -125,6 +125,7 @@ type Server struct {
 	conns  map[string]*conn
 	subs   map[int]func(Event)
 	nextID int
+	closed bool // Shutdown began: no new sessions (wg.Add must not race wg.Wait)
 }
 
 var writePool sync.Pool
@@ -330,9 +331,15 @@ func (s *Server) ResetCore(nodeID, who string) error {
 // replaced, if any.
 func (s *Server) register(c *conn) *conn {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old := s.conns[c.nodeID]
 	s.conns[c.nodeID] = c
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		// Shutdown began after this session did and did not see it: close
+		// it here, or Shutdown would wait for the agent to hang up.
+		c.close(reasonShutdown)
+	}
 	return old
 }
 
@@ -460,7 +467,14 @@ func (c *conn) run() {
 		return
 	}
 	c.res.Cert = nil // parsed certificate: not needed once verified
+	c.s.mu.Lock()
+	if c.s.closed {
+		c.s.mu.Unlock()
+		c.close(reasonShutdown)
+		return
+	}
 	c.s.wg.Add(1)
+	c.s.mu.Unlock()
 	if err := c.startSession(); err != nil {
 		c.s.log.Warn("agent refused after authentication", "remote", c.remote, "node", c.nodeID, "reason", err)
 		c.close(err.Error())
@@ -477,12 +491,13 @@ func (c *conn) run() {
 // Shutdown closes every agent connection and waits until each has recorded
 // its disconnect.
 func (s *Server) Shutdown() {
-	s.mu.RLock()
+	s.mu.Lock()
+	s.closed = true
 	conns := make([]*conn, 0, len(s.conns))
 	for _, c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.RUnlock()
+	s.mu.Unlock()
 	for _, c := range conns {
 		c.close(reasonShutdown)
 	}
