@@ -173,25 +173,47 @@ function powerAction(m) {
     power.action(m.actiontype).then(null, function (e) { console.error('power action: ' + errText(e)); });
 }
 
+// runCommands runs m.cmds through the shell of m.type. runAsUser 0 runs as
+// the agent; 1 as the logged-in console user when there is one, else as
+// the agent; 2 only as that user.
 function runCommands(m) {
     var out = function (text) {
         if (m.reply) { send({ action: 'msg', type: 'runcommands', result: text, sessionid: m.sessionid, responseid: m.responseid }); }
         else { consoleOut(m.sessionid, text); }
     };
     if (typeof m.cmds !== 'string') { return; }
-    if (m.runAsUser === 2) { out('Run commands can\'t execute: running as the logged-in user is not supported.'); return; }
     if (runBusy) { out('Run commands can\'t execute, already busy.'); return; }
     var type = (m.type === 1 || m.type === 2) ? m.type : 3;
     var shell = (type === 3) ? 'sh' : (type === 2 ? 'powershell' : 'cmd');
+    var asUser = (m.runAsUser === 1 || m.runAsUser === 2) ? m.runAsUser : 0;
     runBusy = true;
-    serverLog(m, 'Running commands');
-    var p;
-    try { p = proc.shell(m.cmds, { type: shell, timeout: 10 * 60 * 1000 }); }
-    catch (e) { runBusy = false; out('Run commands failed: ' + errText(e)); return; }
-    p.then(function (r) {
+    var start = function (user) {
+        var opts = { type: shell, timeout: 10 * 60 * 1000 };
+        if (user) { opts.user = user; }
+        var p;
+        try { p = proc.shell(m.cmds, opts); }
+        catch (e) {
+            if (user && asUser === 1) {
+                console.log('runcommands: cannot run as ' + user + ' (' + errText(e) + '), running as the agent');
+                start(null);
+                return;
+            }
+            runBusy = false; out((user ? 'Run commands can\'t execute: ' : 'Run commands failed: ') + errText(e)); return;
+        }
+        serverLog(m, user ? ('Running commands as user ' + user) : 'Running commands as the agent');
+        p.then(function (r) {
+            runBusy = false;
+            out(r.stdout + r.stderr + (r.timedOut ? '\n(timed out)' : ''));
+        }, function (e) { runBusy = false; out('Run commands failed: ' + errText(e)); });
+    };
+    if (asUser === 0) { start(null); return; }
+    proc.consoleUser().then(function (u) { return { user: u ? u.name : null }; },
+        function (e) { return { user: null, why: errText(e) }; }).then(function (r) {
+        if (r.user) { start(r.user); return; }
+        if (asUser === 1) { start(null); return; }
         runBusy = false;
-        out(r.stdout + r.stderr + (r.timedOut ? '\n(timed out)' : ''));
-    }, function (e) { runBusy = false; out('Run commands failed: ' + errText(e)); });
+        out('Run commands can\'t execute: ' + (r.why || 'no user is logged in') + '.');
+    });
 }
 
 // ---- console ------------------------------------------------------------

@@ -62,6 +62,11 @@ type Config struct {
 	// Nil disables power actions: scripts get an error instead. Kept
 	// injectable so tests and development runs can never power off a host.
 	PowerAction func(action int) error
+	// ConsoleUser names the logged-in console user that runcommands with
+	// runAsUser 1 or 2 runs as ("" when nobody is logged in). Nil: found
+	// from the login records (utmp/logind; /dev/console's owner on macOS).
+	// A hook for tests, which cannot log a user in.
+	ConsoleUser func() (string, error)
 	Logger      *slog.Logger
 	Agent       AgentInfo
 	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -193,6 +195,11 @@ func (c *capBuf) Write(p []byte) (int, error) {
 
 // runCmd runs one process to completion with a timeout.
 func runCmd(file string, args []string, stdin string, timeout time.Duration, dir string) map[string]any {
+	return runCmdAs(file, args, stdin, timeout, dir, nil)
+}
+
+// runCmdAs is runCmd as another local user (nil: as the agent).
+func runCmdAs(file string, args []string, stdin string, timeout time.Duration, dir string, ru *runUser) map[string]any {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, file, args...)
@@ -203,6 +210,7 @@ func runCmd(file string, args []string, stdin string, timeout time.Duration, dir
 	var out, errb capBuf
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	prepareCmd(cmd)
+	applyRunUser(cmd, ru)
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	res := map[string]any{"stdout": out.String(), "stderr": errb.String(), "code": int64(0), "truncated": out.trunc || errb.trunc}
@@ -261,18 +269,54 @@ func modProcess(v *vm) goja.Value {
 		stdin, dir, to := optString(opts, "stdin"), optString(opts, "cwd"), optTimeout(opts)
 		return v.async(func() (any, error) { return runCmd(file, args, stdin, to, dir), nil })
 	})
-	// shell(script, {type, timeout}) runs a script through the platform
-	// shell: type 'sh' (default on POSIX), 'cmd' (default on Windows) or
-	// 'powershell'. The script is fed on stdin, as the C agent does.
+	// shell(script, {type, timeout, cwd, user}) runs a script through the
+	// platform shell: type 'sh' (default on POSIX), 'cmd' (default on
+	// Windows) or 'powershell'. The script is fed on stdin, as the C agent
+	// does. user (a name or numeric uid) runs it as that local account;
+	// it throws, never runs as the agent instead, when that is impossible.
 	fn(m, "shell", func(c goja.FunctionCall) goja.Value {
 		script := c.Argument(0).String()
 		opts, _ := c.Argument(1).(*goja.Object)
 		kind, to, dir := optString(opts, "type"), optTimeout(opts), optString(opts, "cwd")
+		var ru *runUser
+		if opts != nil {
+			if x := opts.Get("user"); x != nil && !goja.IsUndefined(x) && !goja.IsNull(x) {
+				spec := x.String()
+				if goja.IsNumber(x) {
+					spec = strconv.FormatInt(x.ToInteger(), 10)
+				}
+				var err error
+				if ru, err = lookupRunUser(spec); err != nil {
+					v.throw(err)
+				}
+			}
+		}
 		file, args, stdin, err := shellCommand(kind, script)
 		if err != nil {
 			v.throw(err)
 		}
-		return v.async(func() (any, error) { return runCmd(file, args, stdin, to, dir), nil })
+		return v.async(func() (any, error) { return runCmdAs(file, args, stdin, to, dir, ru), nil })
+	})
+	// consoleUser() -> Promise<{name, uid}|null>: the logged-in console
+	// user runcommands' runAsUser means; rejects where commands cannot
+	// run as another user (Windows).
+	fn(m, "consoleUser", func(goja.FunctionCall) goja.Value {
+		detect := v.h.cfg.ConsoleUser
+		if detect == nil {
+			detect = loggedInUser
+		}
+		return v.async(func() (any, error) {
+			name, err := detect()
+			if err != nil || name == "" {
+				return nil, err
+			}
+			u, err := user.Lookup(name)
+			if err != nil {
+				return nil, nil // a login record for an account that is gone
+			}
+			uid, _ := strconv.ParseInt(u.Uid, 10, 64)
+			return map[string]any{"name": u.Username, "uid": uid}, nil
+		})
 	})
 	// list() -> Promise<[{pid, cmd, user, path}]>
 	fn(m, "list", func(goja.FunctionCall) goja.Value {
