@@ -18,7 +18,7 @@ import (
 // APIVersion is the version of the JavaScript surface described in
 // scripts/README.md (require('mesh').version). Bump the minor number when
 // adding functions, the major number when changing existing ones.
-const APIVersion = "1.1"
+const APIVersion = "1.2"
 
 // AgentInfo describes this agent to scripts (require('mesh').info).
 type AgentInfo struct {
