@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strings"
@@ -292,16 +293,31 @@ func (v *vm) watchMemory() func() {
 
 const memPoll = 25 * time.Millisecond
 
-// overLimit reads the live heap and reports whether it exceeds the limit.
+// overLimit reports whether the heap exceeds the limit. The cheap reading
+// counts objects the collector has not yet freed, so garbage alone (left
+// by anything in the process, not only this script) can cross the limit:
+// before a script is killed, a collection confirms it is live memory.
 func (v *vm) overLimit() bool {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
 	v.lastMemCheck.Store(time.Now().UnixNano())
-	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() > v.h.cfg.MemoryLimit {
-		v.h.log.Error("script memory limit exceeded", "script", v.name, "heap", s[0].Value.Uint64(), "limit", v.h.cfg.MemoryLimit)
+	if heapObjects() <= v.h.cfg.MemoryLimit {
+		return false
+	}
+	runtime.GC()
+	if h := heapObjects(); h > v.h.cfg.MemoryLimit {
+		v.h.log.Error("script memory limit exceeded", "script", v.name, "heap", h, "limit", v.h.cfg.MemoryLimit)
 		return true
 	}
 	return false
+}
+
+// heapObjects is the bytes of heap objects, live or not yet swept.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // dispatch hands one server message to the script's message handlers.
