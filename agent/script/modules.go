@@ -482,6 +482,11 @@ func modUI(v *vm) goja.Value {
 	return m
 }
 
+// fileEntry is what fs.readdir and fs.stat report about a file.
+func fileEntry(fi os.FileInfo) map[string]any {
+	return map[string]any{"name": fi.Name(), "dir": fi.IsDir(), "size": fi.Size(), "mtime": fi.ModTime().UnixMilli()}
+}
+
 func modFS(v *vm) goja.Value {
 	m := v.rt.NewObject()
 	// readdir(path) -> Promise<[{name, dir, size, mtime}]>
@@ -494,12 +499,11 @@ func modFS(v *vm) goja.Value {
 			}
 			out := make([]map[string]any, 0, len(ents))
 			for _, e := range ents {
-				x := map[string]any{"name": e.Name(), "dir": e.IsDir()}
 				if fi, err := e.Info(); err == nil {
-					x["size"] = fi.Size()
-					x["mtime"] = fi.ModTime().UnixMilli()
+					out = append(out, fileEntry(fi))
+				} else {
+					out = append(out, map[string]any{"name": e.Name(), "dir": e.IsDir()})
 				}
-				out = append(out, x)
 			}
 			return jsonBytes(out)
 		})
@@ -512,7 +516,7 @@ func modFS(v *vm) goja.Value {
 			if err != nil {
 				return nil, fmt.Errorf("stat: %w", err)
 			}
-			return map[string]any{"name": fi.Name(), "dir": fi.IsDir(), "size": fi.Size(), "mtime": fi.ModTime().UnixMilli()}, nil
+			return fileEntry(fi), nil
 		})
 	})
 	// readText(path, maxBytes) -> Promise<{text, size, truncated}>: the

@@ -66,7 +66,7 @@ func lookupRunUser(spec string) (*runUser, error) {
 		}
 	}
 	ru.dir = "/"
-	if fi, err := os.Stat(u.HomeDir); err == nil && fi.IsDir() && u.HomeDir != "" {
+	if u.HomeDir != "" && isDir(u.HomeDir) {
 		ru.dir = u.HomeDir
 	}
 	shell := passwdShell(ru.name)
