@@ -24,9 +24,9 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
-	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Desktop benchmark geometry and pacing: the screen, the changing region of

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // openRelay opens a relay session to a device as MeshCentral's clients do:

@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // ScriptHost runs the JavaScript core that speaks the JSON control protocol

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
 	"github.com/meshgo/meshagent/internal/tlsmitm"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // recordingHost is a ScriptHost that records what the agent asks of it.

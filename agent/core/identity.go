@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // IdentityFile is the file, in the agent's data directory, that holds the

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // DefaultAgentID returns the agent type number of the C agent this build

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // SessionHandler serves one relay session once its protocol is chosen. The

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshgo/meshagent/agent/handshake"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 func TestResolveRelayURL(t *testing.T) {

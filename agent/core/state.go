@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // Files the agent keeps in its data directory besides its identity.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // relayEnd is what a test relay saw of the agent's side of a session.

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 	"testing"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
-	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // xvfb is an X server started by a test, with its own cookie file.

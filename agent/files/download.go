@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Download block layout (sessions.md §3.5): a u32 flag word, then up to

@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Options tune a files session. The zero value is the normal behaviour.

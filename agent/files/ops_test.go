@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 func names(r reply) []string {

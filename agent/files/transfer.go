@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // serveTransfer is protocol 10, devicefile.ashx's single download

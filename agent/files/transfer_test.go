@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // randomData returns n random bytes whose 64 KiB chunk boundaries (the web

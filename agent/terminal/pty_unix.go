@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/creack/pty"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // unixProc is a shell on a creack/pty pseudo terminal. The shell is a

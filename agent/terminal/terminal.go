@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Options tune a terminal session. The zero value gives the reference

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Protocol 8 runs the shell as the console user (here "nobody", standing in

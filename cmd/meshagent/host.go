@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/meshgo/meshagent/agent/webrtc"
+	"github.com/meshgo/meshagent/proto/webrtc"
 	"sync"
 	"time"
 
@@ -20,8 +20,8 @@ import (
 	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/files"
 	"github.com/meshgo/meshagent/agent/script"
-	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/agent/terminal"
+	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/scripts"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/meshgo/meshagent/agent/core"
 	"github.com/meshgo/meshagent/agent/script"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // tunnelTracker records the relay sessions being served, for the core's

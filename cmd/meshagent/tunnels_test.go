@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/agent/core"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // The tracker lists a session exactly while its handler runs, with what

@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Site rights (admin-api.md §3.1; meshuser.js SITERIGHT_*). Device-group and

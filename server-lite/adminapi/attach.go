@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/app"

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/store"
 )

@@ -1,6 +1,6 @@
 // Package agentconn is server-lite's agent.ashx: the TLS WebSocket where
 // agents (the C MeshAgent and ours) authenticate with the server role of
-// agent/handshake, get their core, and exchange JSON with the server.
+// proto/handshake, get their core, and exchange JSON with the server.
 //
 // It is also the registry of connected agents: the admin API lists them,
 // sends them JSON (SendJSON), subscribes to what they send (Subscribe) and
@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -673,7 +673,7 @@ func readReason(err error) string {
 	return "read: " + err.Error()
 }
 
-// handshake runs the server role of agent/handshake to completion.
+// handshake runs the server role of proto/handshake to completion.
 func (c *conn) handshake() error {
 	web := c.s.cfg.Certs.WebCertHash
 	hs, err := handshake.NewServer(handshake.ServerConfig{

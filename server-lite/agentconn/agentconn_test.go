@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/internal/simagent"
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/certs"
-	"github.com/meshgo/meshagent/server-lite/internal/simagent"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 

@@ -30,7 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // File names inside the data directory. They follow MeshCentral's names so

@@ -17,10 +17,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/internal/simagent"
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
-	"github.com/meshgo/meshagent/server-lite/internal/simagent"
 )
 
 type testEnv struct {

@@ -18,8 +18,8 @@ import (
 	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xproto"
 
-	"github.com/meshgo/meshagent/agent/session"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
+	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/server-lite/sessionclient"
 )
 

@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
-	"github.com/meshgo/meshagent/agent/webrtc"
+	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/webrtc"
 	"github.com/meshgo/meshagent/server-lite/sessionclient"
 )
 

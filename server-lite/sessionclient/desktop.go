@@ -12,7 +12,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // KVM command numbers used by the viewer (sessions.md §4.3).

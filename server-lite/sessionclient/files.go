@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Files is the client of the files protocol (relay protocol 5,

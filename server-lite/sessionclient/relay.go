@@ -6,7 +6,7 @@
 //
 // It lives apart from server-lite's CLI so that tests and benchmarks drive
 // agents exactly as the CLI does, and so the same clients run over the
-// relay or over a WebRTC data channel (agent/webrtc.Offerer), which both
+// relay or over a WebRTC data channel (proto/webrtc.Offerer), which both
 // implement session.Channel.
 //
 // Every client owns the channel's Read side from one goroutine started by
@@ -30,7 +30,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // Control sends one control.ashx request and returns its reply (the

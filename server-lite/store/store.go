@@ -27,7 +27,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 	bolt "go.etcd.io/bbolt"
 )
 

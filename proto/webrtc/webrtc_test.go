@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 func testLogger() *slog.Logger {

@@ -17,7 +17,7 @@ import (
 // program dressed as a test (so it can use internal/mctest), not a check:
 // it runs only when LOADGEN_MESHCENTRAL is set to the number of agents.
 //
-//	LOADGEN_MESHCENTRAL=1000 go test ./server-lite/cmd/loadgen -run MeshCentral -v -timeout 60m
+//	LOADGEN_MESHCENTRAL=1000 go test ./interop/cmd/loadgen -run MeshCentral -v -timeout 60m
 //
 // LOADGEN_ANNOUNCE=1 adds what -announce does: agents send coreinfo,
 // netinfo and sysinfo as a real core would.

@@ -1,4 +1,4 @@
-package webrtc
+package inproc
 
 import (
 	"bytes"
@@ -20,7 +20,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/agent/files"
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/webrtc"
 	"github.com/meshgo/meshagent/server-lite/relay"
 )
 
@@ -90,12 +91,12 @@ func (e *relayEnv) pair() (user, agent *counted) {
 // filesClient plays the viewer of a files session on an Offerer.
 type filesClient struct {
 	t      *testing.T
-	ch     *Offerer
+	ch     *webrtc.Offerer
 	frames chan session.Frame
 	errc   chan error
 }
 
-func newFilesClient(t *testing.T, ch *Offerer) *filesClient {
+func newFilesClient(t *testing.T, ch *webrtc.Offerer) *filesClient {
 	fc := &filesClient{t: t, ch: ch, frames: make(chan session.Frame, 256), errc: make(chan error, 1)}
 	go func() {
 		for {
@@ -146,7 +147,7 @@ func action(f session.Frame) (string, string) {
 // startFiles runs agent/files.Serve on the agent end, wrapped by Upgradable,
 // exactly as the relay client does for protocol 5.
 func startFiles(t *testing.T, agentEnd session.Channel) {
-	ch := Upgradable(agentEnd, testConfig())
+	ch := webrtc.Upgradable(agentEnd, testConfig())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -181,7 +182,7 @@ func TestEndToEndFilesOverRelay(t *testing.T) {
 	t.Run("upload", func(t *testing.T) {
 		userEnd, agentEnd := env.pair()
 		startFiles(t, agentEnd)
-		cl := NewOfferer(userEnd, testConfig())
+		cl := webrtc.NewOfferer(userEnd, testConfig())
 		defer cl.Close()
 		fc := newFilesClient(t, cl)
 		start := time.Now()
@@ -251,7 +252,7 @@ func TestEndToEndFilesOverRelay(t *testing.T) {
 	t.Run("download", func(t *testing.T) {
 		userEnd, agentEnd := env.pair()
 		startFiles(t, agentEnd)
-		cl := NewOfferer(userEnd, testConfig())
+		cl := webrtc.NewOfferer(userEnd, testConfig())
 		defer cl.Close()
 		fc := newFilesClient(t, cl)
 		start := time.Now()

@@ -4,7 +4,7 @@
 // The relay WebSocket (meshrelay.ashx) and the WebRTC data channel both
 // implement Channel, so the terminal, files and desktop handlers never know
 // which one carries them, and the WebRTC switch-over lives in one place
-// (agent/webrtc). Protocol reference: ../shared/protocol/sessions.md §1.
+// (proto/webrtc). Protocol reference: ../shared/protocol/sessions.md §1.
 package session
 
 import (

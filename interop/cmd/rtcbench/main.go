@@ -1,9 +1,9 @@
 // Command rtcbench compares a session on server-lite's relay (TLS
-// WebSocket on 127.0.0.1) with the same session after agent/webrtc moved it
+// WebSocket on 127.0.0.1) with the same session after proto/webrtc moved it
 // to a loopback data channel: throughput each way, round-trip time, and the
 // bytes the relay no longer carries. ICE is restricted to 127.0.0.1.
 //
-//	go run ./agent/webrtc/cmd/rtcbench [-mib 200] [-frame 16384] [-pings 2000]
+//	go run ./interop/cmd/rtcbench [-mib 200] [-frame 16384] [-pings 2000]
 package main
 
 import (
@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/session"
-	"github.com/meshgo/meshagent/agent/webrtc"
+	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/webrtc"
 	"github.com/meshgo/meshagent/server-lite/relay"
 )
 

@@ -1,6 +1,6 @@
 // Package simagent is a minimal simulated agent for server-lite's tests and
 // load generator: it dials agent.ashx over TLS, runs the agent role of
-// agent/handshake to message 4, and answers the core check with the zero
+// proto/handshake to message 4, and answers the core check with the zero
 // hash the way our Go agent does. It is not an agent: nothing after that.
 package simagent
 
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/meshgo/meshagent/agent/handshake"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // Identity is a node key and its self-signed certificate.

@@ -43,7 +43,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // ICEServer is a STUN or TURN server for the peer connection, in the shape

@@ -9,9 +9,9 @@
 // It is a measuring program, not a test: figures drift with the machine's
 // load, so compare runs side by side.
 //
-//	go run ./server-lite/cmd/loadgen -n 1000
-//	go run ./server-lite/cmd/loadgen -n 10000 -c 64
-//	go run ./server-lite/cmd/loadgen -msh meshagent.msh -pid 1234 -n 1000   # an already running server
+//	go run ./interop/cmd/loadgen -n 1000
+//	go run ./interop/cmd/loadgen -n 10000 -c 64
+//	go run ./interop/cmd/loadgen -msh meshagent.msh -pid 1234 -n 1000   # an already running server
 //
 // Agent identities are RSA-3072 like the C agent's. Generating 10,000
 // RSA-3072 keys would take hours, so identities are derived: a few base
@@ -50,9 +50,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/handshake"
 	"github.com/meshgo/meshagent/agent/sysinfo"
-	"github.com/meshgo/meshagent/server-lite/internal/simagent"
+	"github.com/meshgo/meshagent/internal/simagent"
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // config is one load run.

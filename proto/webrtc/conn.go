@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/session"
+	"github.com/meshgo/meshagent/proto/session"
 	"github.com/pion/datachannel"
 	pion "github.com/pion/webrtc/v4"
 )
