@@ -14,19 +14,20 @@ import (
 	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xfixes"
 	"github.com/jezek/xgb/xproto"
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
 func mouseCmd(button byte, x, y uint16) []byte {
-	b := encode(cmdMouse, 0, x, y)
+	b := kvm.Encode(kvm.Mouse, 0, x, y)
 	b[4], b[5] = 0, button
 	return b
 }
 
-func keyCmd(action, vk byte) []byte { return []byte{0, cmdKey, 0, 6, action, vk} }
+func keyCmd(action, vk byte) []byte { return []byte{0, kvm.Key, 0, 6, action, vk} }
 
 func unicodeCmd(action byte, ch uint16) []byte {
-	return []byte{0, cmdKeyUnicode, 0, 7, action, byte(ch >> 8), byte(ch)}
+	return []byte{0, kvm.KeyUnicode, 0, 7, action, byte(ch >> 8), byte(ch)}
 }
 
 func TestServeCapturesScreen(t *testing.T) {
@@ -60,7 +61,7 @@ func TestServeCapturesScreen(t *testing.T) {
 	}
 	// Refresh resends everything.
 	tiles = v.tiles
-	v.send(ctx, encode(cmdRefresh))
+	v.send(ctx, kvm.Encode(kvm.Refresh))
 	v.until(ctx, "refresh", func() bool { return v.tiles > tiles+0 && v.near(1279, 799, 0x2040c0) })
 }
 
@@ -72,7 +73,7 @@ func TestServeScalingAndQuality(t *testing.T) {
 	v := serve(t, ctx, x, fullRights).v
 	v.until(ctx, "first frame", func() bool { return v.near(10, 10, 0x00ff00) })
 	// quality 20, scale 50 %, 30 ms frames
-	v.send(ctx, encode(cmdCompression, 0x0114, 512, 30))
+	v.send(ctx, kvm.Encode(kvm.Compression, 0x0114, 512, 30))
 	v.until(ctx, "scaled screen", func() bool { return v.w == 640 && v.h == 400 && v.near(639, 399, 0x00ff00) })
 	fillRect(t, c, 400, 400, 200, 200, 0x0000ff)
 	v.until(ctx, "scaled window", func() bool { return v.near(250, 250, 0x0000ff) && !v.near(190, 190, 0x0000ff) })
@@ -118,7 +119,7 @@ func TestServeInput(t *testing.T) {
 		t.Errorf("button press %+v", bp)
 	}
 	// wheel down: len-12 mouse command with a negative delta
-	wh := encode(cmdMouse, 0, 50, 60, uint16(0x10000-120))
+	wh := kvm.Encode(kvm.Mouse, 0, 50, 60, uint16(0x10000-120))
 	v.send(ctx, wh)
 	ev = waitEvent(t, c, func(e interface{}) bool { b, ok := e.(xproto.ButtonPressEvent); return ok && b.Detail >= 4 })
 	if ev.(xproto.ButtonPressEvent).Detail != 5 {
@@ -164,7 +165,7 @@ func TestServeViewOnlyInjectsNothing(t *testing.T) {
 		// Refresh still works for a view-only viewer, and proves the input
 		// before it was processed.
 		tiles := v.tiles
-		v.send(ctx, encode(cmdRefresh))
+		v.send(ctx, kvm.Encode(kvm.Refresh))
 		v.until(ctx, "refresh", func() bool { return v.tiles > tiles })
 		after, _ := xproto.QueryPointer(c, scr.Root).Reply()
 		if after.RootX != before.RootX || after.RootY != before.RootY {
@@ -294,7 +295,7 @@ func TestServeMultipleMonitors(t *testing.T) {
 	ctx := context.Background()
 	v := serve(t, ctx, x, fullRights).v
 	v.until(ctx, "display list", func() bool { return len(v.display) > 0 })
-	if len(v.display) != 5 || v.display[0] != 3 || v.display[1] != allDisplays {
+	if len(v.display) != 5 || v.display[0] != 3 || v.display[1] != kvm.AllDisplays {
 		t.Fatalf("display list %v, want [3 ffff id id selected]", v.display)
 	}
 	v.until(ctx, "primary (right) monitor first", func() bool { return v.w == 640 && v.near(320, 240, right) })
@@ -302,7 +303,7 @@ func TestServeMultipleMonitors(t *testing.T) {
 	ids := v.display[2:4]
 	rightID := uint16(0)
 	for _, id := range ids {
-		v.send(ctx, encode(cmdSetDisplay, id))
+		v.send(ctx, kvm.Encode(kvm.SetDisplay, id))
 		screens := v.screens
 		v.until(ctx, fmt.Sprintf("monitor %d", id), func() bool {
 			return v.screens > screens && v.w == 640 && (v.near(320, 240, left) || v.near(320, 240, right))
@@ -314,10 +315,10 @@ func TestServeMultipleMonitors(t *testing.T) {
 	if rightID == 0 {
 		t.Fatal("no monitor showed the right half")
 	}
-	v.send(ctx, encode(cmdSetDisplay, allDisplays))
+	v.send(ctx, kvm.Encode(kvm.SetDisplay, kvm.AllDisplays))
 	v.until(ctx, "all monitors", func() bool { return v.w == 1280 && v.near(100, 240, left) && v.near(1000, 240, right) })
 	// Input lands in the selected display's coordinates.
-	v.send(ctx, encode(cmdSetDisplay, rightID))
+	v.send(ctx, kvm.Encode(kvm.SetDisplay, rightID))
 	v.until(ctx, "right monitor again", func() bool { return v.w == 640 && v.near(320, 240, right) })
 	v.send(ctx, mouseCmd(0, 10, 20))
 	waitPointer(t, c, 650, 20)
@@ -410,7 +411,7 @@ func TestServeControlMessages(t *testing.T) {
 			}
 		}
 	}
-	if m := read(true); binary.BigEndian.Uint16(m) != cmdError {
+	if m := read(true); binary.BigEndian.Uint16(m) != kvm.Error {
 		t.Fatalf("first message %x, want ERROR", m)
 	}
 	b.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":102938,"type":"rtt","time":1700000000123}`)})

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -71,7 +72,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 		opts:     opts,
 		log:      log.With("session", info.SessionID, "user", info.UserID),
 		input:    session.AllowDesktopInput(info.Rights, info.ViewOnly),
-		cmds:     make(chan command, 256),
+		cmds:     make(chan kvm.Command, 256),
 		quality:  defaultQuality,
 		scale:    scaleFull,
 		interval: defaultFrame,
@@ -106,7 +107,7 @@ type sess struct {
 	opts  Options
 	log   *slog.Logger
 	input bool
-	cmds  chan command
+	cmds  chan kvm.Command
 
 	wmu sync.Mutex // serialises Write: control replies come from the reader
 
@@ -150,7 +151,7 @@ func (s *sess) send(ctx context.Context, b []byte) error { return s.write(ctx, b
 // readLoop handles everything from the viewer: control messages (text),
 // input (injected right here) and settings (passed to the capture loop).
 func (s *sess) readLoop(ctx context.Context) error {
-	var p parser
+	var p kvm.Parser
 	for {
 		f, err := s.ch.Read(ctx)
 		if err != nil {
@@ -162,7 +163,7 @@ func (s *sess) readLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		cmds, bad := p.feed(f.Data)
+		cmds, bad := p.Feed(f.Data)
 		if bad {
 			s.log.Debug("desktop: dropped malformed viewer input")
 		}
@@ -205,9 +206,9 @@ func (s *sess) control(ctx context.Context, data []byte) error {
 
 // handleInput injects keyboard and mouse commands and reports whether c was
 // one. View-only sessions drop them here, so nothing reaches the screen.
-func (s *sess) handleInput(ctx context.Context, c command) bool {
-	switch c.cmd {
-	case cmdKey, cmdKeyUnicode, cmdMouse, cmdCtrlAltDel, cmdTouch:
+func (s *sess) handleInput(ctx context.Context, c kvm.Command) bool {
+	switch c.Cmd {
+	case kvm.Key, kvm.KeyUnicode, kvm.Mouse, kvm.CtrlAltDel, kvm.Touch:
 	default:
 		return false
 	}
@@ -219,10 +220,10 @@ func (s *sess) handleInput(ctx context.Context, c command) bool {
 	if s.scr == nil {
 		return true
 	}
-	d := c.data
+	d := c.Data
 	var err error
-	switch c.cmd {
-	case cmdKey:
+	switch c.Cmd {
+	case kvm.Key:
 		if len(d) < 2 {
 			return true
 		}
@@ -230,14 +231,14 @@ func (s *sess) handleInput(ctx context.Context, c command) bool {
 		err = s.scr.key(d[1], down, d[0] == 3 || d[0] == 4)
 		if !down && (d[1] == 0x14 || d[1] == 0x90 || d[1] == 0x91) {
 			ks := s.scr.keyState()
-			go s.send(ctx, encodeByte(cmdKeyState, ks))
+			go s.send(ctx, kvm.EncodeByte(kvm.KeyState, ks))
 		}
-	case cmdKeyUnicode:
+	case kvm.KeyUnicode:
 		if len(d) < 3 {
 			return true
 		}
 		err = s.scr.unicode(binary.BigEndian.Uint16(d[1:]), d[0] == 0)
-	case cmdMouse:
+	case kvm.Mouse:
 		if len(d) < 6 {
 			return true
 		}
@@ -262,7 +263,7 @@ func (s *sess) handleInput(ctx context.Context, c command) bool {
 		}
 	}
 	if err != nil {
-		s.log.Debug("desktop: input failed", "cmd", c.cmd, "err", err)
+		s.log.Debug("desktop: input failed", "cmd", c.Cmd, "err", err)
 	}
 	return true
 }
@@ -328,7 +329,7 @@ func (s *sess) waitScreen(ctx context.Context) error {
 		}
 		if !noticeSent {
 			s.log.Warn("desktop: no display yet", "err", err)
-			if err := s.send(ctx, encodeText(cmdError, noDisplayNotice)); err != nil {
+			if err := s.send(ctx, kvm.EncodeText(kvm.Error, noDisplayNotice)); err != nil {
 				return err
 			}
 			noticeSent = true
@@ -413,15 +414,15 @@ func (s *sess) start(ctx context.Context) error {
 	s.updateRegion()
 	msgs := [][]byte{
 		s.screenMsg(),
-		encode(cmdSetDisplay, s.selected),
-		encodeByte(cmdKeyState, s.scr.keyState()),
+		kvm.Encode(kvm.SetDisplay, s.selected),
+		kvm.EncodeByte(kvm.KeyState, s.scr.keyState()),
 	}
 	if len(mons) > 1 {
 		msgs = append(msgs, encodeDisplayInfo(mons))
 	}
 	msgs = append(msgs, encodeDisplays(mons, s.selected))
 	shape, _ := s.scr.cursor()
-	msgs = append(msgs, encodeByte(cmdCursor, shape))
+	msgs = append(msgs, kvm.EncodeByte(kvm.Cursor, shape))
 	for _, m := range msgs {
 		if err := s.send(ctx, m); err != nil {
 			return err
@@ -432,7 +433,7 @@ func (s *sess) start(ctx context.Context) error {
 }
 
 func (s *sess) validDisplay(id uint16) bool {
-	if id == allDisplays {
+	if id == kvm.AllDisplays {
 		return len(s.mons) > 1
 	}
 	for _, m := range s.mons {
@@ -446,13 +447,13 @@ func (s *sess) validDisplay(id uint16) bool {
 // updateRegion recomputes the captured area and the scaled output size.
 func (s *sess) updateRegion() {
 	r := s.mons[0]
-	if s.selected == allDisplays {
+	if s.selected == kvm.AllDisplays {
 		x0, y0, x1, y1 := r.X, r.Y, r.X+r.W, r.Y+r.H
 		for _, m := range s.mons {
 			x0, y0 = min(x0, m.X), min(y0, m.Y)
 			x1, y1 = max(x1, m.X+m.W), max(y1, m.Y+m.H)
 		}
-		r = monitor{ID: allDisplays, X: x0, Y: y0, W: x1 - x0, H: y1 - y0}
+		r = monitor{ID: kvm.AllDisplays, X: x0, Y: y0, W: x1 - x0, H: y1 - y0}
 	} else {
 		for _, m := range s.mons {
 			if m.ID == s.selected {
@@ -467,14 +468,14 @@ func (s *sess) updateRegion() {
 	s.mu.Unlock()
 }
 
-func (s *sess) screenMsg() []byte { return encode(cmdScreen, uint16(s.outW), uint16(s.outH)) }
+func (s *sess) screenMsg() []byte { return kvm.Encode(kvm.Screen, uint16(s.outW), uint16(s.outH)) }
 
 // apply acts on a non-input viewer command (sessions.md §4.5).
-func (s *sess) apply(ctx context.Context, c command) error {
-	d := c.data
+func (s *sess) apply(ctx context.Context, c kvm.Command) error {
+	d := c.Data
 	u16 := func(i int) int { return int(binary.BigEndian.Uint16(d[i:])) }
-	switch c.cmd {
-	case cmdCompression:
+	switch c.Cmd {
+	case kvm.Compression:
 		if len(d) >= 2 {
 			q := int(d[1])
 			if q < 1 || q > 100 {
@@ -503,20 +504,20 @@ func (s *sess) apply(ctx context.Context, c command) error {
 		if len(d) >= 6 {
 			s.setInterval(u16(4))
 		}
-	case cmdFrameTimer:
+	case kvm.FrameTimer:
 		if len(d) >= 2 {
 			s.setInterval(u16(0))
 		}
-	case cmdRefresh:
+	case kvm.Refresh:
 		s.tiles.reset()
 		if s.scr != nil && len(s.mons) > 0 {
 			return s.send(ctx, s.screenMsg())
 		}
-	case cmdPause:
+	case kvm.Pause:
 		if len(d) >= 1 {
 			s.paused = d[0] != 0
 		}
-	case cmdGetDisplays:
+	case kvm.GetDisplays:
 		if s.scr == nil || len(s.mons) == 0 {
 			return s.send(ctx, encodeDisplays(nil, 0))
 		}
@@ -526,21 +527,21 @@ func (s *sess) apply(ctx context.Context, c command) error {
 			}
 		}
 		return s.send(ctx, encodeDisplays(s.mons, s.selected))
-	case cmdSetDisplay:
+	case kvm.SetDisplay:
 		if len(d) >= 2 && s.scr != nil && len(s.mons) > 0 && s.validDisplay(uint16(u16(0))) {
 			s.selected = uint16(u16(0))
 			s.updateRegion()
 			s.tiles.reset()
-			for _, m := range [][]byte{s.screenMsg(), encode(cmdSetDisplay, s.selected), encodeDisplays(s.mons, s.selected)} {
+			for _, m := range [][]byte{s.screenMsg(), kvm.Encode(kvm.SetDisplay, s.selected), encodeDisplays(s.mons, s.selected)} {
 				if err := s.send(ctx, m); err != nil {
 					return err
 				}
 			}
 		}
-	case cmdInputLock:
+	case kvm.InputLock:
 		// Blocking local input is a Windows feature; report "not locked".
-		return s.send(ctx, encodeByte(cmdInputLock, 0))
-	case cmdMessage, cmdInitTouch:
+		return s.send(ctx, kvm.EncodeByte(kvm.InputLock, 0))
+	case kvm.Message, kvm.InitTouch:
 		// No local UI for messages; touch is emulated as mouse by the viewer.
 	}
 	return nil
@@ -598,7 +599,7 @@ func (s *sess) pass(ctx context.Context) error {
 		return err
 	}
 	if shape, changed := s.scr.cursor(); changed {
-		if err := s.send(ctx, encodeByte(cmdCursor, shape)); err != nil {
+		if err := s.send(ctx, kvm.EncodeByte(kvm.Cursor, shape)); err != nil {
 			return err
 		}
 	}
@@ -647,7 +648,7 @@ func (s *sess) pass(ctx context.Context) error {
 	}
 	total := 0
 	for i, rc := range s.rects {
-		msg := framePicture(s.bufs[i], rc.x, rc.y)
+		msg := kvm.FramePicture(s.bufs[i], rc.x, rc.y)
 		if err := s.send(ctx, msg); err != nil {
 			return err
 		}
@@ -690,7 +691,7 @@ func (s *sess) encodeRects(f *frame) error {
 				}
 				var sub frame
 				sub, s.scratch[w] = f.sub(s.rects[i], s.scratch[w])
-				buf := append(s.bufs[i][:0], make([]byte, pictureHeader)...)
+				buf := append(s.bufs[i][:0], make([]byte, kvm.PictureHeader)...)
 				buf, err := s.encs[w].encode(buf, sub, s.quality)
 				if err != nil {
 					errs[w] = err

@@ -14,6 +14,7 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -137,7 +138,7 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 	}
 	cmd := int(binary.BigEndian.Uint16(d))
 	n := int(binary.BigEndian.Uint16(d[2:]))
-	if cmd == cmdJumbo {
+	if cmd == kvm.Jumbo {
 		if n != 8 || len(d) < 16 {
 			return 0, fmt.Errorf("bad jumbo header %x", d[:min(16, len(d))])
 		}
@@ -153,11 +154,11 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("cmd %d: length %d but message %d (one command per message)", cmd, n, len(d))
 	}
 	switch cmd {
-	case cmdScreen:
+	case kvm.Screen:
 		v.w, v.h = int(binary.BigEndian.Uint16(d[4:])), int(binary.BigEndian.Uint16(d[6:]))
 		v.canvas = image.NewRGBA(image.Rect(0, 0, v.w, v.h))
 		v.screens++
-	case cmdPicture:
+	case kvm.Picture:
 		if v.canvas == nil {
 			return 0, fmt.Errorf("PICTURE before SCREEN")
 		}
@@ -179,11 +180,11 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 		}
 		v.tiles++
 		v.bytes += len(f.Data)
-	case cmdCursor:
+	case kvm.Cursor:
 		v.cursor = int(d[4])
-	case cmdError:
+	case kvm.Error:
 		v.errors = append(v.errors, string(d[4:]))
-	case cmdGetDisplays:
+	case kvm.GetDisplays:
 		v.display = nil
 		for i := 4; i+1 < len(d); i += 2 {
 			v.display = append(v.display, binary.BigEndian.Uint16(d[i:]))

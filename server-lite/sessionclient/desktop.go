@@ -12,31 +12,17 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
-)
-
-// KVM command numbers used by the viewer (sessions.md §4.3).
-const (
-	kvmKey         = 1
-	kvmMouse       = 2
-	kvmPicture     = 3
-	kvmCompression = 5
-	kvmRefresh     = 6
-	kvmScreen      = 7
-	kvmGetDisplays = 11
-	kvmSetDisplay  = 12
-	kvmJumbo       = 27
-	kvmError       = 65
-	kvmKeyUnicode  = 85
 )
 
 // Mouse button codes (MOUSEEVENTF bits, sessions.md §4.5).
 const (
-	MouseMove      = 0x00
-	MouseLeftDown  = 0x02
-	MouseLeftUp    = 0x04
-	MouseRightDown = 0x08
-	MouseRightUp   = 0x10
+	MouseMove      = kvm.MouseMove
+	MouseLeftDown  = kvm.MouseLeftDown
+	MouseLeftUp    = kvm.MouseLeftUp
+	MouseRightDown = kvm.MouseRightDown
+	MouseRightUp   = kvm.MouseRightUp
 )
 
 // Tile is one PICTURE the agent sent, in screen coordinates.
@@ -120,19 +106,8 @@ func (d *Desktop) feedLocked(b []byte) error {
 		d.partial = append(d.partial, b...)
 		b = d.partial
 	}
-	need := 0
-	switch {
-	case len(b) < 4:
-		need = 4
-	case binary.BigEndian.Uint16(b) == kvmJumbo:
-		need = 16
-		if len(b) >= 8 {
-			need = max(16, 8+int(binary.BigEndian.Uint32(b[4:])))
-		}
-	default:
-		need = int(binary.BigEndian.Uint16(b[2:]))
-	}
-	if len(b) < need && need <= 16<<20 {
+	need := kvm.MessageLen(b)
+	if len(b) < need && need <= kvm.MaxMessage {
 		if len(d.partial) == 0 {
 			d.partial = append([]byte(nil), b...)
 		}
@@ -144,24 +119,16 @@ func (d *Desktop) feedLocked(b []byte) error {
 
 // applyLocked decodes one agent→viewer command (one per message, §4.2).
 func (d *Desktop) applyLocked(b []byte) error {
-	if len(b) < 4 {
+	c, ok, err := kvm.Unwrap(b)
+	if err != nil {
+		return fmt.Errorf("desktop: %w", err)
+	}
+	if !ok {
 		return nil // the browser ignores these too
 	}
-	cmd := binary.BigEndian.Uint16(b)
-	n := int(binary.BigEndian.Uint16(b[2:]))
-	if cmd == kvmJumbo {
-		if n != 8 || len(b) < 16 || int(binary.BigEndian.Uint32(b[4:])) != len(b)-8 {
-			return fmt.Errorf("desktop: bad JUMBO message")
-		}
-		b = b[8:]
-		cmd, n = binary.BigEndian.Uint16(b), len(b)
-	}
-	if n != len(b) {
-		return fmt.Errorf("desktop: command %d declares %d bytes in a %d-byte message", cmd, n, len(b))
-	}
-	p := b[4:]
-	switch cmd {
-	case kvmScreen:
+	p := c.Data
+	switch c.Cmd {
+	case kvm.Screen:
 		if len(p) < 4 {
 			return fmt.Errorf("desktop: short SCREEN")
 		}
@@ -171,7 +138,7 @@ func (d *Desktop) applyLocked(b []byte) error {
 		d.covered = make([]bool, d.cw*d.chh)
 		d.left = len(d.covered)
 		d.screens++
-	case kvmPicture:
+	case kvm.Picture:
 		if d.canvas == nil {
 			return fmt.Errorf("desktop: PICTURE before SCREEN")
 		}
@@ -204,20 +171,14 @@ func (d *Desktop) applyLocked(b []byte) error {
 				}
 			}
 		}
-	case kvmGetDisplays:
-		d.displays = d.displays[:0]
-		if len(p) >= 2 {
-			cnt := int(binary.BigEndian.Uint16(p))
-			for i := 0; i < cnt && 2+2*i+1 < len(p); i++ {
-				d.displays = append(d.displays, binary.BigEndian.Uint16(p[2+2*i:]))
-			}
-		}
+	case kvm.GetDisplays:
+		d.displays = append(d.displays[:0], kvm.Displays(p)...)
 		d.hasList = true
-	case kvmSetDisplay:
+	case kvm.SetDisplay:
 		if len(p) >= 2 {
 			d.selected = int(binary.BigEndian.Uint16(p))
 		}
-	case kvmError:
+	case kvm.Error:
 		d.errs = append(d.errs, string(p))
 	}
 	return nil
@@ -334,56 +295,28 @@ func (d *Desktop) Send(ctx context.Context, cmds ...[]byte) error {
 	return d.ch.Write(ctx, session.Frame{Binary: true, Data: bytes.Join(cmds, nil)})
 }
 
-func kvm(cmd uint16, payload ...uint16) []byte {
-	b := make([]byte, 4+2*len(payload))
-	binary.BigEndian.PutUint16(b, cmd)
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	for i, v := range payload {
-		binary.BigEndian.PutUint16(b[4+2*i:], v)
-	}
-	return b
-}
-
 // Refresh asks for SCREEN and a full frame.
-func (d *Desktop) Refresh(ctx context.Context) error { return d.Send(ctx, kvm(kvmRefresh)) }
+func (d *Desktop) Refresh(ctx context.Context) error { return d.Send(ctx, kvm.RefreshCmd()) }
 
 // SetDisplay selects a display by id (0xFFFF: all).
 func (d *Desktop) SetDisplay(ctx context.Context, id uint16) error {
-	return d.Send(ctx, kvm(kvmSetDisplay, id))
+	return d.Send(ctx, kvm.SetDisplayCmd(id))
 }
 
 // Compression sets JPEG quality (1-100), scaling (1024 = 100 %) and the
 // frame interval in milliseconds.
 func (d *Desktop) Compression(ctx context.Context, quality, scaling, frameMS int) error {
-	b := kvm(kvmCompression, 0, uint16(scaling), uint16(frameMS))
-	b[4], b[5] = 1, byte(quality) // type 1 = JPEG
-	return d.Send(ctx, b)
+	return d.Send(ctx, kvm.CompressionCmd(quality, scaling, frameMS))
 }
 
 // MouseCmd encodes a mouse command at screen coordinates x, y.
-func MouseCmd(button byte, x, y int) []byte {
-	b := kvm(kvmMouse, 0, uint16(x), uint16(y))
-	b[4], b[5] = 0, button
-	return b
-}
+func MouseCmd(button byte, x, y int) []byte { return kvm.MouseCmd(button, x, y) }
 
 // KeyCmd encodes a key press (down) or release by Windows virtual-key code.
-func KeyCmd(vk byte, down bool) []byte {
-	a := byte(1)
-	if down {
-		a = 0
-	}
-	return []byte{0, kvmKey, 0, 6, a, vk}
-}
+func KeyCmd(vk byte, down bool) []byte { return kvm.KeyCmd(vk, down) }
 
 // UnicodeCmd encodes a typed character (a UTF-16 code unit).
-func UnicodeCmd(ch uint16, down bool) []byte {
-	a := byte(1)
-	if down {
-		a = 0
-	}
-	return []byte{0, kvmKeyUnicode, 0, 7, a, byte(ch >> 8), byte(ch)}
-}
+func UnicodeCmd(ch uint16, down bool) []byte { return kvm.UnicodeCmd(ch, down) }
 
 // Mouse moves the pointer, with button for clicks (MouseLeftDown, ...).
 func (d *Desktop) Mouse(ctx context.Context, button byte, x, y int) error {

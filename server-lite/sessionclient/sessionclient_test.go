@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -37,7 +38,7 @@ func TestCutRun(t *testing.T) {
 // then the given picture messages.
 func desktopMsgs(t *testing.T, w, h int, tiles ...[]byte) [][]byte {
 	t.Helper()
-	msgs := [][]byte{kvm(kvmScreen, uint16(w), uint16(h)), kvm(kvmSetDisplay, 1), kvm(kvmGetDisplays, 0, 0)}
+	msgs := [][]byte{kvm.Encode(kvm.Screen, uint16(w), uint16(h)), kvm.Encode(kvm.SetDisplay, 1), kvm.Encode(kvm.GetDisplays, 0, 0)}
 	return append(msgs, tiles...)
 }
 
@@ -50,15 +51,15 @@ func picture(t *testing.T, x, y, w, h int, c color.RGBA, jumbo bool) []byte {
 	var buf bytes.Buffer
 	jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
 	if !jumbo {
-		b := kvm(kvmPicture, uint16(x), uint16(y))
+		b := kvm.Encode(kvm.Picture, uint16(x), uint16(y))
 		binary.BigEndian.PutUint16(b[2:], uint16(8+buf.Len()))
 		return append(b, buf.Bytes()...)
 	}
 	b := make([]byte, 16, 16+buf.Len())
-	binary.BigEndian.PutUint16(b, kvmJumbo)
+	binary.BigEndian.PutUint16(b, kvm.Jumbo)
 	binary.BigEndian.PutUint16(b[2:], 8)
 	binary.BigEndian.PutUint32(b[4:], uint32(8+buf.Len()))
-	binary.BigEndian.PutUint16(b[8:], kvmPicture)
+	binary.BigEndian.PutUint16(b[8:], kvm.Picture)
 	binary.BigEndian.PutUint16(b[12:], uint16(x))
 	binary.BigEndian.PutUint16(b[14:], uint16(y))
 	return append(b, buf.Bytes()...)
