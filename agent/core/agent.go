@@ -7,6 +7,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha512"
 	"crypto/tls"
@@ -74,11 +75,13 @@ type Config struct {
 	MaxMessage       int64         // post-auth frame limit, default 64 MiB
 
 	// Sessions maps relay protocol numbers (session.Proto*) to their
-	// handlers; a protocol without a handler is refused.
-	Sessions map[int]SessionHandler
-	// UpgradeSession, if set, wraps the relay channel of desktop and files
-	// sessions so the client can move them to a WebRTC data channel.
-	UpgradeSession func(relay session.Channel, protocol int) session.Channel
+	// handlers and upgrade policies; a protocol without a handler is
+	// refused.
+	Sessions map[int]Session
+	// UpgradeSession, if set, wraps the relay channel of sessions whose
+	// policy allows it, so the client can move them to a WebRTC data
+	// channel as the policy says.
+	UpgradeSession func(relay session.Channel, policy session.UpgradePolicy) session.Channel
 
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).
@@ -124,7 +127,7 @@ type Agent struct {
 	coreMu sync.Mutex // serialises core installs and starts
 
 	runCtx   context.Context // lives as long as Run: relay sessions use it
-	sessions sessionCounts
+	sessions registry        // open relay sessions
 }
 
 // New validates the configuration and prepares an agent.
@@ -457,10 +460,8 @@ func (a *Agent) serve(ctx context.Context, c *controlConn) error {
 		}
 		touch()
 		if handshake.IsJSON(msg) {
-			if a.cfg.Host != nil {
+			if !a.nativeJSON(msg) && a.cfg.Host != nil {
 				a.cfg.Host.Deliver(msg)
-			} else {
-				a.nativeJSON(msg)
 			}
 			continue
 		}
@@ -494,19 +495,28 @@ func (a *Agent) keepAlive(ctx context.Context, c *controlConn) {
 	}
 }
 
-// nativeJSON handles the one JSON request the agent serves without a script
-// core: tunnels, so sessions work even with no script host.
-func (a *Agent) nativeJSON(msg []byte) {
+// nativeJSON serves the JSON requests the agent handles itself, whatever
+// the script core does, and reports whether msg was one. Today that is
+// {"action":"msg","type":"tunnel"}: relay sessions are native (URL check,
+// certificate pinning, rights and consent all in OpenTunnel), so routing
+// them through the script core would only add two JSON passes and make
+// every session depend on a live core within its time budget. Scripts can
+// still open tunnels themselves (the script API's tunnel.open).
+func (a *Agent) nativeJSON(msg []byte) bool {
+	if !bytes.Contains(msg, []byte(`"tunnel"`)) {
+		return false // cheap: most messages are not tunnels
+	}
 	var m struct {
 		Action string `json:"action"`
 		Type   string `json:"type"`
 	}
 	if json.Unmarshal(msg, &m) != nil || m.Action != "msg" || m.Type != "tunnel" {
-		return
+		return false
 	}
 	if err := a.OpenTunnel(msg); err != nil {
 		a.log.Warn("tunnel request refused", "err", err)
 	}
+	return true
 }
 
 var zeroHash [handshake.HashLen]byte

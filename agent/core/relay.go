@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,8 +21,19 @@ import (
 
 // SessionHandler serves one relay session once its protocol is chosen. The
 // handler owns the channel and must close it before returning. Handlers
-// check the rights in info again themselves (defence in depth).
+// check the rights in info again themselves (defence in depth). A handler
+// that must act after a WebRTC switch-over watches session.Switched(ch).
 type SessionHandler func(ctx context.Context, ch session.Channel, info session.Info) error
+
+// Session declares how the agent serves one relay protocol: its handler
+// and the handler's own WebRTC upgrade policy, so the core decides nothing
+// per protocol itself.
+type Session struct {
+	Serve SessionHandler
+	// WebRTC says whether the client may move the session onto a WebRTC
+	// data channel and how; the zero value keeps it on the relay.
+	WebRTC session.UpgradePolicy
+}
 
 // TunnelRequest is the server's {"action":"msg","type":"tunnel"} message
 // (control.md §6.8, sessions.md §1.2). Everything in it comes from the user
@@ -204,7 +214,7 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		}
 	}
 	handler := a.cfg.Sessions[proto]
-	if handler == nil {
+	if handler.Serve == nil {
 		sendRelayConsole(ctx, ch, fmt.Sprintf("Unsupported protocol %d", proto), 0)
 		return fmt.Errorf("unsupported relay protocol %d", proto)
 	}
@@ -213,21 +223,21 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		sendRelayConsole(ctx, ch, why, 2)
 		return fmt.Errorf("session refused: %s", why)
 	}
-	if (proto == session.ProtoDesktop || proto == session.ProtoFiles) && a.cfg.UpgradeSession != nil {
-		// The browser may move desktop and files sessions onto a WebRTC
+	if handler.WebRTC.Allow && a.cfg.UpgradeSession != nil {
+		// The handler lets the browser move its session onto a WebRTC
 		// data channel (sessions.md §5); the wrapper does the switch-over.
-		ch = a.cfg.UpgradeSession(ch, proto)
+		ch = a.cfg.UpgradeSession(ch, handler.WebRTC)
 	}
 	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
 	kind := sessionKind(proto)
 	a.audit(info, fmt.Sprintf("Started %s session", kind))
-	a.sessions.add(a, kind, info.UserID, 1)
+	id := a.sessions.open(a, info)
 	defer func() {
-		a.sessions.add(a, kind, info.UserID, -1)
+		a.sessions.close(a, id)
 		a.audit(info, fmt.Sprintf("Ended %s session", kind))
 		a.emit(Event{Kind: EventSessionEnded, Name: kind})
 	}()
-	return handler(ctx, ch, info)
+	return handler.Serve(ctx, ch, info)
 }
 
 // sessionKind names a protocol as MeshCentral's "sessions" messages do.
@@ -253,34 +263,6 @@ func (a *Agent) audit(info session.Info, msg string) {
 		}
 	}
 	b, _ := json.Marshal(m)
-	a.SendJSON(b)
-}
-
-// sessionCounts tracks open relay sessions per kind and user, reported to
-// the server on every change so its UI shows who is connected.
-type sessionCounts struct {
-	mu sync.Mutex
-	n  map[string]map[string]int // kind → user → open sessions
-}
-
-func (s *sessionCounts) add(a *Agent, kind, user string, delta int) {
-	s.mu.Lock()
-	if s.n == nil {
-		s.n = map[string]map[string]int{}
-	}
-	if s.n[kind] == nil {
-		s.n[kind] = map[string]int{}
-	}
-	s.n[kind][user] += delta
-	if s.n[kind][user] <= 0 {
-		delete(s.n[kind], user)
-	}
-	value := make(map[string]int, len(s.n[kind]))
-	for u, c := range s.n[kind] {
-		value[u] = c
-	}
-	s.mu.Unlock()
-	b, _ := json.Marshal(map[string]any{"action": "sessions", "type": kind, "value": value})
 	a.SendJSON(b)
 }
 

@@ -3,12 +3,15 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/script"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 )
@@ -79,20 +82,27 @@ func TestTunnelThroughRelay(t *testing.T) {
 			key, _, _ := testKeys(t)
 			sid := handshake.NodeID(&key.PublicKey)
 			// No script host: the agent routes tunnels natively.
-			startAgent(t, fs.msh(sid[:]), t.TempDir(), func(c *Config) {
+			var run atomic.Pointer[agentRun]
+			listed := make(chan []OpenSession, 1)
+			r := startAgent(t, fs.msh(sid[:]), t.TempDir(), func(c *Config) {
 				c.Host = nil
-				c.Sessions = map[int]SessionHandler{
-					session.ProtoFiles: func(ctx context.Context, ch session.Channel, info session.Info) error {
+				c.Sessions = map[int]Session{
+					session.ProtoFiles: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 						defer ch.Close()
+						for run.Load() == nil {
+							time.Sleep(time.Millisecond)
+						}
+						listed <- run.Load().agent.Sessions()
 						served <- info
 						f, err := ch.Read(ctx)
 						if err != nil {
 							return err
 						}
 						return ch.Write(ctx, session.Frame{Binary: true, Data: append([]byte("echo:"), f.Data...)})
-					},
+					}},
 				}
 			})
+			run.Store(r)
 			var end relayEnd
 			select {
 			case end = <-relaySaw:
@@ -109,6 +119,12 @@ func TestTunnelThroughRelay(t *testing.T) {
 				}
 				if len(end.frames) == 0 || string(end.frames[0].Data) != "echo:ping-data" || !end.frames[0].Binary {
 					t.Errorf("relay got %v", end.frames)
+				}
+				// The one session registry lists the session while its
+				// handler runs.
+				l := <-listed
+				if len(l) != 1 || l[0].Protocol != 5 || l[0].Kind != "files" || l[0].UserID != "user//alice" {
+					t.Errorf("registry while serving: %+v", l)
 				}
 			default:
 				if tc.served {
@@ -134,6 +150,75 @@ func TestTunnelThroughRelay(t *testing.T) {
 			}
 			if !sawSessions || !sawLog {
 				t.Errorf("server saw sessions=%v log=%v", sawSessions, sawLog)
+			}
+			for deadline := time.Now().Add(5 * time.Second); len(r.agent.Sessions()) != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("registry after the session ended: %+v", r.agent.Sessions())
+				}
+			}
+		})
+	}
+}
+
+// TestTunnelWithoutLiveCore: tunnel requests are served natively, so a
+// session starts whether the JavaScript core is not running at all or is
+// stuck in a turn that never yields (over its time budget), with the real
+// script host.
+func TestTunnelWithoutLiveCore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		core string
+	}{
+		{"core failed to start", "this is not JavaScript ("},
+		{"core stuck in one turn", "for (;;) {}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeServer(t, "")
+			mux := http.NewServeMux()
+			mux.HandleFunc("/agent.ashx", fs.handle)
+			echoed := make(chan string, 1)
+			mux.HandleFunc("/meshrelay.ashx", func(w http.ResponseWriter, r *http.Request) {
+				ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer ws.Close()
+				ws.WriteMessage(websocket.TextMessage, []byte("c"))
+				ws.WriteMessage(websocket.TextMessage, []byte("5"))
+				ws.WriteMessage(websocket.BinaryMessage, []byte("hi"))
+				ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, data, _ := ws.ReadMessage()
+				echoed <- string(data)
+			})
+			fs.srv.Config.Handler = mux
+			tunnel, _ := json.Marshal(map[string]any{"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=5&id=T2",
+				"rights": session.RightAdmin, "userid": "user//alice"})
+			// 16 first: the agent starts its core, then the tunnel arrives.
+			fs.post = [][]byte{handshake.EncodeRequest(handshake.CmdCoreOK, 0, nil), tunnel}
+			key, _, _ := testKeys(t)
+			sid := handshake.NodeID(&key.PublicKey)
+			host := script.New(script.Config{Logger: slog.New(slog.DiscardHandler), TurnBudget: time.Minute,
+				Send: func([]byte) error { return nil }})
+			t.Cleanup(host.Close)
+			startAgent(t, fs.msh(sid[:]), t.TempDir(), func(c *Config) {
+				c.Host = host
+				c.DefaultCore = []byte(tc.core)
+				c.Sessions = map[int]Session{session.ProtoFiles: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
+					defer ch.Close()
+					f, err := ch.Read(ctx)
+					if err != nil {
+						return err
+					}
+					return ch.Write(ctx, session.Frame{Binary: true, Data: append([]byte("echo:"), f.Data...)})
+				}}}
+			})
+			select {
+			case got := <-echoed:
+				if got != "echo:hi" {
+					t.Fatalf("relay got %q", got)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the tunnel was not served")
 			}
 		})
 	}

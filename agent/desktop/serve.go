@@ -32,6 +32,12 @@ type Options struct {
 	OnFrame func(tiles, bytes int)
 }
 
+// WebRTC is the desktop's WebRTC upgrade policy (sessions.md §5): the
+// browser may move the session onto a data channel, and large KVM commands
+// are fragmented there because the viewer reassembles them (§5.4). After a
+// switch Serve itself sends a full screen on the new path.
+var WebRTC = session.UpgradePolicy{Allow: true, FragmentBinary: true}
+
 // ErrDenied is returned when the session's rights do not allow the desktop.
 var ErrDenied = errors.New("desktop: no remote desktop rights")
 
@@ -81,6 +87,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName())
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.readLoop(ctx); cancel() }()
+	go s.refreshOnSwitch(ctx)
 	err := s.run(ctx)
 	s.closeScreen()
 	cancel()
@@ -177,6 +184,23 @@ func (s *sess) readLoop(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
+	}
+}
+
+// refreshOnSwitch asks the capture loop for a full refresh once the
+// channel's output has moved to a WebRTC data channel, as the reference
+// does when it re-pipes the KVM (sessions.md §5.2): the viewer then gets
+// SCREEN and a whole frame on the new path.
+func (s *sess) refreshOnSwitch(ctx context.Context) {
+	select {
+	case <-session.Switched(s.ch):
+	case <-ctx.Done():
+		return
+	}
+	s.log.Debug("desktop: moved to WebRTC, sending a full frame")
+	select {
+	case s.cmds <- kvm.Command{Cmd: kvm.Refresh}:
+	case <-ctx.Done():
 	}
 }
 

@@ -39,6 +39,11 @@ type Options struct {
 // access; the channel is closed before anything is read from it.
 var ErrNotAllowed = errors.New("files: rights do not allow file access")
 
+// WebRTC is the files session's WebRTC upgrade policy (sessions.md §5):
+// the browser may move it onto a data channel; its frames need no
+// fragmenting and nothing is needed after the switch.
+var WebRTC = session.UpgradePolicy{Allow: true}
+
 // Serve runs one files session (info.Protocol 5, or 10 for a devicefile.ashx
 // single download) on ch until the client closes it, sends a close control
 // message, or ctx is done. It always closes ch. It returns nil when the

@@ -1,27 +1,22 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
-	"runtime"
-
+	"context"
 	"encoding/json"
 	"fmt"
-
-	"github.com/meshgo/meshagent/proto/webrtc"
+	"log/slog"
 	"sync"
 	"time"
-
-	"context"
-	"github.com/meshgo/meshagent/internal/memtrim"
-	"log/slog"
 
 	"github.com/meshgo/meshagent/agent/core"
 	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/files"
 	"github.com/meshgo/meshagent/agent/script"
 	"github.com/meshgo/meshagent/agent/terminal"
+	"github.com/meshgo/meshagent/internal/memtrim"
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/webrtc"
 	"github.com/meshgo/meshagent/scripts"
 )
 
@@ -32,11 +27,10 @@ type scriptHost struct {
 	host        *script.Host
 	defaultCore []byte
 	agent       *core.Agent
-	tunnels     *tunnelTracker // wraps the session handlers; listed by the core
 }
 
 func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) *scriptHost {
-	s := &scriptHost{defaultCore: scripts.DefaultCore, tunnels: newTunnelTracker()}
+	s := &scriptHost{defaultCore: scripts.DefaultCore}
 	srv, _ := settings.Servers()
 	url := ""
 	if len(srv) > 0 {
@@ -45,7 +39,7 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 	s.host = script.New(script.Config{
 		Send:       func(msg []byte) error { return s.agent.SendJSON(msg) },
 		OpenTunnel: func(req []byte) error { return s.agent.OpenTunnel(req) },
-		Tunnels:    s.tunnels.list,
+		Tunnels:    func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
 		Logger:     log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
@@ -61,45 +55,45 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 // console, plus desktop where a desktop can be served, so MeshCentral's
 // web UI shows the Desktop tab (control.md §4.10).
 func coreCaps() int {
-	caps := 2 | 4 | 8
-	if desktopAvailable() {
-		caps |= 1
+	caps := handshake.CapTerminal | handshake.CapFiles | handshake.CapConsole
+	if desktop.Available() {
+		caps |= handshake.CapDesktop
 	}
-	return caps
+	return int(caps)
 }
 
-// desktopAvailable reports whether this machine has a desktop to serve: on
-// Linux an X server socket (the desktop handler then finds its display and
-// cookie), elsewhere always.
-func desktopAvailable() bool {
-	if runtime.GOOS != "linux" {
-		return true
+// scriptTunnels gives the script API's tunnel list the core's registry of
+// open sessions.
+func scriptTunnels(open []core.OpenSession) []script.Tunnel {
+	out := make([]script.Tunnel, len(open))
+	for i, o := range open {
+		out[i] = script.Tunnel{ID: o.ID, Protocol: o.Protocol, Kind: o.Kind, UserID: o.UserID,
+			Username: o.Username, RemoteAddr: o.RemoteAddr, Started: o.Started}
 	}
-	if os.Getenv("DISPLAY") != "" {
-		return true
-	}
-	sockets, _ := filepath.Glob("/tmp/.X11-unix/X*")
-	return len(sockets) > 0
+	return out
 }
 
-// sessionHandlers maps relay protocols to the capability packages.
-func sessionHandlers(log *slog.Logger) map[int]core.SessionHandler {
-	term := func(ctx context.Context, ch session.Channel, info session.Info) error {
+// sessionHandlers maps relay protocols to the capability packages, each
+// with its own WebRTC upgrade policy.
+func sessionHandlers(log *slog.Logger) map[int]core.Session {
+	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
-	}
-	fileSession := func(ctx context.Context, ch session.Channel, info session.Info) error {
+	}}
+	fileSession := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return files.Serve(ctx, ch, info, files.Options{Logger: log})
-	}
-	return map[int]core.SessionHandler{
+	}, WebRTC: files.WebRTC}
+	return map[int]core.Session{
 		session.ProtoTerminal:   term,
 		session.ProtoPowerShell: term,
 		session.ProtoUserShell:  term,
 		session.ProtoUserPS:     term,
 		session.ProtoFiles:      fileSession,
-		session.ProtoDesktop: func(ctx context.Context, ch session.Channel, info session.Info) error {
+		session.ProtoDesktop: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log})
-		},
-		session.ProtoFileTransfer: fileSession,
+		}, WebRTC: desktop.WebRTC},
+		// Protocol 10 is an HTTP download on its own tunnel: it stays on
+		// the relay, as before.
+		session.ProtoFileTransfer: {Serve: fileSession.Serve},
 	}
 }
 
@@ -133,9 +127,9 @@ const (
 	mshWebRTCDisabled     = "WebRTCDisabled"     // "1": never answer offers
 )
 
-// sessionUpgrader returns the wrapper that lets a client move desktop and
-// files sessions onto a WebRTC data channel, or nil when disabled.
-func sessionUpgrader(log *slog.Logger, settings *core.MSH) (func(session.Channel, int) session.Channel, error) {
+// sessionUpgrader returns the wrapper that lets a client move a session
+// whose handler allows it onto a WebRTC data channel, or nil when disabled.
+func sessionUpgrader(log *slog.Logger, settings *core.MSH) (func(session.Channel, session.UpgradePolicy) session.Channel, error) {
 	if settings.Get(mshWebRTCDisabled) == "1" {
 		return nil, nil
 	}
@@ -146,15 +140,7 @@ func sessionUpgrader(log *slog.Logger, settings *core.MSH) (func(session.Channel
 		}
 	}
 	loopback := settings.Get(mshWebRTCLoopbackOnly) == "1"
-	return func(relay session.Channel, protocol int) session.Channel {
-		cfg := webrtc.Config{ICEServers: ice, LoopbackOnly: loopback, Logger: log}
-		if protocol == session.ProtoDesktop {
-			// The browser's viewer reassembles KVM commands from fragments,
-			// and after the switch it needs a full screen on the new path,
-			// as the reference sends: hand the desktop a viewer REFRESH.
-			cfg.FragmentBinary = true
-			cfg.InjectOnSwitch = &session.Frame{Binary: true, Data: []byte{0, 6, 0, 4}}
-		}
-		return webrtc.Upgradable(relay, cfg)
+	return func(relay session.Channel, p session.UpgradePolicy) session.Channel {
+		return webrtc.Upgradable(relay, webrtc.Config{ICEServers: ice, LoopbackOnly: loopback, Logger: log, FragmentBinary: p.FragmentBinary})
 	}, nil
 }

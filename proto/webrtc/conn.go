@@ -308,6 +308,12 @@ func (c *conn) sendDC(ctx context.Context, p []byte, text bool) error {
 
 // Close ends the session: it lets the data channel deliver what was
 // written (bounded), then closes the peer connection and the relay.
+// Switched is closed once this side's output has moved to the data channel
+// and the webrtc0/1/2 exchange is complete (session.Switcher), the same
+// moment OnSwitched is called: a handler that must act after a switch
+// learns of it without a callback wired through its caller.
+func (c *conn) Switched() <-chan struct{} { return c.switched }
+
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.flush()
@@ -571,9 +577,6 @@ func (c *conn) flushQueued() {
 		}
 	}
 	c.markSwitched()
-	if f := c.cfg.InjectOnSwitch; f != nil {
-		c.push(item{f: session.Frame{Binary: f.Binary, Data: bytes.Clone(f.Data)}})
-	}
 }
 
 func (c *conn) markSwitched() {

@@ -77,16 +77,9 @@ type Config struct {
 	// OnSwitched, if set, is called once, on its own goroutine, when this
 	// side's output has moved to the data channel and the webrtc0/1/2
 	// exchange is complete: for logs and counters, or for a caller that
-	// can reach its handler. InjectOnSwitch needs no such access.
+	// can reach its handler. A handler that only holds the channel uses
+	// session.Switched instead (the desktop's full refresh).
 	OnSwitched func()
-
-	// InjectOnSwitch, if set, is handed to Read right after this side's
-	// output moved to the data channel, as if the peer had sent it. For a
-	// desktop session pass the viewer's REFRESH command, a binary frame
-	// 00 06 00 04 (sessions.md §4.5): the desktop handler then sends SCREEN
-	// and a full frame on the new path, as the reference does when it
-	// re-pipes the KVM (§5.2), without knowing about WebRTC.
-	InjectOnSwitch *session.Frame
 
 	// Timeout bounds each step of an attempt: ICE gathering, offer to open
 	// data channel, and webrtc1 to webrtc2. Zero means 30 seconds.

@@ -561,15 +561,17 @@ func TestFragmentBinary(t *testing.T) {
 	}
 }
 
-// TestInjectOnSwitch: the agent's handler gets the configured frame once,
-// after its output moved to the data channel (the desktop refresh).
-func TestInjectOnSwitch(t *testing.T) {
+// TestSwitchedNotice: the agent's handler learns of the switch once,
+// through session.Switched, after its output moved to the data channel (the
+// desktop then sends a full refresh), and OnSwitched fires too.
+func TestSwitchedNotice(t *testing.T) {
 	acfg := testConfig()
-	refresh := session.Frame{Binary: true, Data: []byte{0, 6, 0, 4}}
-	acfg.InjectOnSwitch = &refresh
 	switched := make(chan struct{})
 	acfg.OnSwitched = func() { close(switched) }
 	ag, cl := pair(t, acfg, testConfig(), true)
+	if session.Switched(ag) == nil {
+		t.Fatal("the upgradable channel offers no switch notice")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() {
@@ -580,16 +582,20 @@ func TestInjectOnSwitch(t *testing.T) {
 		}
 	}()
 	go cl.Offer(ctx)
-	f, err := ag.Read(ctx)
-	if err != nil || !f.Binary || string(f.Data) != string(refresh.Data) {
-		t.Fatalf("first frame %v %x %v, want the refresh", f.Binary, f.Data, err)
+	select {
+	case <-session.Switched(ag):
+	case <-ctx.Done():
+		t.Fatal("no switch notice")
 	}
-	waitClosed(t, switched, "OnSwitched")
 	ag.mu.Lock()
 	out := ag.out
 	ag.mu.Unlock()
 	if out != outDC {
-		t.Fatal("refresh delivered before the output moved")
+		t.Fatal("switch notice before the output moved")
+	}
+	waitClosed(t, switched, "OnSwitched")
+	if a, _ := session.Pipe(1); session.Switched(a) != nil {
+		t.Error("a pipe claims it can switch")
 	}
 }
 

@@ -1,0 +1,60 @@
+package core
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/proto/session"
+)
+
+// The registry lists a session exactly from open to close, with what the
+// session info says, oldest first, and builds the per-user counts the
+// server is sent. (The path through a real relay, where the core opens and
+// closes around the handler, is TestTunnelThroughRelay.)
+func TestSessionRegistry(t *testing.T) {
+	a := &Agent{} // not connected: the counts cannot be sent, which is fine here
+	var r registry
+	if l := r.list(); len(l) != 0 {
+		t.Fatalf("list before any session: %v", l)
+	}
+	before := time.Now()
+	id1 := r.open(a, session.Info{Protocol: session.ProtoTerminal, UserID: "user//admin", Username: "admin", RemoteIP: "10.0.0.5"})
+	id2 := r.open(a, session.Info{Protocol: session.ProtoFiles, UserID: "user//bob"})
+	r.open(a, session.Info{Protocol: session.ProtoFileTransfer, UserID: "user//bob"})
+
+	l := r.list()
+	if len(l) != 3 {
+		t.Fatalf("list with three sessions: %v", l)
+	}
+	x, y := l[0], l[1]
+	if x.ID != id1 || y.ID != id2 || x.ID >= y.ID || x.Protocol != 1 || x.Kind != "terminal" || x.UserID != "user//admin" || x.Username != "admin" || x.RemoteAddr != "10.0.0.5" ||
+		y.Protocol != 5 || y.Kind != "files" || y.UserID != "user//bob" {
+		t.Errorf("list %+v", l)
+	}
+	if x.Started.Before(before) || x.Started.After(time.Now()) {
+		t.Errorf("start time %v not during the test", x.Started)
+	}
+	// Protocols 5 and 10 are both "files" for the server's counts.
+	var m struct {
+		Action, Type string
+		Value        map[string]int
+	}
+	r.mu.Lock()
+	json.Unmarshal(r.countsLocked("files"), &m)
+	r.mu.Unlock()
+	if m.Action != "sessions" || m.Type != "files" || len(m.Value) != 1 || m.Value["user//bob"] != 2 {
+		t.Errorf("files counts %+v", m)
+	}
+
+	r.close(a, id1)
+	r.close(a, id1) // twice: harmless
+	if l := r.list(); len(l) != 2 || l[0].ID != id2 {
+		t.Errorf("list after closing the terminal: %v", l)
+	}
+	for _, p := range []int{1, 2, 5, 6, 8, 9, 10} {
+		if ProtocolName(p) == "other" {
+			t.Errorf("protocol %d has no name", p)
+		}
+	}
+}
