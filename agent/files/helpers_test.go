@@ -4,71 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/session/sessiontest"
 )
 
-// client is the viewer end of a files session under test; a goroutine reads
-// every frame so waits can time out without cancelling channel reads.
+// client is the viewer end of a files session under test, with the files
+// protocol's helpers on top of the shared session test client.
 type client struct {
-	t      testing.TB
-	ch     session.Channel
-	frames chan session.Frame
-	closed chan struct{}
-	done   chan error
-}
-
-func newClient(t testing.TB, ch session.Channel, done chan error) *client {
-	c := &client{t: t, ch: ch, frames: make(chan session.Frame, 4096), closed: make(chan struct{}), done: done}
-	go func() {
-		defer close(c.closed)
-		for {
-			f, err := ch.Read(context.Background())
-			if err != nil {
-				return
-			}
-			c.frames <- f
-		}
-	}()
-	return c
+	*sessiontest.Client
+	t  testing.TB
+	ch session.Channel
 }
 
 // quiet keeps the audit log out of test and benchmark output.
 var quiet = slog.New(slog.DiscardHandler)
 
-type transport func(t testing.TB, serve func(session.Channel)) session.Channel
+type transport = sessiontest.Transport
 
-func pipeTransport(t testing.TB, serve func(session.Channel)) session.Channel {
-	a, b := session.Pipe(64)
-	go serve(a)
-	return b
-}
-
-func wsTransport(t testing.TB, serve func(session.Channel)) session.Channel {
-	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		serve(session.WebSocket(conn))
-	}))
-	t.Cleanup(srv.Close)
-	d := websocket.Dialer{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
-	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ch := session.WebSocket(conn)
-	t.Cleanup(func() { ch.Close() })
-	return ch
-}
+var (
+	pipeTransport = sessiontest.Pipe
+	wsTransport   = sessiontest.WebSocket
+)
 
 var transports = []struct {
 	name string
@@ -76,13 +35,10 @@ var transports = []struct {
 }{{"pipe", pipeTransport}, {"websocket", wsTransport}}
 
 func startFiles(t testing.TB, tr transport, info session.Info) *client {
-	done := make(chan error, 1)
-	ch := tr(t, func(ch session.Channel) {
-		done <- Serve(context.Background(), ch, info, Options{Logger: quiet})
+	c := sessiontest.Serve(t, tr, func(ctx context.Context, ch session.Channel) error {
+		return Serve(ctx, ch, info, Options{Logger: quiet})
 	})
-	c := newClient(t, ch, done)
-	t.Cleanup(func() { c.ch.Close() })
-	return c
+	return &client{Client: c, t: t, ch: c.Ch}
 }
 
 func adminInfo() session.Info {
@@ -104,28 +60,13 @@ func (c *client) cmd(binary bool, v any) {
 
 func (c *client) sendRaw(f session.Frame) {
 	c.t.Helper()
-	if err := c.ch.Write(context.Background(), f); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
+	c.Send(f)
 }
 
 // next returns the next frame, failing the test on timeout or close.
 func (c *client) next() session.Frame {
 	c.t.Helper()
-	select {
-	case f := <-c.frames:
-		return f
-	case <-c.closed:
-		select {
-		case f := <-c.frames:
-			return f
-		default:
-		}
-		c.t.Fatal("channel closed while waiting for a frame")
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("timeout waiting for a frame")
-	}
-	return session.Frame{}
+	return c.Next()
 }
 
 type reply struct {
@@ -169,31 +110,17 @@ func action(a string) func(reply) bool {
 // noReply checks nothing arrives for a short while (commands without reply).
 func (c *client) noReply(d time.Duration) {
 	c.t.Helper()
-	select {
-	case f := <-c.frames:
-		c.t.Fatalf("unexpected reply %q", f.Data)
-	case <-time.After(d):
-	}
+	c.NoFrame(d)
 }
 
 func (c *client) waitClosed() {
 	c.t.Helper()
-	select {
-	case <-c.closed:
-	case <-time.After(10 * time.Second):
-		c.t.Fatal("channel not closed")
-	}
+	c.WaitClosed()
 }
 
 func (c *client) serveResult() error {
 	c.t.Helper()
-	select {
-	case err := <-c.done:
-		return err
-	case <-time.After(15 * time.Second):
-		c.t.Fatal("Serve did not return")
-		return nil
-	}
+	return c.ServeResult()
 }
 
 // sync sends an ls and waits for its reply, so everything sent before has

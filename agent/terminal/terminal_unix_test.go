@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"runtime"
@@ -19,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/proto/session"
+	"github.com/meshgo/meshagent/proto/session/sessiontest"
 )
 
 var (
@@ -28,39 +26,23 @@ var (
 	quiet    = slog.New(slog.DiscardHandler)
 )
 
-// client is the viewer end of a session under test. A goroutine reads all
-// frames so tests can wait with timeouts without cancelling channel reads
-// (on a WebSocket a cancelled read closes the connection).
+// client is the viewer end of a terminal session under test: the shared
+// session test client plus what the terminal's output looks like so far.
 type client struct {
-	t      *testing.T
-	ch     session.Channel
-	frames chan session.Frame
-	closed chan struct{}
-	out    bytes.Buffer // binary output seen so far
-	text   []string     // text frames seen so far
-	done   chan error   // Serve's result
+	*sessiontest.Client
+	t    *testing.T
+	ch   session.Channel
+	out  bytes.Buffer // binary output seen so far
+	text []string     // text frames seen so far
 }
 
 func newClient(t *testing.T, ch session.Channel, done chan error) *client {
-	c := &client{t: t, ch: ch, frames: make(chan session.Frame, 1024), closed: make(chan struct{}), done: done}
-	go func() {
-		defer close(c.closed)
-		for {
-			f, err := ch.Read(context.Background())
-			if err != nil {
-				return
-			}
-			c.frames <- f
-		}
-	}()
-	return c
+	return &client{Client: sessiontest.NewClient(t, ch, done), t: t, ch: ch}
 }
 
 func (c *client) send(binary bool, s string) {
 	c.t.Helper()
-	if err := c.ch.Write(context.Background(), session.Frame{Binary: binary, Data: []byte(s)}); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
+	c.Send(session.Frame{Binary: binary, Data: []byte(s)})
 }
 
 func (c *client) take(f session.Frame) {
@@ -80,11 +62,11 @@ func (c *client) waitOutput(re *regexp.Regexp) []string {
 			return m
 		}
 		select {
-		case f := <-c.frames:
+		case f := <-c.Frames():
 			c.take(f)
-		case <-c.closed:
-			for len(c.frames) > 0 {
-				c.take(<-c.frames)
+		case <-c.Closed():
+			for len(c.Frames()) > 0 {
+				c.take(<-c.Frames())
 			}
 			if m := re.FindStringSubmatch(c.out.String()); m != nil {
 				return m
@@ -108,11 +90,11 @@ func (c *client) waitText(sub string) string {
 			}
 		}
 		select {
-		case f := <-c.frames:
+		case f := <-c.Frames():
 			c.take(f)
-		case <-c.closed:
-			for len(c.frames) > 0 {
-				c.take(<-c.frames)
+		case <-c.Closed():
+			for len(c.Frames()) > 0 {
+				c.take(<-c.Frames())
 			}
 			for ; seen < len(c.text); seen++ {
 				if strings.Contains(c.text[seen], sub) {
@@ -128,50 +110,20 @@ func (c *client) waitText(sub string) string {
 
 func (c *client) waitClosed() {
 	c.t.Helper()
-	select {
-	case <-c.closed:
-	case <-time.After(10 * time.Second):
-		c.t.Fatal("channel not closed")
-	}
+	c.WaitClosed()
 }
 
 func (c *client) serveResult() error {
 	c.t.Helper()
-	select {
-	case err := <-c.done:
-		return err
-	case <-time.After(15 * time.Second):
-		c.t.Fatal("Serve did not return")
-		return nil
-	}
+	return c.ServeResult()
 }
 
-type transport func(t *testing.T, serve func(session.Channel)) session.Channel
+type transport = sessiontest.Transport
 
-func pipeTransport(t *testing.T, serve func(session.Channel)) session.Channel {
-	a, b := session.Pipe(64)
-	go serve(a)
-	return b
-}
-
-func wsTransport(t *testing.T, serve func(session.Channel)) session.Channel {
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		serve(session.WebSocket(conn))
-	}))
-	t.Cleanup(srv.Close)
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ch := session.WebSocket(conn)
-	t.Cleanup(func() { ch.Close() })
-	return ch
-}
+var (
+	pipeTransport = sessiontest.Pipe
+	wsTransport   = sessiontest.WebSocket
+)
 
 var transports = []struct {
 	name string
@@ -179,13 +131,10 @@ var transports = []struct {
 }{{"pipe", pipeTransport}, {"websocket", wsTransport}}
 
 func startTerm(t *testing.T, tr transport, info session.Info) *client {
-	done := make(chan error, 1)
-	ch := tr(t, func(ch session.Channel) {
-		done <- Serve(context.Background(), ch, info, Options{LaunchCommand: &noLaunch, KillGrace: 300 * time.Millisecond, Logger: quiet})
+	c := sessiontest.Serve(t, tr, func(ctx context.Context, ch session.Channel) error {
+		return Serve(ctx, ch, info, Options{LaunchCommand: &noLaunch, KillGrace: 300 * time.Millisecond, Logger: quiet})
 	})
-	c := newClient(t, ch, done)
-	t.Cleanup(func() { c.ch.Close() })
-	return c
+	return &client{Client: c, t: t, ch: c.Ch}
 }
 
 func adminInfo(opts string) session.Info {

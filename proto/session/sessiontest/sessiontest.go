@@ -54,12 +54,6 @@ func WebSocket(t testing.TB, serve func(session.Channel)) session.Channel {
 	return ch
 }
 
-// Transports are both transports, for table tests that must pass on each.
-var Transports = []struct {
-	Name      string
-	Transport Transport
-}{{"pipe", Pipe}, {"websocket", WebSocket}}
-
 // Timeouts of the Client's waits.
 const (
 	FrameTimeout = 20 * time.Second // Next
