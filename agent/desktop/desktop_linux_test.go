@@ -448,3 +448,38 @@ func TestServeSurvivesXServerRestart(t *testing.T) {
 	setRoot(t, x2.conn(t), 0xc000c0)
 	v.until(ctx, "frame after restart", func() bool { return v.w == 800 && v.near(400, 300, 0xc000c0) })
 }
+
+// switchable is a pipe end whose transport "moves" when the test says, as
+// proto/webrtc's upgradable channel reports through session.Switcher.
+type switchable struct {
+	session.Channel
+	moved chan struct{}
+}
+
+func (s switchable) Switched() <-chan struct{} { return s.moved }
+
+// After a WebRTC switch-over the desktop sends SCREEN and a whole frame on
+// the new path by itself (sessions.md §5.2), with no REFRESH from the
+// viewer.
+func TestServeRefreshesAfterSwitch(t *testing.T) {
+	x := startXvfb(t, 320, 200)
+	setRoot(t, x.conn(t), 0x2040c0)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, b := session.Pipe(64)
+	sw := switchable{Channel: a, moved: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, sw, fullRights, Options{Display: x.Name, XAuthority: x.AuthFile}) }()
+	defer func() {
+		cancel()
+		b.Close()
+		<-done
+	}()
+	v := newViewer(t, b)
+	v.until(ctx, "first full frame", func() bool { return v.screens == 1 && v.near(319, 199, 0x2040c0) })
+	time.Sleep(300 * time.Millisecond) // the screen is static: nothing more comes
+	screens, tiles := v.screens, v.tiles
+	close(sw.moved)
+	v.until(ctx, "SCREEN and a full frame after the switch", func() bool {
+		return v.screens > screens && v.tiles > tiles && v.near(319, 199, 0x2040c0) && v.near(0, 0, 0x2040c0)
+	})
+}
