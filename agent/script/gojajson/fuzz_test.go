@@ -106,6 +106,10 @@ func FuzzParse(f *testing.F) {
 		}
 		switch {
 		case wantErr != nil && gotErr != nil:
+			var a, b *goja.Exception
+			if !errors.As(wantErr, &a) || !errors.As(gotErr, &b) || errName(a) != errName(b) {
+				t.Fatalf("goja throws %v, codec %v", wantErr, gotErr)
+			}
 			return
 		case wantErr != nil && strings.Contains(wantErr.Error(), "cannot unmarshal number") && hasInfinity(got):
 			return // deliberate: a number beyond float64 is Infinity here, as ECMAScript says

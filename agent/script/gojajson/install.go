@@ -12,11 +12,15 @@
 //
 // It parses untrusted bytes (every message the server sends a core), so it
 // is fuzzed against goja's own JSON as the oracle (FuzzParse, FuzzStringify):
-// same values, same accept/reject decision. The few deliberate differences
-// are listed on Parse.
+// same values, same accept/reject decision, the same error classes. The
+// deliberate differences are listed on Parse; where goja's stringify departs
+// from ECMAScript (indentation after an empty [] or {}, Object(Symbol())),
+// this codec follows ECMAScript and V8.
 package gojajson
 
 import (
+	"fmt"
+
 	"github.com/dop251/goja"
 )
 
@@ -36,7 +40,7 @@ func Install(rt *goja.Runtime) {
 		}
 		val, err := ParseString(rt, c.Argument(0).String())
 		if err != nil {
-			panic(rt.NewGoError(&syntaxError{err}))
+			panic(syntaxError(rt, err))
 		}
 		return val
 	})
@@ -71,4 +75,16 @@ func Install(rt *goja.Runtime) {
 		}
 		return rt.ToValue(string(e.buf))
 	})
+}
+
+// syntaxError is the SyntaxError JSON.parse throws, as goja's own does, so
+// a script's catch sees the same class.
+func syntaxError(rt *goja.Runtime, err error) *goja.Object {
+	msg := rt.ToValue("JSON.parse: " + err.Error())
+	if ctor, ok := goja.AssertConstructor(rt.Get("SyntaxError")); ok {
+		if o, cerr := ctor(nil, msg); cerr == nil {
+			return o
+		}
+	}
+	return rt.NewGoError(fmt.Errorf("JSON.parse: %w", err))
 }

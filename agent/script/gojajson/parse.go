@@ -10,10 +10,6 @@ import (
 	"github.com/dop251/goja"
 )
 
-type syntaxError struct{ err error }
-
-func (e *syntaxError) Error() string { return "JSON.parse: " + e.err.Error() }
-
 // Parse decodes JSON bytes (a server message) into a JS value of rt.
 //
 // It accepts and rejects what goja's JSON.parse does and builds the same
