@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/cli"
@@ -124,7 +125,7 @@ Start an agent:
   C agent:      copy meshagent_x86-64 to a directory as meshagent, put the .msh beside it
                 as meshagent.msh, then run ./meshagent run there
 `, first, a.URL(), a.AgentURL(), a.Certs.ServerIDHex(), a.Certs.WebCertHashHex(),
-		a.DefaultGroup.Name, a.DefaultGroup.ID, abs, a.URL(), strings.TrimPrefix(a.DefaultGroup.ID, "mesh//"), abs)
+		a.DefaultGroup.Name, a.DefaultGroup.ID, abs, a.URL(), strings.TrimPrefix(a.DefaultGroup.ID, handshake.MeshIDPrefix), abs)
 }
 
 // startLocalAgent starts an agent connected to this server, for the README

@@ -308,7 +308,7 @@ func (a *Agent) negotiate(ctx context.Context, ch session.Channel, so tunnelOpti
 			case "options":
 				options = append([]byte(nil), f.Data...)
 			case "ping":
-				ch.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"pong"}`)})
+				ch.Write(ctx, session.Frame{Data: session.ControlJSON("pong")})
 			case "rtt":
 				ch.Write(ctx, f)
 			case "close":
@@ -358,7 +358,7 @@ func refuse(info session.Info, so tunnelOptions) string {
 }
 
 func sendRelayConsole(ctx context.Context, ch session.Channel, msg string, msgid int) {
-	b, _ := json.Marshal(map[string]any{"ctrlChannel": "102938", "type": "console", "msg": msg, "msgid": msgid})
+	b, _ := json.Marshal(map[string]any{"ctrlChannel": session.CtrlChannel, "type": "console", "msg": msg, "msgid": msgid})
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ch.Write(wctx, session.Frame{Data: b})

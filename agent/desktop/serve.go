@@ -218,12 +218,12 @@ func (s *sess) control(ctx context.Context, data []byte) error {
 	case "close":
 		return errViewerClosed
 	case "ping":
-		return s.write(ctx, []byte(`{"ctrlChannel":"102938","type":"pong"}`), false)
+		return s.write(ctx, session.ControlJSON("pong"), false)
 	case "rtt":
 		if len(m.Time) == 0 {
 			m.Time = json.RawMessage("0")
 		}
-		return s.write(ctx, []byte(`{"ctrlChannel":"102938","type":"rtt","time":`+string(m.Time)+`}`), false)
+		return s.write(ctx, []byte(`{"ctrlChannel":"`+session.CtrlChannel+`","type":"rtt","time":`+string(m.Time)+`}`), false)
 	}
 	return nil
 }

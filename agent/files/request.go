@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // request is one decoded client message of the files protocol. Fields are
@@ -93,7 +95,7 @@ func parseRequest(data []byte) (*request, error) {
 	r.Time = raw(m["time"])
 	if v, ok := m["ctrlChannel"]; ok {
 		if s, ok := str(v); ok {
-			r.CtrlChannel = s == "102938"
+			r.CtrlChannel = s == session.CtrlChannel
 		} else if n, ok := num(v); ok {
 			r.CtrlChannel = n == 102938
 		}

@@ -60,14 +60,15 @@ type Installer struct {
 	// Manager registers and controls the service; nil means files only
 	// (the caller starts nothing).
 	Manager Manager
-	Log     *slog.Logger
+	// Logger receives the steps taken; nil discards them.
+	Logger *slog.Logger
 	// NoStart leaves the service registered but not started.
 	NoStart bool
 }
 
 func (in *Installer) log() *slog.Logger {
-	if in.Log != nil {
-		return in.Log
+	if in.Logger != nil {
+		return in.Logger
 	}
 	return slog.New(slog.DiscardHandler)
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/script/gojajson"
 )
 
 // benchRuntime returns a runtime set up like a core's (native JSON) or a
@@ -47,7 +48,7 @@ func BenchmarkDeliverParse(b *testing.B) {
 	rt := benchRuntime(true)
 	msg := []byte(`{"action":"msg","type":"console","value":"help","rights":4294967295,"sessionid":"user/domain/admin/abcdef","username":"admin","userid":"user//admin","remoteaddr":"127.0.0.1"}`)
 	for i := 0; i < b.N; i++ {
-		if _, err := parseJSON(rt, msg); err != nil {
+		if _, err := gojajson.Parse(rt, msg); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/script/gojajson"
 )
 
 // install defines the globals every core gets: console, timers, require,
@@ -14,7 +15,7 @@ import (
 func (v *vm) install() {
 	rt := v.rt
 	g := rt.GlobalObject()
-	v.installJSON()
+	gojajson.Install(v.rt)
 
 	con := rt.NewObject()
 	logAt := func(level slog.Level) func(goja.FunctionCall) goja.Value {
@@ -94,7 +95,7 @@ func (v *vm) display(a goja.Value) string {
 	}
 	if o, ok := a.(*goja.Object); ok {
 		if _, isFn := goja.AssertFunction(o); !isFn {
-			if b, err := stringifyJSON(v.rt, a, nil); err == nil {
+			if b, err := gojajson.Stringify(v.rt, a, nil); err == nil {
 				return string(b)
 			}
 		}
@@ -103,7 +104,7 @@ func (v *vm) display(a goja.Value) string {
 }
 
 func (v *vm) sendConsole(sessionid, text string) {
-	b := appendJSONObject(nil, "action", "msg", "type", "console", "value", text, "sessionid", sessionid)
+	b := gojajson.AppendObject(nil, "action", "msg", "type", "console", "value", text, "sessionid", sessionid)
 	_ = v.h.cfg.Send(b)
 }
 

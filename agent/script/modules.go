@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/script/gojajson"
 	"github.com/meshgo/meshagent/agent/sysinfo"
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -67,7 +68,7 @@ func modMesh(v *vm) goja.Value {
 			b = []byte(arg.String())
 		} else {
 			var err error
-			if b, err = stringifyJSON(rt, arg, nil); err != nil {
+			if b, err = gojajson.Stringify(rt, arg, nil); err != nil {
 				v.throw(fmt.Errorf("mesh.send: %w", err))
 			}
 		}
@@ -414,7 +415,7 @@ func modTunnel(v *vm) goja.Value {
 			b = []byte(arg.String())
 		} else {
 			var err error
-			if b, err = stringifyJSON(v.rt, arg, nil); err != nil {
+			if b, err = gojajson.Stringify(v.rt, arg, nil); err != nil {
 				v.throw(fmt.Errorf("tunnel.open: %w", err))
 			}
 		}

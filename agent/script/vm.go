@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/script/gojajson"
 )
 
 var (
@@ -325,7 +326,7 @@ func (v *vm) dispatch(m []byte) {
 	if len(v.onMessage) == 0 {
 		return
 	}
-	val, err := parseJSON(v.rt, m)
+	val, err := gojajson.Parse(v.rt, m)
 	if err != nil {
 		v.h.log.Warn("bad JSON from server", "err", err)
 		return

@@ -8,10 +8,6 @@ import (
 	"github.com/meshgo/meshagent/proto/session"
 )
 
-// ctrlChannelID is the marker MeshCentral puts in in-band control messages
-// (sessions.md §1.8). Clients send it as a string or, for rtt, as a number.
-const ctrlChannelID = "102938"
-
 // control is one in-band control message received on a text frame.
 type control struct {
 	Type string
@@ -58,11 +54,11 @@ func parseControl(data []byte) (c control, ok bool) {
 func isCtrlChannel(v json.RawMessage) bool {
 	var s string
 	if json.Unmarshal(v, &s) == nil {
-		return s == ctrlChannelID
+		return s == session.CtrlChannel
 	}
 	var n json.Number
 	if json.Unmarshal(v, &n) == nil {
-		return n.String() == ctrlChannelID
+		return n.String() == session.CtrlChannel
 	}
 	return false
 }

@@ -278,7 +278,7 @@ func cmdInstall(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshagent %s: %v (use --files-only to lay out the files anyway)\n", cmd, err)
 		return exitFail
 	}
-	in := &install.Installer{Plan: p, Root: root, Manager: m, Log: cliLogger(stderr), NoStart: truthy(kv["no-start"])}
+	in := &install.Installer{Plan: p, Root: root, Manager: m, Logger: cliLogger(stderr), NoStart: truthy(kv["no-start"])}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := in.Install(ctx); err != nil {
@@ -320,7 +320,7 @@ func cmdUninstall(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshagent %s: %v; removing files only\n", cmd, err)
 		m = nil
 	}
-	in := &install.Installer{Plan: p, Root: root, Manager: m, Log: cliLogger(stderr)}
+	in := &install.Installer{Plan: p, Root: root, Manager: m, Logger: cliLogger(stderr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := in.Uninstall(ctx, full); err != nil {

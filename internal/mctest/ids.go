@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // ServerID returns the agent server id the .msh file carries: SHA-384 of the
@@ -81,7 +83,7 @@ func NodeIDFromHex(h string) (string, error) {
 	if len(b) != 48 {
 		return "", fmt.Errorf("node id %q: %d bytes, want 48", h, len(b))
 	}
-	return "node//" + meshBase64(b), nil
+	return handshake.NodeIDPrefix + meshBase64(b), nil
 }
 
 // meshBase64 is MeshCentral's id encoding: standard base64 with '+' -> '@'

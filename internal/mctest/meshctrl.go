@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // CtrlOptions tunes one meshctrl run.
@@ -127,7 +129,7 @@ func (s *Server) AddDeviceGroup(t testing.TB, name string) string {
 	}
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
-		if id, ok := strings.CutPrefix(line, "ok "); ok && strings.HasPrefix(id, "mesh//") {
+		if id, ok := strings.CutPrefix(line, "ok "); ok && strings.HasPrefix(id, handshake.MeshIDPrefix) {
 			return id
 		}
 	}
@@ -148,7 +150,7 @@ func (s *Server) MSH(t testing.TB, meshID string) []byte {
 }
 
 func (s *Server) msh(meshID string) ([]byte, error) {
-	id := strings.TrimPrefix(meshID, "mesh//")
+	id := strings.TrimPrefix(meshID, handshake.MeshIDPrefix)
 	u := s.HTTPSURL() + "/meshsettings?id=" + url.QueryEscape(id)
 	resp, err := insecureClient(30 * time.Second).Get(u)
 	if err != nil {
@@ -212,7 +214,7 @@ func (d Device) Online() bool { return d.Conn&1 != 0 }
 
 // ShortID returns the node id without its "node//" prefix, the form
 // meshctrl's shell, upload and download commands need.
-func (d Device) ShortID() string { return strings.TrimPrefix(d.ID, "node//") }
+func (d Device) ShortID() string { return strings.TrimPrefix(d.ID, handshake.NodeIDPrefix) }
 
 // ListDevices returns all devices (`meshctrl listdevices --json`).
 func (s *Server) ListDevices(t testing.TB) []Device {

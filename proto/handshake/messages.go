@@ -148,6 +148,16 @@ func CertHash(der []byte) [HashLen]byte { return sha512.Sum384(der) }
 
 var idEncoding = base64.StdEncoding
 
+// Prefixes of MeshCentral's text ids in the default domain (the empty
+// domain id): a device is NodeIDPrefix + EncodeID(node id), a device group
+// MeshIDPrefix + EncodeID(mesh id) (../shared/protocol/control.md §1.3).
+// They live here beside EncodeID because the ids they prefix are the
+// hashes this handshake proves.
+const (
+	NodeIDPrefix = "node//"
+	MeshIDPrefix = "mesh//"
+)
+
 // EncodeID writes a binary id in MeshCentral's text form: standard base64
 // with '+' → '@' and '/' → '$' (control.md §1.3).
 func EncodeID(id []byte) string {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // sigKind names the WebRTC signalling messages of sessions.md §5.2. They
@@ -98,9 +100,9 @@ func (s signal) encode() []byte {
 	case sigOffer:
 		return []byte(`{"type":"offer","sdp":` + string(sdp) + `}`)
 	case sigAnswer:
-		return []byte(`{"ctrlChannel":"102938","type":"answer","sdp":` + string(sdp) + `}`)
+		return []byte(`{"ctrlChannel":"` + session.CtrlChannel + `","type":"answer","sdp":` + string(sdp) + `}`)
 	case sigWebRTC0, sigWebRTC1, sigWebRTC2:
-		return []byte(`{"ctrlChannel":"102938","type":"webrtc` + strconv.Itoa(int(s.kind-sigWebRTC0)) + `"}`)
+		return []byte(`{"ctrlChannel":"` + session.CtrlChannel + `","type":"webrtc` + strconv.Itoa(int(s.kind-sigWebRTC0)) + `"}`)
 	}
 	return nil
 }

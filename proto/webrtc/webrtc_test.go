@@ -38,7 +38,7 @@ func pair(t *testing.T, agentCfg, clientCfg Config, early bool) (*conn, *Offerer
 	a, b := session.Pipe(64)
 	ag := Upgradable(a, agentCfg).(*conn)
 	cl := NewOfferer(b, clientCfg)
-	cl.c.early = early
+	cl.c.sw.early = early
 	t.Cleanup(func() { ag.Close(); cl.Close() })
 	return ag, cl
 }
@@ -191,7 +191,7 @@ func TestSwitchMidStream(t *testing.T) {
 			}
 			// After the switch, data goes over the channel, not the relay.
 			ag.mu.Lock()
-			out := ag.out
+			out := ag.sw.out
 			ag.mu.Unlock()
 			if out != outDC {
 				t.Fatalf("agent output state %v, want data channel", out)
@@ -225,7 +225,7 @@ func TestEarlyChannelDataIsKept(t *testing.T) {
 	hold := &holdSignals{Channel: b, release: make(chan struct{})}
 	ag := Upgradable(a, testConfig()).(*conn)
 	cl := NewOfferer(hold, testConfig())
-	cl.c.early = true
+	cl.c.sw.early = true
 	defer ag.Close()
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -239,7 +239,7 @@ func TestEarlyChannelDataIsKept(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cl.c.mu.Lock()
-		out := cl.c.out
+		out := cl.c.sw.out
 		cl.c.mu.Unlock()
 		if out == outDC {
 			break
@@ -479,7 +479,7 @@ func TestControlPassThrough(t *testing.T) {
 	// webrtc2 reaches the agent just after Offer returns.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		ag.mu.Lock()
-		out := ag.out
+		out := ag.sw.out
 		ag.mu.Unlock()
 		if out == outDC {
 			break
@@ -588,7 +588,7 @@ func TestSwitchedNotice(t *testing.T) {
 		t.Fatal("no switch notice")
 	}
 	ag.mu.Lock()
-	out := ag.out
+	out := ag.sw.out
 	ag.mu.Unlock()
 	if out != outDC {
 		t.Fatal("switch notice before the output moved")
@@ -665,7 +665,7 @@ func TestSingleGoroutineHandler(t *testing.T) {
 				}
 			}
 			ag.mu.Lock()
-			out := ag.out
+			out := ag.sw.out
 			ag.mu.Unlock()
 			if out != outDC {
 				t.Fatalf("agent output state %d after the stream, want the data channel", out)

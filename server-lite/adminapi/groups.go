@@ -20,7 +20,7 @@ func newGroupID() string {
 	if _, err := rand.Read(b); err != nil {
 		panic("crypto/rand: " + err.Error())
 	}
-	return "mesh//" + handshake.EncodeID(b)
+	return handshake.MeshIDPrefix + handshake.EncodeID(b)
 }
 
 func (s *Server) cmdCreateMesh(c *conn, u accounts.User, r req) {

@@ -704,7 +704,7 @@ func (c *conn) handshake() error {
 		}
 	}
 	c.res = hs.Result()
-	c.nodeID = "node//" + handshake.EncodeID(c.res.NodeID[:])
+	c.nodeID = handshake.NodeIDPrefix + handshake.EncodeID(c.res.NodeID[:])
 	return nil
 }
 
@@ -713,7 +713,7 @@ func (c *conn) handshake() error {
 func (c *conn) startSession() error {
 	st := c.s.cfg.Store
 	info := c.res.Info
-	groupID := "mesh//" + info.MeshKeyID()
+	groupID := handshake.MeshIDPrefix + info.MeshKeyID()
 	existing, err := st.Device(c.nodeID)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -23,6 +23,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // Exit statuses.
@@ -355,7 +357,7 @@ func targets(ctx context.Context, c *client, fs *flag.FlagSet) ([]device, error)
 		}
 		return on, nil
 	}
-	want := "node//" + id[strings.LastIndexByte(id, '/')+1:]
+	want := handshake.NodeIDPrefix + id[strings.LastIndexByte(id, '/')+1:]
 	for _, d := range ds {
 		if d.ID == want {
 			return []device{d}, nil

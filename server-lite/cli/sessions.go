@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/proto/webrtc"
 	"github.com/meshgo/meshagent/server-lite/sessionclient"
@@ -100,7 +101,7 @@ func openSession(ctx context.Context, o *opts, fs *flag.FlagSet, proto int, opti
 		return nil, err
 	}
 	ch, err := sessionclient.Open(cctx, ctlCaller{c}, sessionclient.Relay{URL: o.url, TLS: tlsConfig(o.tlsHash),
-		NodeID: "node//" + id[strings.LastIndexByte(id, '/')+1:], Protocol: proto, Options: options})
+		NodeID: handshake.NodeIDPrefix + id[strings.LastIndexByte(id, '/')+1:], Protocol: proto, Options: options})
 	if err != nil {
 		c.close()
 		cancel()

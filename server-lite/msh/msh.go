@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
@@ -54,7 +55,7 @@ func Handler(st *store.Store, serverID, meshServer string) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		g, err := st.Group("mesh//" + strings.TrimPrefix(id, "mesh//"))
+		g, err := st.Group(handshake.MeshIDPrefix + strings.TrimPrefix(id, handshake.MeshIDPrefix))
 		if err != nil || g.MType != store.MeshTypeAgent {
 			http.NotFound(w, r)
 			return

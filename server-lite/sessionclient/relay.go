@@ -30,6 +30,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -71,7 +72,7 @@ var ErrUnableToRoute = errors.New("unable to route the session to the device (of
 func Open(ctx context.Context, ctl Control, r Relay) (*Counted, error) {
 	nodeID := r.NodeID
 	if !strings.HasPrefix(nodeID, "node/") {
-		nodeID = "node//" + nodeID
+		nodeID = handshake.NodeIDPrefix + nodeID
 	}
 	base, err := wsBase(r.URL)
 	if err != nil {
@@ -147,7 +148,7 @@ func Open(ctx context.Context, ctl Control, r Relay) (*Counted, error) {
 	}
 	timer.Stop()
 	if r.Options != nil {
-		o := map[string]any{"ctrlChannel": "102938", "type": "options"}
+		o := map[string]any{"ctrlChannel": session.CtrlChannel, "type": "options"}
 		for k, v := range r.Options {
 			o[k] = v
 		}

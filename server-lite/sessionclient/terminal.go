@@ -39,7 +39,7 @@ func (t *Terminal) Write(ctx context.Context, p []byte) error {
 
 // Resize sets the remote pty's size.
 func (t *Terminal) Resize(ctx context.Context, cols, rows int) error {
-	b, _ := json.Marshal(map[string]any{"ctrlChannel": "102938", "type": "termsize", "cols": cols, "rows": rows})
+	b, _ := json.Marshal(map[string]any{"ctrlChannel": session.CtrlChannel, "type": "termsize", "cols": cols, "rows": rows})
 	return t.ch.Write(ctx, session.Frame{Data: b})
 }
 

@@ -66,7 +66,7 @@ type Group struct {
 // MeshIDBytes returns the 48 bytes behind the group id (the .msh MeshID and
 // what agents send in AuthInfo).
 func (g Group) MeshIDBytes() ([]byte, error) {
-	b, err := handshake.DecodeID(strings.TrimPrefix(g.ID, "mesh//"))
+	b, err := handshake.DecodeID(strings.TrimPrefix(g.ID, handshake.MeshIDPrefix))
 	if err != nil || len(b) != handshake.HashLen {
 		return nil, fmt.Errorf("store: group id %q: bad id (%v)", g.ID, err)
 	}
@@ -311,7 +311,7 @@ func list[T any](s *Store, bucket []byte) ([]T, error) {
 func NewGroupID() string {
 	b := make([]byte, handshake.HashLen)
 	rand.Read(b)
-	return "mesh//" + handshake.EncodeID(b)
+	return handshake.MeshIDPrefix + handshake.EncodeID(b)
 }
 
 // CreateGroup adds an agent group (mtype 2) with a new random id.
