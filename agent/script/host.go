@@ -63,8 +63,8 @@ type Config struct {
 	// injectable so tests and development runs can never power off a host.
 	PowerAction func(action int) error
 	// ConsoleUser names the logged-in console user that runcommands with
-	// runAsUser 1 or 2 runs as ("" when nobody is logged in). Nil: found
-	// from the login records (utmp/logind; /dev/console's owner on macOS).
+	// runAsUser 1 or 2 runs as ("" when nobody is logged in). Nil: the
+	// console user by agent/osuser's rule (the one terminals use too).
 	// A hook for tests, which cannot log a user in.
 	ConsoleUser func() (string, error)
 	Logger      *slog.Logger
