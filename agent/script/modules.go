@@ -465,11 +465,25 @@ func modPower(v *vm) goja.Value {
 func modClipboard(v *vm) goja.Value {
 	m := v.rt.NewObject()
 	fn(m, "get", func(goja.FunctionCall) goja.Value {
-		return v.async(func() (any, error) { return clipboardGet() })
+		return v.async(func() (any, error) {
+			if cb := v.h.cfg.Clipboard; cb != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return cb.Read(ctx)
+			}
+			return clipboardGet()
+		})
 	})
 	fn(m, "set", func(c goja.FunctionCall) goja.Value {
 		text := c.Argument(0).String()
-		return v.async(func() (any, error) { return true, clipboardSet(text) })
+		return v.async(func() (any, error) {
+			if cb := v.h.cfg.Clipboard; cb != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return true, cb.Write(ctx, text)
+			}
+			return true, clipboardSet(text)
+		})
 	})
 	return m
 }
