@@ -132,13 +132,15 @@ var msgHandlers = {
     serviceStart: function (m) { serviceControl(m, 'start'); },
     serviceStop: function (m) { serviceControl(m, 'stop'); },
     serviceRestart: function (m) { serviceControl(m, 'restart'); },
+    // A failed read still answers: empty data (the web UI shows an empty
+    // box, never stale text) and the reason in error.
     getclip: function (m) {
         require('clipboard').get().then(function (t) { reply(m, 'getclip', { data: t, tag: m.tag }); },
-            function (e) { console.log('getclip: ' + errText(e)); });
+            function (e) { console.log('getclip: ' + errText(e)); reply(m, 'getclip', { data: '', error: errText(e), tag: m.tag }); });
     },
     setclip: function (m) {
         require('clipboard').set(String(m.data)).then(function () { reply(m, 'setclip', { success: true }); },
-            function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false }); });
+            function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
     },
     cpuinfo: function (m) {
         sysinfo.cpuInfo().then(function (c) {

@@ -139,6 +139,9 @@ func clipConn(opts Options) (*xgb.Conn, error) {
 		}
 		errs = append(errs, err)
 	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("clipboard: %w", errNoDisplay)
+	}
 	return nil, fmt.Errorf("clipboard: %w: %w", errNoDisplay, errors.Join(errs...))
 }
 

@@ -60,7 +60,11 @@ func discoverX(opts Options) []xTarget {
 		}
 		add(xTarget{d, a, "env"})
 	}
-	servers, sessions := scanProc()
+	root := opts.ProcRoot
+	if root == "" {
+		root = procRoot
+	}
+	servers, sessions := scanProc(root)
 	for _, t := range servers {
 		add(t)
 	}
@@ -72,7 +76,7 @@ func discoverX(opts Options) []xTarget {
 
 // scanProc walks /proc once and returns X servers (display and -auth from
 // their command lines) and user session processes that carry DISPLAY.
-func scanProc() (servers, sessions []xTarget) {
+func scanProc(procRoot string) (servers, sessions []xTarget) {
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
 		return nil, nil

@@ -24,6 +24,10 @@ type Options struct {
 	// (Linux only), e.g. ":0" and "/run/user/1000/gdm/Xauthority".
 	Display    string
 	XAuthority string
+	// ProcRoot is the process table discovery scans for X servers and
+	// sessions (Linux); "" means /proc. Tests point it at a copy that
+	// holds only their own X server.
+	ProcRoot string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
 	// OnFrame, when set, is called after every capture pass that sent

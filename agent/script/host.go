@@ -8,6 +8,7 @@
 package script
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,12 @@ type Tunnel struct {
 	Started    time.Time // when the session's handler started
 }
 
+// Clipboard reads and writes the desktop clipboard's text.
+type Clipboard interface {
+	Read(ctx context.Context) (string, error)
+	Write(ctx context.Context, text string) error
+}
+
 // Config wires a Host to the rest of the agent.
 type Config struct {
 	// Send transmits one JSON object to the server as a text frame on the
@@ -63,12 +70,18 @@ type Config struct {
 	// injectable so tests and development runs can never power off a host.
 	PowerAction func(action int) error
 	// ConsoleUser names the logged-in console user that runcommands with
-	// runAsUser 1 or 2 runs as ("" when nobody is logged in). Nil: found
-	// from the login records (utmp/logind; /dev/console's owner on macOS).
+	// runAsUser 1 or 2 runs as ("" when nobody is logged in). Nil: the
+	// console user by agent/osuser's rule (the one terminals use too).
 	// A hook for tests, which cannot log a user in.
 	ConsoleUser func() (string, error)
-	Logger      *slog.Logger
-	Agent       AgentInfo
+	// Clipboard is the desktop clipboard the clipboard module (and so the
+	// server's getclip/setclip) uses; cmd/meshagent gives it agent/desktop's
+	// native X11 clipboard on Linux, which finds the display itself and so
+	// works as a service with no DISPLAY. Nil: the platform's tools
+	// (pbcopy/pbpaste, PowerShell, wl-clipboard/xclip/xsel with DISPLAY).
+	Clipboard Clipboard
+	Logger    *slog.Logger
+	Agent     AgentInfo
 	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)
 	// above which the running core is killed and restarted; 0 = 256 MiB.
 	MemoryLimit uint64

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/agent/script/gojajson"
 	"github.com/meshgo/meshagent/agent/sysinfo"
 	"github.com/shirou/gopsutil/v4/process"
@@ -200,7 +200,7 @@ func runCmd(file string, args []string, stdin string, timeout time.Duration, dir
 }
 
 // runCmdAs is runCmd as another local user (nil: as the agent).
-func runCmdAs(file string, args []string, stdin string, timeout time.Duration, dir string, ru *runUser) map[string]any {
+func runCmdAs(file string, args []string, stdin string, timeout time.Duration, dir string, ru *osuser.User) map[string]any {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, file, args...)
@@ -211,9 +211,14 @@ func runCmdAs(file string, args []string, stdin string, timeout time.Duration, d
 	var out, errb capBuf
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	prepareCmd(cmd)
-	applyRunUser(cmd, ru)
+	var err error
+	if ru != nil {
+		err = ru.Apply(cmd)
+	}
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	if err == nil {
+		err = cmd.Run()
+	}
 	res := map[string]any{"stdout": out.String(), "stderr": errb.String(), "code": int64(0), "truncated": out.trunc || errb.trunc}
 	var ee *exec.ExitError
 	switch {
@@ -279,7 +284,7 @@ func modProcess(v *vm) goja.Value {
 		script := c.Argument(0).String()
 		opts, _ := c.Argument(1).(*goja.Object)
 		kind, to, dir := optString(opts, "type"), optTimeout(opts), optString(opts, "cwd")
-		var ru *runUser
+		var ru *osuser.User
 		if opts != nil {
 			if x := opts.Get("user"); x != nil && !goja.IsUndefined(x) && !goja.IsNull(x) {
 				spec := x.String()
@@ -304,19 +309,21 @@ func modProcess(v *vm) goja.Value {
 	fn(m, "consoleUser", func(goja.FunctionCall) goja.Value {
 		detect := v.h.cfg.ConsoleUser
 		if detect == nil {
-			detect = loggedInUser
+			detect = consoleUserName
 		}
 		return v.async(func() (any, error) {
 			name, err := detect()
 			if err != nil || name == "" {
 				return nil, err
 			}
-			u, err := user.Lookup(name)
-			if err != nil {
+			u, err := osuser.Lookup(name)
+			if errors.Is(err, osuser.ErrNoSuchUser) {
 				return nil, nil // a login record for an account that is gone
+			} else if err != nil {
+				return nil, err
 			}
-			uid, _ := strconv.ParseInt(u.Uid, 10, 64)
-			return map[string]any{"name": u.Username, "uid": uid}, nil
+			uid, _ := strconv.ParseInt(u.UID, 10, 64)
+			return map[string]any{"name": u.Name, "uid": uid}, nil
 		})
 	})
 	// list() -> Promise<[{pid, cmd, user, path}]>
@@ -459,11 +466,25 @@ func modPower(v *vm) goja.Value {
 func modClipboard(v *vm) goja.Value {
 	m := v.rt.NewObject()
 	fn(m, "get", func(goja.FunctionCall) goja.Value {
-		return v.async(func() (any, error) { return clipboardGet() })
+		return v.async(func() (any, error) {
+			if cb := v.h.cfg.Clipboard; cb != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return cb.Read(ctx)
+			}
+			return clipboardGet()
+		})
 	})
 	fn(m, "set", func(c goja.FunctionCall) goja.Value {
 		text := c.Argument(0).String()
-		return v.async(func() (any, error) { return true, clipboardSet(text) })
+		return v.async(func() (any, error) {
+			if cb := v.h.cfg.Clipboard; cb != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return true, cb.Write(ctx, text)
+			}
+			return true, clipboardSet(text)
+		})
 	})
 	return m
 }

@@ -8,39 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func TestPickConsoleUser(t *testing.T) {
-	e := func(user, term, host string, started int) loginEntry {
-		return loginEntry{User: user, Terminal: term, Host: host, Started: started}
-	}
-	tests := []struct {
-		name    string
-		entries []loginEntry
-		want    string
-	}{
-		{"none", nil, ""},
-		{"only root", []loginEntry{e("root", "tty1", "", 10), e("root", ":0", "", 20)}, ""},
-		{"X display terminal beats ssh", []loginEntry{e("bob", "pts/0", "10.0.0.5", 50), e("alice", ":0", "", 10)}, "alice"},
-		{"X display as host (gdm)", []loginEntry{e("bob", "tty1", "", 50), e("carol", "tty2", ":1", 10)}, "carol"},
-		{"local tty beats pts", []loginEntry{e("bob", "pts/3", "", 50), e("dave", "tty1", "", 10)}, "dave"},
-		{"logind seat", []loginEntry{e("bob", "pts/1", "192.168.1.2", 50), e("erin", "seat0", "", 10)}, "erin"},
-		{"macOS console", []loginEntry{e("bob", "ttys000", "", 50), e("frank", "console", "", 10)}, "frank"},
-		{"tty with remote host is not local", []loginEntry{e("bob", "tty1", "host.example", 50), e("gina", "pts/0", "", 60)}, "gina"},
-		{"any non-root user as a last resort", []loginEntry{e("root", "tty1", "", 90), e("hank", "pts/0", "10.1.1.1", 10)}, "hank"},
-		{"most recent login wins a tie", []loginEntry{e("ivan", ":0", "", 10), e("judy", ":1", "", 20)}, "judy"},
-		{"name breaks an exact tie", []loginEntry{e("mike", "tty1", "", 10), e("kate", "tty2", "", 10)}, "kate"},
-		{"implausible names skipped", []loginEntry{e("", ":0", "", 90), e("a b", ":0", "", 90), e("lena", "pts/0", "", 1)}, "lena"},
-		{"root on the display, user on ssh", []loginEntry{e("root", ":0", "", 90), e("nina", "pts/0", "10.0.0.1", 1)}, "nina"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := pickConsoleUser(tc.entries); got != tc.want {
-				t.Errorf("pickConsoleUser = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
+	"github.com/meshgo/meshagent/agent/osuser"
+)
 
 // runAs delivers a runcommands message the way the server does and
 // returns the reply's result.
@@ -79,7 +49,7 @@ func TestRunCommandsAsUser(t *testing.T) {
 		if len(lines) < 4 || lines[0] != u.Uid || lines[1] != u.Gid {
 			t.Fatalf("runAsUser %d: output %q, want uid %s gid %s", mode, got, u.Uid, u.Gid)
 		}
-		if want := u.HomeDir + "|nobody|nobody|" + userPath; lines[2] != want {
+		if want := u.HomeDir + "|nobody|nobody|" + osuser.DefaultPath; lines[2] != want {
 			t.Errorf("runAsUser %d: environment %q, want %q", mode, lines[2], want)
 		}
 		if wantDir := u.HomeDir; !isDir(wantDir) {
@@ -156,4 +126,9 @@ require('mesh').send({ action: 'refusals', r: r });`
 			t.Errorf("refusal %d = %q, want %q", i, s, want)
 		}
 	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

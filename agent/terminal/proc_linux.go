@@ -1,12 +1,8 @@
 package terminal
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"fmt"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,30 +50,4 @@ func statSession(stat []byte) (int, bool) {
 	}
 	n, err := strconv.Atoi(f[3])
 	return n, err == nil
-}
-
-// seatFile is where systemd-logind describes the console seat (a variable
-// so tests can stand in for logind).
-var seatFile = "/run/systemd/seats/seat0"
-
-// consoleUser finds the user of the active graphical or text console
-// session, as systemd-logind records it for seat0. That is the user the
-// reference means by "logged-in user" for protocol 8.
-func consoleUser() (*user.User, error) {
-	f, err := os.Open(seatFile)
-	if err != nil {
-		return nil, errors.New("cannot tell who is logged in at the console (no systemd-logind seat0)")
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "ACTIVE_UID="); ok && v != "" {
-			u, err := user.LookupId(v)
-			if err != nil {
-				return nil, fmt.Errorf("console user %s: %w", v, err)
-			}
-			return u, nil
-		}
-	}
-	return nil, errors.New("no user is logged in at the console")
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -36,29 +36,34 @@ func start(spec spawnSpec) (proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := []string{"HISTCONTROL=ignoreboth", "TERM=xterm-256color"}
-	for _, k := range []string{"LANG", "PATH"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	if _, ok := os.LookupEnv("PATH"); !ok {
-		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	}
-	env = append(env, "LINES="+strconv.Itoa(spec.rows), "COLUMNS="+strconv.Itoa(spec.cols))
-
-	cmd := &exec.Cmd{Path: argv[0], Args: argv[1:], Env: env, SysProcAttr: &syscall.SysProcAttr{}}
+	term := []string{"HISTCONTROL=ignoreboth", "TERM=xterm-256color",
+		"LINES=" + strconv.Itoa(spec.rows), "COLUMNS=" + strconv.Itoa(spec.cols)}
+	cmd := &exec.Cmd{Path: argv[0], Args: argv[1:], SysProcAttr: &syscall.SysProcAttr{}}
 	if spec.protocol == session.ProtoUserShell || spec.protocol == session.ProtoUserPS {
+		// The console user by osuser's rule, with its clean environment.
 		u, err := consoleUser()
 		if err != nil {
 			return nil, fmt.Errorf("no user shell: %w", err)
 		}
-		if err := runAs(cmd, u); err != nil {
-			return nil, err
+		if err := u.Apply(cmd, term...); err != nil {
+			return nil, fmt.Errorf("no user shell: %w", err)
 		}
-	} else if home, err := os.UserHomeDir(); err == nil {
-		cmd.Dir = home
-		cmd.Env = append(cmd.Env, "HOME="+home)
+	} else {
+		// The agent's own shell keeps the agent's LANG and PATH.
+		var env []string
+		for _, k := range []string{"LANG", "PATH"} {
+			if v, ok := os.LookupEnv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
+		if _, ok := os.LookupEnv("PATH"); !ok {
+			env = append(env, "PATH="+osuser.DefaultPath)
+		}
+		cmd.Env = append(env, term...)
+		if home, err := os.UserHomeDir(); err == nil {
+			cmd.Dir = home
+			cmd.Env = append(cmd.Env, "HOME="+home)
+		}
 	}
 
 	ptmx, err := startOnPty(cmd, spec.cols, spec.rows)
@@ -143,35 +148,9 @@ func isExecutable(path string) bool {
 	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }
 
-// runAs makes cmd run as u with its groups, home directory and identity
-// variables. Switching users needs root; running as ourselves does not.
-func runAs(cmd *exec.Cmd, u *user.User) error {
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("user %q has a non-numeric uid/gid", u.Username)
-	}
-	if uint64(os.Geteuid()) != uid {
-		if os.Geteuid() != 0 {
-			return fmt.Errorf("cannot start a shell for %s (uid %d): the agent is not running as root", u.Username, uid)
-		}
-		var groups []uint32
-		if ids, err := u.GroupIds(); err == nil {
-			for _, g := range ids {
-				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-					groups = append(groups, uint32(n))
-				}
-			}
-		}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
-	}
-	cmd.Dir = u.HomeDir
-	if st, err := os.Stat(u.HomeDir); err != nil || !st.IsDir() {
-		cmd.Dir = "/"
-	}
-	cmd.Env = append(cmd.Env, "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
-	return nil
-}
+// consoleUser is who protocol 8 and 9 shells run as; a variable so tests
+// can point osuser's detector at fixture logind data.
+var consoleUser = osuser.Console
 
 func (p *unixProc) Read(b []byte) (int, error) {
 	n, err := p.ptmx.Read(b)

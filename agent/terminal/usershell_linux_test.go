@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -22,9 +23,9 @@ func TestUserShellRunsAsConsoleUser(t *testing.T) {
 	}
 	seat := filepath.Join(t.TempDir(), "seat0")
 	os.WriteFile(seat, []byte("IS_SEAT0=1\nACTIVE=c1\nACTIVE_UID="+u.Uid+"\n"), 0o644)
-	old := seatFile
-	seatFile = seat
-	t.Cleanup(func() { seatFile = old })
+	old := consoleUser
+	consoleUser = (&osuser.Detector{SeatFile: seat}).Console
+	t.Cleanup(func() { consoleUser = old })
 
 	info := adminInfo("")
 	info.Protocol = session.ProtoUserShell

@@ -40,6 +40,7 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		Send:       func(msg []byte) error { return s.agent.SendJSON(msg) },
 		OpenTunnel: func(req []byte) error { return s.agent.OpenTunnel(req) },
 		Tunnels:    func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
+		Clipboard:  nativeClipboard(log),
 		Logger:     log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
