@@ -49,9 +49,9 @@ const (
 
 // Config configures the agent endpoint.
 type Config struct {
-	Certs *certs.Set
-	Store *store.Store
-	Log   *slog.Logger
+	Certs  *certs.Set
+	Store  *store.Store
+	Logger *slog.Logger
 	// DefaultCore is the script pushed to agents whose core hash differs
 	// (without the 4-byte prefix; the server adds it). nil = BuiltinCore.
 	DefaultCore      []byte
@@ -59,6 +59,10 @@ type Config struct {
 	IdleTimeout      time.Duration
 	PreAuthLimit     int64 // largest frame accepted before authentication
 	MaxMessage       int64 // largest frame accepted afterwards
+	// SubscriberQueue is how many events each subscriber may fall behind
+	// by before new ones are dropped (see Subscribe); 0 means
+	// DefaultSubscriberQueue.
+	SubscriberQueue int
 }
 
 // Server is the agent endpoint and registry.
@@ -73,7 +77,7 @@ type Server struct {
 	wg     sync.WaitGroup // serve goroutines
 	mu     sync.RWMutex
 	conns  map[string]*conn
-	subs   map[int]func(Event)
+	subs   map[int]*subscriber
 	nextID int
 	closed bool // Shutdown began: no new sessions (wg.Add must not race wg.Wait)
 }
@@ -82,8 +86,11 @@ var writePool sync.Pool
 
 // New builds the endpoint. Mount it at /agent.ashx.
 func New(cfg Config) *Server {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SubscriberQueue <= 0 {
+		cfg.SubscriberQueue = DefaultSubscriberQueue
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
@@ -102,7 +109,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg,
-		log: cfg.Log.With("component", "agent.ashx"),
+		log: cfg.Logger.With("component", "agent.ashx"),
 		// Small per-connection buffers and a shared write pool: most of
 		// thousands of connections are idle, and each buffer is paid for
 		// per agent (design target: < 20 kB per connected agent).
@@ -116,7 +123,7 @@ func New(cfg Config) *Server {
 			CheckOrigin:      func(*http.Request) bool { return true },
 		},
 		conns: map[string]*conn{},
-		subs:  map[int]func(Event){},
+		subs:  map[int]*subscriber{},
 	}
 	s.corePayload, s.coreHash = CorePayload(cfg.DefaultCore)
 	return s

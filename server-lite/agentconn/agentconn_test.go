@@ -87,7 +87,7 @@ func newEnv(t *testing.T, cfg agentconn.Config) *env {
 	g, _ := st.CreateGroup("g")
 	lb := &logBuf{}
 	cfg.Certs, cfg.Store = set, st
-	cfg.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := agentconn.New(cfg)
 	hs := httptest.NewUnstartedServer(srv)
 	hs.TLS = &tls.Config{Certificates: []tls.Certificate{set.Web}}

@@ -175,8 +175,8 @@ func (s *Server) unregister(c *conn) bool {
 	return false
 }
 
-// Shutdown closes every agent connection and waits until each has recorded
-// its disconnect.
+// Shutdown closes every agent connection, waits until each has recorded
+// its disconnect, then until every subscriber has handled its queue.
 func (s *Server) Shutdown() {
 	s.mu.Lock()
 	s.closed = true
@@ -189,4 +189,5 @@ func (s *Server) Shutdown() {
 		c.close(reasonShutdown)
 	}
 	s.wg.Wait()
+	s.stopSubscribers()
 }
