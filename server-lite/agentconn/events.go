@@ -3,6 +3,7 @@ package agentconn
 import (
 	"encoding/json"
 	"sync"
+	"time"
 )
 
 // Kind of event delivered to subscribers.
@@ -52,8 +53,8 @@ const DefaultSubscriberQueue = 4096
 // of drops is logged once at Warn with its count.
 //
 // fn may keep Data (it is never reused) but must not modify it. Shutdown
-// waits until every subscriber has handled what was queued, so fn must not
-// call Shutdown.
+// waits (up to a few seconds) until every subscriber has handled what was
+// queued, so fn should not call Shutdown.
 func (s *Server) Subscribe(fn func(Event)) (cancel func()) {
 	sub := &subscriber{s: s, fn: fn, max: s.cfg.SubscriberQueue, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.mu.Lock()
@@ -85,8 +86,13 @@ func (s *Server) publish(e Event) {
 	}
 }
 
+// subscriberDrainTimeout bounds how long Shutdown waits for subscribers:
+// one that never returns must not hang the server's exit.
+const subscriberDrainTimeout = 5 * time.Second
+
 // stopSubscribers lets every subscriber handle what is queued, then ends
-// their goroutines.
+// their goroutines; it gives up on those still busy after
+// subscriberDrainTimeout.
 func (s *Server) stopSubscribers() {
 	s.mu.Lock()
 	subs := make([]*subscriber, 0, len(s.subs))
@@ -97,7 +103,16 @@ func (s *Server) stopSubscribers() {
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.stop(false)
-		<-sub.done
+	}
+	deadline := time.NewTimer(subscriberDrainTimeout)
+	defer deadline.Stop()
+	for _, sub := range subs {
+		select {
+		case <-sub.done:
+		case <-deadline.C:
+			s.log.Warn("event subscriber still busy at shutdown; not waiting for it")
+			return
+		}
 	}
 }
 
