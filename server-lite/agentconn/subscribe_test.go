@@ -1,8 +1,14 @@
 package agentconn_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +16,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/certs"
+	"github.com/meshgo/meshagent/server-lite/store"
 )
 
 // TestSlowSubscriberDropsInOrder: a subscriber that stops handling events
@@ -19,7 +28,7 @@ import (
 // logged once.
 func TestSlowSubscriberDropsInOrder(t *testing.T) {
 	const queue, n = 8, 40
-	e := newEnv(t, agentconn.Config{SubscriberQueue: queue})
+	e := newBareEnv(t, agentconn.Config{SubscriberQueue: queue})
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
@@ -103,4 +112,78 @@ func TestSlowSubscriberDropsInOrder(t *testing.T) {
 	if got := strings.Count(e.logs.String(), "event subscriber fell behind"); got != bursts {
 		t.Fatalf("%d drop bursts logged %d times, want once each:\n%s", bursts, got, e.logs.String())
 	}
+}
+
+// newBareEnv serves agent.ashx alone, without the rest of server-lite:
+// the whole server's admin API is a subscriber too and would share the
+// tiny queue, mixing its drops into the ones this test counts.
+func newBareEnv(t *testing.T, cfg agentconn.Config) *bareEnv {
+	t.Helper()
+	dir := t.TempDir()
+	set, _, err := certs.LoadOrCreate(filepath.Join(dir, "data"), certs.Options{AgentKeyBits: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := st.CreateGroup("g")
+	lb := &logBuf{}
+	cfg.Certs, cfg.Store = set, st
+	cfg.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := agentconn.New(cfg)
+	hs := httptest.NewUnstartedServer(srv)
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{set.Web}}
+	hs.StartTLS()
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Shutdown(); st.Close() })
+	e := &bareEnv{t: t, srv: srv, set: set, url: "wss://" + hs.Listener.Addr().String() + "/agent.ashx", logs: lb}
+	id, _ := g.MeshIDBytes()
+	copy(e.meshID[:], id)
+	return e
+}
+
+type bareEnv struct {
+	t      *testing.T
+	srv    *agentconn.Server
+	set    *certs.Set
+	url    string
+	meshID [48]byte
+	logs   *logBuf
+}
+
+func (e *bareEnv) identity(i int) simagent.Identity {
+	id, err := simagent.NewIdentity(testKey(e.t, i))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *bareEnv) connect(id simagent.Identity, trusted []byte) *simagent.Conn {
+	e.t.Helper()
+	c, err := simagent.Connect(context.Background(), simagent.Options{URL: e.url, ServerID: e.set.ServerID, MeshID: e.meshID, Identity: id, Trusted: trusted})
+	if err != nil {
+		e.t.Fatalf("connect: %v\nserver log:\n%s", err, e.logs)
+	}
+	e.t.Cleanup(func() { c.WS.Close() })
+	return c
+}
+
+// logBuf collects log output so tests can check what was logged.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
