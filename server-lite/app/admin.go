@@ -41,6 +41,7 @@ func (a *App) wireAdmin() error {
 		AgentCertHash:  handshake.EncodeID(a.Certs.ServerID[:]),
 		LoginFailDelay: loginFailDelay,
 		LoginKey:       key,
+		Logger:         a.log,
 	})
 	// One subscriber, so one ordered queue (agentconn.Subscribe): the
 	// admin API sees each agent's replies in the order it sent them and a
