@@ -35,7 +35,12 @@ func TestSlowSubscriberDropsInOrder(t *testing.T) {
 	t.Cleanup(unblock) // before the server's Shutdown, which drains subscribers
 	var mu sync.Mutex
 	var slow []agentconn.Event
+	entered := make(chan struct{}, 1)
 	e.srv.Subscribe(func(ev agentconn.Event) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
 		<-release
 		mu.Lock()
 		slow = append(slow, ev)
@@ -59,6 +64,12 @@ func TestSlowSubscriberDropsInOrder(t *testing.T) {
 		}
 		return m.N
 	}
+	// The subscriber now holds the connect event: its queue is empty.
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connect event")
+	}
 	for i := 0; i < n; i++ {
 		if err := c.WS.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"action":"seq","n":%d}`, i)); err != nil {
 			t.Fatal(err)
@@ -75,7 +86,13 @@ func TestSlowSubscriberDropsInOrder(t *testing.T) {
 		t.Fatal("no pong while a subscriber is blocked: the read loop stalled")
 	}
 	unblock()
-	// One more event after the drops carries the count.
+	// The slow subscriber handles the connect it held and its full queue;
+	// then one more event, queued after the drops, carries the count.
+	waitFor(t, "slow subscriber to catch up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(slow) >= 1+queue
+	})
 	if err := c.WS.WriteMessage(websocket.TextMessage, []byte(`{"action":"seq","n":1000}`)); err != nil {
 		t.Fatal(err)
 	}
