@@ -70,22 +70,15 @@ func run() int {
 	if *eventDays <= 0 {
 		retention = -1 // forever
 	}
-	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Log: log, EventRetention: retention})
+	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Logger: log, EventRetention: retention})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
-		return 1
-	}
-	// control.ashx (meshctrl and the CLI), accounts and relay cookies.
-	api, firstAdmin, err := adminapi.Attach(a)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
-		a.Close()
 		return 1
 	}
 	a.Start()
 	printWelcome(a)
-	if firstAdmin != nil {
-		fmt.Print(adminapi.LoginHelp(firstAdmin, "wss://"+a.Addr()))
+	if a.FirstAdmin != nil {
+		fmt.Print(adminapi.LoginHelp(a.FirstAdmin, "wss://"+a.Addr()))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +94,6 @@ func run() int {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	api.Close()
 	a.Close()
 	return 0
 }

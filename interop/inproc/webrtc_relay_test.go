@@ -52,7 +52,7 @@ type relayEnv struct {
 
 func newRelayEnv(t *testing.T) *relayEnv {
 	tokens := relay.NewTokens()
-	rs := relay.New(relay.Config{Authorizer: tokens, Log: testLogger()})
+	rs := relay.New(relay.Config{Authorizer: tokens, Logger: testLogger()})
 	hs := httptest.NewUnstartedServer(rs) // listens on 127.0.0.1
 	hs.StartTLS()
 	t.Cleanup(func() { rs.Close(); hs.Close() })

@@ -1,95 +1,58 @@
-package adminapi
+package adminapi_test
 
 import (
 	"bytes"
-	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
+	"github.com/meshgo/meshagent/server-lite/servertest"
 )
 
-// syncBuf collects server logs; they are printed only when a test fails.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// liteEnv is a whole in-process server-lite (app + admin API) with the real
-// C agent connected, driven by the real meshctrl.
+// liteEnv is a whole in-process server-lite (servertest: the composition
+// root with the admin API) with the real C agent connected, driven by the
+// real meshctrl.
 type liteEnv struct {
-	*testEnv
-	app    *app.App
-	agent  *mctest.CAgent
+	*servertest.Server
+	t      *testing.T
+	url    string
 	nodeID string
 }
 
 func newLiteEnv(t *testing.T, core string) *liteEnv {
 	t.Helper()
 	mc := mctest.Install(t)
-	logs := &syncBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
 	if core == "meshcore" {
 		core = filepath.Join(mc, "agents", "meshcore.js")
 	}
-	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048, CoreFile: core,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
+	srv := servertest.Start(t, servertest.Options{CoreFile: core})
+	if srv.AdminUser != "admin" || len(srv.AdminPass) < 16 {
+		t.Fatalf("first admin %q %q", srv.AdminUser, srv.AdminPass)
 	}
-	api, first, err := Attach(a)
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	if first == nil || first.Name != "admin" || len(first.Password) < 16 {
-		t.Fatalf("first admin %+v", first)
-	}
-	a.Start()
-	t.Cleanup(func() { a.Close() })
-	e := &liteEnv{testEnv: &testEnv{t: t, st: a.Store, api: api, url: "wss://" + a.Addr(), admin: first.Name, pass: first.Password}, app: a}
-	msh, err := os.ReadFile(a.MshPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.agent = mctest.StartCAgent(t, msh)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		// Connected and running its core (coreinfo received).
-		if ags := a.Agents.Agents(); len(ags) == 1 && ags[0].CoreName != "" {
-			e.nodeID = ags[0].NodeID
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if e.nodeID == "" {
-		t.Fatal("C agent did not connect")
-	}
+	e := &liteEnv{Server: srv, t: t, url: srv.URL}
+	mctest.StartCAgent(t, srv.Msh())
+	e.nodeID = srv.WaitCore(60 * time.Second).NodeID
 	return e
+}
+
+func (e *liteEnv) meshctrl(args ...string) string { return e.Meshctrl(args...) }
+
+func (e *liteEnv) meshctrlAs(user, pass string, args ...string) string {
+	return e.MeshctrlAs(user, pass, args...)
+}
+
+func (e *liteEnv) mustJSON(out string, v any) {
+	e.t.Helper()
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), v); err != nil {
+		e.t.Fatalf("decode %q: %v", out, err)
+	}
 }
 
 func TestInteropCAgent(t *testing.T) {
@@ -114,15 +77,13 @@ func TestInteropCAgent(t *testing.T) {
 		t.Logf("deviceinfo:\n%s", out)
 	}
 
-	// meshctrl --loginkeyfile with the key file Attach wrote.
-	keyFile := filepath.Join(filepath.Dir(e.app.MshPath), LoginKeyFile)
+	// meshctrl --loginkeyfile with the key file app.New wrote.
+	keyFile := filepath.Join(filepath.Dir(e.MshPath), adminapi.LoginKeyFile)
 	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("login key file: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	kout, _ := exec.CommandContext(ctx, "node", meshctrlPath(t), "listdevices", "--json", "--url", e.url, "--loginuser", "admin", "--loginkeyfile", keyFile).CombinedOutput()
-	cancel()
-	e.mustJSON(string(kout), &devs)
+	kout := e.MeshctrlKey("admin", "listdevices", "--json")
+	e.mustJSON(kout, &devs)
 	if len(devs) != 1 {
 		t.Fatalf("listdevices with --loginkeyfile: %s", kout)
 	}

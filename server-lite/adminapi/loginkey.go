@@ -28,9 +28,9 @@ const (
 	LoginKeyFile = "loginkey.txt"
 )
 
-// loadOrCreateLoginKey returns the server's login key, creating it (and its
+// LoadOrCreateLoginKey returns the server's login key, creating it (and its
 // file in dataDir) on first use.
-func loadOrCreateLoginKey(st *store.Store, dataDir string) ([]byte, error) {
+func LoadOrCreateLoginKey(st *store.Store, dataDir string) ([]byte, error) {
 	k, err := st.Meta(loginKeyMeta)
 	if err != nil {
 		return nil, fmt.Errorf("read login key: %w", err)

@@ -6,12 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha512"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,27 +17,11 @@ import (
 	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/certs"
+	"github.com/meshgo/meshagent/server-lite/servertest"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
-
-// logBuf collects log output so tests can check the logged reasons.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type env struct {
 	t      *testing.T
@@ -50,7 +30,7 @@ type env struct {
 	set    *certs.Set
 	url    string
 	meshID [48]byte
-	logs   *logBuf
+	logs   serverLog
 }
 
 var (
@@ -73,31 +53,18 @@ func testKey(t *testing.T, i int) *rsa.PrivateKey {
 	return keys[i]
 }
 
+// newEnv starts the whole server (servertest) with agent.ashx tuned by
+// cfg; the tests talk to agent.ashx and look at its registry and store.
 func newEnv(t *testing.T, cfg agentconn.Config) *env {
 	t.Helper()
-	dir := t.TempDir()
-	set, _, err := certs.LoadOrCreate(filepath.Join(dir, "data"), certs.Options{AgentKeyBits: 2048})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := st.CreateGroup("g")
-	lb := &logBuf{}
-	cfg.Certs, cfg.Store = set, st
-	cfg.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := agentconn.New(cfg)
-	hs := httptest.NewUnstartedServer(srv)
-	hs.TLS = &tls.Config{Certificates: []tls.Certificate{set.Web}}
-	hs.StartTLS()
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); srv.Shutdown(); st.Close() })
-	e := &env{t: t, srv: srv, st: st, set: set, url: "wss://" + hs.Listener.Addr().String() + "/agent.ashx", logs: lb}
-	id, _ := g.MeshIDBytes()
-	copy(e.meshID[:], id)
-	return e
+	srv := servertest.Start(t, servertest.Options{Configure: func(c *app.Config) { c.Agent = cfg }})
+	return &env{t: t, srv: srv.Agents, st: srv.Store, set: srv.Certs, url: srv.AgentURL(), meshID: srv.MeshID(), logs: serverLog{srv}}
 }
+
+// serverLog shows the server's log so far (tests check logged reasons).
+type serverLog struct{ s *servertest.Server }
+
+func (l serverLog) String() string { return l.s.Logs() }
 
 func (e *env) identity(i int) simagent.Identity {
 	id, err := simagent.NewIdentity(testKey(e.t, i))

@@ -37,7 +37,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	defer st.Close()
 	set := &certs.Set{}
-	srv := New(Config{Certs: set, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultCore: []byte("x")})
+	srv := New(Config{Certs: set, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultCore: []byte("x")})
 
 	conns := make(chan *websocket.Conn, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

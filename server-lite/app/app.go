@@ -1,7 +1,9 @@
-// Package app wires server-lite together: certificates, store, agent.ashx,
-// meshrelay.ashx, /meshsettings and the admin API's routes, on one TLS
-// listener bound to loopback. The main package and the end-to-end tests
-// both start the server through it.
+// Package app is server-lite's composition root: the one place that builds
+// and wires every part (certificates, store, accounts, agent.ashx,
+// meshrelay.ashx, /meshsettings and the admin API with control.ashx) on one
+// TLS listener bound to loopback. The main package only parses flags and
+// calls New and Start; the end-to-end tests start the server the same way
+// (through server-lite/servertest).
 package app
 
 import (
@@ -18,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
@@ -31,11 +35,11 @@ type Config struct {
 	Listen  string // host:port; the host must be a loopback address
 	// CoreFile is a script pushed to agents as their core; "" = built-in.
 	CoreFile string
-	Log      *slog.Logger
+	Logger   *slog.Logger
 	// AgentKeyBits overrides the agent-server key size on first start
 	// (tests use 2048; production keeps RSA-3072).
 	AgentKeyBits int
-	// Agent tunes agent.ashx (timeouts, limits); Certs, Store, Log and
+	// Agent tunes agent.ashx (timeouts, limits); Certs, Store, Logger and
 	// DefaultCore are filled in by New.
 	Agent agentconn.Config
 	// Relay tunes meshrelay.ashx; Authorizer defaults to Relay tokens
@@ -70,25 +74,34 @@ type App struct {
 	RelayTokens *relay.Tokens
 	// Mux holds every route; the admin API adds its own (control.ashx,
 	// login...) before Start.
-	Mux          *http.ServeMux
+	Mux *http.ServeMux
+	// Accounts and API are the admin side: users and rights, and
+	// control.ashx (meshctrl and the CLI) with its login routes.
+	Accounts *accounts.Manager
+	API      *adminapi.Server
+	// FirstAdmin is the administrator created by this start (the store had
+	// no users), else nil; its password is shown only now.
+	FirstAdmin   *adminapi.FirstAdmin
 	DefaultGroup store.Group
 	MshPath      string // the default group's .msh
 	FirstStart   bool   // certificates were created by this start
 
-	cfg       Config
-	ln        net.Listener
-	srv       *http.Server
-	log       *slog.Logger
-	stopPrune chan struct{}
-	pruneDone chan struct{}
+	cfg         Config
+	unsubscribe func()
+	ln          net.Listener
+	srv         *http.Server
+	log         *slog.Logger
+	stopPrune   chan struct{}
+	pruneDone   chan struct{}
 }
 
-// New loads or creates the data directory, the identity and the default
-// group, and binds the listener (so the port, and thus the .msh, are known
-// before Start). It does not serve yet.
+// New loads or creates the data directory, the identity, the default group
+// and the first administrator, binds the listener (so the port, and thus
+// the .msh, are known before Start) and wires every part. It does not serve
+// yet.
 func New(cfg Config) (*App, error) {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4443"
@@ -107,11 +120,11 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "server-lite.db"))
+	st, err := store.Open(filepath.Join(cfg.DataDir, "server-lite.db"), store.Options{Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Certs: set, Store: st, Mux: http.NewServeMux(), FirstStart: created, cfg: cfg, log: cfg.Log}
+	a := &App{Certs: set, Store: st, Mux: http.NewServeMux(), FirstStart: created, cfg: cfg, log: cfg.Logger}
 	fail := func(err error) (*App, error) { st.Close(); return nil, err }
 
 	groups, err := st.Groups()
@@ -135,7 +148,7 @@ func New(cfg Config) (*App, error) {
 	}
 
 	agentCfg := cfg.Agent
-	agentCfg.Certs, agentCfg.Store, agentCfg.Log = set, st, cfg.Log
+	agentCfg.Certs, agentCfg.Store, agentCfg.Logger = set, st, cfg.Logger
 	if cfg.CoreFile != "" {
 		b, err := os.ReadFile(cfg.CoreFile)
 		if err != nil {
@@ -146,7 +159,7 @@ func New(cfg Config) (*App, error) {
 	a.Agents = agentconn.New(agentCfg)
 
 	relayCfg := cfg.Relay
-	relayCfg.Log = cfg.Log
+	relayCfg.Logger = cfg.Logger
 	if relayCfg.Authorizer == nil {
 		a.RelayTokens = relay.NewTokens()
 		relayCfg.Authorizer = a.RelayTokens
@@ -173,6 +186,10 @@ func New(cfg Config) (*App, error) {
 	a.Mux.Handle("/agent.ashx", a.Agents)
 	a.Mux.Handle("/meshrelay.ashx", a.Relay)
 	a.Mux.Handle("/meshsettings", msh.Handler(st, set.ServerIDHex(), a.AgentURL()))
+	if err := a.wireAdmin(); err != nil {
+		ln.Close()
+		return fail(err)
+	}
 	return a, nil
 }
 
@@ -254,6 +271,9 @@ func (a *App) pruneEvents(keep time.Duration) {
 // Close stops serving, closes hijacked connections' store and releases the
 // database.
 func (a *App) Close() error {
+	// control.ashx sessions are hijacked connections: http.Server.Shutdown
+	// does not end them.
+	a.API.Close()
 	if a.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.srv.Shutdown(ctx)
@@ -262,7 +282,8 @@ func (a *App) Close() error {
 	} else {
 		a.ln.Close()
 	}
-	a.Agents.Shutdown()
+	a.Agents.Shutdown() // also waits for the admin API to handle queued agent events
+	a.unsubscribe()
 	a.Relay.Close()
 	if a.stopPrune != nil {
 		close(a.stopPrune)

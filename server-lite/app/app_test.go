@@ -16,7 +16,7 @@ import (
 
 func TestFirstStartAndRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 2048})
+	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger(t), AgentKeyBits: 2048})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestFirstStartAndRestart(t *testing.T) {
 	id, group := a.Certs.ServerID, a.DefaultGroup.ID
 	a.Close()
 
-	a, err = New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t)})
+	a, err = New(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestFirstStartAndRestart(t *testing.T) {
 
 func TestNewRefuses(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "data")
-	a, err := New(Config{DataDir: broken, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 1024})
+	a, err := New(Config{DataDir: broken, Listen: "127.0.0.1:0", Logger: testLogger(t), AgentKeyBits: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestNewRefuses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.Log = testLogger(t)
+			tc.cfg.Logger = testLogger(t)
 			a, err := New(tc.cfg)
 			if err == nil {
 				a.Close()
@@ -96,7 +96,7 @@ func TestNewRefuses(t *testing.T) {
 // retention and keeps newer ones.
 func TestEventRetention(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Log: testLogger(t), AgentKeyBits: 2048, EventRetention: time.Hour})
+	a, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger(t), AgentKeyBits: 2048, EventRetention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

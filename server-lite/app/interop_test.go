@@ -103,7 +103,7 @@ func startApp(t *testing.T, dataDir, listen string) *App {
 	var a *App
 	var err error
 	for i := 0; i < 50; i++ { // the previous instance's port may linger briefly
-		a, err = New(Config{DataDir: dataDir, Listen: listen, Log: testLogger(t), AgentKeyBits: 3072})
+		a, err = New(Config{DataDir: dataDir, Listen: listen, Logger: testLogger(t), AgentKeyBits: 3072})
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
 			break
 		}

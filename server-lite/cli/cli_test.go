@@ -3,11 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,15 +14,13 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/proto/handshake"
-	"github.com/meshgo/meshagent/server-lite/adminapi"
-	"github.com/meshgo/meshagent/server-lite/app"
+	"github.com/meshgo/meshagent/server-lite/servertest"
 )
 
 type testEnv struct {
 	t      *testing.T
-	app    *app.App
+	app    *servertest.Server
 	url    string
 	pass   string
 	nodeID string
@@ -35,41 +30,11 @@ type testEnv struct {
 // simulated agent that answers runcommands like the C agent's core.
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, first, err := adminapi.Attach(a)
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() { a.Close() })
-	e := &testEnv{t: t, app: a, url: "wss://" + a.Addr(), pass: first.Password}
-
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := simagent.NewIdentity(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mid, err := a.DefaultGroup.MeshIDBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meshID [handshake.HashLen]byte
-	copy(meshID[:], mid)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := simagent.Connect(ctx, simagent.Options{URL: a.AgentURL(), ServerID: a.Certs.ServerID, MeshID: meshID, Identity: id, Hostname: "sim1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.WS.Close() })
+	srv := servertest.Start(t, servertest.Options{Quiet: true})
+	e := &testEnv{t: t, app: srv, url: srv.URL, pass: srv.AdminPass}
+	sim := srv.ConnectSim(servertest.NewIdentity(t), "sim1")
+	conn := sim.Conn
+	e.nodeID = sim.NodeID
 	go func() {
 		for {
 			_, msg, err := conn.WS.ReadMessage()
@@ -87,16 +52,6 @@ func newEnv(t *testing.T) *testEnv {
 			}
 		}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && e.nodeID == "" {
-		if ags := a.Agents.Agents(); len(ags) == 1 {
-			e.nodeID = ags[0].NodeID
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if e.nodeID == "" {
-		t.Fatal("simulated agent not registered")
-	}
 	return e
 }
 

@@ -9,21 +9,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
-	"github.com/meshgo/meshagent/server-lite/adminapi"
-	"github.com/meshgo/meshagent/server-lite/app"
+	"github.com/meshgo/meshagent/server-lite/servertest"
 )
 
 // The session commands end to end: an in-process server-lite (app plus the
@@ -37,33 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ourAgent builds ./cmd/meshagent once per test binary.
-func ourAgent(t testing.TB) string {
-	t.Helper()
-	return agentbin.MustBuild(t)
-}
-
-// lockedLog collects server logs, shown only when a test fails.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type liveEnv struct {
 	t      testing.TB
-	app    *app.App
+	app    *servertest.Server
 	url    string
 	pass   string
 	nodeID string
@@ -81,104 +52,24 @@ func newLiveEnv(t testing.TB, lo liveOptions) *liveEnv {
 	if testing.Short() {
 		t.Skip("starts a real agent")
 	}
-	logs := &lockedLog{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server-lite log:\n%s", tail(logs.String(), 60))
-		}
-	})
-	cfg := app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	var o servertest.Options
 	if lo.cAgent {
 		// The C agent's files and terminal live in MeshCentral's core; the
 		// built-in tiny core has neither.
-		cfg.CoreFile = filepath.Join(mctest.Install(t), "agents", "meshcore.js")
+		o.CoreFile = filepath.Join(mctest.Install(t), "agents", "meshcore.js")
 	}
-	a, err := app.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, first, err := adminapi.Attach(a)
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() { api.Close(); a.Close() })
-	e := &liveEnv{t: t, app: a, url: "wss://" + a.Addr(), pass: first.Password, dir: t.TempDir()}
-	msh, err := os.ReadFile(a.MshPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.Start(t, o)
+	e := &liveEnv{t: t, app: srv, url: srv.URL, pass: srv.AdminPass, dir: t.TempDir()}
 	if lo.cAgent {
-		mctest.StartCAgent(t, msh)
+		mctest.StartCAgent(t, srv.Msh())
 	} else {
-		e.startOurAgent(msh, lo.env)
+		srv.StartAgent(lo.env)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && e.nodeID == "" {
-		// Connected and running its core (coreinfo received).
-		if ags := a.Agents.Agents(); len(ags) == 1 && ags[0].CoreName != "" {
-			e.nodeID = ags[0].NodeID
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if e.nodeID == "" {
-		t.Fatal("the agent did not come online with its core")
-	}
+	e.nodeID = srv.WaitCore(60 * time.Second).NodeID
 	return e
 }
 
-// startOurAgent runs `meshagent run --msh F --data D` with loopback-only
-// WebRTC, stopped by PID at cleanup.
-func (e *liveEnv) startOurAgent(msh []byte, env []string) {
-	t := e.t
-	bin := ourAgent(t)
-	dir := t.TempDir()
-	mshPath := filepath.Join(dir, "meshagent.msh")
-	msh = append(bytes.TrimRight(msh, "\r\n"), []byte("\nWebRTCLoopbackOnly=1\n")...)
-	if err := os.WriteFile(mshPath, msh, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--msh", mshPath, "--data", filepath.Join(dir, "data"))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-pid, syscall.SIGKILL) // the group we created for it
-			<-exited
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log:\n%s", tail(string(b), 60))
-		}
-	})
-}
-
-func tail(s string, n int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
+func tail(s string, n int) string { return servertest.Tail(s, n) }
 
 // cli runs a subcommand through the CLI's code path against this server
 // and device.

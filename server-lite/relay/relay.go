@@ -73,7 +73,7 @@ const (
 // Config configures the relay.
 type Config struct {
 	Authorizer  Authorizer
-	Log         *slog.Logger
+	Logger      *slog.Logger
 	PairTimeout time.Duration // unpaired connection closed after this
 	IdleTimeout time.Duration // paired session closed after no traffic either way
 	MaxMessage  int64
@@ -111,8 +111,8 @@ var writePool sync.Pool
 
 // New builds the relay.
 func New(cfg Config) *Server {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.PairTimeout == 0 {
 		cfg.PairTimeout = DefaultPairTimeout
@@ -125,7 +125,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg,
-		log: cfg.Log.With("component", "meshrelay.ashx"),
+		log: cfg.Logger.With("component", "meshrelay.ashx"),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  4096,
 			WriteBufferSize: 4096,

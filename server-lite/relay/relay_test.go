@@ -27,7 +27,7 @@ type env struct {
 func newEnv(t *testing.T, cfg Config) *env {
 	tok := NewTokens()
 	cfg.Authorizer = tok
-	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := New(cfg)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { srv.Close(); hs.Close() })

@@ -146,7 +146,8 @@ type Event struct {
 
 // Store is the opened database; safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db  *bolt.DB
+	log *slog.Logger
 
 	// Write-behind queue for UpdateDeviceAsync, applied by one goroutine
 	// in large transactions.
@@ -174,8 +175,24 @@ const (
 	asyncDelay    = 50 * time.Millisecond
 )
 
-// Open opens (creating if needed, mode 0600) the database file.
-func Open(path string) (*Store, error) {
+// Options configure Open.
+type Options struct {
+	// Logger receives what the write-behind queue cannot report to a
+	// caller (a queued write that failed or was dropped); nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Open opens (creating if needed, mode 0600) the database file. At most one
+// Options is used; it is variadic so that tests can omit it.
+func Open(path string, opts ...Options) (*Store, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -194,7 +211,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	s := &Store{db: db, queue: make(chan asyncOp, asyncQueueLen), flushed: make(chan struct{})}
+	s := &Store{db: db, log: o.Logger.With("component", "store"), queue: make(chan asyncOp, asyncQueueLen), flushed: make(chan struct{})}
 	go s.writer()
 	return s, nil
 }
@@ -248,13 +265,13 @@ func (s *Store) writer() {
 					continue
 				}
 				if err := op.fn(tx); err != nil {
-					slog.Warn("store: queued write failed", "err", err)
+					s.log.Warn("queued write failed", "err", err)
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			slog.Error("store: queued writes lost", "n", len(batch), "err", err)
+			s.log.Error("queued writes lost", "n", len(batch), "err", err)
 		}
 		for _, op := range batch {
 			if op.done != nil {
@@ -442,7 +459,7 @@ func (s *Store) UpdateDeviceAsync(id string, fn func(d *Device, found bool) erro
 		return updateDevice(tx, id, &d, found, fn, events)
 	}}
 	if !s.enqueue(op) {
-		slog.Warn("store: write after close dropped", "device", id)
+		s.log.Warn("write after close dropped", "device", id)
 	}
 }
 

@@ -35,7 +35,7 @@ func main() {
 	quiet := slog.New(slog.DiscardHandler)
 
 	tokens := relay.NewTokens()
-	rs := relay.New(relay.Config{Authorizer: tokens, Log: quiet})
+	rs := relay.New(relay.Config{Authorizer: tokens, Logger: quiet})
 	hs := httptest.NewUnstartedServer(rs) // 127.0.0.1 only
 	hs.StartTLS()
 	defer hs.Close()

@@ -1,0 +1,89 @@
+package app
+
+import (
+	"net"
+	"time"
+
+	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
+	"github.com/meshgo/meshagent/server-lite/agentconn"
+)
+
+// loginFailDelay slows password guessing through the login form;
+// meshctrl's x-meshauth path is answered at once, as MeshCentral does.
+const loginFailDelay = 2 * time.Second
+
+// wireAdmin builds accounts (creating the first administrator on a fresh
+// store), the login key for meshctrl --loginkeyfile (LoginKeyFile in the
+// data directory) and the admin API; subscribes the API to agent events
+// and mounts its routes on Mux. New calls it once the listener is bound
+// (the API reports the port).
+func (a *App) wireAdmin() error {
+	a.Accounts = accounts.New(accounts.FromStore(a.Store))
+	first, err := adminapi.EnsureFirstAdmin(a.Store, a.Accounts)
+	if err != nil {
+		return err
+	}
+	a.FirstAdmin = first
+	key, err := adminapi.LoadOrCreateLoginKey(a.Store, a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.API = adminapi.New(adminapi.Config{
+		Store:          a.Store,
+		Accounts:       a.Accounts,
+		Agents:         agentRegistry{a.Agents},
+		RelayTokens:    a.RelayTokens,
+		ServerName:     "127.0.0.1",
+		Port:           a.ln.Addr().(*net.TCPAddr).Port,
+		TLSHash:        a.Certs.WebCertHashHex(),
+		AgentCertHash:  handshake.EncodeID(a.Certs.ServerID[:]),
+		LoginFailDelay: loginFailDelay,
+		LoginKey:       key,
+		Logger:         a.log,
+	})
+	// One subscriber, so one ordered queue (agentconn.Subscribe): the
+	// admin API sees each agent's replies in the order it sent them and a
+	// connect before the disconnect that follows it.
+	api := a.API
+	a.unsubscribe = a.Agents.Subscribe(func(e agentconn.Event) {
+		if e.Lost > 0 {
+			a.log.Warn("admin API missed agent events: live views may be stale until refreshed", "lost", e.Lost)
+		}
+		switch e.Kind {
+		case agentconn.Message:
+			if e.Action == "msg" {
+				api.AgentMessage(e.NodeID, e.Data)
+			}
+		case agentconn.Connected:
+			api.NodeConnect(e.NodeID, e.Agent.GroupID, true, e.Agent.Connected)
+		case agentconn.Disconnected:
+			api.NodeConnect(e.NodeID, e.Agent.GroupID, false, time.Now())
+		}
+	})
+	api.Register(a.Mux)
+	return nil
+}
+
+// agentRegistry adapts agentconn's registry to adminapi.Agents and
+// adminapi.ScriptPusher.
+type agentRegistry struct{ r *agentconn.Server }
+
+func (g agentRegistry) Connected(nodeID string) (adminapi.AgentState, bool) {
+	ai, ok := g.r.Agent(nodeID)
+	if !ok {
+		return adminapi.AgentState{}, false
+	}
+	return adminapi.AgentState{ConnectTime: ai.Connected, RemoteAddr: ai.Remote, CoreName: ai.CoreName, CoreHash: ai.CoreHash, Flavor: ai.Flavor}, true
+}
+
+func (g agentRegistry) SendJSON(nodeID string, v any) error { return g.r.SendJSON(nodeID, v) }
+
+func (g agentRegistry) Disconnect(nodeID string) {
+	g.r.Disconnect(nodeID, "removed by an administrator")
+}
+
+func (g agentRegistry) PushScript(nodeID string, script []byte, who string) error {
+	return g.r.PushCore(nodeID, script, who)
+}
