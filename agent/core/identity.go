@@ -166,11 +166,22 @@ func NewIdentity(bits int) (*Identity, error) {
 	}
 }
 
-// Save writes the identity to dir with owner-only permissions. It never
-// overwrites an existing identity.
+// Save writes the identity to dir with owner-only permissions (on
+// Windows a protected DACL, acl_windows.go). It never overwrites an
+// existing identity. A data directory Save creates is owner-only too; an
+// existing one (it may be the folder the binary was started from, shared
+// with other files) keeps its permissions, and the key file alone is
+// protected.
 func (id *Identity) Save(dir string) error {
+	_, err := os.Stat(dir)
+	fresh := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	if fresh {
+		if err := restrictPath(dir, true); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
 	}
 	k, err := x509.MarshalPKCS8PrivateKey(id.Key)
 	if err != nil {
@@ -198,6 +209,13 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// Owner-only before a byte is written; the rename keeps it.
+	if perm&0o077 == 0 {
+		if err := restrictPath(tmp, false); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

@@ -2,7 +2,7 @@ package core
 
 import (
 	"bufio"
-	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -64,19 +64,35 @@ func isVirtualMachine() bool {
 	return false
 }
 
-// DetectHostInfo returns "<OS name> - <arch>" for message 31.
+// DetectHostInfo returns "<OS name> - <arch>" for message 31: the
+// os-release PRETTY_NAME on Linux and the BSDs, the product name, release
+// and build from the registry and RtlGetVersion on Windows (osName).
 func DetectHostInfo() string {
-	name := runtime.GOOS
-	if data, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if v, ok := bytes.CutPrefix(line, []byte("PRETTY_NAME=")); ok {
-				name = strings.Trim(string(v), `"`)
-			}
-		}
-	}
+	name := osName()
 	arch := map[string]string{"amd64": "x64", "386": "x86", "arm64": "arm64"}[runtime.GOARCH]
 	if arch == "" {
 		arch = runtime.GOARCH
 	}
 	return name + " - " + arch
+}
+
+// windowsName formats what Windows says about itself: the registry's
+// ProductName ("Windows 10 Pro") and DisplayVersion ("23H2"), and the
+// version RtlGetVersion reports (the registry's CurrentVersion stays 6.3
+// for compatibility). Windows 11 still has "Windows 10" in ProductName;
+// its build number, 22000 or later, is what tells them apart.
+func windowsName(product, display string, major, minor, build uint32) string {
+	name := strings.TrimSpace(product)
+	if name == "" {
+		name = "Windows"
+	}
+	if major == 10 && build >= 22000 {
+		if rest, ok := strings.CutPrefix(name, "Windows 10"); ok {
+			name = "Windows 11" + rest
+		}
+	}
+	if display = strings.TrimSpace(display); display != "" {
+		name += " " + display
+	}
+	return fmt.Sprintf("%s (%d.%d.%d)", name, major, minor, build)
 }

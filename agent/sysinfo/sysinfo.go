@@ -276,3 +276,15 @@ func fmtSize(b uint64) string {
 	}
 	return fmt.Sprintf("%d MB", b>>20)
 }
+
+// wmiTime formats t as WMI's CIM_DATETIME, yyyymmddHHMMSS.ffffff±UUU with
+// UUU the offset from UTC in minutes (Win32_OperatingSystem's
+// LastBootUpTime). MeshCentral reads the first 14 digits as local time.
+func wmiTime(t time.Time) string {
+	_, off := t.Zone()
+	sign := '+'
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	return fmt.Sprintf("%s.%06d%c%03d", t.Format("20060102150405"), t.Nanosecond()/1000, sign, off/60)
+}

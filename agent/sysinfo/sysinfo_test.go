@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // validateForMongo mirrors MeshCentral's common.js validateObjectForMongo:
@@ -78,7 +79,7 @@ func TestSysInfoValidAndStable(t *testing.T) {
 		{"cpu", "identifiers.cpu_name"},
 		{"agentvers", "agentvers.compileTime"},
 		{"memory", runtimeKey() + ".memory"},
-		{"boot", runtimeKey() + ".LastBootUpTime"},
+		{"boot", bootTimePath()},
 	}
 	for _, c := range checks {
 		if lookup(hw, c.path) == nil {
@@ -95,6 +96,32 @@ func TestSysInfoValidAndStable(t *testing.T) {
 		}
 		if v, _ := lookup(hw, "linux.volumes").([]any); len(v) == 0 {
 			t.Errorf("no linux volumes")
+		}
+	}
+}
+
+// bootTimePath is where MeshCentral's web UI reads the boot time for each
+// platform (default.handlebars, "Last Boot Up Time"): Windows' is WMI's
+// Win32_OperatingSystem.LastBootUpTime under osinfo.
+func bootTimePath() string {
+	if runtimeKey() == "windows" {
+		return "windows.osinfo.LastBootUpTime"
+	}
+	return runtimeKey() + ".LastBootUpTime"
+}
+
+func TestWMITime(t *testing.T) {
+	tests := []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(2026, 12, 1, 19, 36, 12, 0, time.UTC), "20261201193612.000000+000"},
+		{time.Date(2026, 7, 4, 8, 5, 9, 123456789, time.FixedZone("CEST", 2*3600)), "20260704080509.123456+120"},
+		{time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("EST", -5*3600)), "20260102030405.000000-300"},
+	}
+	for _, tt := range tests {
+		if got := wmiTime(tt.t); got != tt.want {
+			t.Errorf("wmiTime(%v) = %q, want %q", tt.t, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package sysinfo
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -32,14 +33,16 @@ func fillMemory(plat map[string]any, total uint64) {
 	plat["memory"] = []any{map[string]any{"BankLabel": "System memory", "Capacity": float64(total)}}
 }
 
-// fillBootTime: Windows' WMI form yyyymmddhhmmss, which the UI parses.
+// fillBootTime: in hardware.windows.osinfo, where MeshCentral's web UI
+// (default.handlebars, "Last Boot Up Time") and meshcore.js read it, in
+// WMI's CIM_DATETIME form (wmiTime).
 func fillBootTime(plat map[string]any, t time.Time) {
 	os, _ := plat["osinfo"].(map[string]any)
 	if os == nil {
 		os = map[string]any{}
 		plat["osinfo"] = os
 	}
-	os["LastBootUpTime"] = t.Local().Format("20060102150405") + ".000000+000"
+	os["LastBootUpTime"] = wmiTime(t.Local())
 }
 
 func fillPlatform(ctx context.Context, plat map[string]any, ident map[string]any) {
@@ -57,6 +60,11 @@ func fillPlatform(ctx context.Context, plat map[string]any, ident map[string]any
 		default:
 			os["OSArchitecture"] = "32-bit"
 		}
+	}
+	// Win32_OperatingSystem.Version is major.minor.build, which
+	// RtlGetVersion reports without the compatibility shims.
+	if v := windows.RtlGetVersion(); v.MajorVersion != 0 {
+		os["Version"] = fmt.Sprintf("%d.%d.%d", v.MajorVersion, v.MinorVersion, v.BuildNumber)
 	}
 	vs := volumes(ctx)
 	vols := map[string]any{}

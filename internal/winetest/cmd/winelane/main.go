@@ -206,6 +206,7 @@ func lane(ctx context.Context, pkgs []string, run string, verbose bool, parallel
 // built from and that have tests, plus internal/winetest.
 func windowsPackages(ctx context.Context) ([]string, error) {
 	mod, err := goOut(ctx, "list", "-m")
+	mod = strings.TrimSpace(mod)
 	if err != nil {
 		return nil, err
 	}
@@ -257,10 +258,10 @@ type summary struct {
 	output  map[testKey][]string
 
 	ran, passed, failed, skipped int // top-level tests
-	subtests                         int
-	pkgs, pkgFailed                  int
-	skips                            []string
-	failures                         []string
+	subtests                     int
+	pkgs, pkgFailed              int
+	skips                        []string
+	failures                     []string
 }
 
 func newSummary(w io.Writer, verbose bool) *summary {
