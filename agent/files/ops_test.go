@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -31,7 +33,13 @@ func TestCommands(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, binary := range []bool{true, false} {
 				dir := t.TempDir()
-				rel := strings.TrimPrefix(dir, "/") // the web UI sends paths without the leading "/"
+				// The web UI sends Unix paths without the leading "/" and
+				// the agent echoes them with it; Windows paths ("C:\\...")
+				// go both ways unchanged.
+				rel, echo := strings.TrimPrefix(dir, "/"), "/"+strings.TrimPrefix(dir, "/")
+				if runtime.GOOS == "windows" {
+					rel, echo = dir, dir
+				}
 				os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hello"), 0o644)
 				os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 				os.WriteFile(filepath.Join(dir, "sub", "inner"), []byte("x"), 0o644)
@@ -40,7 +48,7 @@ func TestCommands(t *testing.T) {
 				// ls: reply shape, path echo with the "/" prefix, numeric reqid kept
 				c.cmd(binary, map[string]any{"action": "ls", "reqid": 1, "path": rel})
 				r := c.nextJSON()
-				if !r.Binary || r.M["path"] != "/"+rel || r.M["reqid"] != float64(1) {
+				if !r.Binary || r.M["path"] != echo || r.M["reqid"] != float64(1) {
 					t.Fatalf("ls reply %s", r.Raw)
 				}
 				if got := names(r); strings.Join(got, ",") != "a.txt,sub" {
@@ -141,10 +149,10 @@ func TestErrorsAndTricks(t *testing.T) {
 		want string
 	}{
 		{"rm dotdot", map[string]any{"action": "rm", "reqid": 1, "path": dir + "/full", "delfiles": []string{"../victim"}}, "invalid name"},
-		{"rm non-empty without rec", map[string]any{"action": "rm", "reqid": 2, "path": dir, "delfiles": []string{"full"}}, "directory not empty"},
+		{"rm non-empty without rec", map[string]any{"action": "rm", "reqid": 2, "path": dir, "delfiles": []string{"full"}}, "(?i)directory (is )?not empty"}, // Windows: "The directory is not empty."
 		{"rename onto existing", map[string]any{"action": "rename", "reqid": 3, "path": dir, "oldname": "other", "newname": "victim"}, "already exists"},
 		{"rename with slash", map[string]any{"action": "rename", "reqid": 4, "path": dir, "oldname": "other", "newname": "full/x"}, "invalid name"},
-		{"mkdir existing", map[string]any{"action": "mkdir", "reqid": 5, "path": dir + "/full"}, "file exists"},
+		{"mkdir existing", map[string]any{"action": "mkdir", "reqid": 5, "path": dir + "/full"}, "(?i)file exists|already exists"}, // Windows: "... already exists."
 		{"copy into itself", map[string]any{"action": "copy", "reqid": 6, "scpath": dir, "dspath": dir + "/full", "names": []string{"full"}}, "into itself"},
 		{"nul in path", map[string]any{"action": "mkdir", "reqid": 7, "path": dir + "/a\x00b"}, "invalid path"},
 		{"rm without path", map[string]any{"action": "rm", "reqid": 8, "delfiles": []string{"tmp"}, "rec": true}, "missing path"},
@@ -156,7 +164,7 @@ func TestErrorsAndTricks(t *testing.T) {
 			if r.M["action"] != "error" || r.M["reqid"] != float64(tc.cmd["reqid"].(int)) {
 				t.Fatalf("reply %s", r.Raw)
 			}
-			if msg, _ := r.M["error"].(string); !strings.Contains(msg, tc.want) {
+			if msg, _ := r.M["error"].(string); !regexp.MustCompile(tc.want).MatchString(msg) {
 				t.Fatalf("error %q does not mention %q", msg, tc.want)
 			}
 			if _, has := r.M["path"]; has {
@@ -270,7 +278,8 @@ func TestFindFile(t *testing.T) {
 		got = append(got, r.M["r"].(string))
 	}
 	sort.Strings(got)
-	if strings.Join(got, ",") != "/a.txt,/d1/c.txt,/d1/d2/e.txt" {
+	// Paths below the searched folder, in the OS's own separator.
+	if strings.Join(got, ",") != filepath.FromSlash("/a.txt,/d1/c.txt,/d1/d2/e.txt") {
 		t.Fatalf("found %v", got)
 	}
 	c.cmd(true, map[string]any{"action": "findfile", "reqid": 10, "path": "/", "filter": "*"})
@@ -339,6 +348,12 @@ func TestReadOnlyDirectory(t *testing.T) {
 	os.Mkdir(ro, 0o755)
 	os.WriteFile(filepath.Join(ro, "keep.txt"), []byte("keep"), 0o644)
 	want := "permission denied"
+	if runtime.GOOS == "windows" {
+		// chmod only sets the read-only attribute, which Windows ignores
+		// on directories; a read-only folder needs a deny ACE, which wine
+		// 8 does not keep (see agent/core's DACL tests).
+		t.Skip("no read-only directory without a DACL; not yet written for Windows")
+	}
 	if os.Geteuid() == 0 {
 		if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", ro).Run(); err != nil {
 			t.Skipf("cannot mount a tmpfs (%v); a read-only directory cannot be made as root", err)

@@ -120,7 +120,13 @@ func (in *Installer) Install(ctx context.Context) error {
 		return nil
 	}
 	if err := in.Manager.Register(ctx, p); err != nil {
-		return fmt.Errorf("register %s with %s: %w", p.ServiceName, in.Manager.Name(), err)
+		var re *RecoveryError
+		if !errors.As(err, &re) {
+			return fmt.Errorf("register %s with %s: %w", p.ServiceName, in.Manager.Name(), err)
+		}
+		// Registered, but without every restart-on-failure setting
+		// (wine's SCM rejects some): the service still runs.
+		log.Warn("service registered without all its recovery settings", "service", p.ServiceName, "err", err)
 	}
 	log.Info("service registered", "service", p.ServiceName, "manager", in.Manager.Name())
 	if in.NoStart {

@@ -406,3 +406,13 @@ func winJoin(elem ...string) string {
 	}
 	return winClean(strings.Join(parts, `\`))
 }
+
+// RecoveryError is returned by a Manager's Register when the service was
+// registered but a restart-on-failure setting could not be applied (wine
+// 8's SCM answers "Invalid level" to SERVICE_CONFIG_FAILURE_ACTIONS_FLAG).
+// The installer logs it and goes on: the service runs, it only restarts
+// less eagerly after a failure.
+type RecoveryError struct{ Err error }
+
+func (e *RecoveryError) Error() string { return "recovery settings: " + e.Err.Error() }
+func (e *RecoveryError) Unwrap() error { return e.Err }

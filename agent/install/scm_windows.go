@@ -60,7 +60,10 @@ func (scm) Register(ctx context.Context, p *Plan) error {
 	if err := s.Install(); err != nil {
 		return err
 	}
-	return setRecovery(p.Windows)
+	if err := setRecovery(p.Windows); err != nil {
+		return &RecoveryError{Err: err}
+	}
+	return nil
 }
 
 // setRecovery sets one recovery action per failure (kardianos sets only the

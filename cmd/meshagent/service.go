@@ -487,6 +487,13 @@ func cmdServiceRun(args []string, stdout, stderr io.Writer) int {
 	}
 	prog.log = slog.New(slog.NewMultiHandler(handlers...))
 
+	if ran, err := runUnderSCM(name, prog); ran {
+		if err != nil {
+			prog.log.Error("service run", "err", err)
+			return exitConfig
+		}
+		return exitOK
+	}
 	if err := svc.Run(); err != nil {
 		prog.log.Error("service run", "err", err)
 		return exitConfig

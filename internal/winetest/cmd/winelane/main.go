@@ -47,12 +47,21 @@ func main() {
 	run := flag.String("run", "", "go test -run `regexp`")
 	verbose := flag.Bool("v", false, "print every test's output, not only failures'")
 	parallel := flag.Int("p", 2, "test binaries run at once")
+	exclude := map[string]string{}
+	flag.Func("exclude", "`pkg=reason`: leave a package (path relative to the module) out of the default set, printing the reason (repeatable)", func(v string) error {
+		pkg, reason, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(reason) == "" {
+			return errors.New("want pkg=reason")
+		}
+		exclude[pkg] = reason
+		return nil
+	})
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := lane(ctx, flag.Args(), *run, *verbose, *parallel, *timeout)
+	code, err := lane(ctx, flag.Args(), exclude, *run, *verbose, *parallel, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "winelane:", err)
 		if code == 0 {
@@ -121,7 +130,7 @@ func execWine(args []string) int {
 	return 0
 }
 
-func lane(ctx context.Context, pkgs []string, run string, verbose bool, parallel int, timeout time.Duration) (int, error) {
+func lane(ctx context.Context, pkgs []string, exclude map[string]string, run string, verbose bool, parallel int, timeout time.Duration) (int, error) {
 	start := time.Now()
 	step := func(s string) { fmt.Printf("winelane: %s (%.1fs)\n", s, time.Since(start).Seconds()) }
 	work, err := os.MkdirTemp("", "winelane-")
@@ -160,6 +169,19 @@ func lane(ctx context.Context, pkgs []string, run string, verbose bool, parallel
 		if pkgs, err = windowsPackages(ctx); err != nil {
 			return 1, err
 		}
+	}
+	kept := pkgs[:0]
+	for _, p := range pkgs {
+		if reason, ok := exclude[short(p)]; ok {
+			fmt.Printf("winelane: not run: %s: %s\n", short(p), reason)
+			delete(exclude, short(p))
+			continue
+		}
+		kept = append(kept, p)
+	}
+	pkgs = kept
+	for p := range exclude {
+		return 1, fmt.Errorf("-exclude %s: not among the packages", p)
 	}
 	// Each package gets what is left of the lane's bound, so that go test
 	// itself stops a hung binary (and prints its goroutines) before the
@@ -258,7 +280,7 @@ type summary struct {
 	output  map[testKey][]string
 
 	ran, passed, failed, skipped int // top-level tests
-	subtests                     int
+	subtests, subSkipped         int
 	pkgs, pkgFailed              int
 	skips                        []string
 	failures                     []string
@@ -311,8 +333,14 @@ func (s *summary) event(e event) {
 	}
 	if strings.Contains(e.Test, "/") {
 		s.subtests++
-		if e.Action == "fail" && !s.verbose {
-			s.printOut(out)
+		switch e.Action {
+		case "fail":
+			if !s.verbose {
+				s.printOut(out)
+			}
+		case "skip":
+			s.subSkipped++
+			s.skips = append(s.skips, short(e.Package)+"."+e.Test+": "+skipReason(out))
 		}
 		return
 	}
@@ -359,8 +387,8 @@ func short(pkg string) string {
 }
 
 func (s *summary) print() {
-	fmt.Fprintf(s.w, "\n==== Windows tests under wine: %d packages (%d failed); %d tests ran: %d passed, %d failed, %d skipped; %d subtests\n",
-		s.pkgs, s.pkgFailed, s.ran, s.passed, s.failed, s.skipped, s.subtests)
+	fmt.Fprintf(s.w, "\n==== Windows tests under wine: %d packages (%d failed); %d tests ran: %d passed, %d failed, %d skipped; %d subtests (%d skipped)\n",
+		s.pkgs, s.pkgFailed, s.ran, s.passed, s.failed, s.skipped, s.subtests, s.subSkipped)
 	sort.Strings(s.skips)
 	for _, l := range s.skips {
 		fmt.Fprintln(s.w, "skipped: "+l)
