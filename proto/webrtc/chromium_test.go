@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -195,15 +197,20 @@ func runChromium(t *testing.T, bin, url string) {
 // served to the browser at test time from a MeshCentral install (it is not
 // part of this repository).
 func redirScript() string {
-	for _, p := range []string{os.Getenv("MESHCENTRAL_REDIR_JS"),
-		"/work/mc/node_modules/meshcentral/public/scripts/agent-redir-ws-0.1.1.js"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
+	if p := os.Getenv("MESHCENTRAL_REDIR_JS"); p != "" {
+		return p
 	}
-	return ""
+	// The harness's own install (.ci/run pre-installs it); never installed
+	// from here, so a machine without it skips rather than runs npm.
+	dir, err := mctest.CacheDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(dir, "node_modules", "meshcentral", "public", "scripts", "agent-redir-ws-0.1.1.js")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // redirPage drives agent-redir-ws.js as MeshCentral's files/desktop pages
