@@ -10,11 +10,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -121,12 +123,42 @@ Start an agent:
 		a.DefaultGroup.Name, a.DefaultGroup.ID, abs, a.URL(), strings.TrimPrefix(a.DefaultGroup.ID, handshake.MeshIDPrefix), abs)
 }
 
+// localAgentMsh writes the default group's .msh for the local agent, with
+// an absolute path, and pointing at 127.0.0.1 when the server listens
+// there: the agent runs on this machine, and the names agents elsewhere
+// use (--hostname) need not resolve here.
+func localAgentMsh(a *app.App) (string, error) {
+	abs, err := filepath.Abs(a.MshPath)
+	if err != nil {
+		return "", err
+	}
+	host, port, _ := net.SplitHostPort(a.Addr())
+	ip := net.ParseIP(host)
+	if ip == nil || !(ip.IsUnspecified() || ip.IsLoopback()) || a.Hostname() == "127.0.0.1" {
+		return abs, nil
+	}
+	m, err := a.Msh(a.DefaultGroup)
+	if err != nil {
+		return "", err
+	}
+	local := "wss://" + net.JoinHostPort("127.0.0.1", port) + "/agent.ashx"
+	if ip.IsLoopback() {
+		local = "wss://" + net.JoinHostPort(host, port) + "/agent.ashx"
+	}
+	m = bytes.Replace(m, []byte("MeshServer="+a.AgentURL()), []byte("MeshServer="+local), 1)
+	p := filepath.Join(filepath.Dir(abs), "local-agent.msh")
+	if err := os.WriteFile(p, m, 0o600); err != nil {
+		return "", fmt.Errorf("write local agent .msh: %w", err)
+	}
+	return p, nil
+}
+
 // startLocalAgent starts an agent connected to this server, for the README
 // quick start.
 func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 	// The C agent runs with its directory as working directory, so every
 	// path must be absolute: a relative --data would be resolved twice.
-	mshPath, err := filepath.Abs(a.MshPath)
+	mshPath, err := localAgentMsh(a)
 	if err != nil {
 		return nil, err
 	}
