@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -223,12 +224,15 @@ func TestDeployedServer(t *testing.T) {
 		t.Fatalf("served %q, not the administrator's certificate", got.Subject)
 	}
 	p.waitFor(`local agent started`, 10*time.Second)
-	devices := func() string {
-		cmd := exec.Command(p.cmd.Path, "devices", "--url", "wss://"+local, "--user", "admin")
+	cli := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, p.cmd.Path, append(args, "--url", "wss://"+local, "--user", "admin")...)
 		cmd.Env = append(os.Environ(), "SERVERLITE_PASS="+pass)
 		out, _ := cmd.CombinedOutput()
 		return string(out)
 	}
+	devices := func() string { return cli("devices") }
 	waitOnline := func(what string) {
 		t.Helper()
 		deadline := time.Now().Add(90 * time.Second)
@@ -253,8 +257,16 @@ func TestDeployedServer(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.waitFor(`web certificate reloaded`, 5*time.Second)
-	if !strings.Contains(devices(), "online") {
+	list := devices()
+	if !strings.Contains(list, "online") {
 		t.Fatal("agent not online after the reload")
+	}
+	// A relay session: the agent's control channel saw the first
+	// certificate, its relay connection sees the second, which the tunnel
+	// message names (servertlshash).
+	node := strings.Fields(list)[0]
+	if out := cli("shell", "--id", node, "--run", "echo relay-$((40+2))"); !strings.Contains(out, "relay-42") {
+		t.Fatalf("shell after the reload:\n%s", out)
 	}
 	// A broken file on SIGHUP keeps the current certificate.
 	os.WriteFile(certFile, []byte("not a certificate"), 0o600)

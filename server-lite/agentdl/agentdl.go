@@ -46,7 +46,8 @@ type Config struct {
 	Dir string
 	// SourceTree is this repository's root; when set (and the go tool is
 	// on PATH) a build missing from Dir is made on first use with
-	// CGO_ENABLED=0, as release.sh does, into CacheDir.
+	// CGO_ENABLED=0, as release.sh does (static, no libc to match), into
+	// CacheDir.
 	SourceTree, CacheDir string
 	// CAgentDir holds the C agent's binaries under MeshCentral's names
 	// (meshagent_x86-64, MeshService64.exe, ...) and optionally
@@ -178,7 +179,9 @@ func (h *Handler) build(goos, goarch, name string) (string, error) {
 		out := filepath.Join(h.cfg.CacheDir, name)
 		tmp := out + ".tmp"
 		begin := time.Now()
-		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp, "./cmd/meshagent")
+		// Not -trimpath as release.sh: that misses the build cache of
+		// every package, and the first download waits for the build.
+		cmd := exec.Command(goTool, "build", "-ldflags", "-s -w", "-o", tmp, "./cmd/meshagent")
 		cmd.Dir = h.cfg.SourceTree
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 		if msg, err := cmd.CombinedOutput(); err != nil {
