@@ -275,4 +275,22 @@ func TestDeployedServer(t *testing.T) {
 	if !bytes.Equal(peerCert(t, local).Raw, der2) {
 		t.Fatal("a broken certificate file replaced the served one")
 	}
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Wait()
+
+	// The C agent through the administrator's certificate too.
+	cAgent := "/root/.cache/meshgo/meshcentral-1.1.55/node_modules/meshcentral/agents/meshagent_x86-64"
+	if _, err := os.Stat(cAgent); err != nil {
+		t.Logf("C agent not installed (%v): not tried with the administrator's certificate", err)
+		return
+	}
+	certFile, keyFile, der3 := selfSigned(t, work, "web-c", "c.lite.test", "lite.example.test")
+	p = startLite(t, work, "--config", "server-lite.json", "--data", "data-c", "--cert", certFile, "--key", keyFile, "--local-agent", cAgent)
+	m = p.waitFor(`listening on: \S+:(\d+)`, time.Minute)
+	local = "127.0.0.1:" + m[1]
+	pass = p.waitFor(`password: +(\S+)`, time.Second)[1]
+	if !bytes.Equal(peerCert(t, local).Raw, der3) {
+		t.Fatal("not the administrator's certificate")
+	}
+	waitOnline("the C agent through the administrator's certificate")
 }

@@ -47,7 +47,9 @@ type fixture struct {
 	files   map[string][]byte
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureF(t) }
+
+func newFixtureF(t testing.TB) *fixture {
 	f := &fixture{ours: t.TempDir(), c: t.TempDir(), files: map[string][]byte{}}
 	put := func(dir, name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
@@ -71,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) handler(t *testing.T, mod func(*Config)) *Handler {
+func (f *fixture) handler(t testing.TB, mod func(*Config)) *Handler {
 	cfg := Config{Dir: f.ours, CAgentDir: f.c, Msh: func(id string) ([]byte, error) {
 		if strings.TrimPrefix(id, "mesh//") == "G1" {
 			return []byte(testMsh), nil
@@ -83,7 +85,7 @@ func (f *fixture) handler(t *testing.T, mod func(*Config)) *Handler {
 	}
 	h, err := New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return h
 }
