@@ -5,14 +5,18 @@
 //	go run ./server-lite [flags]            run the server
 //	go run ./server-lite <subcommand> ...   admin CLI (server-lite/cli)
 //
-// It binds 127.0.0.1 only.
+// It serves 127.0.0.1:4443 unless told otherwise (--listen, --hostname,
+// --cert/--key, --http-redirect, or a --config file; see README.md).
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,7 +25,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
@@ -37,20 +40,19 @@ func main() {
 }
 
 func run() int {
-	dataDir := flag.String("data", "./server-lite-data", "data directory (certificates, database, .msh); created 0700")
-	listen := flag.String("listen", "127.0.0.1:4443", "address to serve HTTPS/WSS on (loopback only)")
-	coreFile := flag.String("core", "", "JavaScript file pushed to agents as their core (default: a small built-in core)")
-	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
-	verbose := flag.Bool("v", false, "debug logging")
-	eventDays := flag.Int("event-days", 20, "days the event log keeps entries (MeshCentral's default is 20); 0 keeps them forever")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
-	memProfile := flag.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
-	flag.Parse()
-	if *memProfile != "" {
+	cfg, err := parseSettings(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
+		return 2
+	}
+	if cfg.MemProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation: the profile is for counting bytes per agent
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 			return 1
@@ -60,17 +62,13 @@ func run() int {
 	}
 
 	level := slog.LevelInfo
-	if *verbose {
+	if cfg.Verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	retention := time.Duration(*eventDays) * 24 * time.Hour
-	if *eventDays <= 0 {
-		retention = -1 // forever
-	}
-	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Logger: log, EventRetention: retention})
+	a, err := app.New(appConfig(cfg, log))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 		return 1
@@ -78,14 +76,15 @@ func run() int {
 	a.Start()
 	printWelcome(a)
 	if a.FirstAdmin != nil {
-		fmt.Print(adminapi.LoginHelp(a.FirstAdmin, "wss://"+a.Addr()))
+		fmt.Print(adminapi.LoginHelp(a.FirstAdmin, "wss://"+a.Host()))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go memoryReportOnSignal(log, *memProfile)
-	if *localAgent != "" {
-		cmd, err := startLocalAgent(*localAgent, a)
+	go memoryReportOnSignal(log, cfg.MemProfile)
+	go reloadOnSignal(log, a)
+	if cfg.LocalAgent != "" {
+		cmd, err := startLocalAgent(cfg.LocalAgent, a)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "server-lite: local agent: %v\n", err)
 		} else {
@@ -100,12 +99,16 @@ func run() int {
 
 func printWelcome(a *app.App) {
 	abs, _ := filepath.Abs(a.MshPath)
-	first := ""
+	first, redirect := "", ""
+	if r := a.RedirectAddr(); r != "" {
+		redirect = " (plain HTTP on " + r + " redirects)"
+	}
 	if a.FirstStart {
 		first = " (new identity created)"
 	}
 	fmt.Printf(`server-lite is running%s
   URL:          %s
+  listening on: %s%s
   agent URL:    %s
   ServerID:     %s
   TLS cert:     sha384 %s
@@ -116,28 +119,64 @@ Start an agent:
   our agent:    go run ./cmd/meshagent run --msh %s
   C agent:      copy meshagent_x86-64 to a directory as meshagent, put the .msh beside it
                 as meshagent.msh, then run ./meshagent run there
-`, first, a.URL(), a.AgentURL(), a.Certs.ServerIDHex(), a.Certs.WebCertHashHex(),
+`, first, a.URL(), a.Addr(), redirect, a.AgentURL(), a.Certs.ServerIDHex(), a.WebCertHashHex(),
 		a.DefaultGroup.Name, a.DefaultGroup.ID, abs, a.URL(), strings.TrimPrefix(a.DefaultGroup.ID, handshake.MeshIDPrefix), abs)
+}
+
+// localAgentMsh writes the default group's .msh for the local agent, with
+// an absolute path, and pointing at 127.0.0.1 when the server listens
+// there: the agent runs on this machine, and the names agents elsewhere
+// use (--hostname) need not resolve here.
+func localAgentMsh(a *app.App) (string, error) {
+	abs, err := filepath.Abs(a.MshPath)
+	if err != nil {
+		return "", err
+	}
+	host, port, _ := net.SplitHostPort(a.Addr())
+	ip := net.ParseIP(host)
+	if ip == nil || !(ip.IsUnspecified() || ip.IsLoopback()) || a.Hostname() == "127.0.0.1" {
+		return abs, nil
+	}
+	m, err := a.Msh(a.DefaultGroup)
+	if err != nil {
+		return "", err
+	}
+	local := "wss://" + net.JoinHostPort("127.0.0.1", port) + "/agent.ashx"
+	if ip.IsLoopback() {
+		local = "wss://" + net.JoinHostPort(host, port) + "/agent.ashx"
+	}
+	m = bytes.Replace(m, []byte("MeshServer="+a.AgentURL()), []byte("MeshServer="+local), 1)
+	p := filepath.Join(filepath.Dir(abs), "local-agent.msh")
+	if err := os.WriteFile(p, m, 0o600); err != nil {
+		return "", fmt.Errorf("write local agent .msh: %w", err)
+	}
+	return p, nil
 }
 
 // startLocalAgent starts an agent connected to this server, for the README
 // quick start.
 func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
+	// The C agent runs with its directory as working directory, so every
+	// path must be absolute: a relative --data would be resolved twice.
+	mshPath, err := localAgentMsh(a)
+	if err != nil {
+		return nil, err
+	}
 	var cmd *exec.Cmd
 	if spec == "go" {
 		// Our agent keeps its identity in --data; give it its own directory
 		// beside the server's data so restarts keep the same device.
-		dir := filepath.Join(filepath.Dir(a.MshPath), "local-agent-go")
+		dir := filepath.Join(filepath.Dir(mshPath), "local-agent-go")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", a.MshPath, "--data", dir)
+		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", mshPath, "--data", dir)
 	} else {
 		bin, err := filepath.Abs(spec)
 		if err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(filepath.Dir(a.MshPath), "local-agent")
+		dir := filepath.Join(filepath.Dir(mshPath), "local-agent")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
@@ -149,7 +188,7 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		if err := os.WriteFile(exe, b, 0o700); err != nil {
 			return nil, err
 		}
-		m, err := os.ReadFile(a.MshPath)
+		m, err := os.ReadFile(mshPath)
 		if err != nil {
 			return nil, err
 		}

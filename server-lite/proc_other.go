@@ -5,6 +5,8 @@ package main
 import (
 	"log/slog"
 	"os/exec"
+
+	"github.com/meshgo/meshagent/server-lite/app"
 )
 
 func ownProcessGroup(cmd *exec.Cmd) {}
@@ -17,3 +19,6 @@ func stopLocalAgent(cmd *exec.Cmd) {
 }
 
 func memoryReportOnSignal(*slog.Logger, string) {}
+
+// reloadOnSignal does nothing: there is no SIGHUP here.
+func reloadOnSignal(*slog.Logger, *app.App) {}

@@ -13,6 +13,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/meshgo/meshagent/server-lite/app"
 )
 
 // ownProcessGroup starts cmd in its own process group: `go run` does not
@@ -65,4 +67,19 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("write heap profile: %w", err)
 	}
 	return f.Close()
+}
+
+// reloadOnSignal reloads the administrator's web certificate on SIGHUP.
+func reloadOnSignal(log *slog.Logger, a *app.App) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	for range ch {
+		changed, err := a.ReloadWebCert()
+		switch {
+		case err != nil:
+			log.Error("SIGHUP: web certificate not reloaded; the previous one is still served", "err", err)
+		case !changed:
+			log.Info("SIGHUP: web certificate unchanged")
+		}
+	}
 }

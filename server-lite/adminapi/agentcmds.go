@@ -80,8 +80,8 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 		// device, pairing id and user, issued only after the rights checks.
 		rauth := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideAgent, UserID: u.ID, ID: pairID, NodeID: n}, relayCookieLife)
 		out["value"] = value + "&rauth=" + rauth
-		if s.cfg.TLSHash != "" {
-			out["servertlshash"] = strings.ToLower(s.cfg.TLSHash)
+		if h := s.tlsHash(); h != "" {
+			out["servertlshash"] = strings.ToLower(h)
 		}
 		out["soptions"] = map[string]any{}
 		out["consent"] = 0

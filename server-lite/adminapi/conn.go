@@ -230,9 +230,16 @@ func (s *Server) serverInfo() map[string]any {
 		"https":         true,
 		"redirport":     0,
 		"serverTime":    time.Now().UnixMilli(),
-		"tlshash":       upper(s.cfg.TLSHash),
+		"tlshash":       upper(s.tlsHash()),
 		"agentCertHash": s.cfg.AgentCertHash,
 	}
+}
+
+func (s *Server) tlsHash() string {
+	if s.cfg.TLSHash == nil {
+		return ""
+	}
+	return s.cfg.TLSHash()
 }
 
 func upper(s string) string {

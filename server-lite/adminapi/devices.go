@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/server-lite/accounts"
@@ -209,6 +210,10 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 		c.result(r, "Access Denied")
 		return
 	}
+	if desc, ok := r.str("desc"); ok && utf8.RuneCountInString(desc) > maxDeviceDesc {
+		c.result(r, "Invalid description")
+		return
+	}
 	var changes []string
 	_, err = s.cfg.Store.UpdateDevice(n, func(d *store.Device, found bool) error {
 		changes = changes[:0]
@@ -230,6 +235,10 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 				changes = append(changes, "tags")
 			}
 		}
+		if desc, ok := r.str("desc"); ok && desc != d.Desc {
+			d.Desc = desc
+			changes = append(changes, "description")
+		}
 		return nil
 	})
 	if err != nil {
@@ -241,6 +250,10 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 	}
 	c.result(r, "ok")
 }
+
+// maxDeviceDesc bounds a device description; MeshCentral bounds group and
+// user-group descriptions to 1024 characters and sets none for devices.
+const maxDeviceDesc = 1024
 
 // parseTags accepts an array or a comma-separated string; tags are trimmed,
 // kept if 1–63 chars, de-duplicated and sorted (admin-api.md §2.6).

@@ -140,7 +140,7 @@ func newEnv(t *testing.T) *testEnv {
 	key := make([]byte, loginKeyLen)
 	rand.Read(key)
 	e.api = New(Config{Store: st, Accounts: acc, Agents: fa, ServerName: "127.0.0.1", Port: port, LoginKey: key,
-		TLSHash: hex.EncodeToString(h[:]), AgentCertHash: handshake.EncodeID(h[:])})
+		TLSHash: func() string { return hex.EncodeToString(h[:]) }, AgentCertHash: handshake.EncodeID(h[:])})
 	fa.api = e.api
 	apiHandler := e.api.Handler()
 	handler.Store(&apiHandler)

@@ -85,6 +85,9 @@ func (s *Server) deviceJSON(d store.Device, withMesh bool) map[string]any {
 	if len(d.Tags) > 0 {
 		m["tags"] = d.Tags
 	}
+	if d.Desc != "" {
+		m["desc"] = d.Desc
+	}
 	if len(d.Users) > 0 {
 		m["users"] = d.Users
 	}

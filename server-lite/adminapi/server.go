@@ -77,9 +77,12 @@ type Config struct {
 	// (tests without a relay).
 	RelayTokens *relay.Tokens
 
-	ServerName    string // shown in serverinfo.name
-	Port          int    // HTTPS port shown in serverinfo
-	TLSHash       string // hex SHA-384 of the web TLS certificate (full cert)
+	ServerName string // shown in serverinfo.name
+	Port       int    // HTTPS port shown in serverinfo
+	// TLSHash returns the hex SHA-384 of the web TLS certificate (full
+	// cert) served now; a function because the administrator's own
+	// certificate can be reloaded while the server runs.
+	TLSHash       func() string
 	AgentCertHash string // ServerID in MeshCentral base64 (@, $)
 
 	// LoginKey, when set (80 bytes), accepts meshctrl --loginkey cookies.

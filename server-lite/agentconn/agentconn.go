@@ -63,6 +63,12 @@ type Config struct {
 	// by before new ones are dropped (see Subscribe); 0 means
 	// DefaultSubscriberQueue.
 	SubscriberQueue int
+	// AcceptWebHash reports whether H, the full hash of the TLS
+	// certificate an agent says it saw (control.md §2.3), is one this
+	// server presented: with an administrator's own web certificate, agents
+	// on the same port see that one, not Certs.Web. nil accepts
+	// Certs.WebCertHash only.
+	AcceptWebHash func(h [handshake.HashLen]byte) bool
 }
 
 // Server is the agent endpoint and registry.

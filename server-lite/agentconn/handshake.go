@@ -16,12 +16,14 @@ import (
 
 func (c *conn) handshake() error {
 	web := c.s.cfg.Certs.WebCertHash
+	accept := c.s.cfg.AcceptWebHash
+	if accept == nil {
+		accept = func(h [handshake.HashLen]byte) bool { return subtle.ConstantTimeCompare(h[:], web[:]) == 1 }
+	}
 	hs, err := handshake.NewServer(handshake.ServerConfig{
-		Key:     c.s.cfg.Certs.AgentKey,
-		CertDER: c.s.cfg.Certs.AgentCert,
-		AcceptHash: func(h [handshake.HashLen]byte) bool {
-			return subtle.ConstantTimeCompare(h[:], web[:]) == 1
-		},
+		Key:        c.s.cfg.Certs.AgentKey,
+		CertDER:    c.s.cfg.Certs.AgentCert,
+		AcceptHash: accept,
 	})
 	if err != nil {
 		return err

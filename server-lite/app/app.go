@@ -1,14 +1,17 @@
 // Package app is server-lite's composition root: the one place that builds
 // and wires every part (certificates, store, accounts, agent.ashx,
-// meshrelay.ashx, /meshsettings and the admin API with control.ashx) on one
-// TLS listener bound to loopback. The main package only parses flags and
-// calls New and Start; the end-to-end tests start the server the same way
-// (through server-lite/servertest).
+// meshrelay.ashx, /meshsettings, /meshagents and the admin API with
+// control.ashx) on one TLS listener (any address; the quick start keeps
+// 127.0.0.1), plus an optional plain-HTTP listener that only redirects. The
+// main package only parses its settings and calls New and Start; the
+// end-to-end tests start the server the same way (through
+// server-lite/servertest).
 package app
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log"
@@ -17,12 +20,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/relay"
@@ -32,7 +37,25 @@ import (
 // Config is server-lite's configuration.
 type Config struct {
 	DataDir string // created 0700 on first start
-	Listen  string // host:port; the host must be a loopback address
+	Listen  string // host:port, any address ("0.0.0.0:4443", "[::]:443")
+	// Hostnames are the names and addresses agents and browsers reach the
+	// server by: all go into the web certificate (reissued when one is
+	// missing), the first is written into .msh files and shown to admins.
+	// Empty: the listen address if it is a specific one, else the
+	// machine's host name.
+	Hostnames []string
+	// WebCertFile and WebKeyFile are the administrator's own TLS
+	// certificate (PEM, chain after the leaf) and key, presented to
+	// browsers, meshctrl and agents instead of server-lite's own web
+	// certificate; App.ReloadWebCert reads them again. The agent-server
+	// certificate (the ServerID agents pin) stays server-lite's own.
+	WebCertFile, WebKeyFile string
+	// HTTPRedirect, if set, is a host:port for plain HTTP that answers
+	// everything with a redirect to HTTPS.
+	HTTPRedirect string
+	// Downloads configures /meshagents (agent binaries and install
+	// scripts); the zero value serves nothing but 404s.
+	Downloads agentdl.Config
 	// CoreFile is a script pushed to agents as their core; "" = built-in.
 	CoreFile string
 	Logger   *slog.Logger
@@ -90,6 +113,10 @@ type App struct {
 	unsubscribe func()
 	ln          net.Listener
 	srv         *http.Server
+	hostnames   []string
+	web         *webCert
+	redirLn     net.Listener
+	redirSrv    *http.Server
 	log         *slog.Logger
 	stopPrune   chan struct{}
 	pruneDone   chan struct{}
@@ -106,17 +133,28 @@ func New(cfg Config) (*App, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4443"
 	}
-	host, _, err := net.SplitHostPort(cfg.Listen)
+	hostnames, err := hostnamesFor(cfg.Listen, cfg.Hostnames, cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+		return nil, err
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("listen address %q: server-lite binds loopback addresses only", cfg.Listen)
+	if (cfg.WebCertFile == "") != (cfg.WebKeyFile == "") {
+		return nil, errors.New("web certificate: give both the certificate and the key file, or neither")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	set, created, err := certs.LoadOrCreate(cfg.DataDir, certs.Options{AgentKeyBits: cfg.AgentKeyBits})
+	set, created, err := certs.LoadOrCreate(cfg.DataDir, certs.Options{AgentKeyBits: cfg.AgentKeyBits, Hosts: hostnames})
+	if err != nil {
+		return nil, err
+	}
+	set, reissued, err := certs.EnsureWebHosts(cfg.DataDir, set, hostnames)
+	if err != nil {
+		return nil, err
+	}
+	if reissued {
+		cfg.Logger.Info("web certificate reissued for new host names", "hosts", strings.Join(hostnames, ","), "sha384", set.WebCertHashHex())
+	}
+	web, err := newWebCert(set.Web, cfg.WebCertFile, cfg.WebKeyFile, hostnames[0])
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +162,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Certs: set, Store: st, Mux: http.NewServeMux(), FirstStart: created, cfg: cfg, log: cfg.Logger}
+	a := &App{Certs: set, Store: st, Mux: http.NewServeMux(), FirstStart: created, cfg: cfg, log: cfg.Logger, hostnames: hostnames, web: web}
 	fail := func(err error) (*App, error) { st.Close(); return nil, err }
 
 	groups, err := st.Groups()
@@ -149,6 +187,7 @@ func New(cfg Config) (*App, error) {
 
 	agentCfg := cfg.Agent
 	agentCfg.Certs, agentCfg.Store, agentCfg.Logger = set, st, cfg.Logger
+	agentCfg.AcceptWebHash = web.accept
 	if cfg.CoreFile != "" {
 		b, err := os.ReadFile(cfg.CoreFile)
 		if err != nil {
@@ -171,36 +210,103 @@ func New(cfg Config) (*App, error) {
 		return fail(fmt.Errorf("listen: %w", err))
 	}
 	a.ln = ln
+	if err := a.startRedirect(); err != nil {
+		ln.Close()
+		return fail(err)
+	}
 
 	a.MshPath = filepath.Join(cfg.DataDir, MshFile)
 	m, err := a.Msh(a.DefaultGroup)
 	if err != nil {
-		ln.Close()
+		a.closeListeners()
 		return fail(err)
 	}
 	if err := os.WriteFile(a.MshPath, m, 0o600); err != nil {
-		ln.Close()
+		a.closeListeners()
 		return fail(fmt.Errorf("write .msh: %w", err))
+	}
+	dl := cfg.Downloads
+	dl.Logger, dl.Msh, dl.TrustedCert = cfg.Logger, a.groupMsh, web.Trusted
+	downloads, err := agentdl.New(dl)
+	if err != nil {
+		a.closeListeners()
+		return fail(err)
 	}
 
 	a.Mux.Handle("/agent.ashx", a.Agents)
 	a.Mux.Handle("/meshrelay.ashx", a.Relay)
 	a.Mux.Handle("/meshsettings", msh.Handler(st, set.ServerIDHex(), a.AgentURL()))
 	if err := a.wireAdmin(); err != nil {
-		ln.Close()
+		a.closeListeners()
 		return fail(err)
 	}
+	a.Mux.Handle("/meshagents", downloads)
 	return a, nil
 }
 
-// Addr is the bound address.
+func (a *App) closeListeners() {
+	a.ln.Close()
+	if a.redirLn != nil {
+		a.redirLn.Close()
+	}
+}
+
+// groupMsh is the .msh of the agent group with this id ("mesh//..." or
+// without the prefix).
+func (a *App) groupMsh(id string) ([]byte, error) {
+	g, err := a.Store.Group("mesh//" + strings.TrimPrefix(id, "mesh//"))
+	if err != nil {
+		return nil, err
+	}
+	if g.MType != store.MeshTypeAgent {
+		return nil, fmt.Errorf("group %s is not an agent group", g.ID)
+	}
+	return a.Msh(g)
+}
+
+// Addr is the bound address, e.g. 0.0.0.0:4443.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
-// URL is the HTTPS base URL, e.g. https://127.0.0.1:4443.
-func (a *App) URL() string { return "https://" + a.Addr() }
+// Hostname is the primary name: the one in .msh files and URLs.
+func (a *App) Hostname() string { return a.hostnames[0] }
 
-// AgentURL is what agents dial: wss://127.0.0.1:PORT/agent.ashx.
-func (a *App) AgentURL() string { return "wss://" + a.Addr() + "/agent.ashx" }
+// Hostnames are every name in the web certificate the server was given.
+func (a *App) Hostnames() []string { return slices.Clone(a.hostnames) }
+
+func (a *App) port() string {
+	_, p, _ := net.SplitHostPort(a.Addr())
+	return p
+}
+
+// Host is Hostname:port, what agents and browsers dial.
+func (a *App) Host() string { return net.JoinHostPort(a.Hostname(), a.port()) }
+
+// URL is the HTTPS base URL, e.g. https://server.example:4443.
+func (a *App) URL() string { return "https://" + a.Host() }
+
+// AgentURL is what agents dial: wss://<hostname>:PORT/agent.ashx.
+func (a *App) AgentURL() string { return "wss://" + a.Host() + "/agent.ashx" }
+
+// WebCertHashHex is the full hash (hex SHA-384) of the web certificate
+// served now: server-lite's own or the administrator's.
+func (a *App) WebCertHashHex() string { return hexHash(a.web.Hash()) }
+
+// WebCert is the web certificate served now.
+func (a *App) WebCert() *x509.Certificate { return a.web.Leaf() }
+
+// ReloadWebCert reads the administrator's certificate and key files again
+// (main does on SIGHUP); new connections get the new certificate, open
+// ones keep theirs. Agents connected before keep working: the relay
+// messages name the new certificate's hash (servertlshash), and hashes of
+// recently served certificates stay acceptable in the handshake. Without
+// Config.WebCertFile it does nothing. On error the old certificate stays.
+func (a *App) ReloadWebCert() (changed bool, err error) {
+	changed, err = a.web.Reload()
+	if changed {
+		a.log.Info("web certificate reloaded", "sha384", a.WebCertHashHex(), "subject", a.WebCert().Subject.String())
+	}
+	return changed, err
+}
 
 // Msh returns the .msh for a group.
 func (a *App) Msh(g store.Group) ([]byte, error) {
@@ -212,8 +318,8 @@ func (a *App) Msh(g store.Group) ([]byte, error) {
 // sessions instead of paying a full key exchange.
 func (a *App) TLSConfig() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{a.Certs.Web},
-		MinVersion:   tls.VersionTLS12,
+		GetCertificate: a.web.get,
+		MinVersion:     tls.VersionTLS12,
 	}
 }
 
@@ -232,6 +338,7 @@ func (a *App) Start() {
 			a.log.Error("server stopped", "err", err)
 		}
 	}()
+	a.serveRedirect()
 	if keep := a.eventRetention(); keep > 0 {
 		a.stopPrune, a.pruneDone = make(chan struct{}), make(chan struct{})
 		go a.pruneEvents(keep)
@@ -282,6 +389,11 @@ func (a *App) Close() error {
 	} else {
 		a.ln.Close()
 	}
+	if a.redirSrv != nil {
+		a.redirSrv.Close()
+	} else if a.redirLn != nil {
+		a.redirLn.Close()
+	}
 	a.Agents.Shutdown() // also waits for the admin API to handle queued agent events
 	a.unsubscribe()
 	a.Relay.Close()
@@ -290,6 +402,44 @@ func (a *App) Close() error {
 		<-a.pruneDone
 	}
 	return a.Store.Close()
+}
+
+// hostnamesFor validates the listen address and returns the server's names:
+// the configured ones, else the listen host if it is a specific address,
+// else the machine's host name.
+func hostnamesFor(listen string, configured []string, log *slog.Logger) ([]string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	var out []string
+	for _, h := range configured {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/:@ ") && net.ParseIP(h) == nil {
+			return nil, fmt.Errorf("hostname %q: a DNS name or an IP address, without scheme or port", h)
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return []string{host}, nil
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return []string{host}, nil
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return nil, fmt.Errorf("listen address %q binds every address and the host name is unknown (%v): give a hostname", listen, err)
+	}
+	log.Warn("no hostname given: .msh files name this machine's host name; set --hostname to the name agents reach the server by", "hostname", name)
+	return []string{name}, nil
 }
 
 // slogWriter routes net/http's error log (TLS handshake failures from

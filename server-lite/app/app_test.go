@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -72,7 +73,10 @@ func TestNewRefuses(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"non-loopback", Config{DataDir: t.TempDir(), Listen: "0.0.0.0:0"}, "loopback"},
+		{"hostname with a port", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Hostnames: []string{"a.example:443"}}, "without scheme or port"},
+		{"cert without key", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebCertFile: "x.crt"}, "both"},
+		{"missing cert file", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebCertFile: "/nonexistent.crt", WebKeyFile: "/nonexistent.key", AgentKeyBits: 1024}, "web certificate"},
+		{"bad agents dir", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 1024, Downloads: agentdl.Config{Dir: "/nonexistent"}}, "not a directory"},
 		{"bad address", Config{DataDir: t.TempDir(), Listen: "nonsense"}, "listen address"},
 		{"incomplete identity", Config{DataDir: broken, Listen: "127.0.0.1:0"}, "incomplete"},
 		{"missing core file", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CoreFile: "/nonexistent.js", AgentKeyBits: 1024}, "core file"},

@@ -27,6 +27,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,10 @@ const (
 	AgentCertFile = "agentserver-cert-public.crt"
 	AgentKeyFile  = "agentserver-cert-private.key"
 )
+
+// DefaultHosts are always in a generated web certificate, so the quick
+// start and local tools work whatever names the administrator adds.
+var DefaultHosts = []string{"127.0.0.1", "::1", "localhost"}
 
 var allFiles = []string{RootCertFile, RootKeyFile, WebCertFile, WebKeyFile, AgentCertFile, AgentKeyFile}
 
@@ -82,8 +87,8 @@ type Options struct {
 	// AgentKeyBits overrides AgentKeyBits (tests use 2048 for speed; the C
 	// agent accepts any RSA size).
 	AgentKeyBits int
-	// Hosts are the names and addresses in the web certificate; default
-	// 127.0.0.1, ::1 and localhost.
+	// Hosts are names and addresses the web certificate covers besides
+	// DefaultHosts (the server's --hostname values).
 	Hosts []string
 }
 
@@ -216,10 +221,7 @@ func create(dir string, opt Options) error {
 	if bits == 0 {
 		bits = AgentKeyBits
 	}
-	hosts := opt.Hosts
-	if len(hosts) == 0 {
-		hosts = []string{"127.0.0.1", "::1", "localhost"}
-	}
+	hosts := withDefaultHosts(opt.Hosts)
 	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("certs: root key: %w", err)
@@ -242,28 +244,9 @@ func create(dir string, opt Options) error {
 	}
 	root, _ := x509.ParseCertificate(rootDER)
 
-	webKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	webKey, webDER, err := issueWeb(root, rootKey, hosts)
 	if err != nil {
-		return fmt.Errorf("certs: web key: %w", err)
-	}
-	webTmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    now.Add(-24 * time.Hour),
-		NotAfter:     now.AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			webTmpl.IPAddresses = append(webTmpl.IPAddresses, ip)
-		} else {
-			webTmpl.DNSNames = append(webTmpl.DNSNames, h)
-		}
-	}
-	webDER, err := x509.CreateCertificate(rand.Reader, webTmpl, root, &webKey.PublicKey, rootKey)
-	if err != nil {
-		return fmt.Errorf("certs: web: %w", err)
+		return err
 	}
 
 	agentKey, err := rsa.GenerateKey(rand.Reader, bits)
@@ -316,6 +299,98 @@ func create(dir string, opt Options) error {
 		}
 	}
 	return nil
+}
+
+func withDefaultHosts(extra []string) []string {
+	hosts := slices.Clone(DefaultHosts)
+	for _, h := range extra {
+		if h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// issueWeb creates a web (TLS) key and a certificate for hosts signed by
+// the root.
+func issueWeb(root *x509.Certificate, rootKey crypto.Signer, hosts []string) (*ecdsa.PrivateKey, []byte, error) {
+	webKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: web key: %w", err)
+	}
+	now := time.Now()
+	cn := "localhost"
+	if len(hosts) > len(DefaultHosts) {
+		cn = hosts[len(DefaultHosts)] // the administrator's first name
+	}
+	webTmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-24 * time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			webTmpl.IPAddresses = append(webTmpl.IPAddresses, ip)
+		} else {
+			webTmpl.DNSNames = append(webTmpl.DNSNames, h)
+		}
+	}
+	webDER, err := x509.CreateCertificate(rand.Reader, webTmpl, root, &webKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: web: %w", err)
+	}
+	return webKey, webDER, nil
+}
+
+// Covers reports whether the web certificate names every host.
+func (s *Set) Covers(hosts []string) bool {
+	for _, h := range hosts {
+		if s.WebLeaf.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// EnsureWebHosts reissues the web certificate from the root when it does
+// not name every one of hosts (an administrator added a --hostname after
+// the first start), and reloads the set. Only the web certificate changes:
+// the root and the agent-server key (the ServerID) stay, so agents keep
+// trusting the server; they see a new TLS certificate hash and take the
+// full handshake once. It reports whether it reissued.
+func EnsureWebHosts(dir string, s *Set, hosts []string) (*Set, bool, error) {
+	if s.Covers(hosts) {
+		return s, false, nil
+	}
+	k, err := readKey(filepath.Join(dir, RootKeyFile))
+	if err != nil {
+		return nil, false, err
+	}
+	webKey, webDER, err := issueWeb(s.Root, k, withDefaultHosts(hosts))
+	if err != nil {
+		return nil, false, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(webKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("certs: web key: %w", err)
+	}
+	// Each file is replaced atomically; a crash between the two leaves a
+	// key that does not match the certificate, which Load reports.
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: webDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Root.Raw})...)
+	if err := writeFile(filepath.Join(dir, WebKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		return nil, false, err
+	}
+	if err := writeFile(filepath.Join(dir, WebCertFile), chain); err != nil {
+		return nil, false, err
+	}
+	ns, err := Load(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	return ns, true, nil
 }
 
 // writeFile writes atomically (temp file + rename) with owner-only access.

@@ -89,3 +89,38 @@ func TestBrokenDirectoryIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureWebHosts: adding a host name reissues only the web
+// certificate (the ServerID and the root stay), and a covered set changes
+// nothing.
+func TestEnsureWebHosts(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := LoadOrCreate(dir, Options{AgentKeyBits: 1024, Hosts: []string{"a.example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Covers([]string{"a.example.test", "127.0.0.1", "localhost"}) || s.Covers([]string{"b.example.test"}) {
+		t.Fatalf("names %v %v", s.WebLeaf.DNSNames, s.WebLeaf.IPAddresses)
+	}
+	same, re, err := EnsureWebHosts(dir, s, []string{"a.example.test"})
+	if err != nil || re || same.WebCertHash != s.WebCertHash {
+		t.Fatalf("covered set reissued: %v %v", re, err)
+	}
+	n, re, err := EnsureWebHosts(dir, s, []string{"b.example.test", "10.1.2.3"})
+	if err != nil || !re {
+		t.Fatalf("not reissued: %v", err)
+	}
+	if !n.Covers([]string{"b.example.test", "10.1.2.3", "127.0.0.1"}) || n.WebLeaf.Subject.CommonName != "b.example.test" {
+		t.Fatalf("reissued names %v %v", n.WebLeaf.DNSNames, n.WebLeaf.IPAddresses)
+	}
+	if n.ServerID != s.ServerID || !n.Root.Equal(s.Root) || n.WebCertHash == s.WebCertHash {
+		t.Fatal("identity changed or web certificate did not")
+	}
+	if err := n.WebLeaf.CheckSignatureFrom(n.Root); err != nil {
+		t.Fatalf("reissued certificate not from the root: %v", err)
+	}
+	loaded, err := Load(dir)
+	if err != nil || loaded.WebCertHash != n.WebCertHash {
+		t.Fatalf("not persisted: %v", err)
+	}
+}

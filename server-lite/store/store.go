@@ -105,6 +105,9 @@ type Device struct {
 	SysInfoHash string          `json:"sysinfoHash,omitempty"`
 	NetInfo     json.RawMessage `json:"netinfo,omitempty"`
 	Tags        []string        `json:"tags,omitempty"`
+	// Desc is the administrator's free-text note on the device
+	// (MeshCentral's node.desc, set by changedevice).
+	Desc string `json:"desc,omitempty"`
 }
 
 // User is an account record. Its meaning belongs to the accounts package;
