@@ -83,6 +83,7 @@ func (a *agentProc) start() {
 	a.t.Helper()
 	a.log = &syncBuffer{}
 	a.cmd = exec.Command(agentBin, a.args...)
+	a.cmd.Env = agentbin.Env()
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	a.started = time.Now()
 	if err := a.cmd.Start(); err != nil {

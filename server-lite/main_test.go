@@ -78,6 +78,7 @@ func startLite(t *testing.T, dir string, args ...string) *liteProc {
 	}
 	p := &liteProc{t: t, cmd: exec.Command(bin, args...)}
 	p.cmd.Dir = dir
+	p.cmd.Env = agentbin.Env() // for its --local-agent's shells
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the local agent runs in its own group

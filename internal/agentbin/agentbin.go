@@ -49,6 +49,38 @@ func Build() (string, error) {
 	return bin, err
 }
 
+// Env is the environment for an agent a test starts: the test's own, with
+// extra appended, and HOME an empty directory. The agent's shells inherit
+// it, and an interactive bash reads ~/.bashrc: this machine's root bashrc
+// runs pyenv's prompt hook, seconds per prompt under load, which timed out
+// every shell test there. Tests measure the agent, not the machine's
+// dotfiles; the agent itself never reads HOME.
+func Env(extra ...string) []string {
+	homeOnce.Do(func() {
+		home, homeErr = os.MkdirTemp("", "meshagent-home-")
+	})
+	env := os.Environ()
+	if homeErr == nil {
+		// Go's build and module caches and the test caches (MeshCentral's
+		// npm install) default to places under HOME: keep them where they
+		// are, for a child that builds (server-lite's agent download).
+		if c, err := os.UserCacheDir(); err == nil && os.Getenv("XDG_CACHE_HOME") == "" {
+			env = append(env, "XDG_CACHE_HOME="+c)
+		}
+		if h, err := os.UserHomeDir(); err == nil && os.Getenv("GOPATH") == "" {
+			env = append(env, "GOPATH="+filepath.Join(h, "go"))
+		}
+		env = append(env, "HOME="+home) // the last of a name wins for exec
+	}
+	return append(env, extra...)
+}
+
+var (
+	homeOnce sync.Once
+	home     string
+	homeErr  error
+)
+
 // MustBuild is Build for a test: it fails t if the build fails.
 func MustBuild(t testing.TB) string {
 	t.Helper()
@@ -64,5 +96,8 @@ func MustBuild(t testing.TB) string {
 func Cleanup() {
 	if dir != "" {
 		os.RemoveAll(dir)
+	}
+	if home != "" {
+		os.RemoveAll(home)
 	}
 }

@@ -242,7 +242,7 @@ func startOurAgent(t *testing.T, srv *mctest.Server, msh []byte, env ...string) 
 	cmd := exec.Command(agentBin, "run", "--msh", mshPath, "--data", dir, "--log-level", "debug")
 	// GODEBUG: see x509negativeserial above; our agent parses the
 	// server's certificate with crypto/x509 too.
-	cmd.Env = append(append(os.Environ(), "GODEBUG=x509negativeserial=1"), env...)
+	cmd.Env = agentbin.Env(append([]string{"GODEBUG=x509negativeserial=1"}, env...)...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

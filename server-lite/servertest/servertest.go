@@ -208,7 +208,7 @@ func (s *Server) StartAgent(env []string) {
 	cmd := exec.Command(bin, "run", "--msh", mshPath, "--data", filepath.Join(dir, "data"))
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = agentbin.Env(env...)
 	setProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
