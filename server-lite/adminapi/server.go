@@ -87,14 +87,18 @@ type Config struct {
 
 	// LoginFailDelay slows failed form logins down (MeshCentral waits 2–6 s).
 	LoginFailDelay time.Duration
-	Logger         *slog.Logger
+	// LoginLimits throttles password and login-key guessing per address
+	// and per account; the zero value is MeshCentral's default.
+	LoginLimits LoginLimits
+	Logger      *slog.Logger
 }
 
 // Server is the admin API. Create it with New and mount Handler.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cookies *cookieJar
+	cfg      Config
+	log      *slog.Logger
+	cookies  *cookieJar
+	throttle *loginThrottle
 
 	mu       sync.Mutex
 	sessions map[string]*conn // by session id
@@ -113,6 +117,7 @@ func New(cfg Config) *Server {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "adminapi"),
 		cookies:  newCookieJar(),
+		throttle: newLoginThrottle(cfg.LoginLimits),
 		sessions: map[string]*conn{},
 		pending:  map[string][]*conn{},
 	}
