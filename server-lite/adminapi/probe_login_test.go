@@ -3,10 +3,10 @@ package adminapi
 import (
 	"crypto/tls"
 	"fmt"
-	"slices"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
