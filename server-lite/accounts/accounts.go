@@ -490,3 +490,14 @@ func EffectiveRights(u User, meshID, nodeID string) Rights {
 	}
 	return r
 }
+
+// TokenValid reports whether u still holds the login token tokenUser,
+// unexpired at now: sessions and cookies made from a token end with it.
+func TokenValid(u User, tokenUser string, now time.Time) bool {
+	for _, t := range u.LoginTokens {
+		if t.TokenUser == tokenUser {
+			return t.Expire == 0 || t.Expire >= now.UnixMilli()
+		}
+	}
+	return false
+}

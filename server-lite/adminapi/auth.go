@@ -129,7 +129,12 @@ func (s *Server) cookieLogin(c cookie) (authResult, bool) {
 	if !u.IsSiteAdmin() && u.SiteAdmin&accounts.SiteLocked != 0 {
 		return authResult{}, false
 	}
-	return authResult{login: accounts.Login{User: u, FromToken: c.fromToken}, ok: true}, true
+	// A cookie made from a login token dies with the token (removed or
+	// expired), as MeshCentral's does (admin-api.md §1.6).
+	if c.fromToken && !accounts.TokenValid(u, c.tokenUser, time.Now()) {
+		return authResult{}, false
+	}
+	return authResult{login: accounts.Login{User: u, FromToken: c.fromToken, TokenUser: c.tokenUser}, ok: true}, true
 }
 
 // parseMeshAuth decodes "b64(user),b64(pass)[,b64(token)]". A third part
@@ -177,7 +182,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Invalid login", http.StatusUnauthorized)
 		return
 	}
-	v := s.cookies.mint(cookie{kind: kindSession, userID: res.login.User.ID, fromToken: res.login.FromToken}, sessionCookieLife)
+	v := s.cookies.mint(cookie{kind: kindSession, userID: res.login.User.ID, fromToken: res.login.FromToken, tokenUser: res.login.TokenUser}, sessionCookieLife)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: v, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	s.audit(auditEntry{userID: res.login.User.ID, action: "login", from: remoteIP(r), msg: "Account login"})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

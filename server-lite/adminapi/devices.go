@@ -271,6 +271,7 @@ func (s *Server) cmdRemoveDevices(c *conn, u accounts.User, r req) {
 		if s.cfg.Agents != nil {
 			s.cfg.Agents.Disconnect(n)
 		}
+		s.endRelays("", map[string]bool{n: true})
 		if err := s.cfg.Store.DeleteDevice(n); err != nil {
 			c.result(r, "Internal error")
 			continue

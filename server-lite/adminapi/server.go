@@ -68,6 +68,11 @@ type ScriptPusher interface {
 	PushScript(nodeID string, script []byte, who string) error
 }
 
+// RelaySessions is the part of relay.Server the API needs.
+type RelaySessions interface {
+	CloseMatching(match func(relay.Grant) bool) int
+}
+
 // Config configures a Server.
 type Config struct {
 	Store    *store.Store
@@ -76,6 +81,9 @@ type Config struct {
 	// RelayTokens issues meshrelay.ashx credentials; nil = a private set
 	// (tests without a relay).
 	RelayTokens *relay.Tokens
+	// Relay, when set, is the running meshrelay.ashx: revoking a user, a
+	// login token or rights closes the relay sessions made from them.
+	Relay RelaySessions
 
 	ServerName    string // shown in serverinfo.name
 	Port          int    // HTTPS port shown in serverinfo
