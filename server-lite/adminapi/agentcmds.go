@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strconv"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/meshgo/meshagent/proto/session"

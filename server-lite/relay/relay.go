@@ -90,7 +90,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 	auth     atomic.Value // authHolder
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// pending holds unpaired ends by pairing id, then by user id ("" for
 	// a NoUser end): an end waits only for a peer of its own user, so
 	// nobody else who learns the id can take or spoil the pairing.
@@ -106,7 +106,7 @@ type waiter struct {
 	grant  Grant
 	nodeID string // the request's nodeid parameter, normalised
 	peer   chan *session
-	gone  chan struct{} // closed by CloseMatching
+	gone   chan struct{} // closed by CloseMatching
 }
 
 // session is one paired relay.
