@@ -220,7 +220,7 @@ func run(src string, nTags, nFloods, nBloat, bloatMB int, loginFor time.Duration
 			floodDur[i], floodRes[i] = time.Since(t0), truncate(fmt.Sprint(r["result"]), 40)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(time.Second) // the floods are decoded and being applied
 	t0 := time.Now()
 	admin.do(map[string]any{"action": "changedevice", "nodeid": victimID, "name": "renamed"})
 	rename := time.Since(t0)
