@@ -65,7 +65,7 @@ func newProbeEnv(t *testing.T, tune func(*Config)) *probeEnv {
 	api.cfg.Accounts.SetHashCost(bcrypt.MinCost)
 	if tune != nil {
 		tune(&api.cfg)
-		api.throttle = newLoginThrottle(api.cfg.LoginLimits)
+		api.SetLoginLimits(api.cfg.LoginLimits)
 	}
 	a.Start()
 	t.Cleanup(func() { api.Close(); a.Close() })

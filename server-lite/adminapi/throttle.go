@@ -180,3 +180,14 @@ func (a *attempt) done(ok bool) (reached []string) {
 	}
 	return reached
 }
+
+// SetLoginLimits replaces the login throttle's limits (and forgets the
+// failures counted so far); main calls it with its command-line flags.
+// Call it before serving.
+func (s *Server) SetLoginLimits(l LoginLimits) {
+	s.cfg.LoginLimits = l
+	s.throttle = newLoginThrottle(l)
+}
+
+// LoginLimits returns the limits in force, defaults filled in.
+func (s *Server) LoginLimits() LoginLimits { return s.throttle.lim }
