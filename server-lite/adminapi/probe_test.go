@@ -26,6 +26,7 @@ import (
 
 	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -45,13 +46,19 @@ type probeEnv struct {
 // before it is used (login limits), nil keeps Attach's defaults.
 func newProbeEnv(t *testing.T, tune func(*Config)) *probeEnv {
 	t.Helper()
+	return newProbeEnvAgents(t, agentconn.Config{}, tune)
+}
+
+// newProbeEnvAgents is newProbeEnv with agent.ashx settings.
+func newProbeEnvAgents(t *testing.T, agents agentconn.Config, tune func(*Config)) *probeEnv {
+	t.Helper()
 	logs := &syncBuf{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048,
+	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048, Agent: agents,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

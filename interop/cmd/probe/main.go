@@ -238,8 +238,8 @@ func run(src string, nTags, nFloods, nBloat, bloatMB int, loginFor time.Duration
 	ann := &simagent.Announce{
 		CoreInfo:    []byte(`{"action":"coreinfo","value":"probe core","caps":14}`),
 		NetInfo:     []byte(`{"action":"netinfo","netif2":{"eth0":[{"mac":"00:11:22:33:44:55","address":"10.0.0.9","pad":"` + big + `"}]}}`),
-		SysInfo:     []byte(`{"action":"sysinfo","hash":"bloat","data":{"hardware":{"pad":"` + big + `"}}}`),
-		SysInfoHash: "",
+		SysInfo:     []byte(`{"action":"sysinfo","data":{"hash":"bloat","hardware":{"pad":"` + big + `"}}}`),
+		SysInfoHash: "bloat", // sent, since the server does not know this hash yet
 	}
 	accepted := 0
 	for i := range nBloat {
