@@ -25,6 +25,7 @@ import (
 
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
+	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/cli"
 )
@@ -45,6 +46,11 @@ func run() int {
 	eventDays := flag.Int("event-days", 20, "days the event log keeps entries (MeshCentral's default is 20); 0 keeps them forever")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
 	memProfile := flag.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
+	loginFailures := flag.Int("login-failures", adminapi.DefaultLoginAddrFailures, "failed logins from one address within --login-window before its logins are refused; -1: no limit")
+	loginAccountFailures := flag.Int("login-account-failures", adminapi.DefaultLoginAccountFailures, "failed logins for one account within --login-window before its password logins are refused; -1: no limit")
+	loginWindow := flag.Duration("login-window", adminapi.DefaultLoginWindow, "window of the login limits (MeshCentral's default: 10m)")
+	pendingPerAddr := flag.Int("handshakes-per-address", agentconn.DefaultMaxPendingPerAddr, "agent.ashx handshakes one address may have pending; -1: no limit")
+	pendingAll := flag.Int("handshakes-pending", agentconn.DefaultMaxPending, "agent.ashx handshakes pending in all before the oldest is dropped; -1: no limit")
 	flag.Parse()
 	if *memProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation: the profile is for counting bytes per agent
@@ -70,11 +76,13 @@ func run() int {
 	if *eventDays <= 0 {
 		retention = -1 // forever
 	}
-	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Logger: log, EventRetention: retention})
+	a, err := app.New(app.Config{DataDir: *dataDir, Listen: *listen, CoreFile: *coreFile, Logger: log, EventRetention: retention,
+		Agent: agentconn.Config{MaxPendingPerAddr: *pendingPerAddr, MaxPending: *pendingAll}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 		return 1
 	}
+	a.API.SetLoginLimits(adminapi.LoginLimits{AddrFailures: *loginFailures, AccountFailures: *loginAccountFailures, Window: *loginWindow})
 	a.Start()
 	printWelcome(a)
 	if a.FirstAdmin != nil {
@@ -131,7 +139,19 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", a.MshPath, "--data", dir)
+		// Built, then run directly: a `go run` child would stand between
+		// the server and the agent, and the agent would outlive a killed
+		// server (issue 20, finding 9).
+		exe := filepath.Join(dir, "meshagent")
+		b := exec.Command("go", "build", "-o", exe+".new", "./cmd/meshagent")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return nil, fmt.Errorf("build the Go agent: %w", err)
+		}
+		if err := os.Rename(exe+".new", exe); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(exe, "run", "--msh", a.MshPath, "--data", dir)
 	} else {
 		bin, err := filepath.Abs(spec)
 		if err != nil {
@@ -145,8 +165,14 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Written beside and renamed over: the old binary may still be
+		// running (an agent of a server that was killed), and writing it
+		// in place fails with "text file busy".
 		exe := filepath.Join(dir, "meshagent")
-		if err := os.WriteFile(exe, b, 0o700); err != nil {
+		if err := os.WriteFile(exe+".new", b, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(exe+".new", exe); err != nil {
 			return nil, err
 		}
 		m, err := os.ReadFile(a.MshPath)
