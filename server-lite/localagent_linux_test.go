@@ -151,4 +151,3 @@ func (l *logWatch) wait(s string, d time.Duration) bool {
 	}
 	return false
 }
-

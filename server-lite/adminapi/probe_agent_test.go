@@ -1,4 +1,4 @@
-package adminapi
+package adminapi_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/meshgo/meshagent/internal/simagent"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
@@ -82,7 +83,7 @@ func TestProbeRemoveOnlineDevice(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	e.app.Store.Flush()
-	if d, _ := e.app.Store.Device(node); len(d.Name) > MaxDeviceName {
+	if d, _ := e.app.Store.Device(node); len(d.Name) > adminapi.MaxDeviceName {
 		t.Errorf("agent set a %d-byte device name", len(d.Name))
 	}
 	if r := admin.do(map[string]any{"action": "removedevices", "nodeids": []any{node}}); r["result"] != "ok" {

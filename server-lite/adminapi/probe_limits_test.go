@@ -1,4 +1,4 @@
-package adminapi
+package adminapi_test
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package adminapi
+package adminapi_test
 
 import (
 	"crypto/tls"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
@@ -63,11 +64,11 @@ func (e *probeEnv) events(action string) []store.Event {
 // MeshCentral's "banned" close until the window passes; each failure and
 // the ban are in the audit log.
 func TestProbeLoginBruteForce(t *testing.T) {
-	e := newProbeEnv(t, nil)
-	now := time.Now()
-	var clock atomic.Int64
-	clock.Store(now.UnixNano())
-	e.api.throttle.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	// MeshCentral's default counts; a short window so that the test can
+	// see the ban end.
+	const window = 20 * time.Second
+	e := newProbeEnv(t, &adminapi.LoginLimits{Window: window})
+	banStart := time.Now()
 	e.login(e.admin, e.pass).adduser("carol", "carol-pw")
 
 	var wrong, banned atomic.Int32
@@ -98,8 +99,8 @@ func TestProbeLoginBruteForce(t *testing.T) {
 	el := time.Since(start)
 	t.Logf("200 wrong x-meshauth logins in %v: %d checked, %d refused by the throttle (%.0f checked/min)",
 		el, wrong.Load(), banned.Load(), float64(wrong.Load())/el.Minutes())
-	if wrong.Load() != DefaultLoginAddrFailures || banned.Load() != 200-DefaultLoginAddrFailures {
-		t.Errorf("checked %d, banned %d; want %d checked", wrong.Load(), banned.Load(), DefaultLoginAddrFailures)
+	if wrong.Load() != adminapi.DefaultLoginAddrFailures || banned.Load() != 200-adminapi.DefaultLoginAddrFailures {
+		t.Errorf("checked %d, banned %d; want %d checked", wrong.Load(), banned.Load(), adminapi.DefaultLoginAddrFailures)
 	}
 	// Every login path from this address is refused now, the right
 	// password included.
@@ -121,14 +122,14 @@ func TestProbeLoginBruteForce(t *testing.T) {
 	if msg := e.tryFrom("127.0.0.2", "", meshAuth("carol", "carol-pw")); msg != "" {
 		t.Errorf("other address, other account: %q", msg)
 	}
-	if got := len(e.events("loginfailed")); got != DefaultLoginAddrFailures {
+	if got := len(e.events("loginfailed")); got != adminapi.DefaultLoginAddrFailures {
 		t.Errorf("audit: %d loginfailed events", got)
 	}
 	if evs := e.events("loginbanned"); len(evs) != 2 || evs[0].From != "127.0.0.1" {
 		t.Errorf("audit: loginbanned events %+v, want address and account", evs)
 	}
 	// After the window the right password works again.
-	clock.Store(now.Add(DefaultLoginWindow + time.Second).UnixNano())
+	time.Sleep(time.Until(banStart.Add(window + 2*time.Second)))
 	if msg := e.tryFrom("127.0.0.1", "", meshAuth(e.admin, e.pass)); msg != "" {
 		t.Errorf("right password after the window: %q", msg)
 	}
@@ -151,8 +152,8 @@ func formLogin(t *testing.T, wsURL, user, pass string) int {
 // and the limits are configurable.
 func TestProbeLoginThrottlePaths(t *testing.T) {
 	t.Run("parallel form logins", func(t *testing.T) {
-		e := newProbeEnv(t, func(c *Config) { c.LoginLimits = LoginLimits{AddrFailures: 3, AccountFailures: -1} })
-		e.api.cfg.LoginFailDelay = 300 * time.Millisecond // the 2 s of production, shortened
+		e := newProbeEnv(t, &adminapi.LoginLimits{AddrFailures: 3, AccountFailures: -1})
+		e.api.SetLoginFailDelay(300 * time.Millisecond) // the 2 s of production, shortened
 		var codes sync.Map
 		var wg sync.WaitGroup
 		for range 10 {
@@ -177,7 +178,7 @@ func TestProbeLoginThrottlePaths(t *testing.T) {
 		}
 	})
 	t.Run("query and login key", func(t *testing.T) {
-		e := newProbeEnv(t, func(c *Config) { c.LoginLimits = LoginLimits{AddrFailures: 4} })
+		e := newProbeEnv(t, &adminapi.LoginLimits{AddrFailures: 4})
 		for i, q := range []string{"user=admin&pass=x", "auth=" + strings.Repeat("B", 60), "user=nobody&pass=x", "auth=" + strings.Repeat("C", 60)} {
 			if msg := e.tryFrom("127.0.0.1", q, nil); msg == "" || msg == "banned-1" {
 				t.Errorf("attempt %d: %q", i, msg)
@@ -188,7 +189,7 @@ func TestProbeLoginThrottlePaths(t *testing.T) {
 		}
 	})
 	t.Run("per account across addresses", func(t *testing.T) {
-		e := newProbeEnv(t, func(c *Config) { c.LoginLimits = LoginLimits{AddrFailures: -1, AccountFailures: 5} })
+		e := newProbeEnv(t, &adminapi.LoginLimits{AddrFailures: -1, AccountFailures: 5})
 		for i := range 5 {
 			src := net.IPv4(127, 0, 1, byte(i+1)).String()
 			if msg := e.tryFrom(src, "", meshAuth("ADMIN", "guess")); msg != "noauth-2d" {
@@ -198,7 +199,7 @@ func TestProbeLoginThrottlePaths(t *testing.T) {
 		if msg := e.tryFrom("127.0.2.1", "", meshAuth(e.admin, e.pass)); msg != "banned-1" {
 			t.Errorf("account after 5 failures from 5 addresses: %q", msg)
 		}
-		e.api.throttle = newLoginThrottle(LoginLimits{AddrFailures: -1, AccountFailures: -1})
+		e.api.SetLoginLimits(adminapi.LoginLimits{AddrFailures: -1, AccountFailures: -1})
 		if msg := e.tryFrom("127.0.2.1", "", meshAuth(e.admin, e.pass)); msg != "" {
 			t.Errorf("limits disabled: %q", msg)
 		}
@@ -212,9 +213,9 @@ func TestProbeLoginTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bcrypt at the default cost")
 	}
-	e := newProbeEnv(t, func(c *Config) { c.LoginLimits = LoginLimits{AddrFailures: -1, AccountFailures: -1} })
-	e.api.cfg.Accounts.SetHashCost(bcrypt.DefaultCost)
-	if err := e.api.cfg.Accounts.SetPassword(accounts.UserID(e.admin), e.pass); err != nil { // rehash at the default cost
+	e := newProbeEnv(t, &adminapi.LoginLimits{AddrFailures: -1, AccountFailures: -1})
+	e.app.Accounts.SetHashCost(bcrypt.DefaultCost)
+	if err := e.app.Accounts.SetPassword(accounts.UserID(e.admin), e.pass); err != nil { // rehash at the default cost
 		t.Fatal(err)
 	}
 	tok := e.login(e.admin, e.pass).do(map[string]any{"action": "createLoginToken", "name": "t"})

@@ -1,4 +1,4 @@
-package adminapi
+package adminapi_test
 
 import (
 	"crypto/tls"
@@ -209,7 +209,7 @@ func TestProbeRevocation(t *testing.T) {
 		resp.Body.Close()
 		var xid string
 		for _, ck := range resp.Cookies() {
-			if ck.Name == sessionCookieName {
+			if ck.Name == "xid" {
 				xid = ck.Value
 			}
 		}
@@ -217,7 +217,7 @@ func TestProbeRevocation(t *testing.T) {
 			t.Fatalf("token form login: %d", resp.StatusCode)
 		}
 		h := http.Header{}
-		h.Set("Cookie", sessionCookieName+"="+xid)
+		h.Set("Cookie", "xid="+xid)
 		viaCookie, msg := e.tryLogin("", h)
 		if viaCookie == nil {
 			t.Fatalf("cookie login: %s", msg)

@@ -1,4 +1,4 @@
-package adminapi
+package adminapi_test
 
 // The security probe's attacks (issue 20), replayed from outside: a whole
 // in-process server-lite (app + Attach, the same wiring main uses), real
@@ -10,9 +10,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/store"
@@ -35,47 +36,42 @@ import (
 type probeEnv struct {
 	t     *testing.T
 	app   *app.App
-	api   *Server
+	api   *adminapi.Server
 	url   string // wss://127.0.0.1:port
 	admin string
 	pass  string
-	logs  *syncBuf
+	logs  *probeLogs
 }
 
 // newProbeEnv starts server-lite; tune may change the admin API's Config
 // before it is used (login limits), nil keeps Attach's defaults.
-func newProbeEnv(t *testing.T, tune func(*Config)) *probeEnv {
+func newProbeEnv(t *testing.T, lim *adminapi.LoginLimits) *probeEnv {
 	t.Helper()
-	return newProbeEnvAgents(t, agentconn.Config{}, tune)
+	return newProbeEnvAgents(t, agentconn.Config{}, lim)
 }
 
 // newProbeEnvAgents is newProbeEnv with agent.ashx settings.
-func newProbeEnvAgents(t *testing.T, agents agentconn.Config, tune func(*Config)) *probeEnv {
+func newProbeEnvAgents(t *testing.T, agents agentconn.Config, lim *adminapi.LoginLimits) *probeEnv {
 	t.Helper()
-	logs := &syncBuf{}
+	logs := &probeLogs{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
 	a, err := app.New(app.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AgentKeyBits: 2048, Agent: agents,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, first, err := Attach(a)
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	api.cfg.LoginFailDelay = 0
-	api.cfg.Accounts.SetHashCost(bcrypt.MinCost)
-	if tune != nil {
-		tune(&api.cfg)
-		api.SetLoginLimits(api.cfg.LoginLimits)
+	api, first := a.API, a.FirstAdmin
+	api.SetLoginFailDelay(0)
+	a.Accounts.SetHashCost(bcrypt.MinCost)
+	if lim != nil {
+		api.SetLoginLimits(*lim)
 	}
 	a.Start()
-	t.Cleanup(func() { api.Close(); a.Close() })
+	t.Cleanup(func() { a.Close() })
 	return &probeEnv{t: t, app: a, api: api, url: "wss://" + a.Addr(), admin: first.Name, pass: first.Password, logs: logs}
 }
 
@@ -302,5 +298,36 @@ func (c *ctl) createmesh(name string) string {
 	return id
 }
 
-var _ = io.Discard
-var _ = strings.Repeat
+// probeLogs collects the server's log, printed when a test fails.
+type probeLogs struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *probeLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *probeLogs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// readMsg reads one JSON message.
+func readMsg(t *testing.T, ws *websocket.Conn) map[string]any {
+	t.Helper()
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("decode %q: %v", b, err)
+	}
+	return m
+}

@@ -191,3 +191,7 @@ func (s *Server) SetLoginLimits(l LoginLimits) {
 
 // LoginLimits returns the limits in force, defaults filled in.
 func (s *Server) LoginLimits() LoginLimits { return s.throttle.lim }
+
+// SetLoginFailDelay changes how long a failed form login waits before it is
+// answered (Config.LoginFailDelay); tests shorten it. Call before serving.
+func (s *Server) SetLoginFailDelay(d time.Duration) { s.cfg.LoginFailDelay = d }
