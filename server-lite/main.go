@@ -41,7 +41,7 @@ func run() int {
 	dataDir := flag.String("data", "./server-lite-data", "data directory (certificates, database, .msh); created 0700")
 	listen := flag.String("listen", "127.0.0.1:4443", "address to serve HTTPS/WSS on (loopback only)")
 	coreFile := flag.String("core", "", "JavaScript file pushed to agents as their core (default: a small built-in core)")
-	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
+	localAgent := flag.String("local-agent", "", `start a local agent pointed at this server: "go" builds and runs ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	eventDays := flag.Int("event-days", 20, "days the event log keeps entries (MeshCentral's default is 20); 0 keeps them forever")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
