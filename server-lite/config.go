@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/adminapi"
+	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/app"
 )
@@ -35,12 +37,38 @@ type settings struct {
 	LocalAgent   string   `json:"localAgent"`
 	Verbose      bool     `json:"verbose"`
 
+	// Limits (server-lite/README.md "Limits"); -1 means no limit.
+	LoginFailures        int      `json:"loginFailures"`
+	LoginAccountFailures int      `json:"loginAccountFailures"`
+	LoginWindow          duration `json:"loginWindow"`
+	HandshakesPerAddress int      `json:"handshakesPerAddress"`
+	HandshakesPending    int      `json:"handshakesPending"`
+
 	// Not in the file: profiling for load measurements.
 	CPUProfile, MemProfile string `json:"-"`
 }
 
 func defaults() settings {
-	return settings{Data: "./server-lite-data", Listen: "127.0.0.1:4443", EventDays: 20}
+	return settings{Data: "./server-lite-data", Listen: "127.0.0.1:4443", EventDays: 20,
+		LoginFailures: adminapi.DefaultLoginAddrFailures, LoginAccountFailures: adminapi.DefaultLoginAccountFailures,
+		LoginWindow:          duration(adminapi.DefaultLoginWindow),
+		HandshakesPerAddress: agentconn.DefaultMaxPendingPerAddr, HandshakesPending: agentconn.DefaultMaxPending}
+}
+
+// duration is a time.Duration written as Go writes it ("10m") in the file.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration such as \"10m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
 }
 
 // hostList is a flag that takes a comma-separated list and may repeat.
@@ -67,7 +95,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	var cli settings
 	fs := flag.NewFlagSet("server-lite", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose); flags override it")
+	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending); flags override it")
 	fs.StringVar(&cli.Data, "data", "", `data directory (certificates, database, .msh); created 0700 (default "./server-lite-data")`)
 	fs.StringVar(&cli.Listen, "listen", "", `address to serve HTTPS/WSS on, any address, e.g. 0.0.0.0:443 (default "127.0.0.1:4443")`)
 	fs.Var(hostList{&cli.Hostnames}, "hostname", "names/IPs agents and browsers reach the server by, comma-separated or repeated: all go into the web certificate, the first into .msh files and URLs")
@@ -79,8 +107,13 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	fs.StringVar(&cli.Agents, "agents", "", "directory of our agent's release builds (build/release.sh output) served at /meshagents; run from the source tree, missing ones are built on first use")
 	fs.StringVar(&cli.CAgents, "c-agents", "", "directory of the C agent's binaries under MeshCentral's names (e.g. MeshCentral's agents/ directory, whose install scripts are then served at /meshagents?script=N too)")
 	fs.BoolVar(&cli.PreferCAgent, "prefer-c-agent", false, "serve the C agent at /meshagents where both it and ours exist")
-	fs.StringVar(&cli.LocalAgent, "local-agent", "", `start a local agent pointed at this server: "go" runs go run ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
+	fs.StringVar(&cli.LocalAgent, "local-agent", "", `start a local agent pointed at this server: "go" builds and runs ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	fs.BoolVar(&cli.Verbose, "v", false, "debug logging")
+	fs.IntVar(&cli.LoginFailures, "login-failures", adminapi.DefaultLoginAddrFailures, "failed logins from one address within --login-window before its logins are refused; -1: no limit")
+	fs.IntVar(&cli.LoginAccountFailures, "login-account-failures", adminapi.DefaultLoginAccountFailures, "failed logins for one account within --login-window before its password logins are refused; -1: no limit")
+	fs.DurationVar((*time.Duration)(&cli.LoginWindow), "login-window", adminapi.DefaultLoginWindow, "window of the login limits (MeshCentral's default: 10m)")
+	fs.IntVar(&cli.HandshakesPerAddress, "handshakes-per-address", agentconn.DefaultMaxPendingPerAddr, "agent.ashx handshakes one address may have pending; -1: no limit")
+	fs.IntVar(&cli.HandshakesPending, "handshakes-pending", agentconn.DefaultMaxPending, "agent.ashx handshakes pending in all before the oldest is dropped; -1: no limit")
 	fs.StringVar(&cli.CPUProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
 	fs.StringVar(&cli.MemProfile, "memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +156,16 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 			s.LocalAgent = cli.LocalAgent
 		case "v":
 			s.Verbose = cli.Verbose
+		case "login-failures":
+			s.LoginFailures = cli.LoginFailures
+		case "login-account-failures":
+			s.LoginAccountFailures = cli.LoginAccountFailures
+		case "login-window":
+			s.LoginWindow = cli.LoginWindow
+		case "handshakes-per-address":
+			s.HandshakesPerAddress = cli.HandshakesPerAddress
+		case "handshakes-pending":
+			s.HandshakesPending = cli.HandshakesPending
 		case "cpuprofile":
 			s.CPUProfile = cli.CPUProfile
 		case "memprofile":
@@ -205,5 +248,6 @@ func appConfig(s settings, log *slog.Logger) app.Config {
 		DataDir: s.Data, Listen: s.Listen, Hostnames: s.Hostnames,
 		WebCertFile: s.Cert, WebKeyFile: s.Key, HTTPRedirect: s.HTTPRedirect,
 		CoreFile: s.Core, Logger: log, EventRetention: retention, Downloads: dl,
+		Agent: agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
 	}
 }

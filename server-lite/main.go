@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
@@ -73,6 +74,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "server-lite: %v\n", err)
 		return 1
 	}
+	a.API.SetLoginLimits(adminapi.LoginLimits{AddrFailures: cfg.LoginFailures, AccountFailures: cfg.LoginAccountFailures, Window: time.Duration(cfg.LoginWindow)})
 	a.Start()
 	printWelcome(a)
 	if a.FirstAdmin != nil {
@@ -170,7 +172,19 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command("go", "run", "./cmd/meshagent", "run", "--msh", mshPath, "--data", dir)
+		// Built, then run directly: a `go run` child would stand between
+		// the server and the agent, and the agent would outlive a killed
+		// server (issue 20, finding 9).
+		exe := filepath.Join(dir, "meshagent")
+		b := exec.Command("go", "build", "-o", exe+".new", "./cmd/meshagent")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return nil, fmt.Errorf("build the Go agent: %w", err)
+		}
+		if err := os.Rename(exe+".new", exe); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(exe, "run", "--msh", mshPath, "--data", dir)
 	} else {
 		bin, err := filepath.Abs(spec)
 		if err != nil {
@@ -184,8 +198,14 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Written beside and renamed over: the old binary may still be
+		// running (an agent of a server that was killed), and writing it
+		// in place fails with "text file busy".
 		exe := filepath.Join(dir, "meshagent")
-		if err := os.WriteFile(exe, b, 0o700); err != nil {
+		if err := os.WriteFile(exe+".new", b, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(exe+".new", exe); err != nil {
 			return nil, err
 		}
 		m, err := os.ReadFile(mshPath)

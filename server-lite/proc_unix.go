@@ -17,10 +17,15 @@ import (
 	"github.com/meshgo/meshagent/server-lite/app"
 )
 
-// ownProcessGroup starts cmd in its own process group: `go run` does not
-// pass a signal on to the agent it started, so stopping means signalling
-// the whole group.
-func ownProcessGroup(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }
+// ownProcessGroup starts cmd in its own process group, so that stopping
+// it signals whatever it started too. On Linux the child is also killed
+// when the server dies, even by SIGKILL (diesWithParent): an orphaned
+// agent kept the binary busy and the restarted server could not start its
+// own (issue 20, finding 9).
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	diesWithParent(cmd.SysProcAttr)
+}
 
 // stopLocalAgent interrupts the agent's process group, then kills it if it
 // has not exited within 5 s.

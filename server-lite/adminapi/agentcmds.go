@@ -6,8 +6,10 @@ package adminapi
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/meshgo/meshagent/proto/session"
@@ -22,7 +24,7 @@ import (
 // end of the same user, and the agent end's credential is issued in cmdMsg
 // after the tunnel's rights checks, bound to the device and pairing id.
 func (s *Server) cmdAuthCookie(c *conn, u accounts.User, r req) {
-	ck := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideUser, UserID: u.ID}, userCookieLife)
+	ck := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideUser, UserID: u.ID, Credential: c.tokenUser, Expires: tokenExpiry(u, c.tokenUser)}, userCookieLife)
 	// The agent side is re-issued per tunnel; this one only fills the slot.
 	c.reply(r, map[string]any{"cookie": ck, "rcookie": randomHex(16)})
 }
@@ -71,14 +73,14 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 			c.result(r, "Unable to route")
 			return
 		}
-		if proto == session.ProtoTerminal && !session.AllowTerminal(rights.Bits) && rights.Bits != accounts.FullRights ||
-			(proto == 4 || proto == session.ProtoFiles) && !session.AllowFiles(rights.Bits) && rights.Bits != accounts.FullRights {
+		if !tunnelAllowed(proto, rights.Bits) {
 			c.result(r, "Unable to route")
 			return
 		}
 		// The agent end gets a fresh single-use credential bound to this
 		// device, pairing id and user, issued only after the rights checks.
-		rauth := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideAgent, UserID: u.ID, ID: pairID, NodeID: n}, relayCookieLife)
+		rauth := s.cfg.RelayTokens.Issue(relay.Grant{Side: relay.SideAgent, UserID: u.ID, ID: pairID, NodeID: n,
+			Credential: c.tokenUser, Expires: tokenExpiry(u, c.tokenUser)}, relayCookieLife)
 		out["value"] = value + "&rauth=" + rauth
 		if h := s.tlsHash(); h != "" {
 			out["servertlshash"] = strings.ToLower(h)
@@ -96,36 +98,72 @@ func (s *Server) cmdMsg(c *conn, u accounts.User, r req) {
 	c.result(r, "OK")
 }
 
-// rewriteTunnelValue checks a tunnel "value" URL, rewrites its nodeid to
-// the canonical id and drops the client's rauth (the caller appends a new
-// one). Its nodeid must name the same device as the command.
+// tunnelAllowed checks rights for the relay protocol the agent will run
+// (sessions.md §1.7): terminals, desktop and files by their own rules,
+// anything else needs full remote control.
+func tunnelAllowed(proto int, rights uint32) bool {
+	if rights == accounts.FullRights {
+		return true
+	}
+	switch proto {
+	case session.ProtoTerminal, session.ProtoPowerShell, session.ProtoUserShell, session.ProtoUserPS:
+		return session.AllowTerminal(rights)
+	case session.ProtoDesktop:
+		return session.AllowDesktopView(rights)
+	case 4, session.ProtoFiles, session.ProtoFileTransfer:
+		return session.AllowFiles(rights)
+	}
+	return rights&session.RightRemoteControl != 0 && rights&session.RightRemoteViewOnly == 0
+}
+
+// rewriteTunnelValue checks a tunnel "value" URL and rebuilds it: the
+// nodeid rewritten to the canonical id, the client's rauth dropped (the
+// caller appends a new one), every other parameter decoded and re-encoded
+// once. Its nodeid must name the same device as the command. A parameter
+// given twice (p=5&p=1, or p and %70) is refused rather than resolved, so
+// the protocol whose rights the caller checks is the only one the agent
+// can read, whichever occurrence it would pick (issue 20, finding 7).
 func rewriteTunnelValue(v, nodeID string) (value string, proto int, pairID string, ok bool) {
 	const prefix = "*/meshrelay.ashx?"
 	if !strings.HasPrefix(v, prefix) {
 		return "", 0, "", false
 	}
-	var kept []string
-	for _, p := range strings.Split(v[len(prefix):], "&") {
-		k, val, _ := strings.Cut(p, "=")
-		switch k {
-		case "nodeid":
-			if dec, err := urlUnescape(val); err != nil || normID("node", dec) != nodeID {
-				return "", 0, "", false
-			}
-			p = "nodeid=" + nodeID
-		case "p":
-			fmt.Sscanf(val, "%d", &proto)
-		case "id":
-			pairID, _ = urlUnescape(val)
-		case "rauth", "auth":
-			continue
-		}
-		kept = append(kept, p)
+	q, err := url.ParseQuery(v[len(prefix):])
+	if err != nil {
+		return "", 0, "", false
 	}
+	keys := make([]string, 0, len(q))
+	for k, vals := range q {
+		if len(vals) != 1 || k == "" {
+			return "", 0, "", false
+		}
+		keys = append(keys, k)
+	}
+	if normID("node", q.Get("nodeid")) != nodeID {
+		return "", 0, "", false
+	}
+	pairID = q.Get("id")
 	if pairID == "" {
 		return "", 0, "", false
 	}
-	return prefix + strings.Join(kept, "&"), proto, pairID, true
+	proto = 0
+	if ps, present := q["p"]; present {
+		n, err := strconv.Atoi(ps[0])
+		if err != nil || n < 0 || n > 1000 {
+			return "", 0, "", false
+		}
+		proto = n
+	}
+	sort.Strings(keys)
+	out := []string{"p=" + strconv.Itoa(proto), "nodeid=" + nodeID, "id=" + url.QueryEscape(pairID)}
+	for _, k := range keys {
+		switch k {
+		case "p", "nodeid", "id", "rauth", "auth":
+			continue
+		}
+		out = append(out, url.QueryEscape(k)+"="+url.QueryEscape(q.Get(k)))
+	}
+	return prefix + strings.Join(out, "&"), proto, pairID, true
 }
 
 func (s *Server) cmdToast(c *conn, u accounts.User, r req) {

@@ -17,6 +17,8 @@ type authResult struct {
 	ok    bool
 	cause string // close cause on failure
 	msg   string // close msg on failure
+	// banned: refused by the login throttle without checking anything.
+	banned bool
 }
 
 const sessionCookieName = "xid"
@@ -26,8 +28,9 @@ const sessionCookieName = "xid"
 // x-meshauth, then the xid session cookie.
 func (s *Server) authenticate(r *http.Request) authResult {
 	q := r.URL.Query()
+	ip := remoteIP(r)
 	if u, p := q.Get("user"), q.Get("pass"); u != "" && p != "" {
-		return s.passwordLogin(u, p, "noauth-2a")
+		return s.passwordLogin(ip, u, p, "noauth-2a", "query")
 	}
 	if a := q.Get("auth"); a != "" {
 		if c, ok := s.cookies.check(a, kindSession, ""); ok {
@@ -35,18 +38,26 @@ func (s *Server) authenticate(r *http.Request) authResult {
 				return res
 			}
 		}
+		// A login-key cookie is a credential like a password: checked
+		// through the throttle, a bad one counted against the address.
+		att, why := s.throttle.begin(ip, "")
+		if att == nil {
+			return s.banned(ip, "", "login key", why)
+		}
 		if id, ok := decodeLoginCookie(s.cfg.LoginKey, a, time.Now()); ok {
 			if res, ok := s.cookieLogin(cookie{userID: id}); ok {
+				att.done(true)
 				return res
 			}
 		}
+		s.loginFailed(ip, "", "login key", att.done(false))
 	}
 	if h := r.Header.Get("X-Meshauth"); h != "" {
 		user, pass, err := parseMeshAuth(h)
 		if err != nil {
 			return authResult{cause: "noauth", msg: "noauth-2c"}
 		}
-		return s.passwordLogin(user, pass, "noauth-2d")
+		return s.passwordLogin(ip, user, pass, "noauth-2d", "x-meshauth")
 	}
 	if ck, err := r.Cookie(sessionCookieName); err == nil {
 		if c, ok := s.cookies.check(ck.Value, kindSession, ""); ok {
@@ -58,20 +69,57 @@ func (s *Server) authenticate(r *http.Request) authResult {
 	return authResult{cause: "noauth", msg: "noauth"}
 }
 
-func (s *Server) passwordLogin(user, pass, failMsg string) authResult {
+// passwordLogin checks a user name (or token user) and password from ip
+// through the login throttle; method names the path for the audit log.
+func (s *Server) passwordLogin(ip, user, pass, failMsg, method string) authResult {
+	att, why := s.throttle.begin(ip, user)
+	if att == nil {
+		return s.banned(ip, user, method, why)
+	}
 	l, err := s.cfg.Accounts.Authenticate(user, pass)
 	if err != nil {
 		if !errors.Is(err, accounts.ErrInvalidLogin) {
 			s.log.Error("authenticate", "err", err)
 		}
+		s.loginFailed(ip, user, method, att.done(false))
 		return authResult{cause: "noauth", msg: failMsg}
 	}
+	att.done(true)
 	// Site right 128 ("no tools") refuses password logins of non-full admins.
 	if !l.User.IsSiteAdmin() && l.User.SiteAdmin&accounts.SiteNoMeshCmd != 0 {
 		return authResult{cause: "notools", msg: "notools"}
 	}
 	return authResult{login: l, ok: true}
 }
+
+// loginFailed audits one failed login, and the start of a throttle ban
+// when this failure reached a limit. The password is never logged.
+func (s *Server) loginFailed(ip, user, method string, reached []string) {
+	s.audit(auditEntry{action: "loginfailed", from: ip, msg: "Failed login (" + method + ") as " + quoteName(user)})
+	for _, why := range reached {
+		lim := s.throttle.lim
+		n := lim.AddrFailures
+		if why == throttledAccount {
+			n = lim.AccountFailures
+		}
+		msg := fmt.Sprintf("Logins refused for this %s: %d failures within %v", why, n, lim.Window)
+		if why == throttledAccount {
+			msg += " for " + quoteName(user)
+		}
+		s.log.Warn("login throttled", "limit", why, "from", ip, "user", user, "failures", n, "window", lim.Window)
+		s.audit(auditEntry{action: "loginbanned", from: ip, msg: msg})
+	}
+}
+
+// banned is the answer to an attempt the throttle refused, before any
+// credential is checked: MeshCentral's close cause for a banned address.
+func (s *Server) banned(ip, user, method, why string) authResult {
+	s.log.Debug("login refused by throttle", "limit", why, "from", ip, "user", user, "method", method)
+	return authResult{cause: "banned", msg: "banned-1", banned: true}
+}
+
+// quoteName bounds and quotes a user-supplied name for the audit log.
+func quoteName(n string) string { return fmt.Sprintf("%q", truncate(n, 64)) }
 
 func (s *Server) cookieLogin(c cookie) (authResult, bool) {
 	u, err := s.cfg.Accounts.Get(c.userID)
@@ -81,7 +129,12 @@ func (s *Server) cookieLogin(c cookie) (authResult, bool) {
 	if !u.IsSiteAdmin() && u.SiteAdmin&accounts.SiteLocked != 0 {
 		return authResult{}, false
 	}
-	return authResult{login: accounts.Login{User: u, FromToken: c.fromToken}, ok: true}, true
+	// A cookie made from a login token dies with the token (removed or
+	// expired), as MeshCentral's does (admin-api.md §1.6).
+	if c.fromToken && !accounts.TokenValid(u, c.tokenUser, time.Now()) {
+		return authResult{}, false
+	}
+	return authResult{login: accounts.Login{User: u, FromToken: c.fromToken, TokenUser: c.tokenUser}, ok: true}, true
 }
 
 // parseMeshAuth decodes "b64(user),b64(pass)[,b64(token)]". A third part
@@ -116,16 +169,20 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
-	res := s.passwordLogin(user, pass, "noauth")
+	res := s.passwordLogin(remoteIP(r), user, pass, "noauth", "form")
+	if res.banned {
+		w.Header().Set("Retry-After", fmt.Sprint(int(s.throttle.lim.Window.Seconds())))
+		http.Error(w, "Too many failed logins from this address or for this account; try again later", http.StatusTooManyRequests)
+		return
+	}
 	if !res.ok || user == "" {
-		s.audit(auditEntry{userID: "", action: "loginfailed", from: remoteIP(r), msg: "Failed form login"})
 		if d := s.cfg.LoginFailDelay; d > 0 {
 			time.Sleep(d)
 		}
 		http.Error(w, "Invalid login", http.StatusUnauthorized)
 		return
 	}
-	v := s.cookies.mint(cookie{kind: kindSession, userID: res.login.User.ID, fromToken: res.login.FromToken}, sessionCookieLife)
+	v := s.cookies.mint(cookie{kind: kindSession, userID: res.login.User.ID, fromToken: res.login.FromToken, tokenUser: res.login.TokenUser}, sessionCookieLife)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: v, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	s.audit(auditEntry{userID: res.login.User.ID, action: "login", from: remoteIP(r), msg: "Account login"})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -32,6 +32,7 @@ type conn struct {
 	id        string // session id "<user id>/<40 hex>"
 	userID    string
 	fromToken bool
+	tokenUser string // the login token the session was opened with
 	ip        string
 
 	out       chan []byte
@@ -57,13 +58,18 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	u := res.login.User
 	c := &conn{
-		s: s, ws: ws, id: u.ID + "/" + randomHex(20), userID: u.ID, fromToken: res.login.FromToken,
+		s: s, ws: ws, id: u.ID + "/" + randomHex(20), userID: u.ID, fromToken: res.login.FromToken, tokenUser: res.login.TokenUser,
 		ip: remoteIP(r), out: make(chan []byte, sendQueue), closed: make(chan struct{}),
 	}
 	s.mu.Lock()
 	s.sessions[c.id] = c
 	s.mu.Unlock()
 	defer s.dropSession(c)
+	// A session opened with an expiring login token ends when it expires.
+	if exp := tokenExpiry(u, c.tokenUser); !exp.IsZero() {
+		t := time.AfterFunc(time.Until(exp), c.close)
+		defer t.Stop()
+	}
 
 	// serverinfo and userinfo go out before any request is read: meshctrl
 	// sends its request on open and needs serverinfo.domain first (§1.7).
@@ -207,12 +213,13 @@ func (s *Server) Close() {
 	}
 }
 
-// closeUserSessions ends every session of a user (account deleted).
-func (s *Server) closeUserSessions(userID string) {
+// closeUserSessions ends every session of a user (account deleted), or,
+// when tokenUser is set, those opened with that login token.
+func (s *Server) closeUserSessions(userID, tokenUser string) {
 	s.mu.Lock()
 	var cs []*conn
 	for _, c := range s.sessions {
-		if c.userID == userID {
+		if c.userID == userID && (tokenUser == "" || c.tokenUser == tokenUser) {
 			cs = append(cs, c)
 		}
 	}

@@ -23,6 +23,7 @@ type cookie struct {
 	userID    string
 	ip        string // bound client IP, "" = any
 	fromToken bool
+	tokenUser string // the login token it was made from, when fromToken
 	expires   time.Time
 }
 
@@ -81,12 +82,13 @@ func (j *cookieJar) revoke(value string) {
 	delete(j.m, value)
 }
 
-// revokeUser drops every cookie of a user (deleted account).
-func (j *cookieJar) revokeUser(userID string) {
+// revokeUser drops every cookie of a user (deleted account), or, when
+// tokenUser is set, those made from that login token.
+func (j *cookieJar) revokeUser(userID, tokenUser string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for k, v := range j.m {
-		if v.userID == userID {
+		if v.userID == userID && (tokenUser == "" || v.tokenUser == tokenUser) {
 			delete(j.m, k)
 		}
 	}

@@ -5,7 +5,6 @@ package adminapi
 import (
 	"encoding/json"
 	"slices"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -17,7 +16,7 @@ import (
 // nodeTargets resolves "nodeids" (short or full ids).
 func nodeTargets(r req) ([]string, bool) {
 	l, ok := r.strs("nodeids")
-	if !ok || len(l) == 0 {
+	if !ok || len(l) == 0 || len(l) > MaxNodeIDs {
 		return nil, false
 	}
 	out := make([]string, 0, len(l))
@@ -210,8 +209,24 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 		c.result(r, "Access Denied")
 		return
 	}
-	if desc, ok := r.str("desc"); ok && utf8.RuneCountInString(desc) > maxDeviceDesc {
+	desc, hasDesc := r.str("desc")
+	if hasDesc && utf8.RuneCountInString(desc) > maxDeviceDesc {
 		c.result(r, "Invalid description")
+		return
+	}
+	// Everything is decoded and checked here, outside the store's write
+	// transaction: the closure below only compares and assigns.
+	name, hasName := r.str("name")
+	if hasName {
+		if err := checkLen("name", name, MaxDeviceName); err != nil {
+			c.result(r, err.Error())
+			return
+		}
+	}
+	_, hasTags := r["tags"]
+	tags, err := parseTags(r)
+	if err != nil {
+		c.result(r, err.Error())
 		return
 	}
 	var changes []string
@@ -220,7 +235,7 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 		if !found {
 			return store.ErrNotFound
 		}
-		if name, ok := r.str("name"); ok && name != "" && name != d.Name {
+		if hasName && name != "" && name != d.Name {
 			d.Name = name
 			changes = append(changes, "name")
 		}
@@ -228,16 +243,16 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 			d.Icon = uint32(icon)
 			changes = append(changes, "icon")
 		}
-		if _, ok := r["tags"]; ok {
-			tags := parseTags(r)
-			if !slices.Equal(tags, d.Tags) { // by content (§6.2 #10)
-				d.Tags = tags
-				changes = append(changes, "tags")
-			}
+		if hasTags && !slices.Equal(tags, d.Tags) { // by content (§6.2 #10)
+			d.Tags = tags
+			changes = append(changes, "tags")
 		}
-		if desc, ok := r.str("desc"); ok && desc != d.Desc {
+		if hasDesc && desc != d.Desc {
 			d.Desc = desc
 			changes = append(changes, "description")
+		}
+		if len(changes) == 0 {
+			return store.ErrNoChange
 		}
 		return nil
 	})
@@ -255,26 +270,6 @@ func (s *Server) cmdChangeDevice(c *conn, u accounts.User, r req) {
 // user-group descriptions to 1024 characters and sets none for devices.
 const maxDeviceDesc = 1024
 
-// parseTags accepts an array or a comma-separated string; tags are trimmed,
-// kept if 1–63 chars, de-duplicated and sorted (admin-api.md §2.6).
-func parseTags(r req) []string {
-	var raw []string
-	if l, ok := r.strs("tags"); ok {
-		raw = l
-	} else if s, ok := r.str("tags"); ok {
-		raw = strings.Split(s, ",")
-	}
-	var out []string
-	for _, t := range raw {
-		t = strings.TrimSpace(t)
-		if len(t) >= 1 && len(t) <= 63 && !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (s *Server) cmdRemoveDevices(c *conn, u accounts.User, r req) {
 	nodes, ok := nodeTargets(r)
 	if !ok {
@@ -290,6 +285,7 @@ func (s *Server) cmdRemoveDevices(c *conn, u accounts.User, r req) {
 		if s.cfg.Agents != nil {
 			s.cfg.Agents.Disconnect(n)
 		}
+		s.endRelays("", map[string]bool{n: true})
 		if err := s.cfg.Store.DeleteDevice(n); err != nil {
 			c.result(r, "Internal error")
 			continue

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,10 +40,17 @@ func FuzzRewriteTunnelValue(f *testing.F) {
 	f.Add("*/meshrelay.ashx?p=5&nodeid=node%2F%2Fnode%2F%2Fabc&id=x")
 	f.Add("*/meshrelay.ashx?nodeid=node//other&id=1")
 	f.Add("/meshrelay.ashx?p=1")
+	f.Add("*/meshrelay.ashx?p=5&p=1&nodeid=node//abc&id=1")
+	f.Add("*/meshrelay.ashx?p=5&%70=1&nodeid=node//abc&id=1")
 	f.Fuzz(func(t *testing.T, v string) {
-		out, _, id, ok := rewriteTunnelValue(v, node)
+		out, proto, id, ok := rewriteTunnelValue(v, node)
 		if !ok {
 			return
+		}
+		// Whatever came in, what goes out has one p, the one checked.
+		q, err := url.ParseQuery(strings.TrimPrefix(out, "*/meshrelay.ashx?"))
+		if err != nil || len(q["p"]) != 1 || q.Get("p") != strconv.Itoa(proto) || len(q["id"]) != 1 || q.Get("id") != id {
+			t.Fatalf("rewrite %q -> %q: p/id not single and checked (%v)", v, out, err)
 		}
 		if !strings.HasPrefix(out, "*/meshrelay.ashx?") || id == "" {
 			t.Fatalf("bad rewrite %q -> %q", v, out)

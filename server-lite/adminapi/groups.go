@@ -72,6 +72,7 @@ func (s *Server) cmdDeleteMesh(c *conn, u accounts.User, r req) {
 	}
 	// The group's agents are disconnected and their records removed, unlike
 	// MeshCentral, which leaves them connected (§6.2 #9).
+	s.endRelays("", s.groupDevices(g.ID))
 	if ds, err := s.cfg.Store.Devices(); err == nil {
 		for _, d := range ds {
 			if d.GroupID == g.ID {
@@ -156,9 +157,15 @@ func (s *Server) cmdAddMeshUser(c *conn, u accounts.User, r req) {
 			msgs = append(msgs, "Can't change full admin "+tu.Name)
 			continue
 		}
+		old, had := tu.Links[g.ID]
 		if err := s.cfg.Accounts.SetLink(tu.ID, g.ID, rights, remove); err != nil {
 			msgs = append(msgs, "Error "+tu.Name)
 			continue
+		}
+		// Rights cut: the user's relay sessions to the group's devices
+		// end; a new one is checked against the new rights.
+		if had && (remove || old == accounts.FullRights && rights != accounts.FullRights || old&^rights != 0) {
+			s.endRelays(tu.ID, s.groupDevices(g.ID))
 		}
 		verb, act := "Added user ", "addmeshuser"
 		if remove {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
+
+	"github.com/meshgo/meshagent/server-lite/accounts"
 )
 
 // req is one decoded control.ashx request.
@@ -67,6 +70,16 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 	u, err := s.cfg.Accounts.Get(c.userID)
 	if err != nil {
 		return false // account deleted meanwhile
+	}
+	// Locked meanwhile, or the login token the session was opened with is
+	// gone or expired: the session ends, as it would not open again.
+	if !u.IsSiteAdmin() && u.SiteAdmin&accounts.SiteLocked != 0 {
+		s.endSessions(u.ID, "")
+		return false
+	}
+	if c.fromToken && !accounts.TokenValid(u, c.tokenUser, time.Now()) {
+		s.endSessions(u.ID, c.tokenUser)
+		return false
 	}
 	defer func() {
 		if p := recover(); p != nil {

@@ -68,6 +68,11 @@ type ScriptPusher interface {
 	PushScript(nodeID string, script []byte, who string) error
 }
 
+// RelaySessions is the part of relay.Server the API needs.
+type RelaySessions interface {
+	CloseMatching(match func(relay.Grant) bool) int
+}
+
 // Config configures a Server.
 type Config struct {
 	Store    *store.Store
@@ -76,6 +81,9 @@ type Config struct {
 	// RelayTokens issues meshrelay.ashx credentials; nil = a private set
 	// (tests without a relay).
 	RelayTokens *relay.Tokens
+	// Relay, when set, is the running meshrelay.ashx: revoking a user, a
+	// login token or rights closes the relay sessions made from them.
+	Relay RelaySessions
 
 	ServerName string // shown in serverinfo.name
 	Port       int    // HTTPS port shown in serverinfo
@@ -90,14 +98,18 @@ type Config struct {
 
 	// LoginFailDelay slows failed form logins down (MeshCentral waits 2–6 s).
 	LoginFailDelay time.Duration
-	Logger         *slog.Logger
+	// LoginLimits throttles password and login-key guessing per address
+	// and per account; the zero value is MeshCentral's default.
+	LoginLimits LoginLimits
+	Logger      *slog.Logger
 }
 
 // Server is the admin API. Create it with New and mount Handler.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cookies *cookieJar
+	cfg      Config
+	log      *slog.Logger
+	cookies  *cookieJar
+	throttle *loginThrottle
 
 	mu       sync.Mutex
 	sessions map[string]*conn // by session id
@@ -116,6 +128,7 @@ func New(cfg Config) *Server {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "adminapi"),
 		cookies:  newCookieJar(),
+		throttle: newLoginThrottle(cfg.LoginLimits),
 		sessions: map[string]*conn{},
 		pending:  map[string][]*conn{},
 	}

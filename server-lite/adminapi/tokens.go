@@ -48,6 +48,17 @@ func (s *Server) cmdLoginTokens(c *conn, u accounts.User, r req) {
 		c.result(r, "Internal error")
 		return
 	}
+	// Whatever was made from a token now gone (removed or expired and
+	// purged) ends with it.
+	kept := map[string]bool{}
+	for _, t := range left {
+		kept[t.TokenUser] = true
+	}
+	for _, t := range u.LoginTokens {
+		if !kept[t.TokenUser] {
+			s.endSessions(u.ID, t.TokenUser)
+		}
+	}
 	if len(remove) > 0 {
 		s.audit(auditEntry{userID: u.ID, action: "loginTokenChanged", from: c.ip, msg: "Login tokens removed: " + strings.Join(remove, ", ")})
 	}

@@ -109,10 +109,10 @@ func (s *Server) cmdDeleteUser(c *conn, u accounts.User, r req) {
 		c.result(r, "Internal error")
 		return
 	}
-	s.cookies.revokeUser(t.ID)
 	s.audit(auditEntry{userID: u.ID, action: "accountremove", from: c.ip, msg: "Account removed " + t.ID})
 	c.result(r, "ok")
-	if t.ID != u.ID {
-		s.closeUserSessions(t.ID)
-	}
+	// Everything made from the account goes: cookies, relay tokens, relay
+	// sessions (an open terminal), control sessions (this one too, after
+	// its reply, when it deleted itself).
+	s.endSessions(t.ID, "")
 }

@@ -58,7 +58,12 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	PreAuthLimit     int64 // largest frame accepted before authentication
-	MaxMessage       int64 // largest frame accepted afterwards
+	// MaxPendingPerAddr and MaxPending limit sockets between upgrade and
+	// authentication (0: DefaultMaxPendingPerAddr, DefaultMaxPending;
+	// negative: no limit).
+	MaxPendingPerAddr int
+	MaxPending        int
+	MaxMessage        int64 // largest frame accepted afterwards
 	// SubscriberQueue is how many events each subscriber may fall behind
 	// by before new ones are dropped (see Subscribe); 0 means
 	// DefaultSubscriberQueue.
@@ -76,6 +81,8 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+
+	gate handshakeGate // pending handshakes
 
 	corePayload []byte // 4 zero bytes + script
 	coreHash    [handshake.HashLen]byte

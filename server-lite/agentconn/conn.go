@@ -24,12 +24,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agent.ashx needs TLS", http.StatusBadRequest)
 		return
 	}
+	// Pending handshakes are limited per address (refused before the
+	// upgrade, so cheaply) and in all (the oldest is evicted).
+	if s.crowded(r.RemoteAddr) {
+		s.log.Debug("agent refused before the handshake", "remote", r.RemoteAddr, "reason", "too many pending handshakes from this address")
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many pending handshakes", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	c := &conn{s: s, ws: ws, remote: r.RemoteAddr, started: time.Now()}
+	if err := s.admit(c); err != nil {
+		s.log.Debug("agent refused before the handshake", "remote", r.RemoteAddr, "reason", err)
+		c.close(err.Error())
+		return
+	}
 	c.run()
 }
 
@@ -123,7 +136,12 @@ func (c *conn) closeReason() string {
 // less than a quarter used. So the read loop only reads; what it reads is
 // handled, in order, on a short-lived goroutine (see inbox).
 func (c *conn) run() {
-	if err := c.handshake(); err != nil {
+	err := c.handshake()
+	c.s.handshakeDone(c)
+	if err != nil {
+		if r := c.closeReason(); r != "" {
+			err = errors.New(r) // evicted
+		}
 		c.s.log.Info("agent disconnected during handshake", "remote", c.remote, "reason", err)
 		c.close(err.Error())
 		return
@@ -194,7 +212,10 @@ func (c *conn) finish() {
 	c.s.log.Log(context.Background(), level, "agent disconnected", "remote", c.remote, "node", c.nodeID, "reason", reason, "seconds", int(time.Since(c.started).Seconds()))
 	if current {
 		now := time.Now().UTC()
-		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+			if !found {
+				return store.ErrNoChange // removed meanwhile: no stub record
+			}
 			d.LastSeen = now
 			return nil
 		}, store.Event{Kind: store.EvDisconnect, Who: c.nodeID, NodeID: c.nodeID, From: c.remote, Msg: reason})

@@ -27,7 +27,10 @@ func (c *conn) handle(msg []byte) error {
 		if len(tag) > 4096 {
 			tag = tag[:4096]
 		}
-		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+			if !found {
+				return store.ErrNoChange
+			}
 			d.Tag = strings.SplitN(tag, "\n", 2)[0]
 			return nil
 		})
@@ -66,7 +69,13 @@ func (c *conn) coreHashReply(payload []byte) error {
 	if changed {
 		// Only when it differs from the record: a reconnect storm should
 		// cost one store write per agent, not two.
-		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error { d.CoreHash = h; return nil })
+		c.s.cfg.Store.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+			if !found {
+				return store.ErrNoChange
+			}
+			d.CoreHash = h
+			return nil
+		})
 	}
 
 	c.s.log.Debug("agent core hash", "node", c.nodeID, "hash", shortHash(h))
@@ -132,6 +141,20 @@ func (c *conn) handleJSON(msg []byte) error {
 			Users  *[]string `json:"users"`
 		}
 		if json.Unmarshal(msg, &ci) == nil {
+			// Over-long text is dropped, not stored (finding 9: a 1 MB name).
+			if ci.Name != nil && !fits(*ci.Name, MaxNameLen) {
+				c.s.log.Info("agent report refused", "node", c.nodeID, "field", "coreinfo name", "bytes", len(*ci.Name))
+				ci.Name = nil
+			}
+			if ci.Value != nil && !fits(*ci.Value, MaxNameLen) {
+				ci.Value = nil
+			}
+			if ci.OSDesc != nil && !fits(*ci.OSDesc, MaxOSDesc) {
+				ci.OSDesc = nil
+			}
+			if ci.Users != nil && (len(*ci.Users) > MaxUsers || !allFit(*ci.Users, MaxNameLen)) {
+				ci.Users = nil
+			}
 			c.mu.Lock()
 			if ci.Value != nil && ci.Caps != nil {
 				c.coreName = *ci.Value
@@ -145,7 +168,10 @@ func (c *conn) handleJSON(msg []byte) error {
 			caps, coreName := c.caps, c.coreName
 			c.mu.Unlock()
 			ip, _, _ := net.SplitHostPort(c.remote)
-			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
+			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+				if !found {
+					return store.ErrNoChange
+				}
 				before := coreInfoKey(d)
 				d.Caps, d.CoreName, d.IP = caps, coreName, ip
 				// Only a name the core sends renames the device (control.md
@@ -169,8 +195,12 @@ func (c *conn) handleJSON(msg []byte) error {
 			})
 		}
 	case "netinfo":
-		st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
-			if bytes.Equal(d.NetInfo, msg) {
+		if err := checkNetInfo(msg); err != nil {
+			c.s.log.Info("agent report refused", "node", c.nodeID, "reason", err)
+			break
+		}
+		st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+			if !found || bytes.Equal(d.NetInfo, msg) {
 				return store.ErrNoChange
 			}
 			d.NetInfo = json.RawMessage(msg)
@@ -181,15 +211,19 @@ func (c *conn) handleJSON(msg []byte) error {
 			Data json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(msg, &si) == nil && len(si.Data) > 0 {
-			var h struct {
-				Hash string `json:"hash"`
+			hash, err := checkSysInfo(si.Data)
+			if err != nil {
+				c.s.log.Info("agent report refused", "node", c.nodeID, "reason", err)
+				break
 			}
-			json.Unmarshal(si.Data, &h)
 			c.mu.Lock()
-			c.sysInfoHash = h.Hash
+			c.sysInfoHash = hash
 			c.mu.Unlock()
-			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, _ bool) error {
-				d.SysInfo, d.SysInfoHash = si.Data, h.Hash
+			st.UpdateDeviceAsync(c.nodeID, func(d *store.Device, found bool) error {
+				if !found {
+					return store.ErrNoChange
+				}
+				d.SysInfo, d.SysInfoHash = si.Data, hash
 				return nil
 			})
 		}

@@ -76,6 +76,7 @@ func (c *conn) startSession() error {
 		if name == "" {
 			name = info.Hostname
 		}
+		name = clip(name, MaxNameLen)
 	}
 	// Queued, not awaited: in a reconnect storm thousands of these share one
 	// commit instead of paying an fsync each before message 4.
@@ -89,7 +90,7 @@ func (c *conn) startSession() error {
 			}
 			d.FirstConnect = now
 		}
-		d.RName = info.Hostname
+		d.RName = clip(info.Hostname, MaxNameLen)
 		d.AgentID, d.AgentVersion = info.AgentID, info.AgentVersion
 		d.Caps = info.Capabilities
 		d.CommitDate, d.HostInfo = c.res.CommitDate, c.res.HostInfo

@@ -35,6 +35,7 @@ func (a *App) wireAdmin() error {
 		Accounts:       a.Accounts,
 		Agents:         agentRegistry{a.Agents},
 		RelayTokens:    a.RelayTokens,
+		Relay:          a.Relay,
 		ServerName:     a.Hostname(),
 		Port:           a.ln.Addr().(*net.TCPAddr).Port,
 		TLSHash:        a.WebCertHashHex,

@@ -47,6 +47,10 @@ type Grant struct {
 	NodeID string
 	// Expires, when set, ends the session at that time even if active.
 	Expires time.Time
+	// Credential is opaque to the relay: what the issuer made this grant
+	// from (a login token's name, say), so that CloseMatching can end the
+	// sessions of a credential that was revoked.
+	Credential string
 }
 
 // Authorizer checks one meshrelay.ashx request before the WebSocket upgrade.
@@ -86,21 +90,28 @@ type Server struct {
 	upgrader websocket.Upgrader
 	auth     atomic.Value // authHolder
 
-	mu      sync.Mutex
-	pending map[string]*waiter
+	mu sync.Mutex
+	// pending holds unpaired ends by pairing id, then by user id ("" for
+	// a NoUser end): an end waits only for a peer of its own user, so
+	// nobody else who learns the id can take or spoil the pairing.
+	pending map[string]map[string]*waiter
 	used    map[string]time.Time
 	live    map[*websocket.Conn]struct{}
+	paired  map[*session]struct{}
 	closed  bool
 }
 
 type waiter struct {
-	ws    *websocket.Conn
-	grant Grant
-	peer  chan *session
+	ws     *websocket.Conn
+	grant  Grant
+	nodeID string // the request's nodeid parameter, normalised
+	peer   chan *session
+	gone   chan struct{} // closed by CloseMatching
 }
 
 // session is one paired relay.
 type session struct {
+	ga, gb    Grant
 	a, b      *websocket.Conn
 	last      atomic.Int64 // unix nanos of the last frame either way
 	closeOnce sync.Once
@@ -132,9 +143,10 @@ func New(cfg Config) *Server {
 			WriteBufferPool: &writePool,
 			CheckOrigin:     func(*http.Request) bool { return true },
 		},
-		pending: map[string]*waiter{},
+		pending: map[string]map[string]*waiter{},
 		used:    map[string]time.Time{},
 		live:    map[*websocket.Conn]struct{}{},
+		paired:  map[*session]struct{}{},
 	}
 	s.SetAuthorizer(cfg.Authorizer)
 	return s
@@ -188,7 +200,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxMessage)
-	s.run(ws, id, g, r.RemoteAddr)
+	s.run(ws, id, g, normNode(q.Get("nodeid")), r.RemoteAddr)
+}
+
+// normNode reduces "node//X", "node/domain/X" or "X" to X: the ids never
+// contain "/".
+func normNode(n string) string {
+	for i := len(n) - 1; i >= 0; i-- {
+		if n[i] == '/' {
+			return n[i+1:]
+		}
+	}
+	return n
+}
+
+// takePeerLocked finds the waiting end an arriving end with grant g may
+// pair with: the same user's, or a NoUser end; a NoUser arrival takes any
+// user's end.
+func (s *Server) takePeerLocked(id string, g Grant) *waiter {
+	m := s.pending[id]
+	if m == nil {
+		return nil
+	}
+	if g.NoUser {
+		for _, w := range m {
+			if !w.grant.NoUser {
+				return w
+			}
+		}
+		return nil
+	}
+	if w := m[g.UserID]; w != nil {
+		return w
+	}
+	return m[""]
+}
+
+func (s *Server) removePendingLocked(id string, w *waiter) bool {
+	m := s.pending[id]
+	k := w.grant.UserID
+	if w.grant.NoUser {
+		k = ""
+	}
+	if m[k] != w {
+		return false
+	}
+	delete(m, k)
+	if len(m) == 0 {
+		delete(s.pending, id)
+	}
+	return true
 }
 
 func checkGrant(g Grant, id, nodeID string) error {
@@ -231,7 +292,7 @@ func (s *Server) track(ws *websocket.Conn, on bool) bool {
 	return true
 }
 
-func (s *Server) run(ws *websocket.Conn, id string, g Grant, remote string) {
+func (s *Server) run(ws *websocket.Conn, id string, g Grant, nodeID, remote string) {
 	if !s.track(ws, true) {
 		ws.Close()
 		return
@@ -247,43 +308,74 @@ func (s *Server) run(ws *websocket.Conn, id string, g Grant, remote string) {
 		log.Info("relay refused", "reason", "id already used")
 		return
 	}
-	w := s.pending[id]
+	w := s.takePeerLocked(id, g)
 	if w == nil {
+		key := g.UserID
+		if g.NoUser {
+			key = ""
+		}
+		if s.pending[id][key] != nil {
+			// The same user's end of the same side is already waiting.
+			s.mu.Unlock()
+			closeWith(ws, "refused")
+			log.Info("relay refused", "reason", "an end of this user already waits for this id")
+			return
+		}
 		// First end: hold it, unread, until the peer arrives.
-		me := &waiter{ws: ws, grant: g, peer: make(chan *session, 1)}
-		s.pending[id] = me
+		me := &waiter{ws: ws, grant: g, nodeID: nodeID, peer: make(chan *session, 1), gone: make(chan struct{})}
+		if s.pending[id] == nil {
+			s.pending[id] = map[string]*waiter{}
+		}
+		s.pending[id][key] = me
 		s.mu.Unlock()
 		t := time.NewTimer(s.cfg.PairTimeout)
 		defer t.Stop()
 		select {
 		case sess := <-me.peer:
 			s.pump(sess, ws, sess.b, log)
+		case <-me.gone:
+			closeWith(ws, "revoked")
+			log.Info("relay closed", "reason", "credential revoked")
 		case <-t.C:
 			s.mu.Lock()
-			if s.pending[id] == me {
-				delete(s.pending, id)
+			if s.removePendingLocked(id, me) {
 				s.mu.Unlock()
 				closeWith(ws, "no peer")
 				log.Info("relay closed", "reason", "no peer within the pairing timeout")
 				return
 			}
 			s.mu.Unlock()
-			sess := <-me.peer // taken at the last moment
-			s.pump(sess, ws, sess.b, log)
+			select {
+			case sess := <-me.peer: // taken at the last moment
+				s.pump(sess, ws, sess.b, log)
+			case <-me.gone:
+				closeWith(ws, "revoked")
+			}
 		}
 		return
 	}
-	if err := compatible(w.grant, g); err != nil {
+	err := compatible(w.grant, g)
+	if err == nil && w.nodeID != "" && nodeID != "" && w.nodeID != nodeID {
+		err = errors.New("ends name different devices")
+	}
+	if err != nil {
 		s.mu.Unlock()
 		closeWith(ws, "refused")
 		log.Info("relay refused", "reason", err)
 		return
 	}
-	delete(s.pending, id)
+	s.removePendingLocked(id, w)
 	s.used[id] = time.Now()
-	s.mu.Unlock()
 
-	sess := &session{a: w.ws, b: ws}
+	sess := &session{a: w.ws, b: ws, ga: w.grant, gb: g}
+	sess.timer = time.AfterFunc(s.cfg.IdleTimeout, func() { s.idleCheck(sess) })
+	s.paired[sess] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.paired, sess)
+		s.mu.Unlock()
+	}()
 	sess.last.Store(time.Now().UnixNano())
 	// "c" goes to both before either pump runs, so it is each end's first
 	// frame (sessions.md §1.6).
@@ -293,7 +385,6 @@ func (s *Server) run(ws *websocket.Conn, id string, g Grant, remote string) {
 			sess.close()
 		}
 	}
-	sess.timer = time.AfterFunc(s.cfg.IdleTimeout, func() { s.idleCheck(sess) })
 	if exp := laterOf(w.grant.Expires, g.Expires); !exp.IsZero() {
 		t := time.AfterFunc(time.Until(exp), sess.close)
 		defer t.Stop()
@@ -369,6 +460,36 @@ func (s *Server) sweepLocked() {
 	}
 }
 
+// CloseMatching ends every paired session either of whose ends' grants
+// match, and every unpaired end whose grant matches, and returns how many it
+// ended. The admin API calls it when a user is deleted or locked, a login
+// token removed or a user's rights cut: what was made from a revoked
+// credential must not outlive it.
+func (s *Server) CloseMatching(match func(Grant) bool) int {
+	s.mu.Lock()
+	var sessions []*session
+	for sess := range s.paired {
+		if match(sess.ga) || match(sess.gb) {
+			sessions = append(sessions, sess)
+		}
+	}
+	n := len(sessions)
+	for id, m := range s.pending {
+		for _, w := range m {
+			if match(w.grant) {
+				s.removePendingLocked(id, w)
+				close(w.gone)
+				n++
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.close()
+	}
+	return n
+}
+
 // Close ends every pending and paired session.
 func (s *Server) Close() {
 	s.mu.Lock()
@@ -416,6 +537,18 @@ func (t *Tokens) Issue(g Grant, ttl time.Duration) string {
 	}
 	t.m[tok] = tokenEntry{g: g, expiry: now.Add(ttl)}
 	return tok
+}
+
+// Revoke deletes every unused token whose grant matches, so a revoked
+// credential's outstanding relay tokens cannot be used either.
+func (t *Tokens) Revoke(match func(Grant) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, e := range t.m {
+		if match(e.g) {
+			delete(t.m, k)
+		}
+	}
 }
 
 // Authorize implements Authorizer.

@@ -280,3 +280,68 @@ func TestTunnelValue(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// firstFrame reads the first frame, or reports the error.
+func firstFrame(ws *websocket.Conn, d time.Duration) (string, error) {
+	ws.SetReadDeadline(time.Now().Add(d))
+	defer ws.SetReadDeadline(time.Time{})
+	_, m, err := ws.ReadMessage()
+	return string(m), err
+}
+
+// TestRelayOtherUserCannotSquat: an end of another user under the same
+// pairing id neither pairs nor spoils the pairing, whichever comes first;
+// ends naming different devices do not pair.
+func TestRelayOtherUserCannotSquat(t *testing.T) {
+	e := newEnv(t, Config{PairTimeout: time.Second})
+	const id = "pairing-1"
+	squat, _ := e.dial(url.Values{"id": {id}, "auth": {e.tok.Issue(Grant{Side: SideUser, UserID: "user//mallory"}, time.Minute)}})
+	agent, _ := e.dial(url.Values{"id": {id}, "nodeid": {"node//N"}, "rauth": {e.tok.Issue(Grant{Side: SideAgent, UserID: "user//bob", ID: id, NodeID: "node//N"}, time.Minute)}})
+	late, _ := e.dial(url.Values{"id": {id}, "auth": {e.tok.Issue(Grant{Side: SideUser, UserID: "user//eve"}, time.Minute)}})
+	user, _ := e.dial(url.Values{"id": {id}, "nodeid": {"node/x/N"}, "auth": {e.tok.Issue(Grant{Side: SideUser, UserID: "user//bob"}, time.Minute)}})
+	for name, ws := range map[string]*websocket.Conn{"agent": agent, "user": user} {
+		if m, err := firstFrame(ws, 5*time.Second); m != "c" || err != nil {
+			t.Errorf("%s: %q %v", name, m, err)
+		}
+	}
+	for name, ws := range map[string]*websocket.Conn{"squatter": squat, "late": late} {
+		if m, err := firstFrame(ws, 5*time.Second); err == nil {
+			t.Errorf("%s got %q", name, m)
+		}
+	}
+	// Different devices.
+	const id2 = "pairing-2"
+	a2, _ := e.dial(url.Values{"id": {id2}, "nodeid": {"node//N"}, "rauth": {e.tok.Issue(Grant{Side: SideAgent, UserID: "user//bob", ID: id2, NodeID: "node//N"}, time.Minute)}})
+	u2, _ := e.dial(url.Values{"id": {id2}, "nodeid": {"node//OTHER"}, "auth": {e.tok.Issue(Grant{Side: SideUser, UserID: "user//bob"}, time.Minute)}})
+	if m, err := firstFrame(u2, 3*time.Second); err == nil {
+		t.Errorf("user end naming another device got %q", m)
+	}
+	a2.Close()
+}
+
+// TestRelayCloseMatching ends paired and waiting sessions whose grants
+// match, and Tokens.Revoke drops unused tokens.
+func TestRelayCloseMatching(t *testing.T) {
+	e := newEnv(t, Config{})
+	user, agent := e.pair("p1")
+	other, _ := e.pair("p2")
+	waiting, _ := e.dial(url.Values{"id": {"p3"}, "auth": {e.tok.Issue(Grant{Side: SideUser, UserID: "user//admin", Credential: "tok"}, time.Minute)}})
+	unused := e.tok.Issue(Grant{Side: SideUser, UserID: "user//admin", Credential: "tok"}, time.Minute)
+	time.Sleep(100 * time.Millisecond)
+	n := e.srv.CloseMatching(func(g Grant) bool { return g.ID == "p1" || g.Credential == "tok" })
+	if n != 2 {
+		t.Errorf("CloseMatching ended %d, want 2", n)
+	}
+	for name, ws := range map[string]*websocket.Conn{"user": user, "agent": agent, "waiting": waiting} {
+		if _, err := firstFrame(ws, 3*time.Second); err == nil {
+			t.Errorf("%s still open", name)
+		}
+	}
+	if err := other.WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
+		t.Errorf("unmatched session: %v", err)
+	}
+	e.tok.Revoke(func(g Grant) bool { return g.Credential == "tok" })
+	if _, code := e.dial(url.Values{"id": {"p4"}, "auth": {unused}}); code != http.StatusUnauthorized {
+		t.Errorf("revoked token: %d", code)
+	}
+}

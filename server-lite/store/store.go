@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +38,19 @@ var (
 	bUsers   = []byte("users")
 	bEvents  = []byte("events")
 	bMeta    = []byte("meta")
+	// bDevInfo holds the large, rarely read parts of device records
+	// (sysinfo, netinfo), apart from the records every listing decodes
+	// (issue 20, finding 2). Keys: device id + "\x00" + field name.
+	bDevInfo = []byte("devinfo")
 )
+
+// MaxDeviceInfo bounds one stored sysinfo or netinfo document; agentconn
+// refuses larger ones before they get here, and a write of a larger one
+// fails (ErrTooLarge) rather than storing it.
+const MaxDeviceInfo = 256 << 10
+
+// ErrTooLarge is returned (wrapped) for a device field over MaxDeviceInfo.
+var ErrTooLarge = errors.New("store: device information too large")
 
 // ErrNotFound is returned (wrapped) when a record does not exist.
 var ErrNotFound = errors.New("store: not found")
@@ -203,7 +216,7 @@ func Open(path string, opts ...Options) (*Store, error) {
 	// Batches of concurrent connection updates share one commit.
 	db.MaxBatchDelay = 5 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bGroups, bDevices, bUsers, bEvents, bMeta} {
+		for _, b := range [][]byte{bGroups, bDevices, bUsers, bEvents, bMeta, bDevInfo} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -214,7 +227,15 @@ func Open(path string, opts ...Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	s := &Store{db: db, log: o.Logger.With("component", "store"), queue: make(chan asyncOp, asyncQueueLen), flushed: make(chan struct{})}
+	log := o.Logger.With("component", "store")
+	if err := db.Update(migrateDevInfo); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: move device information apart in %s: %w", path, err)
+	}
+	if db, err = compactIfSparse(db, path, log); err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, log: log, queue: make(chan asyncOp, asyncQueueLen), flushed: make(chan struct{})}
 	go s.writer()
 	return s, nil
 }
@@ -380,23 +401,159 @@ func (s *Store) DeleteGroup(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bGroups).Delete([]byte(id)) })
 }
 
-// Device reads one device.
+// Device reads one device, with its SysInfo and NetInfo.
 func (s *Store) Device(id string) (d Device, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error { d, err = get[Device](tx, bDevices, id); return err })
+	err = s.db.View(func(tx *bolt.Tx) error { d, err = getDevice(tx, id); return err })
 	return d, err
 }
 
-// Devices lists all devices.
+// Devices lists all devices without SysInfo and NetInfo (read them with
+// Device): listings stay fast however much an agent reports.
 func (s *Store) Devices() ([]Device, error) { return list[Device](s, bDevices) }
 
 // PutDevice writes a whole device record.
 func (s *Store) PutDevice(d Device) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bDevices, d.ID, d) })
+	return s.db.Update(func(tx *bolt.Tx) error { return putDevice(tx, d) })
 }
 
-// DeleteDevice removes a device.
+// DeleteDevice removes a device and its stored information.
 func (s *Store) DeleteDevice(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bDevices).Delete([]byte(id)) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bDevices).Delete([]byte(id)); err != nil {
+			return err
+		}
+		for _, f := range devInfoFields {
+			if err := tx.Bucket(bDevInfo).Delete(devInfoKey(id, f)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var devInfoFields = []string{"sysinfo", "netinfo"}
+
+func devInfoKey(id, field string) []byte { return []byte(id + "\x00" + field) }
+
+// getDevice reads a device record and its large fields.
+func getDevice(tx *bolt.Tx, id string) (Device, error) {
+	d, err := get[Device](tx, bDevices, id)
+	if err != nil {
+		return d, err
+	}
+	b := tx.Bucket(bDevInfo)
+	if v := b.Get(devInfoKey(id, "sysinfo")); v != nil {
+		d.SysInfo = bytes.Clone(v)
+	}
+	if v := b.Get(devInfoKey(id, "netinfo")); v != nil {
+		d.NetInfo = bytes.Clone(v)
+	}
+	return d, nil
+}
+
+// putDevice writes the record without its large fields, and each large
+// field apart, only when it changed.
+func putDevice(tx *bolt.Tx, d Device) error {
+	b := tx.Bucket(bDevInfo)
+	for _, f := range []struct {
+		name string
+		v    []byte
+	}{{"sysinfo", d.SysInfo}, {"netinfo", d.NetInfo}} {
+		if len(f.v) > MaxDeviceInfo {
+			return fmt.Errorf("%w: %s of %s is %d bytes (limit %d)", ErrTooLarge, f.name, d.ID, len(f.v), MaxDeviceInfo)
+		}
+		k := devInfoKey(d.ID, f.name)
+		old := b.Get(k)
+		switch {
+		case len(f.v) == 0 && old != nil:
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		case len(f.v) > 0 && !bytes.Equal(old, f.v):
+			if err := b.Put(k, f.v); err != nil {
+				return err
+			}
+		}
+	}
+	d.SysInfo, d.NetInfo = nil, nil
+	return put(tx, bDevices, d.ID, d)
+}
+
+// migrateDevInfo moves sysinfo and netinfo that older versions kept inside
+// device records into bDevInfo (once: afterwards no record has them).
+func migrateDevInfo(tx *bolt.Tx) error {
+	var moved []Device
+	err := tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
+		if !bytes.Contains(v, []byte(`"sysinfo":`)) && !bytes.Contains(v, []byte(`"netinfo":`)) {
+			return nil
+		}
+		var d Device
+		if err := json.Unmarshal(v, &d); err != nil {
+			return nil // left as it is; reads report it
+		}
+		if len(d.SysInfo) > MaxDeviceInfo {
+			d.SysInfo, d.SysInfoHash = nil, "" // the agent sends it again
+		}
+		if len(d.NetInfo) > MaxDeviceInfo {
+			d.NetInfo = nil
+		}
+		moved = append(moved, d)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range moved {
+		if err := putDevice(tx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Compaction: bbolt reuses freed pages but never shrinks its file. When at
+// least compactMinFree bytes and half the file are free (devices with
+// large records removed, events pruned), Open rewrites the database into
+// a new file and renames it over the old one.
+const compactMinFree = 16 << 20
+
+func compactIfSparse(db *bolt.DB, path string, log *slog.Logger) (*bolt.DB, error) {
+	var free, size int64
+	db.View(func(tx *bolt.Tx) error {
+		st := db.Stats()
+		free = int64(st.FreePageN+st.PendingPageN) * int64(db.Info().PageSize)
+		size = tx.Size()
+		return nil
+	})
+	if free < compactMinFree || free*2 < size {
+		return db, nil
+	}
+	tmp := path + ".compact"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return db, nil // keep serving from the uncompacted file
+	}
+	if err := bolt.Compact(dst, db, 64<<20); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		log.Warn("compaction failed; continuing", "err", err)
+		return db, nil
+	}
+	dst.Close()
+	db.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		log.Warn("compaction rename failed; continuing", "err", err)
+	} else {
+		log.Info("compacted", "freedBytes", free, "beforeBytes", size)
+	}
+	ndb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: reopen %s after compaction: %w", path, err)
+	}
+	ndb.MaxBatchDelay = db.MaxBatchDelay
+	return ndb, nil
 }
 
 // UpdateDevice reads the device (found=false and a zero Device with ID set
@@ -407,7 +564,7 @@ func (s *Store) DeleteDevice(id string) error {
 func (s *Store) UpdateDevice(id string, fn func(d *Device, found bool) error, events ...Event) (Device, error) {
 	var out Device
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		d, err := get[Device](tx, bDevices, id)
+		d, err := getDevice(tx, id)
 		found := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
@@ -432,7 +589,7 @@ func updateDevice(tx *bolt.Tx, id string, d *Device, found bool, fn func(d *Devi
 	case err != nil:
 		return err
 	default:
-		if err := put(tx, bDevices, id, *d); err != nil {
+		if err := putDevice(tx, *d); err != nil {
 			return err
 		}
 	}
@@ -451,7 +608,7 @@ func updateDevice(tx *bolt.Tx, id string, d *Device, found bool, fn func(d *Devi
 // error from fn drops that change only, and is logged.
 func (s *Store) UpdateDeviceAsync(id string, fn func(d *Device, found bool) error, events ...Event) {
 	op := asyncOp{fn: func(tx *bolt.Tx) error {
-		d, err := get[Device](tx, bDevices, id)
+		d, err := getDevice(tx, id)
 		found := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err

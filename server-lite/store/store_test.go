@@ -1,13 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func open(t *testing.T, path string) *Store {
@@ -294,5 +298,92 @@ func TestPruneEvents(t *testing.T) {
 	evs, _ := s.Events(EventFilter{})
 	if evs[0].Msg != "recent 1" || evs[1].Msg != "recent 2" {
 		t.Fatalf("kept %+v", evs)
+	}
+}
+
+// TestDeviceInfoApart: sysinfo and netinfo are stored apart from the
+// record, so listings never decode them; Device reads them; too large a
+// document is refused; removing devices and reopening gives the space back
+// (issue 20, finding 2).
+func TestDeviceInfoApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(`{"data":"` + strings.Repeat("x", MaxDeviceInfo-20) + `"}`)
+	for i := range 100 {
+		d := Device{ID: fmt.Sprintf("node//d%d", i), GroupID: "mesh//g", Name: "d", SysInfo: big, NetInfo: []byte(`{"netif2":{}}`)}
+		if err := s.PutDevice(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.Devices()
+	if err != nil || len(ds) != 100 {
+		t.Fatalf("Devices: %d %v", len(ds), err)
+	}
+	if len(ds[0].SysInfo) != 0 || len(ds[0].NetInfo) != 0 {
+		t.Error("listing carries the large fields")
+	}
+	d, err := s.Device("node//d1")
+	if err != nil || !bytes.Equal(d.SysInfo, big) || string(d.NetInfo) != `{"netif2":{}}` {
+		t.Fatalf("Device: %d bytes sysinfo, %v", len(d.SysInfo), err)
+	}
+	// An update that does not touch them keeps them.
+	if _, err := s.UpdateDevice("node//d1", func(d *Device, found bool) error { d.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Device("node//d1"); d.Name != "renamed" || !bytes.Equal(d.SysInfo, big) {
+		t.Error("update lost the sysinfo")
+	}
+	tooBig := Device{ID: "node//big", SysInfo: make([]byte, MaxDeviceInfo+1)}
+	if err := s.PutDevice(tooBig); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized sysinfo: %v", err)
+	}
+	for i := range 100 {
+		if err := s.DeleteDevice(fmt.Sprintf("node//d%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	before, _ := os.Stat(path)
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	after, _ := os.Stat(path)
+	t.Logf("file %d bytes after removing 100 devices, %d after reopening", before.Size(), after.Size())
+	if after.Size() > before.Size()/4 {
+		t.Errorf("space not reclaimed: %d -> %d bytes", before.Size(), after.Size())
+	}
+	if ds, _ := s.Devices(); len(ds) != 0 {
+		t.Errorf("%d devices after compaction", len(ds))
+	}
+}
+
+// TestDeviceInfoMigration: a record written by an older version with the
+// fields inline is moved apart on Open.
+func TestDeviceInfoMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := `{"_id":"node//old","meshid":"mesh//g","name":"old","sysinfo":{"hash":"h"},"netinfo":{"netif2":{}}}`
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bDevices).Put([]byte("node//old"), []byte(legacy)) })
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ds, _ := s.Devices()
+	if len(ds) != 1 || len(ds[0].SysInfo) != 0 {
+		t.Fatalf("after migration the listing has %+v", ds)
+	}
+	d, err := s.Device("node//old")
+	if err != nil || string(d.SysInfo) != `{"hash":"h"}` || string(d.NetInfo) != `{"netif2":{}}` {
+		t.Errorf("migrated device %+v %v", d, err)
 	}
 }
