@@ -168,11 +168,27 @@ function openTunnel(m) {
     try { require('tunnel').open(m); } catch (e) { console.error('tunnel: ' + errText(e)); }
 }
 
-function powerAction(m) {
+// POWER_ACTIONS names the poweraction actiontypes an agent carries out.
+var POWER_ACTIONS = { 2: 'power off', 3: 'reset', 4: 'sleep' };
+
+// doPower performs power action n and resolves with the event-log text
+// of what was done; it rejects, having done nothing, with the reason.
+function doPower(n) {
+    var name = POWER_ACTIONS[n];
+    if (!name) { return Promise.reject(new Error('power action ' + n + ' is not supported by this agent')); }
     var power = require('power');
-    serverLog(m, 'Power action ' + m.actiontype);
-    if (!power.enabled) { console.log('power action ' + m.actiontype + ' ignored: disabled in this agent'); return; }
-    power.action(m.actiontype).then(null, function (e) { console.error('power action: ' + errText(e)); });
+    if (!power.enabled) { return Promise.reject(new Error('power actions are disabled in this agent')); }
+    return power.action(n).then(function () { return 'Performing power action ' + n + ' (' + name + ')'; });
+}
+
+// powerAction logs to the device's event log only what happened: the
+// action once the operating system accepted it, or why nothing was done.
+function powerAction(m) {
+    var n = parseInt(m.actiontype, 10);
+    doPower(n).then(function (text) { serverLog(m, text); }, function (e) {
+        serverLog(m, 'Power action ' + n + ' not done: ' + errText(e));
+        console.error('power action ' + n + ': ' + errText(e));
+    });
 }
 
 // runCommands runs m.cmds through the shell of m.type. runAsUser 0 runs as
@@ -353,12 +369,13 @@ var consoleCommands = {
         if (args._.length < 1) { return 'Proper usage: wakeonlan [mac]'; }
         return require('net').wakeOnLan([String(args._[0])]).then(function (n) { return 'Sent ' + n + ' magic packets.'; });
     } },
-    power: { help: 'power <action>: 2 off, 3 reboot, 4 sleep', run: function (args, m) {
-        if (typeof args._[0] !== 'number') { return 'Proper usage: power [action]'; }
-        var power = require('power');
-        if (!power.enabled) { return 'Power actions are disabled in this agent.'; }
-        serverLog(m, 'Power action ' + args._[0]);
-        return power.action(args._[0]).then(function () { return 'ok'; });
+    power: { help: 'power <action>: 2 off, 3 reset, 4 sleep', run: function (args, m) {
+        var n = args._[0];
+        if (typeof n !== 'number') { return 'Proper usage: power [action]'; }
+        return doPower(n).then(function (text) { serverLog(m, text); return text + '.'; }, function (e) {
+            serverLog(m, 'Power action ' + n + ' not done: ' + errText(e));
+            return 'Power action ' + n + ' not done: ' + errText(e) + '.';
+        });
     } },
     service: { help: 'service [list|start|stop|restart] <name>', run: function (args, m) {
         var svc = require('services'), op = args._[0] || 'list';
