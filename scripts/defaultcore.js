@@ -118,16 +118,17 @@ var msgHandlers = {
         serverLog(m, 'Killing process ' + pid);
         proc.kill(pid).then(null, function (e) { console.error('pskill: ' + errText(e)); });
     },
+    // The device page shows its Services tab only once this is answered:
+    // without a service manager the answer is an empty list, as the C
+    // agent's, with the reason.
     services: function (m) {
         require('services').list().then(function (l) { reply(m, 'services', { value: JSON.stringify(l) }); },
-            function (e) { console.error('services: ' + errText(e)); });
+            function (e) { console.error('services: ' + errText(e)); reply(m, 'services', { value: '[]', error: errText(e) }); });
     },
     service: function (m) {
-        require('services').list().then(function (l) {
-            for (var i = 0; i < l.length; i++) {
-                if (l[i].name === m.serviceName) { reply(m, 'service', { value: JSON.stringify(l[i]) }); return; }
-            }
-        }, function () { });
+        if (typeof m.serviceName !== 'string') { return; }
+        require('services').details(m.serviceName).then(function (d) { reply(m, 'service', { value: JSON.stringify(d) }); },
+            function (e) { reply(m, 'service', { error: errText(e) }); });
     },
     serviceStart: function (m) { serviceControl(m, 'start'); },
     serviceStop: function (m) { serviceControl(m, 'stop'); },
@@ -152,10 +153,24 @@ var msgHandlers = {
     alertbox: function (m) { showToast(m, m.title, m.msg); }
 };
 
+var SERVICE_DONE = { start: 'Started', stop: 'Stopped', restart: 'Restarted' };
+
+// serviceControl starts, stops or restarts a service and logs what
+// happened once the service manager has answered.
 function serviceControl(m, action) {
     if (typeof m.serviceName !== 'string') { return; }
-    serverLog(m, 'Service ' + action + ': ' + m.serviceName);
-    require('services').control(m.serviceName, action).then(null, function (e) { console.error(errText(e)); });
+    require('services').control(m.serviceName, action).then(function () {
+        serverLog(m, SERVICE_DONE[action] + ' service ' + m.serviceName);
+    }, function (e) {
+        serverLog(m, 'Service ' + action + ' of ' + m.serviceName + ' not done: ' + errText(e));
+        console.error(errText(e));
+    });
+}
+
+// ownServiceName is the agent's own service: the one it runs as, else
+// the name the installer gives it.
+function ownServiceName() {
+    return mesh.info.serviceName || mesh.settings.meshServiceName || (proc.platform === 'windows' ? 'Mesh Agent' : 'meshagent');
 }
 
 function showToast(m, title, text) {
@@ -377,8 +392,9 @@ var consoleCommands = {
             return 'Power action ' + n + ' not done: ' + errText(e) + '.';
         });
     } },
-    service: { help: 'service [list|start|stop|restart] <name>', run: function (args, m) {
-        var svc = require('services'), op = args._[0] || 'list';
+    service: { help: 'service status|restart: the agent\'s own service; service list; service status|start|stop|restart <name>', run: function (args, m) {
+        var svc = require('services'), op = String(args._[0] || 'list').toLowerCase();
+        var usage = 'Proper usage: service status|restart, or service [list|status|start|stop|restart] [name]';
         if (op === 'list') {
             return svc.list().then(function (l) {
                 var lines = [];
@@ -386,9 +402,33 @@ var consoleCommands = {
                 return lines.join('\r\n');
             });
         }
-        if (args._.length < 2) { return 'Proper usage: service [list|start|stop|restart] [name]'; }
-        serverLog(m, 'Service ' + op + ': ' + args._[1]);
-        return svc.control(String(args._[1]), op).then(function () { return 'ok'; });
+        if (args._.length === 1) {
+            var own = ownServiceName();
+            if (op === 'status') {
+                if (mesh.info.serviceName) { return 'Service [SELF]'; }
+                return svc.details(own).then(function (d) {
+                    return 'Service ' + (d.status && d.status.state === 'RUNNING' ? '[RUNNING]' : '[NOT RUNNING]');
+                }, function (e) { return 'Service [NOT RUNNING]: ' + errText(e); });
+            }
+            if (op === 'restart') {
+                if (!mesh.info.serviceName) { return 'Restarting another agent instance is not allowed'; }
+                return svc.restartSelf(own).then(function () {
+                    serverLog(m, 'Restarting the agent service ' + own);
+                    return 'Restarting service ' + own + '.';
+                });
+            }
+            return usage;
+        }
+        if (args._.length !== 2) { return usage; }
+        var name = String(args._[1]);
+        if (op === 'status') {
+            return svc.details(name).then(function (d) { return JSON.stringify(d, null, 1); });
+        }
+        if (!SERVICE_DONE[op]) { return usage; }
+        return svc.control(name, op).then(function () {
+            serverLog(m, SERVICE_DONE[op] + ' service ' + name);
+            return SERVICE_DONE[op] + ' service ' + name + '.';
+        });
     } },
     memory: { help: 'Agent memory use', run: function () { return JSON.stringify(mesh.memoryUsage()); } },
     type: { help: 'type <file> [maxlength]: show a text file, the first 4096 bytes or maxlength (at most 65536)', run: function (args) {

@@ -46,8 +46,9 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
-			Caps:     coreCaps(),
-			Settings: settings.Map(),
+			Caps:        coreCaps(),
+			Settings:    settings.Map(),
+			ServiceName: runningAsService,
 		},
 	})
 	return s
