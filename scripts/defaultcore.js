@@ -112,6 +112,15 @@ var msgHandlers = {
             reply(m, 'ps', { value: JSON.stringify(o) });
         }, function (e) { console.error('ps: ' + errText(e)); });
     },
+    // Process Details dialog: meshcore.js answers {} when it knows
+    // nothing (the dialog says "No information provided"); so do we, with
+    // the reason beside it.
+    psinfo: function (m) {
+        var pid = parseInt(String(m.pid), 10);
+        if (!(pid > 0)) { return; }
+        proc.info(pid).then(function (v) { reply(m, 'psinfo', { pid: m.pid, value: v }); },
+            function (e) { reply(m, 'psinfo', { pid: m.pid, value: {}, error: errText(e) }); });
+    },
     pskill: function (m) {
         var pid = parseInt(String(m.value), 10);
         if (!(pid > 0)) { return; }
@@ -133,15 +142,23 @@ var msgHandlers = {
     serviceStart: function (m) { serviceControl(m, 'start'); },
     serviceStop: function (m) { serviceControl(m, 'stop'); },
     serviceRestart: function (m) { serviceControl(m, 'restart'); },
-    // A failed read still answers: empty data (the web UI shows an empty
-    // box, never stale text) and the reason in error.
+    // Clipboard: always a reply, with the error when there is no
+    // clipboard to reach (meshcore.js stays silent, and the dialog waits).
     getclip: function (m) {
-        require('clipboard').get().then(function (t) { reply(m, 'getclip', { data: t, tag: m.tag }); },
-            function (e) { console.log('getclip: ' + errText(e)); reply(m, 'getclip', { data: '', error: errText(e), tag: m.tag }); });
+        require('clipboard').get().then(function (t) {
+            serverLog(m, 'Getting clipboard content, ' + t.length + ' byte(s)');
+            reply(m, 'getclip', { data: t, tag: m.tag });
+        }, function (e) {
+            console.log('getclip: ' + errText(e));
+            reply(m, 'getclip', { data: '', tag: m.tag, error: errText(e) });
+        });
     },
     setclip: function (m) {
-        require('clipboard').set(String(m.data)).then(function () { reply(m, 'setclip', { success: true }); },
-            function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
+        if (typeof m.data !== 'string') { reply(m, 'setclip', { success: false, error: 'no clipboard data' }); return; }
+        require('clipboard').set(m.data).then(function () {
+            serverLog(m, 'Setting clipboard content, ' + m.data.length + ' byte(s)');
+            reply(m, 'setclip', { success: true });
+        }, function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
     },
     cpuinfo: function (m) {
         sysinfo.cpuInfo().then(function (c) {

@@ -331,6 +331,12 @@ func modProcess(v *vm) goja.Value {
 	fn(m, "list", func(goja.FunctionCall) goja.Value {
 		return v.async(func() (any, error) { return psList() })
 	})
+	// info(pid) -> Promise<{processName, cmd, processUser, startTime,
+	// workingSet, ...}> (psinfo.go).
+	fn(m, "info", func(c goja.FunctionCall) goja.Value {
+		pid := int32(c.Argument(0).ToInteger())
+		return v.async(func() (any, error) { return psInfo(pid) })
+	})
 	fn(m, "kill", func(c goja.FunctionCall) goja.Value {
 		pid := int32(c.Argument(0).ToInteger())
 		return v.async(func() (any, error) {
