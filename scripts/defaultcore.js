@@ -90,7 +90,7 @@ var handlers = {
             function (e) { console.error('wake-on-lan: ' + errText(e)); });
     },
     toast: function (m) { showToast(m, m.title, m.msg); },
-    openUrl: function (m) { send({ action: 'openUrl', url: m.url, sessionid: m.sessionid, success: false }); },
+    openUrl: function (m) { openUrl(m, false); },
     msg: function (m) {
         var h = msgHandlers[m.type];
         if (h) { h(m); } else { console.log('unhandled msg type ' + m.type); }
@@ -165,7 +165,7 @@ var msgHandlers = {
             reply(m, 'cpuinfo', { cpu: c.cpu, memory: c.memory, thermals: c.thermals, tag: m.tag });
         }, function () { });
     },
-    openUrl: function (m) { reply(m, 'openUrl', { url: m.url, success: false }); },
+    openUrl: function (m) { openUrl(m, true); },
     messagebox: function (m) { showToast(m, m.title, m.msg); },
     alertbox: function (m) { showToast(m, m.title, m.msg); }
 };
@@ -188,6 +188,23 @@ function serviceControl(m, action) {
 // the name the installer gives it.
 function ownServiceName() {
     return mesh.info.serviceName || mesh.settings.meshServiceName || (proc.platform === 'windows' ? 'Mesh Agent' : 'meshagent');
+}
+
+// openUrl opens m.url in the logged-in user's session and answers as
+// meshcore.js does ({action:'openUrl', success} or msg/openUrl), with the
+// reason when it could not; only an opened URL goes to the event log.
+function openUrl(m, asMsg) {
+    if (typeof m.url !== 'string') { return; }
+    var answer = function (ok, why) {
+        var o = { url: m.url, success: ok };
+        if (why) { o.error = why; }
+        if (asMsg) { reply(m, 'openUrl', o); return; }
+        o.action = 'openUrl';
+        if (m.sessionid) { o.sessionid = m.sessionid; }
+        send(o);
+    };
+    require('ui').openUrl(m.url).then(function () { serverLog(m, 'Opening: ' + m.url); answer(true); },
+        function (e) { console.log('openUrl: ' + errText(e)); answer(false, errText(e)); });
 }
 
 function showToast(m, title, text) {

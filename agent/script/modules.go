@@ -532,6 +532,17 @@ func modUI(v *vm) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
 		return v.async(func() (any, error) { return notify(title, msg), nil })
 	})
+	// openUrl(url) -> Promise: opens an http(s) URL in the logged-in
+	// console user's desktop session (openurl_*.go); rejects with the
+	// reason when there is none or it cannot be reached.
+	fn(m, "openUrl", func(c goja.FunctionCall) goja.Value {
+		u := c.Argument(0).String()
+		detect := v.h.cfg.ConsoleUser
+		if detect == nil {
+			detect = consoleUserName
+		}
+		return v.async(func() (any, error) { return true, openURLAs(u, detect) })
+	})
 	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
 		return v.async(func() (any, error) { return notify(title, msg), nil })
