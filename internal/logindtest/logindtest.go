@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package logindtest runs a private D-Bus system bus (the real dbus-daemon)
 // with a stand-in for systemd-logind's power methods on it, for tests of
 // power actions. A real logind would really power the machine off: the
