@@ -39,6 +39,8 @@ type agentProc struct {
 	t       testing.TB
 	dir     string
 	args    []string
+	env     []string            // added to the test's environment
+	cred    *syscall.Credential // nil: run as the test's user
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	started time.Time
@@ -83,7 +85,10 @@ func (a *agentProc) start() {
 	a.t.Helper()
 	a.log = &syncBuffer{}
 	a.cmd = exec.Command(agentBin, a.args...)
-	a.cmd.Env = agentbin.Env()
+	a.cmd.Env = agentbin.Env(a.env...)
+	if a.cred != nil {
+		a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}
+	}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	a.started = time.Now()
 	if err := a.cmd.Start(); err != nil {

@@ -90,7 +90,7 @@ var handlers = {
             function (e) { console.error('wake-on-lan: ' + errText(e)); });
     },
     toast: function (m) { showToast(m, m.title, m.msg); },
-    openUrl: function (m) { send({ action: 'openUrl', url: m.url, sessionid: m.sessionid, success: false }); },
+    openUrl: function (m) { openUrl(m, false); },
     msg: function (m) {
         var h = msgHandlers[m.type];
         if (h) { h(m); } else { console.log('unhandled msg type ' + m.type); }
@@ -112,50 +112,99 @@ var msgHandlers = {
             reply(m, 'ps', { value: JSON.stringify(o) });
         }, function (e) { console.error('ps: ' + errText(e)); });
     },
+    // Process Details dialog: meshcore.js answers {} when it knows
+    // nothing (the dialog says "No information provided"); so do we, with
+    // the reason beside it.
+    psinfo: function (m) {
+        var pid = parseInt(String(m.pid), 10);
+        if (!(pid > 0)) { return; }
+        proc.info(pid).then(function (v) { reply(m, 'psinfo', { pid: m.pid, value: v }); },
+            function (e) { reply(m, 'psinfo', { pid: m.pid, value: {}, error: errText(e) }); });
+    },
     pskill: function (m) {
         var pid = parseInt(String(m.value), 10);
         if (!(pid > 0)) { return; }
         serverLog(m, 'Killing process ' + pid);
         proc.kill(pid).then(null, function (e) { console.error('pskill: ' + errText(e)); });
     },
+    // The device page shows its Services tab only once this is answered:
+    // without a service manager the answer is an empty list, as the C
+    // agent's, with the reason.
     services: function (m) {
         require('services').list().then(function (l) { reply(m, 'services', { value: JSON.stringify(l) }); },
-            function (e) { console.error('services: ' + errText(e)); });
+            function (e) { console.error('services: ' + errText(e)); reply(m, 'services', { value: '[]', error: errText(e) }); });
     },
     service: function (m) {
-        require('services').list().then(function (l) {
-            for (var i = 0; i < l.length; i++) {
-                if (l[i].name === m.serviceName) { reply(m, 'service', { value: JSON.stringify(l[i]) }); return; }
-            }
-        }, function () { });
+        if (typeof m.serviceName !== 'string') { return; }
+        require('services').details(m.serviceName).then(function (d) { reply(m, 'service', { value: JSON.stringify(d) }); },
+            function (e) { reply(m, 'service', { error: errText(e) }); });
     },
     serviceStart: function (m) { serviceControl(m, 'start'); },
     serviceStop: function (m) { serviceControl(m, 'stop'); },
     serviceRestart: function (m) { serviceControl(m, 'restart'); },
-    // A failed read still answers: empty data (the web UI shows an empty
-    // box, never stale text) and the reason in error.
+    // Clipboard: always a reply, with the error when there is no
+    // clipboard to reach (meshcore.js stays silent, and the dialog waits).
     getclip: function (m) {
-        require('clipboard').get().then(function (t) { reply(m, 'getclip', { data: t, tag: m.tag }); },
-            function (e) { console.log('getclip: ' + errText(e)); reply(m, 'getclip', { data: '', error: errText(e), tag: m.tag }); });
+        require('clipboard').get().then(function (t) {
+            serverLog(m, 'Getting clipboard content, ' + t.length + ' byte(s)');
+            reply(m, 'getclip', { data: t, tag: m.tag });
+        }, function (e) {
+            console.log('getclip: ' + errText(e));
+            reply(m, 'getclip', { data: '', tag: m.tag, error: errText(e) });
+        });
     },
     setclip: function (m) {
-        require('clipboard').set(String(m.data)).then(function () { reply(m, 'setclip', { success: true }); },
-            function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
+        if (typeof m.data !== 'string') { reply(m, 'setclip', { success: false, error: 'no clipboard data' }); return; }
+        require('clipboard').set(m.data).then(function () {
+            serverLog(m, 'Setting clipboard content, ' + m.data.length + ' byte(s)');
+            reply(m, 'setclip', { success: true });
+        }, function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
     },
     cpuinfo: function (m) {
         sysinfo.cpuInfo().then(function (c) {
             reply(m, 'cpuinfo', { cpu: c.cpu, memory: c.memory, thermals: c.thermals, tag: m.tag });
         }, function () { });
     },
-    openUrl: function (m) { reply(m, 'openUrl', { url: m.url, success: false }); },
+    openUrl: function (m) { openUrl(m, true); },
     messagebox: function (m) { showToast(m, m.title, m.msg); },
     alertbox: function (m) { showToast(m, m.title, m.msg); }
 };
 
+var SERVICE_DONE = { start: 'Started', stop: 'Stopped', restart: 'Restarted' };
+
+// serviceControl starts, stops or restarts a service and logs what
+// happened once the service manager has answered.
 function serviceControl(m, action) {
     if (typeof m.serviceName !== 'string') { return; }
-    serverLog(m, 'Service ' + action + ': ' + m.serviceName);
-    require('services').control(m.serviceName, action).then(null, function (e) { console.error(errText(e)); });
+    require('services').control(m.serviceName, action).then(function () {
+        serverLog(m, SERVICE_DONE[action] + ' service ' + m.serviceName);
+    }, function (e) {
+        serverLog(m, 'Service ' + action + ' of ' + m.serviceName + ' not done: ' + errText(e));
+        console.error(errText(e));
+    });
+}
+
+// ownServiceName is the agent's own service: the one it runs as, else
+// the name the installer gives it.
+function ownServiceName() {
+    return mesh.info.serviceName || mesh.settings.meshServiceName || (proc.platform === 'windows' ? 'Mesh Agent' : 'meshagent');
+}
+
+// openUrl opens m.url in the logged-in user's session and answers as
+// meshcore.js does ({action:'openUrl', success} or msg/openUrl), with the
+// reason when it could not; only an opened URL goes to the event log.
+function openUrl(m, asMsg) {
+    if (typeof m.url !== 'string') { return; }
+    var answer = function (ok, why) {
+        var o = { url: m.url, success: ok };
+        if (why) { o.error = why; }
+        if (asMsg) { reply(m, 'openUrl', o); return; }
+        o.action = 'openUrl';
+        if (m.sessionid) { o.sessionid = m.sessionid; }
+        send(o);
+    };
+    require('ui').openUrl(m.url).then(function () { serverLog(m, 'Opening: ' + m.url); answer(true); },
+        function (e) { console.log('openUrl: ' + errText(e)); answer(false, errText(e)); });
 }
 
 function showToast(m, title, text) {
@@ -168,11 +217,27 @@ function openTunnel(m) {
     try { require('tunnel').open(m); } catch (e) { console.error('tunnel: ' + errText(e)); }
 }
 
-function powerAction(m) {
+// POWER_ACTIONS names the poweraction actiontypes an agent carries out.
+var POWER_ACTIONS = { 2: 'power off', 3: 'reset', 4: 'sleep' };
+
+// doPower performs power action n and resolves with the event-log text
+// of what was done; it rejects, having done nothing, with the reason.
+function doPower(n) {
+    var name = POWER_ACTIONS[n];
+    if (!name) { return Promise.reject(new Error('power action ' + n + ' is not supported by this agent')); }
     var power = require('power');
-    serverLog(m, 'Power action ' + m.actiontype);
-    if (!power.enabled) { console.log('power action ' + m.actiontype + ' ignored: disabled in this agent'); return; }
-    power.action(m.actiontype).then(null, function (e) { console.error('power action: ' + errText(e)); });
+    if (!power.enabled) { return Promise.reject(new Error('power actions are disabled in this agent')); }
+    return power.action(n).then(function () { return 'Performing power action ' + n + ' (' + name + ')'; });
+}
+
+// powerAction logs to the device's event log only what happened: the
+// action once the operating system accepted it, or why nothing was done.
+function powerAction(m) {
+    var n = parseInt(m.actiontype, 10);
+    doPower(n).then(function (text) { serverLog(m, text); }, function (e) {
+        serverLog(m, 'Power action ' + n + ' not done: ' + errText(e));
+        console.error('power action ' + n + ': ' + errText(e));
+    });
 }
 
 // runCommands runs m.cmds through the shell of m.type. runAsUser 0 runs as
@@ -353,15 +418,17 @@ var consoleCommands = {
         if (args._.length < 1) { return 'Proper usage: wakeonlan [mac]'; }
         return require('net').wakeOnLan([String(args._[0])]).then(function (n) { return 'Sent ' + n + ' magic packets.'; });
     } },
-    power: { help: 'power <action>: 2 off, 3 reboot, 4 sleep', run: function (args, m) {
-        if (typeof args._[0] !== 'number') { return 'Proper usage: power [action]'; }
-        var power = require('power');
-        if (!power.enabled) { return 'Power actions are disabled in this agent.'; }
-        serverLog(m, 'Power action ' + args._[0]);
-        return power.action(args._[0]).then(function () { return 'ok'; });
+    power: { help: 'power <action>: 2 off, 3 reset, 4 sleep', run: function (args, m) {
+        var n = args._[0];
+        if (typeof n !== 'number') { return 'Proper usage: power [action]'; }
+        return doPower(n).then(function (text) { serverLog(m, text); return text + '.'; }, function (e) {
+            serverLog(m, 'Power action ' + n + ' not done: ' + errText(e));
+            return 'Power action ' + n + ' not done: ' + errText(e) + '.';
+        });
     } },
-    service: { help: 'service [list|start|stop|restart] <name>', run: function (args, m) {
-        var svc = require('services'), op = args._[0] || 'list';
+    service: { help: 'service status|restart: the agent\'s own service; service list; service status|start|stop|restart <name>', run: function (args, m) {
+        var svc = require('services'), op = String(args._[0] || 'list').toLowerCase();
+        var usage = 'Proper usage: service status|restart, or service [list|status|start|stop|restart] [name]';
         if (op === 'list') {
             return svc.list().then(function (l) {
                 var lines = [];
@@ -369,9 +436,33 @@ var consoleCommands = {
                 return lines.join('\r\n');
             });
         }
-        if (args._.length < 2) { return 'Proper usage: service [list|start|stop|restart] [name]'; }
-        serverLog(m, 'Service ' + op + ': ' + args._[1]);
-        return svc.control(String(args._[1]), op).then(function () { return 'ok'; });
+        if (args._.length === 1) {
+            var own = ownServiceName();
+            if (op === 'status') {
+                if (mesh.info.serviceName) { return 'Service [SELF]'; }
+                return svc.details(own).then(function (d) {
+                    return 'Service ' + (d.status && d.status.state === 'RUNNING' ? '[RUNNING]' : '[NOT RUNNING]');
+                }, function (e) { return 'Service [NOT RUNNING]: ' + errText(e); });
+            }
+            if (op === 'restart') {
+                if (!mesh.info.serviceName) { return 'Restarting another agent instance is not allowed'; }
+                return svc.restartSelf(own).then(function () {
+                    serverLog(m, 'Restarting the agent service ' + own);
+                    return 'Restarting service ' + own + '.';
+                });
+            }
+            return usage;
+        }
+        if (args._.length !== 2) { return usage; }
+        var name = String(args._[1]);
+        if (op === 'status') {
+            return svc.details(name).then(function (d) { return JSON.stringify(d, null, 1); });
+        }
+        if (!SERVICE_DONE[op]) { return usage; }
+        return svc.control(name, op).then(function () {
+            serverLog(m, SERVICE_DONE[op] + ' service ' + name);
+            return SERVICE_DONE[op] + ' service ' + name + '.';
+        });
     } },
     memory: { help: 'Agent memory use', run: function () { return JSON.stringify(mesh.memoryUsage()); } },
     type: { help: 'type <file> [maxlength]: show a text file, the first 4096 bytes or maxlength (at most 65536)', run: function (args) {

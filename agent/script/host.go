@@ -19,7 +19,7 @@ import (
 // APIVersion is the version of the JavaScript surface described in
 // scripts/README.md (require('mesh').version). Bump the minor number when
 // adding functions, the major number when changing existing ones.
-const APIVersion = "1.2"
+const APIVersion = "1.3"
 
 // AgentInfo describes this agent to scripts (require('mesh').info).
 type AgentInfo struct {
@@ -32,6 +32,9 @@ type AgentInfo struct {
 	Version   string            // agent version string
 	DataDir   string            // where the agent keeps its state
 	Settings  map[string]string // .msh keys
+	// ServiceName is the service this agent process runs as ("" when it
+	// runs in the foreground), for the console's `service status|restart`.
+	ServiceName string
 }
 
 // Tunnel describes one open relay session, as require('tunnel').list()

@@ -82,7 +82,8 @@ func startCore(t *testing.T, cfg Config) (*Host, *capture) {
 	t.Helper()
 	c := newCapture()
 	cfg.Send = c.send
-	cfg.Agent = AgentInfo{NodeID: "@node", ServerURL: "wss://127.0.0.1/agent.ashx", AgentID: 6, Version: "test", DataDir: t.TempDir()}
+	cfg.Agent = AgentInfo{NodeID: "@node", ServerURL: "wss://127.0.0.1/agent.ashx", AgentID: 6, Version: "test", DataDir: t.TempDir(),
+		ServiceName: cfg.Agent.ServiceName}
 	h := New(cfg)
 	t.Cleanup(h.Close)
 	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {

@@ -52,7 +52,8 @@ func modMesh(v *vm) goja.Value {
 	}
 	info := map[string]any{"nodeid": a.NodeID, "serverUrl": a.ServerURL, "meshid": a.MeshID,
 		"agentId": int64(a.AgentID), "hostname": a.Hostname, "agentVersion": a.Version, "dataDir": a.DataDir,
-		"caps": int64(caps), "platform": runtime.GOOS, "arch": runtime.GOARCH, "coreName": v.name}
+		"caps": int64(caps), "platform": runtime.GOOS, "arch": runtime.GOARCH, "coreName": v.name,
+		"serviceName": a.ServiceName}
 	_ = m.Set("info", toJS(rt, info))
 	settings := map[string]any{}
 	for k, s := range a.Settings {
@@ -330,6 +331,12 @@ func modProcess(v *vm) goja.Value {
 	fn(m, "list", func(goja.FunctionCall) goja.Value {
 		return v.async(func() (any, error) { return psList() })
 	})
+	// info(pid) -> Promise<{processName, cmd, processUser, startTime,
+	// workingSet, ...}> (psinfo.go).
+	fn(m, "info", func(c goja.FunctionCall) goja.Value {
+		pid := int32(c.Argument(0).ToInteger())
+		return v.async(func() (any, error) { return psInfo(pid) })
+	})
 	fn(m, "kill", func(c goja.FunctionCall) goja.Value {
 		pid := int32(c.Argument(0).ToInteger())
 		return v.async(func() (any, error) {
@@ -403,7 +410,35 @@ func modServices(v *vm) goja.Value {
 	})
 	fn(m, "control", func(c goja.FunctionCall) goja.Value {
 		name, action := c.Argument(0).String(), c.Argument(1).String()
-		return v.async(func() (any, error) { return true, controlService(name, action) })
+		return v.async(func() (any, error) {
+			if err := validServiceName(name); err != nil {
+				return nil, err
+			}
+			return true, controlService(name, action)
+		})
+	})
+	// details(name) -> Promise<{name, displayName, status, startType,
+	// failureActions, installedDate, user}> (servicedetail.go).
+	fn(m, "details", func(c goja.FunctionCall) goja.Value {
+		name := c.Argument(0).String()
+		return v.async(func() (any, error) {
+			d, err := serviceDetails(name)
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(d)
+		})
+	})
+	// restartSelf(name) asks the service manager to restart the agent's own
+	// service without waiting for it: the agent is stopped on the way.
+	fn(m, "restartSelf", func(c goja.FunctionCall) goja.Value {
+		name := c.Argument(0).String()
+		return v.async(func() (any, error) {
+			if err := validServiceName(name); err != nil {
+				return nil, err
+			}
+			return true, restartSelf(name)
+		})
 	})
 	return m
 }
@@ -496,6 +531,17 @@ func modUI(v *vm) goja.Value {
 	fn(m, "toast", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
 		return v.async(func() (any, error) { return notify(title, msg), nil })
+	})
+	// openUrl(url) -> Promise: opens an http(s) URL in the logged-in
+	// console user's desktop session (openurl_*.go); rejects with the
+	// reason when there is none or it cannot be reached.
+	fn(m, "openUrl", func(c goja.FunctionCall) goja.Value {
+		u := c.Argument(0).String()
+		detect := v.h.cfg.ConsoleUser
+		if detect == nil {
+			detect = consoleUserName
+		}
+		return v.async(func() (any, error) { return true, openURLAs(u, detect) })
 	})
 	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()

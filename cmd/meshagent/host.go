@@ -37,16 +37,18 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		url = srv[0].URL
 	}
 	s.host = script.New(script.Config{
-		Send:       func(msg []byte) error { return s.agent.SendJSON(msg) },
-		OpenTunnel: func(req []byte) error { return s.agent.OpenTunnel(req) },
-		Tunnels:    func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
-		Clipboard:  nativeClipboard(log),
-		Logger:     log,
+		Send:        func(msg []byte) error { return s.agent.SendJSON(msg) },
+		OpenTunnel:  func(req []byte) error { return s.agent.OpenTunnel(req) },
+		Tunnels:     func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
+		Clipboard:   nativeClipboard(log),
+		PowerAction: powerAction(log),
+		Logger:      log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
-			Caps:     coreCaps(),
-			Settings: settings.Map(),
+			Caps:        coreCaps(),
+			Settings:    settings.Map(),
+			ServiceName: runningAsService,
 		},
 	})
 	return s

@@ -464,6 +464,7 @@ func cmdServiceRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	name := serviceNameFor(o.msh)
+	runningAsService = name
 	prog := &agentService{o: o}
 	svc, err := service.New(prog, &service.Config{Name: name})
 	if err != nil {
@@ -500,6 +501,11 @@ func cmdServiceRun(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// runningAsService is the service this process runs as, set by
+// cmdServiceRun before the agent is built ("" in the foreground); the
+// core's console `service status|restart` acts on it.
+var runningAsService string
 
 // serviceNameFor names the service for the platform log (Event Log source,
 // syslog tag) the way the installer named it.

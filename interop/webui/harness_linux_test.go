@@ -335,6 +335,11 @@ type uiConfig struct {
 	URLArgs     string      `json:"urlArgs"`
 	Desktop     *desktopCfg `json:"desktop,omitempty"`
 	Files       *filesCfg   `json:"files,omitempty"`
+	Tools       *toolsCfg   `json:"tools,omitempty"`
+}
+
+type toolsCfg struct {
+	PID int `json:"pid,omitempty"` // process whose details dialog is opened
 }
 
 type uiResult struct {
@@ -379,6 +384,15 @@ type uiResult struct {
 		} `json:"link"`
 		Screenshot string `json:"screenshot"`
 	} `json:"files"`
+	Tools *struct {
+		ServicesTabShown bool    `json:"servicesTabShown"`
+		ServicesMs       int     `json:"servicesMs"`
+		Processes        int     `json:"processes"`
+		PSInfo           *string `json:"psinfo"`
+		Services         int     `json:"services"`
+		ServiceDetails   *string `json:"serviceDetails"`
+		Screenshot       string  `json:"screenshot"`
+	} `json:"tools"`
 }
 
 // runUI runs testdata/webui.js on cfg (Chromium, login, the flows cfg

@@ -15,6 +15,9 @@
 //   urlArgs      extra query arguments for the device page ("&webrtc=1")
 //   desktop      {expectW, expectH, probes: [{x, y, rgb: [r, g, b]}], tol, webrtc}
 //   files        {dir, text: {name, content}, binary: [{name, size}], webrtc}
+//   tools        {pid}: the desktop tab's Tools panel: processes, the
+//                details dialog of process pid, the Services tab and the
+//                first service's details dialog
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -214,6 +217,49 @@ async function filesFlow(page) {
   await page.evaluate(() => { if (files) connectFiles(); });
 }
 
+// dialogText waits for the page's dialog (setDialogMode) to leave its
+// "Requesting ..." placeholder and returns its text, or null.
+async function dialogText(page, placeholder, timeout) {
+  return page.waitForFunction((ph) => {
+    const e = document.getElementById('id_dialogOptions');
+    return (xxdialogMode && e && e.textContent && e.textContent.indexOf(ph) < 0) ? e.textContent : false;
+  }, placeholder, { timeout }).then((h) => h.jsonValue(), () => null);
+}
+
+async function toolsFlow(page) {
+  const tc = cfg.tools;
+  const r = (result.tools = {});
+  await openDevice(page, 11);
+  await page.waitForSelector('#DeskToolsButton', { state: 'visible', timeout: 30000 });
+  const t0 = Date.now();
+  await page.click('#DeskToolsButton');
+  // The Services tab appears only once the agent answered msg/services.
+  r.servicesTabShown = await page.waitForSelector('#deskToolsTopTabService', { state: 'visible', timeout: 20000 }).then(() => true, () => false);
+  r.servicesMs = Date.now() - t0;
+  r.processes = await page.waitForFunction(() => document.querySelectorAll('#DeskToolsProcesses .deskToolsBar').length, null, { timeout: 20000 })
+    .then((h) => h.jsonValue(), () => 0);
+  log('tools: services tab shown:', r.servicesTabShown, 'after', r.servicesMs, 'ms;', r.processes, 'processes');
+  if (tc.pid) {
+    await page.evaluate((pid) => showProcessDetails(pid), tc.pid);
+    r.psinfo = await dialogText(page, 'Requesting Process Details', 15000);
+    log('tools: process details:', r.psinfo);
+    await page.evaluate(() => setDialogMode(0));
+  }
+  if (r.servicesTabShown) {
+    await page.click('#deskToolsTopTabService');
+    r.services = await page.evaluate(() => (deskTools.services || []).length);
+    log('tools:', r.services, 'services listed');
+    if (r.services > 0) {
+      await page.click('#DeskToolsServices .deskToolsBar');
+      r.serviceDetails = await dialogText(page, 'Requesting Service Details', 15000);
+      log('tools: service details:', r.serviceDetails);
+      await page.evaluate(() => setDialogMode(0));
+    }
+  }
+  r.screenshot = path.join(cfg.outDir, 'tools.png');
+  await page.screenshot({ path: r.screenshot });
+}
+
 (async () => {
   let ctx;
   try {
@@ -235,6 +281,7 @@ async function filesFlow(page) {
     await login(page);
     if (cfg.desktop) await desktopFlow(page);
     if (cfg.files) await filesFlow(page);
+    if (cfg.tools) await toolsFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);
