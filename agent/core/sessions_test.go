@@ -18,10 +18,13 @@ func TestSessionRegistry(t *testing.T) {
 	if l := r.list(); len(l) != 0 {
 		t.Fatalf("list before any session: %v", l)
 	}
+	open := func(info session.Info) int {
+		return r.open(a, sessionOf(info, ""), sessionKind(info.Protocol), nil)
+	}
 	before := time.Now()
-	id1 := r.open(a, session.Info{Protocol: session.ProtoTerminal, UserID: "user//admin", Username: "admin", RemoteIP: "10.0.0.5"})
-	id2 := r.open(a, session.Info{Protocol: session.ProtoFiles, UserID: "user//bob"})
-	r.open(a, session.Info{Protocol: session.ProtoFileTransfer, UserID: "user//bob"})
+	id1 := open(session.Info{Protocol: session.ProtoTerminal, UserID: "user//admin", Username: "admin", RemoteIP: "10.0.0.5"})
+	id2 := open(session.Info{Protocol: session.ProtoFiles, UserID: "user//bob"})
+	open(session.Info{Protocol: session.ProtoFileTransfer, UserID: "user//bob"})
 
 	l := r.list()
 	if len(l) != 3 {
