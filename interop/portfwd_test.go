@@ -396,3 +396,91 @@ func TestPortForwardEndTunnel(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
+
+// A UDP mapping (meshrelay.ashx?udpport=) carries each binary frame as one
+// datagram to a UDP echo server on loopback and each reply back.
+func TestPortForwardUDP(t *testing.T) {
+	srv := mctest.Shared(t)
+	_, id := onlineAgent(t, srv, "portfwd-udp")
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	u := dialControl(t, srv)
+	u.send(t, map[string]any{"action": "authcookie"})
+	m := u.await(t, "authcookie", func(m map[string]any) bool { return m["action"] == "authcookie" })
+	cookie, _ := m["cookie"].(string)
+	q := url.Values{"nodeid": {"node//" + id}, "udpport": {fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)}, "auth": {cookie}}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 20 * time.Second}
+	ws, _, err := d.Dial(srv.URL()+"/meshrelay.ashx?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatalf("meshrelay.ashx: %v", err)
+	}
+	defer ws.Close()
+	// One reader owns the socket: a timed-out gorilla read would break it.
+	frames := make(chan []byte, 64)
+	go func() {
+		defer close(frames)
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if typ == websocket.BinaryMessage {
+				frames <- data
+			}
+		}
+	}()
+	recv := func(timeout time.Duration) ([]byte, bool) {
+		select {
+		case f, ok := <-frames:
+			return f, ok
+		case <-time.After(timeout):
+			return nil, false
+		}
+	}
+	// The relay may drop what arrives before both ends are paired, as UDP
+	// allows, so the first datagram is retried until it comes back.
+	first := []byte("udp-hello")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ws.WriteMessage(websocket.BinaryMessage, first)
+		if f, _ := recv(2 * time.Second); bytes.Equal(f, first) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no echo through the UDP mapping")
+		}
+	}
+	for i := range 20 {
+		msg := make([]byte, 100+i*500)
+		rand.Read(msg)
+		if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, ok := recv(10 * time.Second)
+			if !ok {
+				t.Fatalf("datagram %d: no echo", i)
+			}
+			if bytes.Equal(f, first) {
+				continue // a late echo of a retried first datagram
+			}
+			if !bytes.Equal(f, msg) {
+				t.Fatalf("datagram %d: %d bytes back, want %d identical", i, len(f), len(msg))
+			}
+			break
+		}
+	}
+}
