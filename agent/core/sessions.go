@@ -106,11 +106,13 @@ func (r *registry) end(userID, guest, kind string) int {
 }
 
 // countsLocked builds MeshCentral's "sessions" message for one kind
-// (control.md): open sessions of that kind per user.
+// (control.md): open sessions of that kind per user. Sessions without a
+// user (a Router cookie made for no user) are not counted, as
+// MeshCentral's agent does not count them.
 func (r *registry) countsLocked(kind string) []byte {
 	value := map[string]int{}
 	for _, e := range r.byID {
-		if e.count == kind {
+		if e.count == kind && e.UserID != "" {
 			value[e.UserID]++
 		}
 	}
