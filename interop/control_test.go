@@ -24,9 +24,15 @@ type userConn struct {
 
 func dialControl(t testing.TB, srv *mctest.Server) *userConn {
 	t.Helper()
+	return dialControlAs(t, srv, srv.AdminUser(), srv.AdminPass())
+}
+
+// dialControlAs logs in to control.ashx as the given user.
+func dialControlAs(t testing.TB, srv *mctest.Server, user, pass string) *userConn {
+	t.Helper()
 	h := http.Header{}
-	h.Set("x-meshauth", base64.StdEncoding.EncodeToString([]byte(srv.AdminUser()))+","+
-		base64.StdEncoding.EncodeToString([]byte(srv.AdminPass())))
+	h.Set("x-meshauth", base64.StdEncoding.EncodeToString([]byte(user))+","+
+		base64.StdEncoding.EncodeToString([]byte(pass)))
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 20 * time.Second}
 	ws, _, err := d.Dial(srv.URL()+"/control.ashx", h)
 	if err != nil {

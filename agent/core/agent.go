@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/portfwd"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 )
@@ -82,6 +83,9 @@ type Config struct {
 	// policy allows it, so the client can move them to a WebRTC data
 	// channel as the policy says.
 	UpgradeSession func(relay session.Channel, policy session.UpgradePolicy) session.Channel
+	// Forwarder serves port-forwarding tunnels (tcpport/udpport); nil
+	// means a default portfwd.Forwarder with the agent's Logger.
+	Forwarder *portfwd.Forwarder
 
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).
@@ -496,25 +500,35 @@ func (a *Agent) keepAlive(ctx context.Context, c *controlConn) {
 }
 
 // nativeJSON serves the JSON requests the agent handles itself, whatever
-// the script core does, and reports whether msg was one. Today that is
-// {"action":"msg","type":"tunnel"}: relay sessions are native (URL check,
-// certificate pinning, rights and consent all in OpenTunnel), so routing
-// them through the script core would only add two JSON passes and make
-// every session depend on a live core within its time budget. Scripts can
-// still open tunnels themselves (the script API's tunnel.open).
+// the script core does, and reports whether msg was one: msg/tunnel and
+// msg/endtunnel. Relay sessions are native (URL check, certificate
+// pinning, rights and consent all in OpenTunnel), so routing them through
+// the script core would only add two JSON passes and make every session
+// depend on a live core within its time budget; endtunnel acts on the
+// session registry, which only the core has. Scripts can still open
+// tunnels themselves (the script API's tunnel.open).
 func (a *Agent) nativeJSON(msg []byte) bool {
-	if !bytes.Contains(msg, []byte(`"tunnel"`)) {
+	if !bytes.Contains(msg, []byte(`tunnel"`)) {
 		return false // cheap: most messages are not tunnels
 	}
 	var m struct {
 		Action string `json:"action"`
 		Type   string `json:"type"`
 	}
-	if json.Unmarshal(msg, &m) != nil || m.Action != "msg" || m.Type != "tunnel" {
+	if json.Unmarshal(msg, &m) != nil || m.Action != "msg" {
 		return false
 	}
-	if err := a.OpenTunnel(msg); err != nil {
-		a.log.Warn("tunnel request refused", "err", err)
+	switch m.Type {
+	case "tunnel":
+		if err := a.OpenTunnel(msg); err != nil {
+			a.log.Warn("tunnel request refused", "err", err)
+		}
+	case "endtunnel":
+		if err := a.EndTunnel(msg); err != nil {
+			a.log.Warn("endtunnel refused", "err", err)
+		}
+	default:
+		return false
 	}
 	return true
 }

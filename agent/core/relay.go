@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/portfwd"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 )
@@ -50,7 +51,39 @@ type TunnelRequest struct {
 	SessionID      string          `json:"sessionid"`
 	DesktopViewOne bool            `json:"desktopviewonly"`
 	SOptions       json.RawMessage `json:"soptions"`
+	GuestName      string          `json:"guestname"`
+	// TCPPort or UDPPort make the tunnel a port forward to TCPAddr or
+	// UDPAddr (127.0.0.1 when empty). MeshCentral sends the port as the
+	// URL's text or as a number.
+	TCPPort any    `json:"tcpport"`
+	TCPAddr string `json:"tcpaddr"`
+	UDPPort any    `json:"udpport"`
+	UDPAddr string `json:"udpaddr"`
 }
+
+// forwardTarget returns where a port-forwarding tunnel goes, or nil for
+// a tunnel that negotiates a protocol.
+func (r TunnelRequest) forwardTarget() (*portfwd.Target, error) {
+	var t portfwd.Target
+	var err error
+	switch {
+	case r.TCPPort != nil:
+		t, err = portfwd.ParseTarget("tcp", r.TCPAddr, r.TCPPort)
+	case r.UDPPort != nil:
+		t, err = portfwd.ParseTarget("udp", r.UDPAddr, r.UDPPort)
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tunnel request: %w", err)
+	}
+	return &t, nil
+}
+
+// RightsPortForward are the rights that allow a port forward: remote
+// control or relay, the bits MeshCentral's meshrelay.ashx checks before it
+// asks the agent for one.
+const RightsPortForward = session.RightRemoteControl | session.RightRelay
 
 type tunnelOptions struct {
 	Usages                     []int `json:"usages"`
@@ -78,7 +111,14 @@ func (a *Agent) OpenTunnel(msg []byte) error {
 	if err := json.Unmarshal(msg, &req); err != nil {
 		return fmt.Errorf("tunnel request: %w", err)
 	}
-	if req.Rights == nil {
+	fwd, err := req.forwardTarget()
+	if err != nil {
+		return err
+	}
+	// meshrelay.ashx sends port-forwarding requests without rights, after
+	// it checked RightsPortForward itself; every other request carries the
+	// user's rights and is checked here.
+	if req.Rights == nil && fwd == nil {
 		return errors.New("tunnel request without rights")
 	}
 	a.mu.Lock()
@@ -93,7 +133,7 @@ func (a *Agent) OpenTunnel(msg []byte) error {
 	}
 	ctx := a.runCtx
 	go func() {
-		err := a.runTunnel(ctx, c, target, req)
+		err := a.runTunnel(ctx, c, target, req, fwd)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("relay session ended", "user", req.UserID, "err", err)
 		}
@@ -172,13 +212,17 @@ func samePublicKey(c *x509.Certificate, key any) bool {
 
 // runTunnel connects the relay, waits for pairing, reads the protocol
 // choice, checks rights and consent, and hands the session to its handler.
-func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, req TunnelRequest) error {
+func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, req TunnelRequest, fwd *portfwd.Target) error {
 	var so tunnelOptions
 	if len(req.SOptions) > 0 {
 		json.Unmarshal(req.SOptions, &so) // optional; bad options mean no options
 	}
+	var rights uint32
+	if req.Rights != nil {
+		rights = *req.Rights
+	}
 	info := session.Info{
-		Rights: *req.Rights, Consent: req.Consent, UserID: req.UserID, Username: req.Username,
+		Rights: rights, Consent: req.Consent, UserID: req.UserID, Username: req.Username,
 		RealName: req.RealName, RemoteIP: req.RemoteAddr, SessionID: req.SessionID, ViewOnly: req.DesktopViewOne,
 	}
 	d := websocket.Dialer{
@@ -199,6 +243,9 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 
 	if err := waitPaired(ctx, ch); err != nil {
 		return err
+	}
+	if fwd != nil {
+		return a.forward(ctx, ch, info, req, *fwd)
 	}
 	proto, options, err := a.negotiate(ctx, ch, so)
 	if err != nil {
@@ -231,13 +278,46 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
 	kind := sessionKind(proto)
 	a.audit(info, fmt.Sprintf("Started %s session", kind))
-	id := a.sessions.open(a, info)
+	ctx, end := context.WithCancel(ctx)
+	defer end()
+	served := ch
+	id := a.sessions.open(a, sessionOf(info, req.GuestName), kind, func() { end(); served.Close() })
 	defer func() {
 		a.sessions.close(a, id)
 		a.audit(info, fmt.Sprintf("Ended %s session", kind))
 		a.emit(Event{Kind: EventSessionEnded, Name: kind})
 	}()
 	return handler.Serve(ctx, ch, info)
+}
+
+// forward serves a port-forwarding tunnel (tcpport/udpport): no protocol
+// negotiation, binary frames both ways. A request that carries rights came
+// through control.ashx, which only checked remote control or view-only,
+// so the agent checks RightsPortForward as meshrelay.ashx does.
+func (a *Agent) forward(ctx context.Context, ch session.Channel, info session.Info, req TunnelRequest, t portfwd.Target) error {
+	if req.Rights != nil && info.Rights&RightsPortForward == 0 {
+		why := "No rights for port forwarding."
+		a.consoleToServer(info.SessionID, "Error: "+why)
+		sendRelayConsole(ctx, ch, why, 2)
+		return fmt.Errorf("session refused: %s", why)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.log.Info("port forwarding started", "network", t.Network, "target", t.Addr(), "user", info.UserID, "from", info.RemoteIP)
+	a.audit(info, fmt.Sprintf("Started %s forwarding to %s", t.Network, t.Addr()))
+	id := a.sessions.open(a, OpenSession{Kind: t.Network, UserID: info.UserID, Username: info.Username,
+		GuestName: req.GuestName, RemoteAddr: info.RemoteIP, Target: t.Addr()}, t.Network,
+		func() { cancel(); ch.Close() })
+	defer func() {
+		a.sessions.close(a, id)
+		a.audit(info, fmt.Sprintf("Ended %s forwarding to %s", t.Network, t.Addr()))
+		a.emit(Event{Kind: EventSessionEnded, Name: t.Network})
+	}()
+	f := a.cfg.Forwarder
+	if f == nil {
+		f = &portfwd.Forwarder{Logger: a.log}
+	}
+	return f.Serve(ctx, ch, t)
 }
 
 // sessionKind names a protocol as MeshCentral's "sessions" messages do.
