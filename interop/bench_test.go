@@ -105,6 +105,24 @@ func vmRSS(pid int) int {
 	return -1
 }
 
+// rssSplit says where a process's resident memory is: anonymous (heap,
+// stacks, runtime), file-backed (the executable and libraries) and shared.
+func rssSplit(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	var parts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		for _, k := range []string{"RssAnon:", "RssFile:", "RssShmem:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				parts = append(parts, strings.TrimSuffix(k, ":")+" "+strings.Join(strings.Fields(v), " "))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // subject is one agent under measurement.
 type subject struct {
 	name    string
@@ -118,6 +136,7 @@ type figures struct {
 	first    time.Duration
 	restarts []time.Duration
 	rss      int
+	split    string // RssAnon / RssFile / RssShmem at the same moment
 }
 
 func measure(b *testing.B, srv *mctest.Server, ev <-chan nodeEvent, mesh string, s subject, restarts int, settle time.Duration) figures {
@@ -127,6 +146,7 @@ func measure(b *testing.B, srv *mctest.Server, ev <-chan nodeEvent, mesh string,
 	f.first = waitConn(b, ev, mesh, true).at.Sub(t0)
 	time.Sleep(settle)
 	f.rss = vmRSS(s.pid())
+	f.split = rssSplit(s.pid())
 	for i := 0; i < restarts; i++ {
 		s.stop()
 		waitConn(b, ev, mesh, false)
@@ -186,6 +206,7 @@ func BenchmarkOnline(b *testing.B) {
 		row("first start to online", ms(fo.first), ms(fc.first), "ms")
 		row("restart to online (median)", ms(median(fo.restarts)), ms(median(fc.restarts)), "ms")
 		row("idle RSS 20 s after online", float64(fo.rss)/1024, float64(fc.rss)/1024, "MB")
+		fmt.Printf("idle RSS split ours: %s\nidle RSS split C:    %s\n", fo.split, fc.split)
 		fmt.Printf("restarts ours: %v\nrestarts C:    %v\n", fo.restarts, fc.restarts)
 		b.ReportMetric(ms(median(fo.restarts)), "ours-restart-ms")
 		b.ReportMetric(ms(median(fc.restarts)), "c-restart-ms")

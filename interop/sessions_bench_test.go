@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,13 +24,21 @@ func peakRSS(pid int) (stop func() int) {
 	done := make(chan struct{})
 	result := make(chan int)
 	go func() {
-		peak := 0
+		peak, split := 0, ""
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			peak = max(peak, vmRSS(pid))
+			if r := vmRSS(pid); r > peak {
+				peak = r
+				if os.Getenv("MESHGO_BENCH_SPLIT") != "" {
+					split = rssSplit(pid)
+				}
+			}
 			select {
 			case <-done:
+				if split != "" {
+					fmt.Printf("pid %d peak RSS %d kB: %s\n", pid, peak, split)
+				}
 				result <- peak
 				return
 			case <-t.C:
@@ -40,18 +50,34 @@ func peakRSS(pid int) (stop func() int) {
 
 type sessionFigures struct {
 	up, down float64 // MiB/s
-	peakKB   int
+	peakKB   int     // over both transfers
+	upKB     int     // peak during the upload
 	rtt      time.Duration
 }
 
-// measureSessions moves a 50 MiB file up and down through MeshCentral's
-// relay and times keystroke echo in a terminal, as a client does.
+// benchSize is the transfer size: 50 MiB, or MESHGO_BENCH_MIB (e.g. 1024
+// or 5120) to check that peak RSS stays flat in the file size.
+func benchSize(b *testing.B) int64 {
+	v := os.Getenv("MESHGO_BENCH_MIB")
+	if v == "" {
+		return 50 << 20
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		b.Fatalf("MESHGO_BENCH_MIB=%q: want a positive number of MiB", v)
+	}
+	return n << 20
+}
+
+// measureSessions moves a file (50 MiB unless MESHGO_BENCH_MIB says) up
+// and down through MeshCentral's relay and times keystroke echo in a
+// terminal, as a client does.
 func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) sessionFigures {
-	const size = 50 << 20
+	size := benchSize(b)
 	var f sessionFigures
 	u := dialControl(b, srv)
 	dir := b.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(size>>20)*time.Second)
 	defer cancel()
 
 	src := rand.NewChaCha8([32]byte{1})
@@ -62,8 +88,10 @@ func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) s
 	if err := uploadFile(ctx, ch, dir, "bench.bin", io.TeeReader(io.LimitReader(src, size), h), size, 16); err != nil {
 		b.Fatalf("upload: %v", err)
 	}
-	f.up = size / (1 << 20) / time.Since(t0).Seconds()
+	f.up = float64(size) / (1 << 20) / time.Since(t0).Seconds()
 	ch.Close()
+	f.upKB = stopPeak()
+	stopPeak = peakRSS(pid)
 
 	ch = openRelay(b, srv, u, nodeID, 5, "")
 	back := sha256.New()
@@ -72,12 +100,12 @@ func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) s
 	if err != nil || n != size {
 		b.Fatalf("download: %d bytes, %v", n, err)
 	}
-	f.down = size / (1 << 20) / time.Since(t0).Seconds()
+	f.down = float64(size) / (1 << 20) / time.Since(t0).Seconds()
 	ch.Close()
 	if string(h.Sum(nil)) != string(back.Sum(nil)) {
 		b.Fatal("downloaded file differs")
 	}
-	f.peakKB = stopPeak()
+	f.peakKB = max(f.upKB, stopPeak())
 
 	ch = openRelay(b, srv, u, nodeID, 1, `{"ctrlChannel":"102938","type":"options","cols":80,"rows":25}`)
 	rtts, err := echoRTT(ctx, ch, 25)
@@ -94,6 +122,7 @@ func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) s
 // the agent's peak RSS, and the terminal keystroke echo round trip.
 //
 //	go test ./interop -run '^$' -bench Sessions -benchtime 1x
+//	MESHGO_BENCH_MIB=1024 go test ./interop -run '^$' -bench Sessions -benchtime 1x -timeout 1h
 func BenchmarkSessions(b *testing.B) {
 	srv := mctest.Shared(b)
 	ourMesh := srv.AddDeviceGroup(b, "bench-sessions-ours")
@@ -114,11 +143,18 @@ func BenchmarkSessions(b *testing.B) {
 		row := func(name string, o, c float64, unit string) {
 			fmt.Printf("%-30s %10.1f %10.1f %8.2fx  %s\n", name, o, c, o/c, unit)
 		}
-		fmt.Printf("\n%-30s %10s %10s %9s\n", "figure (50 MiB, via relay)", "ours", "C agent", "ratio")
+		fmt.Printf("\n%-30s %10s %10s %9s\n", fmt.Sprintf("figure (%d MiB, via relay)", benchSize(b)>>20), "ours", "C agent", "ratio")
 		row("upload", fo.up, fc.up, "MiB/s")
 		row("download", fo.down, fc.down, "MiB/s")
 		row("agent peak RSS in transfers", float64(fo.peakKB)/1024, float64(fc.peakKB)/1024, "MB")
+		row("  of which during upload", float64(fo.upKB)/1024, float64(fc.upKB)/1024, "MB")
 		row("keystroke echo (median)", ms(fo.rtt), ms(fc.rtt), "ms")
+		if p := os.Getenv("MESHGO_BENCH_AGENTLOG"); p != "" {
+			// Our agent's log (with GODEBUG=gctrace=1, its collections).
+			if err := os.WriteFile(p, []byte(ours.log.String()), 0o644); err != nil {
+				b.Error(err)
+			}
+		}
 		b.ReportMetric(fo.up, "ours-up-MiB/s")
 		b.ReportMetric(fc.up, "c-up-MiB/s")
 		b.ReportMetric(fo.down, "ours-down-MiB/s")

@@ -116,7 +116,9 @@ func (s *fileSession) run() error {
 		}
 		// Upload data: binary, and not starting with "{" (sessions.md §3.2).
 		if data, ok := uploadChunk(f, s.up != nil); ok {
-			if err := s.uploadData(data); err != nil {
+			err := s.uploadData(data)
+			session.Recycle(f.Data) // written out: nothing holds it
+			if err != nil {
 				return err
 			}
 			continue

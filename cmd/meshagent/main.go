@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/agent/core"
+	"github.com/meshgo/meshagent/internal/memtrim"
 )
 
 // Exit codes.
@@ -52,18 +53,28 @@ func main() {
 // tuneGC sets the collector for the script runtime's allocation pattern
 // unless GOGC or GOMEMLIMIT say otherwise: GOGC=400 brings goja's string
 // building and JSON level with the C agent's Duktape (agent/script's
-// jsbench), and a soft 32 MiB limit keeps the heap from growing with it (16 MiB made
-// the collector run 20-80 times a second during a desktop session, whose
-// previous-frame copy alone is 8 MB at 1080p).
-// Idle RSS stays at about 7 MB (interop BenchmarkOnline).
+// jsbench). At 400 the heap would grow to at least 16 MiB before any
+// collection, and a file transfer's garbage filled that headroom (peak RSS
+// 28-41 MB against the C agent's 12, interop BenchmarkSessions), so a
+// soft memory limit follows the live heap instead (memtrim.Govern): 8 MiB
+// while the heap is small, GOGC's ratio above that, and at most 32 MiB,
+// the fixed limit it replaces (16 MiB made the collector run 20-80 times
+// a second during a desktop session, whose previous-frame copy alone is
+// 8 MB at 1080p; the ceiling still bounds that case the same way).
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(32 << 20)
+		memtrim.Govern(memFloor, memCeiling)
 	}
 }
+
+// The agent's soft memory limit range (see tuneGC).
+const (
+	memFloor   = 8 << 20
+	memCeiling = 32 << 20
+)
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

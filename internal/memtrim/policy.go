@@ -1,0 +1,89 @@
+package memtrim
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync/atomic"
+)
+
+// Govern keeps the Go runtime's memory between floor and ceiling bytes
+// while letting GOGC's ratio decide above the floor. It is for a process
+// that runs with a high GOGC (the agent's 400, for goja) but mostly holds a
+// small live heap: GOGC alone then lets the heap grow to at least
+// 4 MiB × GOGC/100 (16 MiB at 400) before the first collection, and during
+// a file transfer that headroom, refilled with garbage, was most of the
+// agent's peak RSS. After every collection Govern sets the soft memory
+// limit to what GOGC would allow for the live heap plus the runtime's own
+// memory, clamped to [floor, ceiling]: a small heap is collected early, a
+// large one (a desktop session's frames) keeps GOGC's pacing, so the limit
+// never makes the collector run more often than GOGC would for the heap it
+// holds, up to the ceiling (the fixed soft limit the agent had before).
+// The returned stop ends it and leaves the last limit in place.
+func Govern(floor, ceiling int64) (stop func()) {
+	g := &governor{floor: floor, ceiling: ceiling}
+	debug.SetMemoryLimit(ceiling) // until the first collection measures
+	g.arm()
+	return func() { g.stopped.Store(true) }
+}
+
+type governor struct {
+	floor, ceiling int64
+	stopped        atomic.Bool
+	samples        []metrics.Sample
+}
+
+// sentinel is collected once per GC cycle; its finalizer re-arms itself.
+// It holds a pointer so the tiny allocator never batches it with others.
+type sentinel struct{ g *governor }
+
+func (g *governor) arm() {
+	s := &sentinel{g: g}
+	runtime.SetFinalizer(s, func(s *sentinel) {
+		if s.g.stopped.Load() {
+			return
+		}
+		s.g.adjust()
+		s.g.arm()
+	})
+}
+
+var governorMetrics = []string{
+	"/gc/heap/live:bytes",
+	"/gc/gogc:percent",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/free:bytes",
+}
+
+func (g *governor) adjust() {
+	if g.samples == nil {
+		g.samples = make([]metrics.Sample, len(governorMetrics))
+		for i, n := range governorMetrics {
+			g.samples[i].Name = n
+		}
+	}
+	metrics.Read(g.samples)
+	v := make([]int64, len(g.samples))
+	for i, s := range g.samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return // a runtime without these metrics: keep the ceiling
+		}
+		v[i] = int64(s.Value.Uint64())
+	}
+	live, gogc := v[0], v[1]
+	nonHeap := v[2] - v[3] - v[4] - v[5] - v[6]
+	debug.SetMemoryLimit(governedLimit(live, nonHeap, gogc, g.floor, g.ceiling))
+}
+
+// governedLimit is the soft limit for a live heap and the runtime's other
+// memory (stacks, metadata) under GOGC: what GOGC's goal would need,
+// clamped to [floor, ceiling]. GOGC=off (negative) means the ceiling.
+func governedLimit(live, nonHeap, gogc, floor, ceiling int64) int64 {
+	if gogc < 0 {
+		return ceiling
+	}
+	return min(max(nonHeap+live+live*gogc/100, floor), ceiling)
+}
