@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshgo/meshagent/agent/wayland/waylandtest"
+	"github.com/meshgo/meshagent/internal/waylandtest"
 )
 
 // testPattern: red left half, blue right half, a green square at 100,100.
