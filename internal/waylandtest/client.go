@@ -2,6 +2,7 @@ package waylandtest
 
 import (
 	"fmt"
+	"image"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ type Window struct {
 	Keymap   string
 	bufs     []*wayland.ShmBuffer
 	free     []*wayland.ShmBuffer // released by the compositor
+	stale    map[*wayland.ShmBuffer]image.Rectangle
+	master   []byte // the whole picture, XRGB
 }
 
 // KeyEvent is one wl_keyboard.key.
@@ -50,7 +53,7 @@ func OpenWindow(socket string) (*Window, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Window{c: c, conf: make(chan struct{})}
+	w := &Window{c: c, conf: make(chan struct{}), stale: map[*wayland.ShmBuffer]image.Rectangle{}}
 	need := func(iface string, ver uint32, h wayland.Handler) uint32 {
 		g, ok := c.Find(iface)
 		if !ok {
@@ -170,15 +173,35 @@ func (w *Window) Paint(pix func(x, y int) uint32) error {
 	return w.PaintDamage(pix, 0, 0, ww, hh)
 }
 
-// PaintDamage draws pix over the window and commits it, telling the
-// compositor only the rectangle x, y, dw, dh changed.
+// PaintDamage updates the rectangle x0, y0, dw, dh of the window from
+// pix (only there: the rest keeps what was painted before) and commits it
+// with just that rectangle damaged. The window keeps the whole picture and
+// brings each buffer it reuses up to date by the rectangles painted since,
+// so a small change costs little however large the window.
 func (w *Window) PaintDamage(pix func(x, y int) uint32, x0, y0, dw, dh int) error {
 	ww, hh := w.Size()
 	if ww == 0 {
 		return fmt.Errorf("window not configured with a size")
 	}
+	x1, y1 := min(x0+dw, ww), min(y0+dh, hh)
+	x0, y0 = max(x0, 0), max(y0, 0)
+	if len(w.master) != ww*hh*4 {
+		w.master = make([]byte, ww*hh*4)
+		x0, y0, x1, y1 = 0, 0, ww, hh
+	}
+	for y := y0; y < y1; y++ {
+		for x := x0; x < x1; x++ {
+			v := pix(x, y)
+			o := (y*ww + x) * 4
+			w.master[o], w.master[o+1], w.master[o+2], w.master[o+3] = byte(v), byte(v>>8), byte(v>>16), 0xff
+		}
+	}
+	r := image.Rect(x0, y0, x1, y1)
 	var b *wayland.ShmBuffer
 	w.mu.Lock()
+	for _, o := range w.bufs {
+		w.stale[o] = w.stale[o].Union(r)
+	}
 	for i, f := range w.free {
 		if f.W == ww && f.H == hh {
 			b = f
@@ -192,7 +215,10 @@ func (w *Window) PaintDamage(pix func(x, y int) uint32, x0, y0, dw, dh int) erro
 		if b, err = wayland.NewShmBuffer(w.c, w.shm, ww, hh, ww*4, wayland.ShmFormatXRGB8888); err != nil {
 			return err
 		}
+		w.mu.Lock()
 		w.bufs = append(w.bufs, b)
+		w.stale[b] = image.Rect(0, 0, ww, hh)
+		w.mu.Unlock()
 		w.c.SetHandler(b.ID, func(m wayland.Message) {
 			if m.Opcode == 0 { // release: the compositor is done reading it
 				w.mu.Lock()
@@ -201,15 +227,16 @@ func (w *Window) PaintDamage(pix func(x, y int) uint32, x0, y0, dw, dh int) erro
 			}
 		})
 	}
-	for y := 0; y < hh; y++ {
-		for x := 0; x < ww; x++ {
-			v := pix(x, y)
-			o := y*ww*4 + x*4
-			b.Data[o], b.Data[o+1], b.Data[o+2], b.Data[o+3] = byte(v), byte(v>>8), byte(v>>16), 0xff
-		}
+	w.mu.Lock()
+	st := w.stale[b]
+	w.stale[b] = image.Rectangle{}
+	w.mu.Unlock()
+	for y := st.Min.Y; y < st.Max.Y; y++ {
+		o := (y*ww + st.Min.X) * 4
+		copy(b.Data[o:o+st.Dx()*4], w.master[o:o+st.Dx()*4])
 	}
 	w.c.Send(w.surface, 1, new(wayland.Writer).Uint(b.ID).Int(0).Int(0))
-	w.c.Send(w.surface, 2, new(wayland.Writer).Int(int32(x0)).Int(int32(y0)).Int(int32(dw)).Int(int32(dh)))
+	w.c.Send(w.surface, 2, new(wayland.Writer).Int(int32(x0)).Int(int32(y0)).Int(int32(x1-x0)).Int(int32(y1-y0)))
 	w.c.Send(w.surface, 6, nil)
 	return w.c.Roundtrip(5 * time.Second)
 }

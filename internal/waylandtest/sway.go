@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -26,10 +25,20 @@ type Sway struct {
 	cmd     *exec.Cmd
 }
 
+// TB is what StartSway needs of a test; testing.TB has it, and commands
+// such as deskbench can provide it too.
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // StartSway runs sway headless (pixman renderer, no input devices) with one
 // w x h output as UserName, creating that user when missing. It skips the
 // test when sway is not installed or the test is not root.
-func StartSway(t testing.TB, w, h int) *Sway {
+func StartSway(t TB, w, h int) *Sway {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run sway as an unprivileged user")
