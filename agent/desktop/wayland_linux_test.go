@@ -158,6 +158,16 @@ func TestWaylandInput(t *testing.T) {
 		t.Fatalf("buttons %v, want left press/release then right", b)
 	}
 
+	// Wheel up then down: Wayland counts down as positive.
+	scr.wheel(120)
+	scr.wheel(-120)
+	if !waitFor(3*time.Second, func() bool { return len(win.Scrolls()) >= 2 }) {
+		t.Fatalf("scroll at the client %v, want 2 events", win.Scrolls())
+	}
+	if sc := win.Scrolls(); sc[0] >= 0 || sc[1] <= 0 {
+		t.Fatalf("scroll values %v, want up (<0) then down (>0)", sc)
+	}
+
 	// Shift+A, then b, then the UNICODE character é.
 	for _, k := range []struct {
 		vk   byte

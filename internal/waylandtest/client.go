@@ -1,3 +1,5 @@
+//go:build linux
+
 package waylandtest
 
 import (
@@ -31,6 +33,7 @@ type Window struct {
 	Mods     []uint32 // depressed masks in order received
 	Motions  [][2]float64
 	Buttons  [][2]uint32 // code, state
+	Scroll   []float64   // vertical axis values (positive: down)
 	Keymap   string
 	bufs     []*wayland.ShmBuffer
 	free     []*wayland.ShmBuffer // released by the compositor
@@ -298,7 +301,19 @@ func (w *Window) pointerEvent(m wayland.Message) {
 		r.Uint()
 		r.Uint()
 		w.Buttons = append(w.Buttons, [2]uint32{r.Uint(), r.Uint()})
+	case 4: // axis(time, axis, value)
+		r.Uint()
+		if r.Uint() == 0 { // vertical
+			w.Scroll = append(w.Scroll, r.Fixed())
+		}
 	}
+}
+
+// Scrolls returns the vertical axis values received so far.
+func (w *Window) Scrolls() []float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]float64(nil), w.Scroll...)
 }
 
 // Snapshot returns copies of what was received so far.

@@ -1,5 +1,5 @@
-// Package waylandtest starts a real headless sway for tests and offers a
-// small client that paints a known picture and records the input it gets.
+//go:build linux
+
 package waylandtest
 
 import (
