@@ -227,3 +227,26 @@ func dumpPNG(t *testing.T, f *frame) {
 		t.Logf("capture saved to %s", p)
 	}
 }
+
+// TestAvailableWayland: the Wayland half of Available reports a desktop
+// for a compositor that offers screencopy, and not for a socket that is no
+// compositor (the X half is the X tests'; other X servers on the machine
+// would make Available itself true anyway).
+func TestAvailableWayland(t *testing.T) {
+	old := runUserRoot
+	runUserRoot = t.TempDir()
+	t.Cleanup(func() { runUserRoot = old })
+	t.Setenv("WAYLAND_DISPLAY", "")
+	if waylandAvailable() {
+		t.Fatal("Wayland available with no compositor at all")
+	}
+	sw := waylandtest.StartSway(t, 320, 240)
+	t.Setenv("WAYLAND_DISPLAY", sw.Socket)
+	if !waylandAvailable() {
+		t.Fatal("not available with a sway compositor in WAYLAND_DISPLAY")
+	}
+	t.Setenv("WAYLAND_DISPLAY", filepath.Join(t.TempDir(), "nothing"))
+	if waylandAvailable() {
+		t.Fatal("available for a WAYLAND_DISPLAY with no compositor")
+	}
+}
