@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/agent/wayland"
 )
 
@@ -23,11 +24,21 @@ type waylandTarget struct {
 // runUserRoot is /run/user, replaceable in tests.
 var runUserRoot = "/run/user"
 
+// consoleUID is the console user's uid by agent/osuser's one rule ("" for
+// none), replaceable in tests.
+var consoleUID = func() string {
+	u, err := osuser.Console()
+	if err != nil {
+		return ""
+	}
+	return u.UID
+}
+
 // discoverWayland lists compositor sockets, best first: the explicit
-// option, WAYLAND_DISPLAY (relative to XDG_RUNTIME_DIR), then every
-// wayland-N socket in users' runtime directories, newest first (the
-// console user's compositor is normally the one started last). As root we
-// may connect to any of them: the socket's mode does not stop root.
+// option, WAYLAND_DISPLAY (relative to XDG_RUNTIME_DIR), the console
+// user's (agent/osuser's rule: logind's active seat0 user first)
+// /run/user/UID/wayland-N, then every other user's, newest first. As root
+// we may connect to any of them: the socket's mode does not stop root.
 func discoverWayland(opts Options) []waylandTarget {
 	var out []waylandTarget
 	seen := map[string]bool{}
@@ -44,7 +55,15 @@ func discoverWayland(opts Options) []waylandTarget {
 	if d := os.Getenv("WAYLAND_DISPLAY"); d != "" {
 		add(wayland.SocketPath(d, os.Getenv("XDG_RUNTIME_DIR")), "env")
 	}
-	for _, p := range waylandSockets() {
+	socks := waylandSockets()
+	if uid := consoleUID(); uid != "" {
+		for _, p := range socks {
+			if filepath.Base(filepath.Dir(p)) == uid {
+				add(p, "console-user")
+			}
+		}
+	}
+	for _, p := range socks {
 		add(p, "runtime-dir")
 	}
 	return out

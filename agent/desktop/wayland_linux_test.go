@@ -235,7 +235,9 @@ func dumpPNG(t *testing.T, f *frame) {
 func TestAvailableWayland(t *testing.T) {
 	old := runUserRoot
 	runUserRoot = t.TempDir()
-	t.Cleanup(func() { runUserRoot = old })
+	oldUID := consoleUID
+	consoleUID = func() string { return "" }
+	t.Cleanup(func() { runUserRoot, consoleUID = old, oldUID })
 	t.Setenv("WAYLAND_DISPLAY", "")
 	if waylandAvailable() {
 		t.Fatal("Wayland available with no compositor at all")

@@ -73,7 +73,9 @@ func TestDiscoverWayland(t *testing.T) {
 	dir := t.TempDir()
 	old := runUserRoot
 	runUserRoot = dir
-	t.Cleanup(func() { runUserRoot = old })
+	oldUID := consoleUID
+	consoleUID = func() string { return "" }
+	t.Cleanup(func() { runUserRoot, consoleUID = old, oldUID })
 	t.Setenv("WAYLAND_DISPLAY", "")
 	t.Setenv("XDG_RUNTIME_DIR", "/run/user/77")
 	listen := func(p string) {
@@ -101,6 +103,11 @@ func TestDiscoverWayland(t *testing.T) {
 	}
 	if strings.Join(paths, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("discovered\n%s\nwant\n%s", strings.Join(paths, "\n"), strings.Join(want, "\n"))
+	}
+	// The console user's socket comes before newer ones of other users.
+	consoleUID = func() string { return "1000" }
+	if got := discoverWayland(Options{}); len(got) < 2 || got[0].path != filepath.Join(dir, "1000", "wayland-0") || got[0].source != "console-user" {
+		t.Fatalf("console user's socket not first: %+v", got)
 	}
 	t.Setenv("WAYLAND_DISPLAY", "/abs/wl")
 	if got := discoverWayland(Options{}); len(got) == 0 || got[0].path != "/abs/wl" || got[0].source != "env" {
