@@ -9,7 +9,10 @@ import (
 // Available reports whether this machine has a desktop to serve, for the
 // capabilities the agent announces (MeshCentral's web UI shows the Desktop
 // tab only then): on Linux an X server socket or a DISPLAY (Serve then
-// finds the display and its cookie), elsewhere always.
+// finds the display and its cookie), or a Wayland compositor we can
+// capture (WAYLAND_DISPLAY or a user's /run/user/UID/wayland-N whose
+// compositor offers wlr-screencopy: GNOME and KDE do not, and their tab
+// would only show a black screen), elsewhere always.
 func Available() bool {
 	if runtime.GOOS != "linux" {
 		return true
@@ -18,5 +21,8 @@ func Available() bool {
 		return true
 	}
 	sockets, _ := filepath.Glob("/tmp/.X11-unix/X*")
-	return len(sockets) > 0
+	if len(sockets) > 0 {
+		return true
+	}
+	return waylandAvailable()
 }

@@ -18,6 +18,17 @@
 //     servers' ":N -auth FILE" arguments, then users' session processes, and
 //     looked for again every two seconds while none is found, so a desktop
 //     that appears after the agent started still works.
+//   - Linux/Wayland, wlroots compositors (sway and others): agent/wayland
+//     over the compositor's socket (root may connect to any user's). One
+//     copy_with_damage screencopy request stays outstanding, so a static
+//     screen costs nothing and each frame's damage box bounds the copy;
+//     input through the virtual pointer and a virtual keyboard with a
+//     generated XKB keymap (one keycode per viewer VK with US shifted
+//     levels, spare one-level keycodes for UNICODE). Found from
+//     Options.WaylandDisplay, WAYLAND_DISPLAY, then /run/user/*/wayland-N
+//     (newest first); tried after X, or first when only a Wayland display
+//     was named. First output only; the compositor's software cursor is
+//     part of the picture; GNOME and KDE (no screencopy) are not served.
 //   - Windows: GDI capture through kbinani/screenshot, SendInput,
 //     SetCursorPos and standard-cursor detection. Cross-compiled only; a
 //     service in session 0 must run this in the user's session to see the

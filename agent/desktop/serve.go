@@ -28,6 +28,10 @@ type Options struct {
 	// sessions (Linux); "" means /proc. Tests point it at a copy that
 	// holds only their own X server.
 	ProcRoot string
+	// WaylandDisplay names a Wayland compositor socket to try (Linux
+	// only) when no X display works: a path, or a name relative to
+	// XDG_RUNTIME_DIR like WAYLAND_DISPLAY.
+	WaylandDisplay string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
 	// OnFrame, when set, is called after every capture pass that sent

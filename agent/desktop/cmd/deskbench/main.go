@@ -1,12 +1,18 @@
 //go:build linux
 
 // Command deskbench measures the remote desktop handler: it starts its own
-// Xvfb (or uses -display), animates content, serves a protocol-2 session
+// Xvfb, or with -wayland a headless sway run as an unprivileged user (the
+// process must be root), animates content, serves a protocol-2 session
 // over an in-memory pipe with the web viewer's settings, and prints
 // frames/s, bytes/frame, CPU seconds per second and RSS for a static
 // screen, a small changing region and a full-screen change.
 //
 //	go run ./agent/desktop/cmd/deskbench -size 1920x1080 -seconds 10
+//	go run ./agent/desktop/cmd/deskbench -wayland -size 1920x1080
+//
+// CPU s/s is the process's CPU minus what the animating goroutine itself
+// spent (its thread's CPU clock), so the Wayland painter, which draws into
+// shared memory in this process, is not charged to the agent.
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -29,7 +36,9 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/meshgo/meshagent/agent/desktop"
+	"github.com/meshgo/meshagent/internal/waylandtest"
 	"github.com/meshgo/meshagent/proto/session"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -38,22 +47,120 @@ func main() {
 	quality := flag.Int("quality", 40, "JPEG quality the viewer asks for (web UI default 40)")
 	frameMS := flag.Int("frame", 50, "frame timer in ms the viewer asks for (web UI default 50)")
 	modes := flag.String("modes", "static,small,full", "scenarios to run")
+	wl := flag.Bool("wayland", false, "capture a headless sway (wlr-screencopy) instead of Xvfb")
 	flag.Parse()
 	var w, h int
 	if _, err := fmt.Sscanf(*size, "%dx%d", &w, &h); err != nil {
 		fail("bad -size: %v", err)
 	}
-	disp, auth, stop := startXvfb(w, h)
-	defer stop()
-	os.Setenv("DISPLAY", disp)
-	os.Setenv("XAUTHORITY", auth)
-	fmt.Printf("deskbench: Xvfb %s %dx%d, quality %d, frame timer %d ms, %.0f s per scenario\n", disp, w, h, *quality, *frameMS, *secs)
-	fmt.Printf("%-8s %10s %12s %10s %10s %10s\n", "scenario", "frames/s", "bytes/frame", "CPU s/s", "RSS MB", "first ms")
+	var target desktop.Options
+	var newAnim func() (painter, error)
+	if *wl {
+		tb := &cmdTB{}
+		defer tb.cleanup()
+		sw := waylandtest.StartSway(tb, w, h)
+		target.WaylandDisplay = sw.Socket
+		newAnim = func() (painter, error) { return newWLAnimator(sw.Socket, w, h) }
+		fmt.Printf("deskbench: headless sway %s %dx%d, quality %d, frame timer %d ms, %.0f s per scenario\n", sw.Socket, w, h, *quality, *frameMS, *secs)
+	} else {
+		disp, auth, stop := startXvfb(w, h)
+		defer stop()
+		os.Setenv("DISPLAY", disp)
+		os.Setenv("XAUTHORITY", auth)
+		target.Display, target.XAuthority = disp, auth
+		newAnim = func() (painter, error) { return newAnimator(w, h) }
+		fmt.Printf("deskbench: Xvfb %s %dx%d, quality %d, frame timer %d ms, %.0f s per scenario\n", disp, w, h, *quality, *frameMS, *secs)
+	}
+	fmt.Printf("%-8s %10s %12s %10s %10s %10s %10s\n", "scenario", "frames/s", "bytes/frame", "CPU s/s", "RSS MB", "first ms", "paint s/s")
 	for _, m := range strings.Split(*modes, ",") {
-		if err := run(m, disp, auth, w, h, *quality, *frameMS, time.Duration(*secs*float64(time.Second))); err != nil {
+		if err := run(m, target, newAnim, *quality, *frameMS, time.Duration(*secs*float64(time.Second))); err != nil {
 			fail("%s: %v", m, err)
 		}
 	}
+}
+
+// painter animates the screen one tick at a time.
+type painter interface {
+	tick(mode string, i int)
+	close()
+}
+
+// cmdTB lets waylandtest.StartSway run outside a test.
+type cmdTB struct{ fns []func() }
+
+func (t *cmdTB) Helper()                   {}
+func (t *cmdTB) Skip(a ...any)             { t.cleanup(); fail("%s", fmt.Sprint(a...)) }
+func (t *cmdTB) Fatal(a ...any)            { t.cleanup(); fail("%s", fmt.Sprint(a...)) }
+func (t *cmdTB) Fatalf(f string, a ...any) { t.cleanup(); fail(f, a...) }
+func (t *cmdTB) Cleanup(f func())          { t.fns = append(t.fns, f) }
+func (t *cmdTB) cleanup() {
+	for i := len(t.fns) - 1; i >= 0; i-- {
+		t.fns[i]()
+	}
+	t.fns = nil
+}
+
+// wlAnimator paints through a Wayland test window: the same kind of
+// content as the X animator, each tick only the changed rectangle.
+type wlAnimator struct {
+	win  *waylandtest.Window
+	pix  [3][]uint32
+	pw   int
+	w, h int
+}
+
+func newWLAnimator(socket string, w, h int) (*wlAnimator, error) {
+	win, err := waylandtest.OpenWindow(socket)
+	if err != nil {
+		return nil, err
+	}
+	a := &wlAnimator{win: win, pw: w + 64, w: w, h: h}
+	for k := 0; k < 3; k++ {
+		a.pix[k] = make([]uint32, a.pw*h)
+		seed := uint32(k*7919 + 1)
+		for y := 0; y < h; y++ {
+			for x := 0; x < a.pw; x++ {
+				seed = seed*1664525 + 1013904223
+				var px uint32
+				switch {
+				case x > w*2/3 && y > h/2:
+					px = uint32(byte(x+k*40+int(seed>>28)))<<16 | uint32(byte(y+int(seed>>27)))<<8 | uint32(byte(x^y+k))
+				case ((x+k*3)/7+y/11)%5 == 0 && y%16 < 12:
+					px = 0x202020
+				default:
+					px = 0xf0f0eb - uint32(k)*0x0a0a0a
+				}
+				a.pix[k][y*a.pw+x] = px
+			}
+		}
+	}
+	if err := win.Paint(func(x, y int) uint32 { return a.pix[0][y*a.pw+x] }); err != nil {
+		win.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *wlAnimator) tick(mode string, i int) {
+	src := a.pix[i%3]
+	switch mode {
+	case "small": // the X animator's 256x192 region
+		dx, dy := a.w/3, a.h/3
+		ox, oy := (i*8)%(a.w-256), a.h/2
+		a.win.PaintDamage(func(x, y int) uint32 { return src[(y-dy+oy)*a.pw+x-dx+ox] }, dx, dy, 256, 192)
+	case "full":
+		off := (i * 8) % 64
+		a.win.PaintDamage(func(x, y int) uint32 { return src[y*a.pw+x+off] }, 0, 0, a.w, a.h)
+	}
+}
+
+func (a *wlAnimator) close() { a.win.Close() }
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
 }
 
 func fail(f string, a ...any) {
@@ -170,6 +277,8 @@ func newAnimator(w, h int) (*animator, error) {
 }
 
 // tick draws frame i of the scenario.
+func (a *animator) close() { a.c.Close() }
+
 func (a *animator) tick(mode string, i int) {
 	switch mode {
 	case "small": // a 256x192 region, like a clock or a progress animation
@@ -182,12 +291,12 @@ func (a *animator) tick(mode string, i int) {
 	xproto.GetInputFocus(a.c).Reply() // keep the server in step
 }
 
-func run(mode, disp, auth string, w, h, quality, frameMS int, d time.Duration) error {
-	an, err := newAnimator(w, h)
+func run(mode string, target desktop.Options, newAnim func() (painter, error), quality, frameMS int, d time.Duration) error {
+	an, err := newAnim()
 	if err != nil {
 		return err
 	}
-	defer an.c.Close()
+	defer an.close()
 	var frames, bytes atomic.Int64
 	var first atomic.Int64
 	start := time.Now()
@@ -195,7 +304,7 @@ func run(mode, disp, auth string, w, h, quality, frameMS int, d time.Duration) e
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	opts := desktop.Options{
-		Display: disp, XAuthority: auth,
+		Display: target.Display, XAuthority: target.XAuthority, WaylandDisplay: target.WaylandDisplay,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnFrame: func(tiles, n int) {
 			frames.Add(1)
@@ -223,8 +332,14 @@ func run(mode, disp, auth string, w, h, quality, frameMS int, d time.Duration) e
 	t0 := time.Now()
 	stopAnim := make(chan struct{})
 	animDone := make(chan struct{})
+	var paintCPU atomic.Int64
 	go func() {
 		defer close(animDone)
+		// On its own thread, so that thread's CPU clock is the painter's.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		c0 := threadCPU()
+		defer func() { paintCPU.Store(int64(threadCPU() - c0)) }()
 		if mode == "static" {
 			<-stopAnim
 			return
@@ -246,6 +361,8 @@ func run(mode, disp, auth string, w, h, quality, frameMS int, d time.Duration) e
 	nf, nb := frames.Load()-f0, bytes.Load()-b0
 	close(stopAnim)
 	<-animDone
+	paint := time.Duration(paintCPU.Load()).Seconds()
+	cpu -= paint
 	rss := rssMB()
 	cancel()
 	viewer.Close()
@@ -256,7 +373,7 @@ func run(mode, disp, auth string, w, h, quality, frameMS int, d time.Duration) e
 	if nf > 0 {
 		per = float64(nb) / float64(nf)
 	}
-	fmt.Printf("%-8s %10.1f %12.0f %10.3f %10.1f %10.0f\n", mode, float64(nf)/el, per, cpu/el, rss, float64(first.Load())/1e6)
+	fmt.Printf("%-8s %10.1f %12.0f %10.3f %10.1f %10.0f %10.3f\n", mode, float64(nf)/el, per, cpu/el, rss, float64(first.Load())/1e6, paint/el)
 	return nil
 }
 

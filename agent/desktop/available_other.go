@@ -1,0 +1,5 @@
+//go:build !linux
+
+package desktop
+
+func waylandAvailable() bool { return false }

@@ -1,0 +1,40 @@
+package webui
+
+import (
+	"testing"
+
+	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/internal/waylandtest"
+)
+
+// TestDesktopViewerWayland: MeshCentral's own desktop viewer, in headless
+// Chromium, shows a headless sway (wlroots) desktop through our agent,
+// which runs as root and finds the compositor from WAYLAND_DISPLAY: the
+// canvas has the output's size and the colours a Wayland client painted.
+func TestDesktopViewerWayland(t *testing.T) {
+	requireTools(t)
+	sw := waylandtest.StartSway(t, knownScene.w, knownScene.h)
+	win, err := waylandtest.OpenWindow(sw.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(win.Close)
+	if w, h := win.Size(); w != knownScene.w || h != knownScene.h {
+		t.Fatalf("test window %dx%d, want the whole %dx%d output", w, h, knownScene.w, knownScene.h)
+	}
+	if err := win.Paint(func(x, y int) uint32 {
+		c := knownScene.colourAt(x, y)
+		return uint32(c[0])<<16 | uint32(c[1])<<8 | uint32(c[2])
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// sway draws its cursor into the output: park it in the corner, off
+	// the sampled pixels.
+	if out, err := sw.Msg("seat", "*", "cursor", "set", "1279", "799"); err != nil {
+		t.Logf("swaymsg cursor set: %v %s", err, out)
+	}
+	srv := mctest.Shared(t)
+	mesh := srv.AddDeviceGroup(t, "webui-wayland")
+	_, node := startOurAgent(t, srv, srv.MSH(t, mesh), "WAYLAND_DISPLAY="+sw.Socket, "DISPLAY=")
+	desktopCheck(t, srv, node, "&webrtc=0", true, ourAgentShowsConnect)
+}
