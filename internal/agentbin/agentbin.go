@@ -56,11 +56,8 @@ func Build() (string, error) {
 // every shell test there. Tests measure the agent, not the machine's
 // dotfiles; the agent itself never reads HOME.
 func Env(extra ...string) []string {
-	homeOnce.Do(func() {
-		home, homeErr = os.MkdirTemp("", "meshagent-home-")
-	})
 	env := os.Environ()
-	if homeErr == nil {
+	if home, err := EmptyHome(); err == nil {
 		// Go's build and module caches and the test caches (MeshCentral's
 		// npm install) default to places under HOME: keep them where they
 		// are, for a child that builds (server-lite's agent download).
@@ -73,6 +70,33 @@ func Env(extra ...string) []string {
 		env = append(env, "HOME="+home) // the last of a name wins for exec
 	}
 	return append(env, extra...)
+}
+
+// EmptyHome is the empty directory Env uses as HOME, made once per test
+// binary; tests that run the agent's shells in their own process (the
+// terminal package, interop/inproc) set HOME to it in TestMain.
+func EmptyHome() (string, error) {
+	homeOnce.Do(func() {
+		home, homeErr = os.MkdirTemp("", "meshagent-home-")
+	})
+	return home, homeErr
+}
+
+// RunWithEmptyHome is a TestMain body for tests that run the agent's
+// shells in their own process: HOME is EmptyHome and the shell start-up
+// variables are unset for the whole run.
+func RunWithEmptyHome(m *testing.M) int {
+	home, err := EmptyHome()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(home)
+	os.Setenv("HOME", home)
+	for _, v := range []string{"BASH_ENV", "ENV", "PROMPT_COMMAND"} {
+		os.Unsetenv(v)
+	}
+	return m.Run()
 }
 
 var (
