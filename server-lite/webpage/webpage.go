@@ -31,6 +31,8 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 func Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", Handler())
 	mux.Handle("GET /static/", Handler())
+	// Browsers ask for it on their own; answer without a 404 in the log.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
 // Handler serves the page at / and its files under /static/.

@@ -268,8 +268,9 @@ async function loadGeneral() {
   const id = st.current;
   const d = st.nodes[id];
   const box = $('#general');
-  box.replaceChildren(kv([['Name', d.name], ['Group', (st.meshes[d.meshid] || {}).name], ['Operating system', d.osdesc], ['IP address', d.ip],
-    ['State', isOnline(d) ? 'online' : 'offline']]));
+  const basics = () => kv([['Name', d.name], ['Group', (st.meshes[d.meshid] || {}).name], ['Operating system', d.osdesc], ['IP address', d.ip],
+    ['State', isOnline(d) ? 'online' : 'offline']]);
+  box.replaceChildren(basics());
   $('#desc').value = d.desc || '';
   $('#tags').value = (d.tags || []).join(', ');
   const [si, ni] = await Promise.all([
@@ -277,7 +278,14 @@ async function loadGeneral() {
     st.ctl.call({ action: 'getnetworkinfo', nodeid: id }),
   ]);
   if (st.current !== id) return;
-  if (si.node) { Object.assign(d, si.node); d.meshid = si.node.meshid || d.meshid; $('#desc').value = d.desc || ''; $('#tags').value = (d.tags || []).join(', '); }
+  if (si.node) {
+    const mid = d.meshid;
+    Object.assign(d, si.node);
+    d.meshid = si.node.meshid || mid;
+    $('#desc').value = d.desc || '';
+    $('#tags').value = (d.tags || []).join(', ');
+    box.replaceChildren(basics());
+  }
   const rows = [];
   const hw = (si.hardware) || {};
   const ident = hw.identifiers || {};
@@ -288,11 +296,19 @@ async function loadGeneral() {
   rows.push(['CPU', ident.cpu_name || (win.cpu && win.cpu[0] && win.cpu[0].Name)]);
   rows.push(['Board', [ident.board_vendor, ident.board_name].filter(Boolean).join(' ')]);
   rows.push(['BIOS', [ident.bios_vendor, ident.bios_version].filter(Boolean).join(' ')]);
-  const mem = hw.memory || linux.memory || {};
-  let total = mem.total || mem.MemTotal;
-  if (!total && Array.isArray(win.memory)) total = win.memory.reduce((a, m) => a + Number(m.Capacity || 0), 0);
-  if (typeof total === 'number' && total > 0) rows.push(['Memory', fmtSize(total)]);
-  else if (total) rows.push(['Memory', String(total)]);
+  // memory: an array of banks, or {Memory_Device: [...]} (Linux), per platform
+  const banks = [];
+  for (const plat of [hw.linux, hw.windows, hw.mac, hw]) {
+    if (!plat || !plat.memory) continue;
+    const m = plat.memory;
+    const list = Array.isArray(m) ? m : (Array.isArray(m.Memory_Device) ? m.Memory_Device : []);
+    for (const b of list) {
+      const size = b.Capacity != null ? fmtSize(Number(b.Capacity)) : b.Size;
+      if (size && size !== 'No Module Installed') banks.push([b.BankLabel || b.Locator || b.DeviceLocator, size].filter(Boolean).join(': '));
+    }
+    if (banks.length) break;
+  }
+  if (banks.length) rows.push(['Memory', banks.join('; ')]);
   const storage = ident.storage_devices || hw.storage || linux.LogicalDisks || (win.drives) || [];
   const disks = [];
   for (const s of Array.isArray(storage) ? storage : []) disks.push([s.Model || s.Caption || s.name || s.Name, s.Size ? fmtSize(Number(s.Size)) : ''].filter(Boolean).join(' '));
@@ -576,7 +592,7 @@ class Screen {
 }
 
 const term = {
-  ws: null, screen: new Screen(100, 30), dec: null, pre: $('#term'),
+  ws: null, screen: new Screen(100, 30), dec: null, pre: $('#term'), received: '',
   status(s) { $('#termstatus').textContent = s; },
   render() {
     const s = this.screen;
@@ -590,6 +606,7 @@ const term = {
     });
     this.pre.replaceChildren(frag);
     this.pre.dataset.text = s.text();
+    this.pre.dataset.raw = JSON.stringify(this.received);
   },
   async open() {
     if (this.ws) return;
@@ -604,7 +621,9 @@ const term = {
       this.ws = ws;
       ws.onmessage = (m) => {
         if (typeof m.data === 'string') { const c = consoleMsg(m.data); if (c) this.status(c); return; }
-        this.screen.write(this.dec.decode(new Uint8Array(m.data), { stream: true }));
+        const chunk = this.dec.decode(new Uint8Array(m.data), { stream: true });
+        this.received = (this.received + chunk).slice(-4096); // the test reads it
+        this.screen.write(chunk);
         this.render();
       };
       ws.onclose = () => { if (this.ws === ws) { this.ws = null; this.status('Disconnected'); } };
