@@ -142,7 +142,6 @@ func keyWindow(t *testing.T, d *xvfbtest.Display, r rect) func() []xproto.Keysym
 	}
 }
 
-
 type probe struct {
 	X   int      `json:"x"`
 	Y   int      `json:"y"`
@@ -255,7 +254,7 @@ func TestWebPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	script, _ := filepath.Abs(filepath.Join("testdata", "page.js"))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, cfgPath)
 	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
@@ -353,6 +352,7 @@ func TestWebPage(t *testing.T) {
 
 	// Desktop.
 	checkCanvas(t, "desktop", r.Desktop, w, h, cfg["desktop"].(map[string]any)["probes"].([]probe))
+	t.Logf("upload progress bar values seen: %d (first %v)", len(r.Progress), r.Progress[:min(len(r.Progress), 5)])
 	if got := keys(); !containsKeysym(got, 'q') {
 		t.Errorf("the key window got keysyms %v, want q (0x71)", got)
 	}
@@ -436,4 +436,3 @@ func checkCanvas(t *testing.T, what string, c *canvasResult, w, h int, probes []
 		}
 	}
 }
-

@@ -111,7 +111,9 @@ async function adminFlow(page) {
   await page.focus('#term');
   await page.keyboard.type('echo web-$((6*7))-page');
   await page.keyboard.press('Enter');
-  result.termOK = await page.waitForFunction(() => (document.getElementById('term').dataset.text || '').includes('web-42-page'), null, { timeout: 15000 })
+  // The shell may take long to start here: root's .bashrc runs pyenv's
+  // rehash, seconds on a loaded machine. What was typed waits in the pty.
+  result.termOK = await page.waitForFunction(() => (document.getElementById('term').dataset.text || '').includes('web-42-page'), null, { timeout: 150000 })
     .then(() => true, () => false);
   result.termText = await page.$eval('#term', (e) => e.dataset.text || '');
   result.termRaw = await page.$eval('#term', (e) => e.dataset.raw || '');
@@ -215,7 +217,11 @@ async function embedFlow(page) {
       timeout: 60000,
     });
     const page = ctx.pages()[0] || await ctx.newPage();
-    page.on('console', (m) => log('console.' + m.type() + ':', m.text()));
+    page.on('console', (m) => {
+      log('console.' + m.type() + ':', m.text());
+      // A blocked resource or script means the page breaks its own CSP.
+      if (/Content Security Policy|Refused to/.test(m.text())) (result.pageErrors = result.pageErrors || []).push('CSP: ' + m.text());
+    });
     page.on('pageerror', (e) => { log('pageerror:', e.message); (result.pageErrors = result.pageErrors || []).push(e.message); });
     let phase = 'admin';
     try {

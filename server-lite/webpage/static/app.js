@@ -726,15 +726,24 @@ const files = {
       const chunk = 16384, window = 8;
       let sent = 0, acked = 0, inflight = 0;
       await new Promise((resolve, reject) => {
+        // One pump at a time: acks arriving while a chunk is being read
+        // only lower inflight, and the running loop sends the next ones
+        // in order.
+        let pumping = false;
         const pump = async () => {
-          while (inflight < window && sent < file.size) {
-            const n = Math.min(chunk, file.size - sent);
-            const data = new Uint8Array(await file.slice(sent, sent + n).arrayBuffer());
-            let out = data;
-            if (data[0] === 0 || data[0] === 123) { out = new Uint8Array(n + 1); out.set(data, 1); }
-            sent += n; inflight++;
-            this.ws.send(out);
-          }
+          if (pumping) return;
+          pumping = true;
+          try {
+            while (inflight < window && sent < file.size) {
+              const n = Math.min(chunk, file.size - sent);
+              const data = new Uint8Array(await file.slice(sent, sent + n).arrayBuffer());
+              let out = data;
+              // A chunk starting with 0 or '{' gets a 0 escape byte.
+              if (data[0] === 0 || data[0] === 123) { out = new Uint8Array(n + 1); out.set(data, 1); }
+              sent += n; inflight++;
+              this.ws.send(out);
+            }
+          } finally { pumping = false; }
         };
         this.handlers.set('up', (j) => {
           if (j.action === 'uploadstart') pump().catch(reject);
