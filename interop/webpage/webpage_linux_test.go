@@ -179,6 +179,9 @@ type result struct {
 	DownloadSize    int               `json:"downloadSize"`
 	Progress        []float64         `json:"progress"`
 	FilesOps        bool              `json:"filesOps"`
+	Msh             string            `json:"msh"`
+	Install         string            `json:"install"`
+	BobMember       string            `json:"bobMember"`
 	Bob             *struct {
 		Groups  []string `json:"groups"`
 		Devices []string `json:"devices"`
@@ -197,7 +200,9 @@ type result struct {
 // (canvas pixels of the Xvfb screen; a key typed in the page reaches an X
 // window), terminal (a command's output) and files (20 MiB upload with
 // progress, download with the same SHA-256, rename, new folder, delete);
-// a user with rights on another group only sees nothing of the device;
+// groups (a new one, the .msh link, the install command line) and users
+// (a new one given rights on the new group); that user sees nothing of
+// the device;
 // the embed URL with a login token opens the device's desktop with
 // nothing else shown.
 func TestWebPage(t *testing.T) {
@@ -220,15 +225,6 @@ func TestWebPage(t *testing.T) {
 	agentbin.MustBuild(t) // now, so that the agent starts at once when the page is ready
 	srv := servertest.Start(t, servertest.Options{})
 
-	// A user with full rights on another group only, made as an admin
-	// would with MeshCentral's own CLI.
-	for _, c := range [][]string{
-		{"adduser", "--user", "bob", "--pass", "Bob-pass-1"},
-		{"adddevicegroup", "--name", "Other"},
-		{"addusertodevicegroup", "--group", "Other", "--userid", "bob", "--fullrights"},
-	} {
-		t.Logf("meshctrl %s: %s", c[0], strings.TrimSpace(srv.Meshctrl(c...)))
-	}
 	tok, err := srv.Accounts.CreateLoginToken(accounts.UserID(srv.AdminUser), "embed", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -379,6 +375,19 @@ func TestWebPage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filesDir, upName)); !os.IsNotExist(err) {
 		t.Errorf("renamed file still under its old name: %v", err)
 	}
+	// Groups and users, made in the page.
+	if !strings.Contains(r.Msh, "MeshID=") || !strings.Contains(r.Msh, "MeshServer=") {
+		t.Errorf("the group's .msh link gave %q", r.Msh)
+	}
+	if !strings.Contains(r.Install, "meshsettings?id=") || !strings.Contains(r.Install, "meshinstall.sh") {
+		t.Errorf("install command line %q", r.Install)
+	}
+	if u, err := srv.Accounts.Get(accounts.UserID("bob")); err != nil {
+		t.Errorf("the user made in the page: %v", err)
+	} else if len(u.Links) != 1 {
+		t.Errorf("bob's links %v, want one group", u.Links)
+	}
+	t.Logf("bob in Other: %q", r.BobMember)
 	// The restricted user.
 	if r.Bob == nil {
 		t.Error("no result for the restricted user")

@@ -165,6 +165,31 @@ async function adminFlow(page) {
   await page.waitForSelector('#allevents tr.event', { timeout: 10000 }).catch(() => {});
   result.allEvents = await page.$$eval('#allevents tr.event', (r) => r.map((x) => x.textContent));
   step('events');
+
+  // Groups: a new group, the .msh link, the install command line.
+  await page.click('.navbtn[data-view="groups"]');
+  await page.waitForSelector('#grouplist .groupbox', { timeout: 10000 });
+  await page.fill('#newgroupname', 'Other');
+  await page.click('#newgroup button[type="submit"]');
+  const other = '#grouplist .groupbox:has(h3:text-is("Other"))';
+  await page.waitForSelector(other, { timeout: 10000 });
+  const def = '#grouplist .groupbox:has(h3:text-is("Default"))';
+  result.msh = await page.$eval(def + ' a.mshlink', async (a) => (await fetch(a.href)).text());
+  result.install = await page.$eval(def + ' pre.install', (e) => e.textContent);
+  // Users: a new user, given full rights on Other only.
+  await page.click('.navbtn[data-view="users"]');
+  await page.fill('#newusername', cfg.bob.user);
+  await page.fill('#newuserpass', cfg.bob.pass);
+  await page.click('#newuser button[type="submit"]');
+  await page.waitForSelector('#userlist tr.user[data-user="user//' + cfg.bob.user + '"]', { timeout: 10000 });
+  await page.click('.navbtn[data-view="groups"]');
+  await page.waitForSelector(other, { timeout: 10000 });
+  await page.fill(other + ' input.adduser', cfg.bob.user);
+  await page.selectOption(other + ' select.addrights', String(0xFFFFFFFF));
+  await page.click(other + ' form.addmember button[type="submit"]');
+  await page.waitForSelector(other + ' li[data-user="user//' + cfg.bob.user + '"]', { timeout: 10000 });
+  result.bobMember = await page.$eval(other + ' li[data-user="user//' + cfg.bob.user + '"]', (e) => e.textContent);
+  step('groups-users');
 }
 
 async function restrictedFlow(page) {

@@ -93,7 +93,7 @@ async function formLogin(user, pass) {
 }
 
 function show(id) {
-  for (const v of ['loginview', 'devicesview', 'deviceview', 'eventsview']) $('#' + v).hidden = v !== id;
+  for (const v of ['loginview', 'devicesview', 'deviceview', 'eventsview', 'groupsview', 'usersview']) $('#' + v).hidden = v !== id;
   for (const b of document.querySelectorAll('.navbtn')) b.classList.toggle('active', b.dataset.view + 'view' === id);
 }
 
@@ -138,6 +138,8 @@ function connect() {
   ctl.ready.then(async (u) => {
     st.user = u;
     $('#whoami').textContent = u.name;
+    // Site right 2 is "manage users" (0xFFFFFFFF: full administrator).
+    $('.navbtn[data-view="users"]').hidden = !((u.siteadmin >>> 0) === 0xFFFFFFFF || (u.siteadmin & 2));
     $('#logout').hidden = false;
     await refresh();
     if (embed.node) {
@@ -203,6 +205,8 @@ for (const b of document.querySelectorAll('.navbtn')) {
     closeSessions();
     st.current = null;
     if (b.dataset.view === 'events') showEvents();
+    else if (b.dataset.view === 'groups') showGroups();
+    else if (b.dataset.view === 'users') showUsers();
     else { st.view = 'devices'; show('devicesview'); renderDevices(); }
   });
 }
@@ -356,6 +360,109 @@ async function loadEvents(table, nodeid) {
   if (!body.rows.length) body.append(el('tr', {}, el('td', {}, 'No events.')));
 }
 function showEvents() { st.view = 'events'; show('eventsview'); loadEvents($('#allevents'), ''); }
+
+// ---- groups, users and rights ---------------------------------------------------------
+// Group rights bits (MeshCentral's): the presets the page offers.
+const rightPresets = [
+  ['Full rights', 0xFFFFFFFF],
+  ['Remote control, terminal and files', 0x8 | 0x80 | 0x40],
+  ['View only (desktop)', 0x100 | 0x200 | 0x400],
+];
+// describeRights names the bits of proto/session's rights.
+function describeRights(r) {
+  r = r >>> 0;
+  if (r === 0xFFFFFFFF) return 'full rights';
+  const names = [[0x1, 'edit group'], [0x2, 'manage users'], [0x4, 'manage devices'], [0x8, 'remote control'], [0x10, 'agent console'],
+    [0x20, 'server files'], [0x40, 'wake'], [0x80, 'notes'], [0x100, 'view only'], [0x200, 'no terminal'], [0x400, 'no files'],
+    [0x1000, 'limited input'], [0x2000, 'limited events'], [0x4000, 'chat and notify'], [0x8000, 'uninstall'], [0x10000, 'no desktop'],
+    [0x20000, 'run commands'], [0x40000, 'power']];
+  const out = names.filter(([b]) => r & b).map(([, n]) => n);
+  return out.join(', ') || 'none';
+}
+function shortGroupID(id) { return id.replace(/^mesh\/\//, ''); }
+
+async function showGroups() {
+  st.view = 'groups';
+  show('groupsview');
+  await refresh();
+  const list = $('#grouplist');
+  list.replaceChildren();
+  const base = location.origin;
+  for (const g of Object.values(st.meshes).sort((a, b) => a.name.localeCompare(b.name))) {
+    const sid = shortGroupID(g._id);
+    const msh = '/meshsettings?id=' + encodeURIComponent(sid);
+    const members = el('ul', { class: 'members' });
+    for (const [uid, m] of Object.entries(g.links || {})) {
+      const li = el('li', { 'data-user': uid }, (m.name || uid) + ': ' + describeRights(m.rights));
+      if (uid !== st.user._id) {
+        li.append(' ', el('button', { type: 'button', class: 'removemember', onclick: async () => {
+          await st.ctl.call({ action: 'addmeshuser', meshid: g._id, userids: [uid], remove: true });
+          showGroups();
+        } }, 'Remove'));
+      }
+      members.append(li);
+    }
+    const who = el('input', { 'aria-label': 'User name', placeholder: 'User name', class: 'adduser' });
+    const rights = el('select', { 'aria-label': 'Rights', class: 'addrights' });
+    for (const [n, v] of rightPresets) rights.append(el('option', { value: String(v) }, n));
+    const state = el('span', { class: 'status addstate' });
+    const add = el('form', { class: 'toolbar addmember' }, who, rights, el('button', { type: 'submit' }, 'Add user to group'), state);
+    add.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const r = await st.ctl.call({ action: 'addmeshuser', meshid: g._id, usernames: [who.value.trim()], meshadmin: Number(rights.value) });
+      state.textContent = r.result || 'ok';
+      if (!r.result || /^(ok|added)/i.test(r.result)) showGroups();
+    });
+    const install = [
+      '# our agent, with this group\'s settings:',
+      'curl -ks "' + base + msh + '" > meshagent.msh && ./meshagent run',
+      '# MeshCentral\'s Linux install script (served by /meshagents):',
+      '(wget "' + base + '/meshagents?script=1" --no-check-certificate -O ./meshinstall.sh || curl -k -o ./meshinstall.sh "' + base + '/meshagents?script=1") && chmod 755 ./meshinstall.sh && sudo -E ./meshinstall.sh ' + base + " '" + sid + "'",
+    ].join('\n');
+    list.append(el('div', { class: 'groupbox', 'data-mesh': g._id },
+      el('h3', {}, g.name), g.desc ? el('p', {}, g.desc) : null,
+      el('p', {}, el('a', { href: msh, class: 'mshlink', download: 'meshagent.msh' }, 'Download meshagent.msh')),
+      el('pre', { class: 'install' }, install),
+      el('h4', {}, 'Users'), members, add));
+  }
+  if (!list.children.length) list.append(el('p', { class: 'status' }, 'You have no device groups.'));
+}
+$('#newgroup').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const r = await st.ctl.call({ action: 'createmesh', meshname: $('#newgroupname').value.trim(), meshtype: 2 });
+  $('#newgroupstate').textContent = r.result || 'ok';
+  $('#newgroupname').value = '';
+  showGroups();
+});
+
+async function showUsers() {
+  st.view = 'users';
+  show('usersview');
+  const r = await st.ctl.call({ action: 'users' });
+  const body = $('#userlist').tBodies[0];
+  body.replaceChildren();
+  for (const u of r.users || []) {
+    const groups = Object.keys(u.links || {}).map((id) => (st.meshes[id] || {}).name || id).join(', ');
+    const tr = el('tr', { class: 'user', 'data-user': u._id }, el('td', {}, u.name), el('td', {}, (u.siteadmin >>> 0) === 0xFFFFFFFF ? 'administrator' : ''), el('td', {}, groups));
+    const acts = el('td', {});
+    if (u._id !== st.user._id) {
+      acts.append(el('button', { type: 'button', class: 'deluser', onclick: async () => {
+        if (!confirm('Delete user ' + u.name + '?')) return;
+        await st.ctl.call({ action: 'deleteuser', userid: u._id });
+        showUsers();
+      } }, 'Delete'));
+    }
+    tr.append(acts);
+    body.append(tr);
+  }
+}
+$('#newuser').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const r = await st.ctl.call({ action: 'adduser', username: $('#newusername').value.trim(), pass: $('#newuserpass').value });
+  $('#newuserstate').textContent = r.result || 'ok';
+  $('#newuserpass').value = '';
+  if (!r.result || r.result === 'ok') { $('#newusername').value = ''; showUsers(); }
+});
 
 // ---- relay sessions ----------------------------------------------------------------
 // openRelay does what MeshCentral's page does for a session: a relay
