@@ -180,6 +180,8 @@ type result struct {
 	Progress        []float64         `json:"progress"`
 	FilesOps        bool              `json:"filesOps"`
 	Msh             string            `json:"msh"`
+	RunOK           bool              `json:"runOK"`
+	RunOut          string            `json:"runOut"`
 	Install         string            `json:"install"`
 	BobMember       string            `json:"bobMember"`
 	Bob             *struct {
@@ -338,14 +340,17 @@ func TestWebPage(t *testing.T) {
 	}
 	if r.SaveState != "Saved" {
 		t.Errorf("saving notes and tags: %q", r.SaveState)
-	} else if d, err := srv.Store.Device(r.Node); err != nil || strings.Join(d.Tags, ",") != "alpha,beta" {
-		t.Errorf("stored tags %v (%v), want alpha,beta", d.Tags, err)
+	} else if d, err := srv.Store.Device(r.Node); err != nil || strings.Join(d.Tags, ",") != "alpha,beta" || d.Desc != "web page note" {
+		t.Errorf("stored tags %v, notes %q (%v), want alpha,beta and the note", d.Tags, d.Desc, err)
 	}
 	if len(r.DeviceEvents) == 0 || len(r.AllEvents) == 0 {
 		t.Errorf("events: %d for the device, %d in all", len(r.DeviceEvents), len(r.AllEvents))
 	}
 	t.Logf("device events: %q", r.DeviceEvents)
 
+	if !r.RunOK {
+		t.Errorf("run commands: the page shows %q, want run-5-cmd", r.RunOut)
+	}
 	// Desktop.
 	checkCanvas(t, "desktop", r.Desktop, w, h, cfg["desktop"].(map[string]any)["probes"].([]probe))
 	t.Logf("upload progress bar values seen: %d (first %v)", len(r.Progress), r.Progress[:min(len(r.Progress), 5)])

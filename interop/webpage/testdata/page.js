@@ -80,6 +80,13 @@ async function adminFlow(page) {
   await page.waitForFunction(() => document.getElementById('savestate').textContent.length > 0, null, { timeout: 10000 });
   result.saveState = await text(page, '#savestate');
   step('details');
+  // Run commands, with the output shown.
+  await page.fill('#cmds', 'echo run-$((2+3))-cmd');
+  await page.click('#runcmd');
+  result.runOK = await page.waitForFunction(() => document.getElementById('cmdout').textContent.includes('run-5-cmd'), null, { timeout: 60000 })
+    .then(() => true, () => false);
+  result.runOut = (await text(page, '#runstate')) + ': ' + (await text(page, '#cmdout'));
+  step('run');
 
   // Events of this device.
   await page.click('#devtabs button[data-tab="events"]');

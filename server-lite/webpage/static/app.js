@@ -337,12 +337,14 @@ $('#savedev').addEventListener('click', async () => {
 });
 
 $('#runcmd').addEventListener('click', async () => {
-  const d = st.nodes[st.current];
-  const isWin = /windows/i.test(d.osdesc || '');
   $('#runstate').textContent = 'Running...';
-  const r = await st.ctl.call({ action: 'runcommands', nodeids: [st.current], type: isWin ? 1 : 3, cmds: $('#cmds').value, runAsUser: 0, reply: true });
-  $('#runstate').textContent = r.result && r.result !== 'OK' && r.result !== 'ok' ? r.result : 'Done';
-  $('#cmdout').textContent = r.result && typeof r.result === 'string' && r.result.length > 2 ? r.result : (r.output || '');
+  $('#cmdout').textContent = '';
+  // type 0: the server picks the device's shell (cmd on Windows, sh elsewhere).
+  const r = await st.ctl.call({ action: 'runcommands', nodeids: [st.current], type: 0, cmds: $('#cmds').value, runAsUser: 0, reply: true });
+  if (r.action === 'msg') { // the agent's reply: the output
+    $('#runstate').textContent = 'Done';
+    $('#cmdout').textContent = typeof r.result === 'string' ? r.result : JSON.stringify(r.result);
+  } else $('#runstate').textContent = r.result || 'Done';
 });
 
 // ---- events ----------------------------------------------------------------------
