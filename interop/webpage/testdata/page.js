@@ -118,8 +118,9 @@ async function adminFlow(page) {
   await page.focus('#term');
   await page.keyboard.type('echo web-$((6*7))-page');
   await page.keyboard.press('Enter');
-  // The shell may take long to start here: root's .bashrc runs pyenv's
-  // rehash, seconds on a loaded machine. What was typed waits in the pty.
+  // A shell whose profile does slow work (seen here: pyenv's rehash from
+  // root's .bashrc, over a minute under load, before agentbin.Env gave
+  // test agents an empty HOME) starts late; what was typed waits in the pty.
   result.termOK = await page.waitForFunction(() => (document.getElementById('term').dataset.text || '').includes('web-42-page'), null, { timeout: 150000 })
     .then(() => true, () => false);
   result.termText = await page.$eval('#term', (e) => e.dataset.text || '');
