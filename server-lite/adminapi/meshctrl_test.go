@@ -335,12 +335,15 @@ func TestMeshctrlMessagesAndPower(t *testing.T) {
 	if out := strings.TrimSpace(e.meshctrl("devicepower", "--id", n, "--reset")); out != "ok" {
 		t.Fatalf("devicepower: %q", out)
 	}
-	if out := strings.TrimSpace(e.meshctrl("editdevice", "--id", n, "--name", "renamed", "--tags", "b, a,a")); out != "ok" {
+	if out := strings.TrimSpace(e.meshctrl("editdevice", "--id", n, "--name", "renamed", "--tags", "b, a,a", "--desc", "rack 4, left")); out != "ok" {
 		t.Fatalf("editdevice: %q", out)
 	}
 	d, _ := e.st.Device(n)
-	if d.Name != "renamed" || strings.Join(d.Tags, ",") != "a,b" {
+	if d.Name != "renamed" || strings.Join(d.Tags, ",") != "a,b" || d.Desc != "rack 4, left" {
 		t.Fatalf("after editdevice %+v", d)
+	}
+	if out := e.meshctrl("listdevices", "--json"); !strings.Contains(out, `"desc": "rack 4, left"`) {
+		t.Fatalf("listdevices does not show the description: %s", out)
 	}
 	msgs := e.agents.sentTo("msg")
 	if len(msgs) != 1 || msgs[0]["type"] != "messagebox" || msgs[0]["rights"] != float64(0xFFFFFFFF) || msgs[0]["nodeid"] != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/webpage"
 )
 
 // loginFailDelay slows password guessing through the login form;
@@ -64,6 +65,9 @@ func (a *App) wireAdmin() error {
 		}
 	})
 	api.Register(a.Mux)
+	// The web page (GET /, /static/) speaks the same control.ashx and
+	// meshrelay.ashx as meshctrl: it adds no API of its own.
+	webpage.Register(a.Mux)
 	return nil
 }
 
