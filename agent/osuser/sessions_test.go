@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"runtime"
 	"testing"
+
+	"github.com/meshgo/meshagent/internal/winetest"
 )
 
 // The reply keeps only Active and Connected sessions, keyed by id, with
@@ -61,6 +63,7 @@ func TestSessions(t *testing.T) {
 	t.Logf("sessions: %+v", list)
 	if runtime.GOOS == "windows" {
 		if len(list) == 0 {
+			winetest.SkipUnderWine(t, "WTSEnumerateSessionsW succeeds listing no session (a stub)")
 			t.Fatal("no session listed, but this test runs in one")
 		}
 		for _, s := range list {
