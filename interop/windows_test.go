@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/internal/winetest"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // winAgent is the GOOS=windows build of cmd/meshagent running under wine
@@ -224,6 +225,37 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 		t.Fatal("downloaded file differs from the uploaded one")
 	}
 
+	// The files session as the web UI drives it: the drive list, then a
+	// rename and a delete, checked on the prefix's C: drive.
+	u := dialControl(t, srv)
+	ch := openRelay(t, srv, u, nodeID, 5, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"ls","reqid":1,"path":""}`)})
+	if !readUntil(ctx, ch, `"C:`) {
+		t.Error("the drive list has no C:")
+	}
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"rename","reqid":2,"path":"C:\\xfer","oldname":"payload.bin","newname":"renamed.bin"}`)})
+	renamed := filepath.Join(p.Dir, "drive_c", "xfer", "renamed.bin")
+	if !waitFile(renamed, true) || !waitFile(onDisk, false) {
+		t.Fatal(`rename in C:\xfer did not happen`)
+	}
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"rm","reqid":3,"path":"C:\\xfer","delfiles":["renamed.bin"]}`)})
+	if !waitFile(renamed, false) {
+		t.Fatal(`delete in C:\xfer did not happen`)
+	}
+	ch.Close()
+
+	// The web UI's question before a Windows desktop: the agent answers,
+	// with the tag, an object of sessions (wine 8's WTSEnumerateSessionsW
+	// lists none, so the UI would connect without a session choice).
+	u.send(t, map[string]any{"action": "msg", "type": "userSessions", "nodeid": nodeID, "tag": 7})
+	us := u.await(t, "userSessions", func(m map[string]any) bool { return m["type"] == "userSessions" })
+	if _, ok := us["data"].(map[string]any); !ok || us["tag"] != float64(7) {
+		t.Errorf("userSessions reply %v: want an object in data and tag 7", us)
+	}
+	t.Logf("userSessions reply: %v", us)
+
 	a.stop()
 	a.start()
 	if !a.waitLog(120*time.Second, "skip_path=true") {
@@ -233,6 +265,32 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 		t.Fatalf("node id changed across restart: %s -> %s", id, got)
 	}
 	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && d.Online() }, 60*time.Second)
+}
+
+// readUntil reads text frames until one contains s.
+func readUntil(ctx context.Context, ch session.Channel, s string) bool {
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return false
+		}
+		if strings.Contains(string(f.Data), s) {
+			return true
+		}
+	}
+}
+
+// waitFile waits until path exists (or, with exists false, is gone).
+func waitFile(path string, exists bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := os.Stat(path)
+		if (err == nil) == exists {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
 
 func keys(m map[string]any) []string {
