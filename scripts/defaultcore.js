@@ -160,6 +160,12 @@ var msgHandlers = {
             reply(m, 'setclip', { success: true });
         }, function (e) { console.log('setclip: ' + errText(e)); reply(m, 'setclip', { success: false, error: errText(e) }); });
     },
+    // The web UI asks before opening a Windows desktop and waits for this
+    // answer; on failure it still gets one (no sessions: a plain connect).
+    userSessions: function (m) {
+        require('sessions').list().then(function (d) { reply(m, 'userSessions', { data: d, tag: m.tag }); },
+            function (e) { console.log('userSessions: ' + errText(e)); reply(m, 'userSessions', { data: {}, tag: m.tag }); });
+    },
     cpuinfo: function (m) {
         sysinfo.cpuInfo().then(function (c) {
             reply(m, 'cpuinfo', { cpu: c.cpu, memory: c.memory, thermals: c.thermals, tag: m.tag });

@@ -93,6 +93,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 		tiles:    newTiler(),
 	}
 	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName())
+	s.noteTSID(ctx, info)
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.readLoop(ctx); cancel() }()
 	go s.refreshOnSwitch(ctx)

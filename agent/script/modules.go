@@ -34,6 +34,7 @@ var nativeModules = map[string]func(*vm) goja.Value{
 	"ui":        modUI,
 	"fs":        modFS,
 	"net":       modNet,
+	"sessions":  modSessions,
 }
 
 // fn is shorthand for defining a native method.
@@ -546,6 +547,28 @@ func modUI(v *vm) goja.Value {
 	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
 		return v.async(func() (any, error) { return notify(title, msg), nil })
+	})
+	return m
+}
+
+// modSessions lists the machine's login sessions for the web UI's desktop
+// session picker: list() -> Promise<object>, the userSessions reply data
+// (osuser.UserSessionsReply: keyed by session id, Active and Connected
+// sessions only).
+func modSessions(v *vm) goja.Value {
+	m := v.rt.NewObject()
+	fn(m, "list", func(goja.FunctionCall) goja.Value {
+		return v.async(func() (any, error) {
+			l, err := osuser.Sessions()
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]any{}
+			for k, e := range osuser.UserSessionsReply(l) {
+				out[k] = e
+			}
+			return out, nil
+		})
 	})
 	return m
 }

@@ -1,0 +1,303 @@
+//go:build linux
+
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshgo/meshagent/internal/mctest"
+	"github.com/meshgo/meshagent/internal/winetest"
+	"github.com/meshgo/meshagent/proto/session"
+)
+
+// winAgent is the GOOS=windows build of cmd/meshagent running under wine
+// as `meshagent.exe run`, with its .msh and data in C:\meshgo of a fresh
+// prefix (so the identity's DACL code runs on a Windows path).
+type winAgent struct {
+	t      *testing.T
+	p      *winetest.Prefix
+	exe    string
+	dataC  string // the data directory as the agent sees it (C:\meshgo)
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	cancel context.CancelFunc
+}
+
+// newWinePrefix builds the shim and makes a fresh prefix on its own Xvfb.
+func newWinePrefix(t *testing.T) *winetest.Prefix {
+	t.Helper()
+	if _, err := winetest.Wine64(); err != nil {
+		t.Skipf("no wine64 (the Windows lane installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	dll, err := winetest.BuildShim(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := winetest.StartXvfb(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Stop)
+	p, err := winetest.NewPrefix(ctx, filepath.Join(dir, "prefix"), dll, x.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func startWinAgent(t *testing.T, p *winetest.Prefix, msh []byte) *winAgent {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "meshagent.exe")
+	build := exec.Command("go", "build", "-o", exe, "github.com/meshgo/meshagent/cmd/meshagent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=windows", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=windows go build: %v\n%s", err, out)
+	}
+	host := filepath.Join(p.Dir, "drive_c", "meshgo")
+	if err := os.MkdirAll(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(host, "meshagent.msh"), msh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &winAgent{t: t, p: p, exe: exe, dataC: `C:\meshgo`}
+	a.start()
+	t.Cleanup(func() {
+		a.stop()
+		if t.Failed() {
+			t.Logf("windows agent log:\n%s", a.log.String())
+		}
+	})
+	return a
+}
+
+func (a *winAgent) start() {
+	a.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.log = &syncBuffer{}
+	a.cmd = a.p.Command(ctx, a.exe, "run", "--msh", a.dataC+`\meshagent.msh`, "--log-level", "debug")
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd.WaitDelay = 3 * time.Second
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// stop ends the agent: wine's loader passes no console signal on, so the
+// process is killed, as a crash or power loss would (the restart must
+// still keep the node id).
+func (a *winAgent) stop() {
+	if a.cmd == nil {
+		return
+	}
+	a.cancel()
+	a.cmd.Wait()
+	a.cmd = nil
+}
+
+func (a *winAgent) nodeID() string {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := a.p.Command(ctx, a.exe, "-nodeid", "--data", a.dataC)
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.Output()
+	if err != nil && !bytes.Contains(out, []byte("\n")) {
+		a.t.Fatalf("meshagent.exe -nodeid: %v (%s)", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (a *winAgent) waitLog(timeout time.Duration, s string) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(a.log.String(), s) {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// The Windows agent under wine against the real MeshCentral: online as a
+// Windows device (an agent id the web UI's isWindowsNode accepts, so it
+// gets the Windows desktop and terminal menus), the desktop capability
+// advertised, sysinfo and netinfo stored, the node id kept across a
+// restart, a cmd runcommand answered through meshctrl, and a 20 MiB file
+// uploaded to and downloaded from a C:\ path with the same SHA-256.
+func TestWindowsAgentUnderWine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts wine")
+	}
+	srv := mctest.Shared(t)
+	p := newWinePrefix(t)
+	mesh := srv.AddDeviceGroup(t, "windows-wine")
+	a := startWinAgent(t, p, srv.MSH(t, mesh))
+	if !a.waitLog(120*time.Second, "core started") {
+		t.Fatal("Windows agent did not authenticate and start its core")
+	}
+	id := a.nodeID()
+	nodeID := "node//" + id
+	dev := srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && d.Online() }, 60*time.Second)
+	windowsIDs := []int{1, 2, 3, 4, 21, 22, 34, 42, 43} // default.handlebars isWindowsNode
+	if !slices.Contains(windowsIDs, dev.Agent.ID) {
+		t.Errorf("agent id %d is not one MeshCentral shows as Windows", dev.Agent.ID)
+	}
+	if dev.Agent.Caps&1 == 0 {
+		t.Errorf("agent caps %#x lack the desktop bit", dev.Agent.Caps)
+	}
+
+	// sysinfo and netinfo arrive after the core starts.
+	deadline := time.Now().Add(60 * time.Second)
+	var info map[string]any
+	for {
+		info = srv.DeviceInfo(t, id)
+		_, hw := info["Memory"] // from sysinfo's hardware.windows.memory
+		_, net := info["Networking"]
+		if hw && net {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deviceinfo lacks Memory (sysinfo) or Networking (netinfo): %v", keys(info))
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("deviceinfo sections: %v", keys(info))
+
+	out := relayCmd(t, srv, mctest.CtrlOptions{Timeout: 90 * time.Second}, "runcommand", "--id", id, "--run", "echo wine-%OS%-ok", "--reply")
+	if !strings.Contains(out, "wine-Windows_NT-ok") {
+		t.Errorf("runcommand through cmd: %q", out)
+	}
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "payload.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, up), rand.Reader, 20<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	os.MkdirAll(filepath.Join(p.Dir, "drive_c", "xfer"), 0o755)
+	out = relayCmd(t, srv, mctest.CtrlOptions{Timeout: 4 * time.Minute}, "upload", "--id", id, "--file", src, "--target", `C:\xfer`)
+	if !strings.Contains(out, "Upload done") {
+		t.Fatalf("upload: %s", out)
+	}
+	onDisk := filepath.Join(p.Dir, "drive_c", "xfer", "payload.bin")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if st, err := os.Stat(onDisk); err == nil && st.Size() == 20<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(`uploaded file not in C:\xfer`)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	back := filepath.Join(dir, "back.bin")
+	out = relayCmd(t, srv, mctest.CtrlOptions{Timeout: 4 * time.Minute}, "download", "--id", id, "--file", `C:\xfer\payload.bin`, "--target", back)
+	if !strings.Contains(out, "Download completed") {
+		t.Fatalf("download: %s", out)
+	}
+	b, err := os.ReadFile(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(b); !bytes.Equal(sum[:], up.Sum(nil)) {
+		t.Fatal("downloaded file differs from the uploaded one")
+	}
+
+	// The files session as the web UI drives it: the drive list, then a
+	// rename and a delete, checked on the prefix's C: drive.
+	u := dialControl(t, srv)
+	ch := openRelay(t, srv, u, nodeID, 5, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"ls","reqid":1,"path":""}`)})
+	if !readUntil(ctx, ch, `"C:`) {
+		t.Error("the drive list has no C:")
+	}
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"rename","reqid":2,"path":"C:\\xfer","oldname":"payload.bin","newname":"renamed.bin"}`)})
+	renamed := filepath.Join(p.Dir, "drive_c", "xfer", "renamed.bin")
+	if !waitFile(renamed, true) || !waitFile(onDisk, false) {
+		t.Fatal(`rename in C:\xfer did not happen`)
+	}
+	ch.Write(ctx, session.Frame{Data: []byte(`{"action":"rm","reqid":3,"path":"C:\\xfer","delfiles":["renamed.bin"]}`)})
+	if !waitFile(renamed, false) {
+		t.Fatal(`delete in C:\xfer did not happen`)
+	}
+	ch.Close()
+
+	// The web UI's question before a Windows desktop: the agent answers,
+	// with the tag, an object of sessions (wine 8's WTSEnumerateSessionsW
+	// lists none, so the UI would connect without a session choice).
+	u.send(t, map[string]any{"action": "msg", "type": "userSessions", "nodeid": nodeID, "tag": 7})
+	us := u.await(t, "userSessions", func(m map[string]any) bool { return m["type"] == "userSessions" })
+	if _, ok := us["data"].(map[string]any); !ok || us["tag"] != float64(7) {
+		t.Errorf("userSessions reply %v: want an object in data and tag 7", us)
+	}
+	t.Logf("userSessions reply: %v", us)
+
+	a.stop()
+	a.start()
+	if !a.waitLog(120*time.Second, "skip_path=true") {
+		t.Fatal("restart did not take the skip path")
+	}
+	if got := a.nodeID(); got != id {
+		t.Fatalf("node id changed across restart: %s -> %s", id, got)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && d.Online() }, 60*time.Second)
+}
+
+// readUntil reads text frames until one contains s.
+func readUntil(ctx context.Context, ch session.Channel, s string) bool {
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return false
+		}
+		if strings.Contains(string(f.Data), s) {
+			return true
+		}
+	}
+}
+
+// waitFile waits until path exists (or, with exists false, is gone).
+func waitFile(path string, exists bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := os.Stat(path)
+		if (err == nil) == exists {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func keys(m map[string]any) []string {
+	var k []string
+	for s := range m {
+		k = append(k, s)
+	}
+	slices.Sort(k)
+	return k
+}
