@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,34 +23,6 @@ import (
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/servertest"
 )
-
-func chromiumPath() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// requireTools skips off linux/amd64 and fails, saying what to install,
-// when a tool is missing (in CI these tests must run).
-func requireTools(t *testing.T) {
-	t.Helper()
-	if runtime.GOARCH != "amd64" {
-		t.Skipf("web page tests run on linux/amd64 only (this is linux/%s)", runtime.GOARCH)
-	}
-	var missing []string
-	if _, err := os.Stat(chromiumPath()); err != nil {
-		missing = append(missing, "chromium ("+chromiumPath()+")")
-	}
-	for _, p := range []string{"Xvfb", "xauth", "xsetroot", "node", "npm"} {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("missing %s: apt-get install -y chromium xvfb xauth x11-xserver-utils nodejs npm (see .ci/packages.txt)", strings.Join(missing, ", "))
-	}
-}
 
 // chromiumFlags: headless and quiet; Playwright adds none of its own.
 func chromiumFlags() []string {
@@ -208,7 +179,7 @@ type result struct {
 // the embed URL with a login token opens the device's desktop with
 // nothing else shown.
 func TestWebPage(t *testing.T) {
-	requireTools(t)
+	webui.RequireBrowserTools(t, "web page", "Xvfb", "xauth", "xsetroot", "node", "npm")
 	const w, h = 1024, 768
 	x := xvfbtest.Start(t, xvfbtest.Options{Width: w, Height: h, NoReset: true, First: 20, Spread: 50, Limit: 140,
 		Timeout: 15 * time.Second, Ready: xvfbtest.DialReady})
@@ -236,7 +207,7 @@ func TestWebPage(t *testing.T) {
 	const upName, upSize = "upload.bin", 20 << 20
 
 	cfg := map[string]any{
-		"playwright": pw, "chromium": chromiumPath(), "flags": chromiumFlags(), "userDataDir": t.TempDir(), "outDir": t.ArtifactDir(),
+		"playwright": pw, "chromium": webui.ChromiumPath(), "flags": chromiumFlags(), "userDataDir": t.TempDir(), "outDir": t.ArtifactDir(),
 		"base": "https://" + srv.Addr(), "user": srv.AdminUser, "pass": srv.AdminPass, "hostname": host,
 		"bob":      map[string]string{"user": "bob", "pass": "Bob-pass-1"},
 		"token":    map[string]string{"user": tok.TokenUser, "pass": tok.Pass},

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,36 +44,6 @@ func TestMain(m *testing.M) {
 	code := mctest.Main(m)
 	agentbin.Cleanup()
 	os.Exit(code)
-}
-
-// chromiumPath is Debian's chromium (apt-get install chromium; listed in
-// .ci/packages.txt). CHROMIUM overrides it.
-func chromiumPath() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// requireTools skips the test off linux/amd64 and fails it, saying what
-// to install, when a tool is missing: in CI these tests must run.
-func requireTools(t *testing.T) {
-	t.Helper()
-	if runtime.GOARCH != "amd64" {
-		t.Skipf("web UI tests run on linux/amd64 only (this is linux/%s)", runtime.GOARCH)
-	}
-	var missing []string
-	if _, err := os.Stat(chromiumPath()); err != nil {
-		missing = append(missing, "chromium ("+chromiumPath()+")")
-	}
-	for _, p := range []string{"Xvfb", "xauth", "node", "npm"} {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("missing %s: apt-get install -y chromium xvfb xauth nodejs npm (see .ci/packages.txt; .ci/run installs them)", strings.Join(missing, ", "))
-	}
 }
 
 // chromiumFlags returns all the flags Chromium gets (Playwright's own
@@ -408,7 +377,7 @@ func runUI(t *testing.T, srv *mctest.Server, node string, cfg uiConfig) uiResult
 		t.Fatal(err)
 	}
 	cfg.Playwright = pw
-	cfg.Chromium = chromiumPath()
+	cfg.Chromium = ChromiumPath()
 	cfg.Flags = chromiumFlags()
 	t.Logf("chromium flags: %s", strings.Join(cfg.Flags, " "))
 	cfg.UserDataDir = t.TempDir()

@@ -3,6 +3,11 @@
 package webui
 
 import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/meshgo/meshagent/internal/npmcache"
@@ -41,4 +46,35 @@ func InstallPlaywright(logf func(string, ...any)) (string, error) {
 		ProjectName: "meshgo-playwright", NPMArgs: []string{"--ignore-scripts"},
 		Env: []string{"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1"}, Timeout: 5 * time.Minute, LogPrefix: "webui",
 	}, logf)
+}
+
+// ChromiumPath is Debian's chromium (apt-get install chromium; listed in
+// .ci/packages.txt). CHROMIUM overrides it.
+func ChromiumPath() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// RequireBrowserTools skips the test off linux/amd64 and fails it, saying
+// what is missing, when Chromium or one of tools is not installed: in CI
+// these tests must run, never skip.
+func RequireBrowserTools(t testing.TB, what string, tools ...string) {
+	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("%s tests run on linux/amd64 only (this is linux/%s)", what, runtime.GOARCH)
+	}
+	var missing []string
+	if _, err := os.Stat(ChromiumPath()); err != nil {
+		missing = append(missing, "chromium ("+ChromiumPath()+")")
+	}
+	for _, p := range tools {
+		if _, err := exec.LookPath(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("missing %s: install them from .ci/packages.txt (.ci/run does)", strings.Join(missing, ", "))
+	}
 }

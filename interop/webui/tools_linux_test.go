@@ -54,7 +54,7 @@ func toolsCheck(t *testing.T, srv *mctest.Server, node string, pid int, wantPSIn
 // runs, as here without systemd as PID 1; the C agent's answer is empty
 // too).
 func TestToolsPanel(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "webui-tools")
 	_, node := startOurAgent(t, srv, srv.MSH(t, mesh))
@@ -63,7 +63,7 @@ func TestToolsPanel(t *testing.T) {
 
 // TestToolsPanelCAgent is the same with the C agent, for comparison.
 func TestToolsPanelCAgent(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "webui-tools-c")
 	a := mctest.StartCAgent(t, srv.MSH(t, mesh))

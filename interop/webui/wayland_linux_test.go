@@ -12,7 +12,7 @@ import (
 // which runs as root and finds the compositor from WAYLAND_DISPLAY: the
 // canvas has the output's size and the colours a Wayland client painted.
 func TestDesktopViewerWayland(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	sw := waylandtest.StartSway(t, knownScene.w, knownScene.h)
 	win, err := waylandtest.OpenWindow(sw.Socket)
 	if err != nil {

@@ -115,7 +115,7 @@ func desktopCheck(t *testing.T, srv *mctest.Server, node, urlArgs string, webrtc
 // -auth argument, as with a display manager) over the relay: the canvas
 // has the screen's size and its colours.
 func TestDesktopViewer(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	x := startXvfb(t, knownScene.w, knownScene.h)
 	x.paint(t, knownScene)
 	srv := mctest.Shared(t)
@@ -128,7 +128,7 @@ func TestDesktopViewer(t *testing.T) {
 // comparison. The C agent only looks for X servers started with -auth
 // during its first minutes, so Xvfb starts first.
 func TestDesktopViewerCAgent(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	if os.Getenv("MESHGO_WEBUI_CAGENT") != "1" {
 		// The C agent cannot be told which X server to use: with another
 		// one running (go test ./... runs the agent/desktop and interop
@@ -157,7 +157,7 @@ func TestDesktopViewerCAgent(t *testing.T) {
 // in its editor and downloads a binary file through the data channel with
 // the right checksum; the desktop tab shows the known screen.
 func TestWebRTC(t *testing.T) {
-	requireTools(t)
+	RequireBrowserTools(t, "web UI", "Xvfb", "xauth", "node", "npm")
 	x := startXvfb(t, knownScene.w, knownScene.h)
 	x.paint(t, knownScene)
 	srv := mctest.Start(t, mctest.Options{WebRTC: true})
