@@ -43,7 +43,9 @@ func TestLocalAgentDiesWithServer(t *testing.T) {
 	data := filepath.Join(dir, "data")
 
 	start := func() (*exec.Cmd, *logWatch) {
-		cmd := exec.Command(bin, "--data", data, "--listen", addr, "--local-agent", agentBin)
+		// -v: "agent connected" is logged at Info only for a new device;
+		// the restarted server's agent may come back as the same device.
+		cmd := exec.Command(bin, "-v", "--data", data, "--listen", addr, "--local-agent", agentBin)
 		lw := &logWatch{}
 		cmd.Stdout, cmd.Stderr = lw, lw
 		if err := cmd.Start(); err != nil {
