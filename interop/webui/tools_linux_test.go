@@ -16,7 +16,12 @@ import (
 // msg/services; with our agent it never did when the list failed, as
 // under a service manager that is not running), the process list fill,
 // and, where services are listed, the first one's details dialog fill.
-func toolsCheck(t *testing.T, srv *mctest.Server, node string, pid int, wantPSInfo bool) uiResult {
+// toolsCheck drives the Tools panel. ours asserts the process list and the
+// Process Details dialog; for the C agent (a comparison) both are only
+// logged: its core sometimes dies on a server command here ("SyntaxError:
+// invalid json (at offset 13551) in handleServerCommand", seen in a CI run)
+// and its process list then never comes.
+func toolsCheck(t *testing.T, srv *mctest.Server, node string, pid int, ours bool) uiResult {
 	t.Helper()
 	r := runUI(t, srv, node, uiConfig{Tools: &toolsCfg{PID: pid}})
 	tl := r.Tools
@@ -28,13 +33,16 @@ func toolsCheck(t *testing.T, srv *mctest.Server, node string, pid int, wantPSIn
 	if !tl.ServicesTabShown {
 		t.Error("the Services tab never appeared: no msg/services answer within 20 s")
 	}
-	if tl.Processes == 0 {
+	switch {
+	case tl.Processes == 0 && ours:
 		t.Error("the process list stayed empty")
+	case tl.Processes == 0:
+		t.Log("the C agent's process list stayed empty")
 	}
 	switch {
 	case tl.PSInfo != nil && strings.Contains(*tl.PSInfo, "Process Name") && strings.Contains(*tl.PSInfo, "Command Line"):
 		t.Logf("process details of pid %d: %s", pid, *tl.PSInfo)
-	case wantPSInfo:
+	case ours:
 		t.Errorf("the Process Details dialog of pid %d did not fill: %v", pid, tl.PSInfo)
 	default:
 		t.Logf("the Process Details dialog of pid %d did not fill within 15 s (%v)", pid, tl.PSInfo)
