@@ -172,17 +172,7 @@ func TestDesktopThroughServerLite(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ctl, err := dial(ctx, &opts{url: e.url, user: "admin", pass: e.pass, timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.close()
-	ch, err := sessionclient.Open(ctx, ctlCaller{ctl}, sessionclient.Relay{URL: e.url, NodeID: e.nodeID, Protocol: session.ProtoDesktop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := sessionclient.NewDesktop(ch)
-	defer d.Close()
+	d := openDesktop(t, ctx, e)
 
 	t.Run("frame", func(t *testing.T) {
 		start := time.Now()
@@ -473,4 +463,22 @@ func TestScreenshotDisplays(t *testing.T) {
 		t.Fatalf("all displays: %dx%d", all.Width, all.Height)
 	}
 	t.Logf("displays %v: each monitor and all of them captured", def.Displays)
+}
+
+// openDesktop logs in as the admin and opens a desktop session to e's
+// agent through server-lite's relay, as the CLI does; both end with t.
+func openDesktop(t *testing.T, ctx context.Context, e *liveEnv) *sessionclient.Desktop {
+	t.Helper()
+	ctl, err := dial(ctx, &opts{url: e.url, user: "admin", pass: e.pass, timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ctl.close)
+	ch, err := sessionclient.Open(ctx, ctlCaller{ctl}, sessionclient.Relay{URL: e.url, NodeID: e.nodeID, Protocol: session.ProtoDesktop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sessionclient.NewDesktop(ch)
+	t.Cleanup(func() { d.Close() })
+	return d
 }

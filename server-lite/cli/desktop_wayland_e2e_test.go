@@ -13,7 +13,6 @@ import (
 
 	"github.com/meshgo/meshagent/internal/waylandtest"
 	"github.com/meshgo/meshagent/proto/handshake"
-	"github.com/meshgo/meshagent/proto/session"
 	"github.com/meshgo/meshagent/server-lite/sessionclient"
 )
 
@@ -78,17 +77,7 @@ func TestDesktopWaylandThroughServerLite(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ctl, err := dial(ctx, &opts{url: e.url, user: "admin", pass: e.pass, timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.close()
-	ch, err := sessionclient.Open(ctx, ctlCaller{ctl}, sessionclient.Relay{URL: e.url, NodeID: e.nodeID, Protocol: session.ProtoDesktop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := sessionclient.NewDesktop(ch)
-	defer d.Close()
+	d := openDesktop(t, ctx, e)
 
 	t.Run("frame", func(t *testing.T) {
 		start := time.Now()
