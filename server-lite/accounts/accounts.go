@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -74,6 +75,14 @@ type User struct {
 	Email        string            `json:"email,omitempty"`
 	RealName     string            `json:"realname,omitempty"`
 	LoginTokens  []LoginToken      `json:"loginTokens,omitempty"`
+	// Factors holds each second factor's data by factor name (a TOTP
+	// secret, a messaging handle); only the factor reads its entry.
+	Factors map[string]json.RawMessage `json:"factors,omitempty"`
+	// PassChange is when the password was last set (seconds).
+	PassChange int64 `json:"passchange,omitempty"`
+	// External is "<issuer> <subject>" for an account created by an
+	// OpenID Connect sign-in; such an account has no password.
+	External string `json:"external,omitempty"`
 }
 
 // IsSiteAdmin reports full site-administrator status.
@@ -114,6 +123,8 @@ type Manager struct {
 	mu   sync.Mutex
 	cost int
 	now  func() time.Time
+
+	factors []SecondFactor // guarded by mu
 
 	dummyMu   sync.Mutex
 	dummy     []byte // bcrypt hash at dummyCost

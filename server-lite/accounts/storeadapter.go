@@ -18,15 +18,19 @@ type boltStore struct{ st *store.Store }
 func FromStore(st *store.Store) Store { return boltStore{st} }
 
 type extra struct {
-	RealName    string       `json:"realname,omitempty"`
-	LoginTokens []LoginToken `json:"loginTokens,omitempty"`
+	RealName    string                     `json:"realname,omitempty"`
+	LoginTokens []LoginToken               `json:"loginTokens,omitempty"`
+	Factors     map[string]json.RawMessage `json:"factors,omitempty"`
+	PassChange  int64                      `json:"passchange,omitempty"`
+	External    string                     `json:"external,omitempty"`
 }
 
 func toRecord(u User) (store.User, error) {
 	r := store.User{ID: u.ID, Name: u.Name, PasswordHash: string(u.PasswordHash), SiteAdmin: u.SiteAdmin,
 		Links: u.Links, Email: u.Email, Created: time.Unix(u.Creation, 0).UTC()}
-	if u.RealName != "" || len(u.LoginTokens) > 0 {
-		b, err := json.Marshal(extra{RealName: u.RealName, LoginTokens: u.LoginTokens})
+	x := extra{RealName: u.RealName, LoginTokens: u.LoginTokens, Factors: u.Factors, PassChange: u.PassChange, External: u.External}
+	if x.RealName != "" || len(x.LoginTokens) > 0 || len(x.Factors) > 0 || x.PassChange != 0 || x.External != "" {
+		b, err := json.Marshal(x)
 		if err != nil {
 			return store.User{}, fmt.Errorf("encode user extra: %w", err)
 		}
@@ -46,7 +50,7 @@ func fromRecord(r store.User) (User, error) {
 		if err := json.Unmarshal(r.Extra, &x); err != nil {
 			return User{}, fmt.Errorf("decode user %s extra: %w", r.ID, err)
 		}
-		u.RealName, u.LoginTokens = x.RealName, x.LoginTokens
+		u.RealName, u.LoginTokens, u.Factors, u.PassChange, u.External = x.RealName, x.LoginTokens, x.Factors, x.PassChange, x.External
 	}
 	return u, nil
 }

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -28,6 +29,9 @@ func TestBoltStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := m.SetFactorData("alice", "totp", json.RawMessage(`{"secret":"X"}`)); err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
 
 	st, err = store.Open(path)
@@ -41,7 +45,7 @@ func TestBoltStoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := l.User
-	if u.Name != "Alice" || u.SiteAdmin != SiteManageUsers || u.Links["mesh//G"] != 8 || u.Creation == 0 {
+	if u.Name != "Alice" || u.SiteAdmin != SiteManageUsers || u.Links["mesh//G"] != 8 || u.Creation == 0 || string(u.Factors["totp"]) != `{"secret":"X"}` {
 		t.Fatalf("after reopen %+v", u)
 	}
 	if l, err := m.Authenticate(tok.TokenUser, tok.Pass); err != nil || !l.FromToken {

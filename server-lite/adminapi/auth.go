@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,9 @@ type authResult struct {
 	msg   string // close msg on failure
 	// banned: refused by the login throttle without checking anything.
 	banned bool
+	// factor is set when the password was right but a second factor is
+	// needed (Required) or its code was refused.
+	factor *accounts.FactorError
 }
 
 const sessionCookieName = "xid"
@@ -30,7 +34,7 @@ func (s *Server) authenticate(r *http.Request) authResult {
 	q := r.URL.Query()
 	ip := remoteIP(r)
 	if u, p := q.Get("user"), q.Get("pass"); u != "" && p != "" {
-		return s.passwordLogin(ip, u, p, "noauth-2a", "query")
+		return s.passwordLogin(ip, u, p, q.Get("token"), "noauth-2a", "query")
 	}
 	if a := q.Get("auth"); a != "" {
 		if c, ok := s.cookies.check(a, kindSession, ""); ok {
@@ -53,11 +57,11 @@ func (s *Server) authenticate(r *http.Request) authResult {
 		s.loginFailed(ip, "", "login key", att.done(false))
 	}
 	if h := r.Header.Get("X-Meshauth"); h != "" {
-		user, pass, err := parseMeshAuth(h)
+		user, pass, code, err := parseMeshAuth(h)
 		if err != nil {
 			return authResult{cause: "noauth", msg: "noauth-2c"}
 		}
-		return s.passwordLogin(ip, user, pass, "noauth-2d", "x-meshauth")
+		return s.passwordLogin(ip, user, pass, code, "noauth-2d", "x-meshauth")
 	}
 	if ck, err := r.Cookie(sessionCookieName); err == nil {
 		if c, ok := s.cookies.check(ck.Value, kindSession, ""); ok {
@@ -70,8 +74,10 @@ func (s *Server) authenticate(r *http.Request) authResult {
 }
 
 // passwordLogin checks a user name (or token user) and password from ip
-// through the login throttle; method names the path for the audit log.
-func (s *Server) passwordLogin(ip, user, pass, failMsg, method string) authResult {
+// through the login throttle, then the user's second factor (code; login
+// tokens have none, as in MeshCentral); method names the path for the
+// audit log.
+func (s *Server) passwordLogin(ip, user, pass, code, failMsg, method string) authResult {
 	att, why := s.throttle.begin(ip, user)
 	if att == nil {
 		return s.banned(ip, user, method, why)
@@ -83,6 +89,33 @@ func (s *Server) passwordLogin(ip, user, pass, failMsg, method string) authResul
 		}
 		s.loginFailed(ip, user, method, att.done(false))
 		return authResult{cause: "noauth", msg: failMsg}
+	}
+	if !l.FromToken {
+		factor, err := s.cfg.Accounts.SecondFactor(l.User, code)
+		var fe *accounts.FactorError
+		switch {
+		case errors.As(err, &fe) && fe.Required:
+			// The password was right: not a failure, but no login either.
+			att.done(true)
+			if err != fe {
+				s.log.Error("second factor challenge", "user", l.User.ID, "err", err)
+			}
+			s.audit(auditEntry{userID: l.User.ID, action: "login2fa", from: ip,
+				msg: fmt.Sprintf("Second factor required (%s; %s)", method, strings.Join(fe.Enabled, ", ")) + sentNote(fe.Sent)})
+			return authResult{cause: "noauth", msg: "tokenrequired", factor: fe}
+		case errors.As(err, &fe):
+			// A wrong code counts like a wrong password, so codes cannot be
+			// guessed faster than passwords.
+			s.loginFailed(ip, user, method+", second factor", att.done(false))
+			return authResult{cause: "noauth", msg: failMsg, factor: fe}
+		case err != nil:
+			att.done(false)
+			s.log.Error("second factor", "user", l.User.ID, "err", err)
+			return authResult{cause: "noauth", msg: failMsg}
+		}
+		if factor != "" {
+			s.audit(auditEntry{userID: l.User.ID, action: "login2faok", from: ip, msg: "Second factor accepted (" + factor + ")"})
+		}
 	}
 	att.done(true)
 	// Site right 128 ("no tools") refuses password logins of non-full admins.
@@ -137,22 +170,30 @@ func (s *Server) cookieLogin(c cookie) (authResult, bool) {
 	return authResult{login: accounts.Login{User: u, FromToken: c.fromToken, TokenUser: c.tokenUser}, ok: true}, true
 }
 
-// parseMeshAuth decodes "b64(user),b64(pass)[,b64(token)]". A third part
-// (2FA) is accepted and ignored: server-lite has no second factor.
-func parseMeshAuth(h string) (user, pass string, err error) {
+// sentNote says which factors sent a code, for the audit log.
+func sentNote(sent []string) string {
+	if len(sent) == 0 {
+		return ""
+	}
+	return "; code sent by " + strings.Join(sent, ", ")
+}
+
+// parseMeshAuth decodes "b64(user),b64(pass)[,b64(token)]"; the third part
+// is the second factor's code (meshctrl --token).
+func parseMeshAuth(h string) (user, pass, code string, err error) {
 	parts := strings.Split(h, ",")
 	if len(parts) < 2 || len(parts) > 3 {
-		return "", "", fmt.Errorf("x-meshauth: %d parts", len(parts))
+		return "", "", "", fmt.Errorf("x-meshauth: %d parts", len(parts))
 	}
-	u, err := base64.StdEncoding.DecodeString(strings.TrimSpace(parts[0]))
-	if err != nil {
-		return "", "", fmt.Errorf("x-meshauth user: %w", err)
+	var out [3]string
+	for i, what := range []string{"user", "password", "token"}[:len(parts)] {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(parts[i]))
+		if err != nil {
+			return "", "", "", fmt.Errorf("x-meshauth %s: %w", what, err)
+		}
+		out[i] = string(b)
 	}
-	p, err := base64.StdEncoding.DecodeString(strings.TrimSpace(parts[1]))
-	if err != nil {
-		return "", "", fmt.Errorf("x-meshauth password: %w", err)
-	}
-	return string(u), string(p), nil
+	return out[0], out[1], out[2], nil
 }
 
 // serveLogin is the form login (admin-api.md §1.4). Unlike MeshCentral it
@@ -169,10 +210,17 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
-	res := s.passwordLogin(remoteIP(r), user, pass, "noauth", "form")
+	res := s.passwordLogin(remoteIP(r), user, pass, r.PostForm.Get("token"), "noauth", "form")
 	if res.banned {
 		w.Header().Set("Retry-After", fmt.Sprint(int(s.throttle.lim.Window.Seconds())))
 		http.Error(w, "Too many failed logins from this address or for this account; try again later", http.StatusTooManyRequests)
+		return
+	}
+	if res.factor != nil && res.factor.Required {
+		// 401 with what the page needs to ask for the code.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]any{"error": "tokenrequired", "factors": res.factor.Enabled, "sent": res.factor.Sent})
 		return
 	}
 	if !res.ok || user == "" {

@@ -23,13 +23,13 @@ func FuzzParseMeshAuth(f *testing.F) {
 	f.Add(",,,")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, h string) {
-		u, p, err := parseMeshAuth(h)
+		u, p, c, err := parseMeshAuth(h)
 		if err != nil {
 			return
 		}
-		u2, p2, err := parseMeshAuth(b64(u) + "," + b64(p))
-		if err != nil || u2 != u || p2 != p {
-			t.Fatalf("round trip of %q/%q: %q/%q %v", u, p, u2, p2, err)
+		u2, p2, c2, err := parseMeshAuth(b64(u) + "," + b64(p) + "," + b64(c))
+		if err != nil || u2 != u || p2 != p || c2 != c {
+			t.Fatalf("round trip of %q/%q/%q: %q/%q/%q %v", u, p, c, u2, p2, c2, err)
 		}
 	})
 }
