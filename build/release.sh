@@ -7,9 +7,11 @@
 #   VERSION=1.2.3 build/release.sh    explicit version (default: git describe)
 #   OUT=/tmp/out build/release.sh linux/amd64 windows/amd64
 #
-# Windows binaries carry no version resource (no icon, no file version in
-# Explorer's properties): adding one needs a resource compiler step
-# (go-winres or windres) that is not part of this script yet.
+# Windows binaries carry a version resource and icon (internal/winres): the
+# committed cmd/meshagent/rsrc_windows_amd64.syso holds the source default
+# version, so for a Windows target this script writes one with VERSION
+# (the Go linker links every .syso in the package; -overlay does not apply
+# to them) and puts the committed file back afterwards.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,14 +26,25 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.
 COMMIT_DATE=${COMMIT_DATE:-$(TZ=UTC git log -1 --date='format-local:%Y-%b-%d %H:%M:%S+0000' --format=%cd 2>/dev/null || date -u '+%Y-%b-%d %H:%M:%S+0000')}
 
 mkdir -p "$OUT"
+SYSO=cmd/meshagent/rsrc_windows_amd64.syso
+restore_syso() { [ -f "$OUT/.rsrc.committed" ] && mv -f "$OUT/.rsrc.committed" "$SYSO"; return 0; }
+trap restore_syso EXIT
 for t in "${TARGETS[@]}"; do
 	goos=${t%/*} goarch=${t#*/}
 	name="meshagent-$goos-$goarch"
-	[ "$goos" = windows ] && name="$name.exe"
+	if [ "$goos" = windows ]; then
+		name="$name.exe"
+		# A file version needs a leading number: "a15c22d" becomes 0.0.0-a15c22d.
+		resver=$VERSION
+		[[ $resver =~ ^[0-9] ]] || resver="0.0.0-$VERSION"
+		[ -f "$OUT/.rsrc.committed" ] || cp "$SYSO" "$OUT/.rsrc.committed"
+		go run ./internal/winres/cmd/winres -version "$resver" -o "$SYSO"
+	fi
 	echo "building $OUT/$name ($VERSION, $COMMIT_DATE)"
 	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath \
 		-ldflags "-s -w -X 'main.version=$VERSION' -X 'main.commitDate=$COMMIT_DATE'" \
 		-o "$OUT/$name" ./cmd/meshagent
+	restore_syso
 done
 (cd "$OUT" && sha256sum meshagent-* > SHA256SUMS)
 echo "wrote $OUT/SHA256SUMS"
