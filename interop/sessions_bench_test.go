@@ -50,6 +50,8 @@ func peakRSS(pid int) (stop func() int) {
 
 type sessionFigures struct {
 	up, down float64 // MiB/s
+	upCPU    float64 // agent CPU seconds per 50 MiB uploaded (utime+stime)
+	downCPU  float64 // the same for the download
 	peakKB   int     // over both transfers
 	upKB     int     // peak during the upload
 	rtt      time.Duration
@@ -84,23 +86,25 @@ func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) s
 	h := sha256.New()
 	ch := openRelay(b, srv, u, nodeID, 5, "")
 	stopPeak := peakRSS(pid)
-	t0 := time.Now()
+	t0, c0 := time.Now(), treeCPU(pid)
 	if err := uploadFile(ctx, ch, dir, "bench.bin", io.TeeReader(io.LimitReader(src, size), h), size, 16); err != nil {
 		b.Fatalf("upload: %v", err)
 	}
 	f.up = float64(size) / (1 << 20) / time.Since(t0).Seconds()
+	f.upCPU = (treeCPU(pid) - c0) * float64(50<<20) / float64(size)
 	ch.Close()
 	f.upKB = stopPeak()
 	stopPeak = peakRSS(pid)
 
 	ch = openRelay(b, srv, u, nodeID, 5, "")
 	back := sha256.New()
-	t0 = time.Now()
+	t0, c0 = time.Now(), treeCPU(pid)
 	n, err := downloadFile(ctx, ch, filepath.Join(dir, "bench.bin"), back)
 	if err != nil || n != size {
 		b.Fatalf("download: %d bytes, %v", n, err)
 	}
 	f.down = float64(size) / (1 << 20) / time.Since(t0).Seconds()
+	f.downCPU = (treeCPU(pid) - c0) * float64(50<<20) / float64(size)
 	ch.Close()
 	if string(h.Sum(nil)) != string(back.Sum(nil)) {
 		b.Fatal("downloaded file differs")
@@ -148,6 +152,9 @@ func BenchmarkSessions(b *testing.B) {
 		row("download", fo.down, fc.down, "MiB/s")
 		row("agent peak RSS in transfers", float64(fo.peakKB)/1024, float64(fc.peakKB)/1024, "MB")
 		row("  of which during upload", float64(fo.upKB)/1024, float64(fc.upKB)/1024, "MB")
+		// CPU per 50 MiB holds when the machine is loaded and MiB/s does not.
+		row("agent CPU per 50 MiB, upload", fo.upCPU, fc.upCPU, "s")
+		row("agent CPU per 50 MiB, download", fo.downCPU, fc.downCPU, "s")
 		row("keystroke echo (median)", ms(fo.rtt), ms(fc.rtt), "ms")
 		if p := os.Getenv("MESHGO_BENCH_AGENTLOG"); p != "" {
 			// Our agent's log (with GODEBUG=gctrace=1, its collections).

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -126,9 +127,24 @@ type Host struct {
 	errMu     sync.Mutex // errorlog rate limit, see reportError
 	errWindow time.Time
 	errCount  int
+
+	turning  atomic.Int32 // event-loop turns running now (0 or 1)
+	lastTurn atomic.Int64 // when the last turn ended, Unix nanoseconds
 }
 
 const errorBurst = 20
+
+// quietAfter is how long after its last turn the script runtime counts as
+// quiet (see Quiet).
+const quietAfter = time.Second
+
+// Quiet reports whether no script turn is running and none ended within
+// the last second. The agent's memory policy paces the collector for
+// goja's allocation pattern only while the runtime is not quiet. It is
+// cheap and safe to call from any goroutine.
+func (h *Host) Quiet() bool {
+	return h.turning.Load() == 0 && time.Now().UnixNano()-h.lastTurn.Load() > int64(quietAfter)
+}
 
 // New returns a Host with no script running.
 func New(cfg Config) *Host {

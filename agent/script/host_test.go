@@ -305,3 +305,25 @@ func TestDeliverWithoutRuntime(t *testing.T) {
 		t.Errorf("Start after Close accepted")
 	}
 }
+
+// Quiet is false while a turn runs and for a second after, true once the
+// core has been idle that long.
+func TestQuiet(t *testing.T) {
+	h, c := startCore(t, Config{})
+	c.wait(t, 10*time.Second, isAction("coreinfo"))
+	waitQuiet := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for h.Quiet() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("Quiet() stayed %v", !want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitQuiet(true)
+	deliver(h, map[string]any{"action": "msg", "type": "console", "rights": admin, "sessionid": "busy",
+		"value": `eval "var t0 = Date.now(); while (Date.now() - t0 < 1500) {}"`})
+	waitQuiet(false)
+	waitQuiet(true)
+}

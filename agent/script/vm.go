@@ -198,6 +198,7 @@ func (v *vm) turn(f func() error) (err error) {
 	seq := v.turnSeq
 	v.inTurn = true
 	v.turnMu.Unlock()
+	v.h.turning.Add(1)
 	select {
 	case v.turnWake <- struct{}{}:
 	default:
@@ -214,6 +215,8 @@ func (v *vm) turn(f func() error) (err error) {
 		v.turnMu.Lock()
 		v.inTurn = false
 		v.turnMu.Unlock()
+		v.h.lastTurn.Store(time.Now().UnixNano())
+		v.h.turning.Add(-1)
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok {
 				err = e

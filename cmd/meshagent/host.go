@@ -51,6 +51,9 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 			ServiceName: runningAsService,
 		},
 	})
+	if memGovernor != nil {
+		memGovernor.LeanWhen(s.host.Quiet)
+	}
 	return s
 }
 

@@ -61,14 +61,20 @@ func main() {
 // the fixed limit it replaces (16 MiB made the collector run 20-80 times
 // a second during a desktop session, whose previous-frame copy alone is
 // 8 MB at 1080p; the ceiling still bounds that case the same way).
+// GOGC=400 pays only while the core runs JS, so once the script host
+// exists the governor paces a small heap as GOGC=100 would whenever the
+// core is quiet (memGovernor.LeanWhen, wired in newScriptHost).
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		memtrim.Govern(memFloor, memCeiling)
+		memGovernor = memtrim.Govern(memFloor, memCeiling)
 	}
 }
+
+// memGovernor is the running memory policy, nil when GOMEMLIMIT is set.
+var memGovernor *memtrim.Governor
 
 // The agent's soft memory limit range (see tuneGC).
 const (

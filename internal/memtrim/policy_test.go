@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,15 +14,21 @@ func TestGovernedLimit(t *testing.T) {
 	for _, tc := range []struct {
 		name                             string
 		live, nonHeap, gogc, floor, ceil int64
+		lean                             bool
 		want                             int64
 	}{
-		{"small heap: the floor, not GOGC's 16 MiB minimum", 1 * mb, 3 * mb, 400, 8 * mb, 32 * mb, 8 * mb},
-		{"medium heap: GOGC's ratio", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, 17 * mb},
-		{"large heap: the ceiling", 12 * mb, 3 * mb, 400, 8 * mb, 32 * mb, 32 * mb},
-		{"GOGC=100", 4 * mb, 2 * mb, 100, 8 * mb, 32 * mb, 10 * mb},
-		{"GOGC=off", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, 32 * mb},
+		{"small heap: the floor, not GOGC's 16 MiB minimum", 1 * mb, 3 * mb, 400, 8 * mb, 32 * mb, false, 8 * mb},
+		{"medium heap: GOGC's ratio", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, false, 17 * mb},
+		{"large heap: the ceiling", 12 * mb, 3 * mb, 400, 8 * mb, 32 * mb, false, 32 * mb},
+		{"GOGC=100", 4 * mb, 2 * mb, 100, 8 * mb, 32 * mb, false, 10 * mb},
+		{"GOGC=off", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, false, 32 * mb},
+		{"lean, tiny heap: GOGC=100's 4 MiB minimum, below the floor", 1 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 6 * mb},
+		{"lean, small heap: twice the live heap", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 8 * mb},
+		{"lean, large heap: GOGC's ratio as before", 5 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 27 * mb},
+		{"lean under GOGC=100: nothing changes", 1 * mb, 3 * mb, 100, 8 * mb, 32 * mb, true, 8 * mb},
+		{"lean, GOGC=off: the ceiling", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, true, 32 * mb},
 	} {
-		if got := governedLimit(tc.live, tc.nonHeap, tc.gogc, tc.floor, tc.ceil); got != tc.want {
+		if got := governedLimit(tc.live, tc.nonHeap, tc.gogc, tc.floor, tc.ceil, tc.lean); got != tc.want {
 			t.Errorf("%s: %d MiB, want %d MiB", tc.name, got/mb, tc.want/mb)
 		}
 	}
@@ -33,8 +40,8 @@ func TestGovernFollowsCollections(t *testing.T) {
 	old := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(old)
 	const floor, ceil = 8 << 20, 1 << 30
-	stop := Govern(floor, ceil)
-	defer stop()
+	g := Govern(floor, ceil)
+	defer g.Stop()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		runtime.GC()
@@ -47,7 +54,7 @@ func TestGovernFollowsCollections(t *testing.T) {
 			t.Fatalf("limit %d after collections, want in [%d, %d)", l, floor, ceil)
 		}
 	}
-	stop()
+	g.Stop()
 	runtime.GC()
 	debug.SetMemoryLimit(math.MaxInt64)
 	runtime.GC()
@@ -55,4 +62,37 @@ func TestGovernFollowsCollections(t *testing.T) {
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
 		t.Errorf("limit changed to %d after stop", l)
 	}
+}
+
+// With LeanWhen reporting true, a small heap is paced below the floor (as
+// GOGC=100 would pace it); reporting false brings the floor back.
+func TestGovernLean(t *testing.T) {
+	oldLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(oldLimit)
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	const floor, ceil = 256 << 20, 1 << 30 // far above this test's heap
+	g := Govern(floor, ceil)
+	defer g.Stop()
+	var lean atomic.Bool
+	g.LeanWhen(lean.Load)
+	waitLimit := func(ok func(int64) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond) // the finalizer goroutine runs
+			l := debug.SetMemoryLimit(-1)
+			if ok(l) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("limit %d MiB after collections, want %s", l>>20, what)
+			}
+		}
+	}
+	waitLimit(func(l int64) bool { return l == floor }, "the floor")
+	lean.Store(true)
+	waitLimit(func(l int64) bool { return l < floor }, "below the floor")
+	lean.Store(false)
+	waitLimit(func(l int64) bool { return l == floor }, "the floor again")
 }
