@@ -22,6 +22,13 @@ import (
 // Stop ends it and leaves the last limit in place.
 func Govern(floor, ceiling int64) *Governor {
 	g := &Governor{floor: floor, ceiling: ceiling}
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	g.baseGOGC = -1
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		g.baseGOGC = int64(s[0].Value.Uint64())
+	}
+	g.curGOGC = g.baseGOGC
 	debug.SetMemoryLimit(ceiling) // until the first collection measures
 	g.arm()
 	return g
@@ -33,19 +40,27 @@ type Governor struct {
 	stopped        atomic.Bool
 	lean           atomic.Pointer[func() bool]
 	samples        []metrics.Sample
+	// baseGOGC is the GOGC in force when Govern started; curGOGC is what
+	// adjust last set (only adjust, on the finalizer goroutine, uses them).
+	baseGOGC, curGOGC int64
 }
 
 // Stop ends the policy; the last limit stays in place.
 func (g *Governor) Stop() { g.stopped.Store(true) }
 
-// LeanWhen makes the policy pace a small heap as GOGC=100 would whenever
-// lean reports true: the high GOGC only pays while the script runtime is
-// busy (goja's allocation-heavy turns), and the rest of the time, a file
-// transfer's garbage under GOGC=400 headroom was 6 MB of the agent's peak
-// RSS (interop BenchmarkSessions: download RssAnon 11.6 MB, 5.3 MB at
-// GOGC=100). lean is called once per collection, from the finalizer
-// goroutine; it must be cheap and safe for concurrent use. A large live
-// heap (a desktop session) keeps GOGC's pacing either way.
+// LeanWhen makes the policy set GOGC=100 for a small heap whenever lean
+// reports true, and put the starting GOGC and the governed limit back when
+// it reports false. The high GOGC only pays while the script runtime is
+// busy (goja's allocation-heavy turns); the rest of the time, a file
+// transfer's garbage in GOGC=400's headroom was 3-4 MB of the agent's peak
+// RSS (interop BenchmarkSessions, download RssAnon 11.3-11.9 MB, 7.9 MB
+// lean, for 0.1-0.2 s more agent CPU per 50 MiB). While lean there is no
+// soft limit below the ceiling: a limit near the live heap leaves no room
+// for the runtime's free and fragmented pages, and the collector then ran
+// every few milliseconds (10x the CPU per transfer, measured). lean is
+// called once per collection, from the finalizer goroutine; it must be
+// cheap and safe for concurrent use. A large live heap (a desktop
+// session) keeps the starting GOGC either way.
 func (g *Governor) LeanWhen(lean func() bool) { g.lean.Store(&lean) }
 
 // sentinel is collected once per GC cycle; its finalizer re-arms itself.
@@ -94,27 +109,38 @@ func (g *Governor) adjust() {
 	if f := g.lean.Load(); f != nil {
 		lean = (*f)()
 	}
-	debug.SetMemoryLimit(governedLimit(live, nonHeap, gogc, g.floor, g.ceiling, lean))
+	if want := leanGOGC(g.baseGOGC, live, lean); want != g.curGOGC && g.curGOGC == gogc {
+		// (g.curGOGC != gogc: someone else changed GOGC; leave it alone.)
+		debug.SetGCPercent(int(want))
+		g.curGOGC, gogc = want, want
+	}
+	if g.curGOGC != g.baseGOGC {
+		// Lean: GOGC=100 paces the heap by itself (see LeanWhen).
+		debug.SetMemoryLimit(g.ceiling)
+		return
+	}
+	debug.SetMemoryLimit(governedLimit(live, nonHeap, gogc, g.floor, g.ceiling))
 }
 
 // governedLimit is the soft limit for a live heap and the runtime's other
 // memory (stacks, metadata) under GOGC: what GOGC's goal would need,
 // clamped to [floor, ceiling]. GOGC=off (negative) means the ceiling.
-// When lean and the live heap is small, the goal is GOGC=100's instead
-// (twice the live heap, at least leanMinHeap), below the floor if need be.
-func governedLimit(live, nonHeap, gogc, floor, ceiling int64, lean bool) int64 {
+func governedLimit(live, nonHeap, gogc, floor, ceiling int64) int64 {
 	if gogc < 0 {
 		return ceiling
-	}
-	if lean && gogc > 100 && live < leanMaxLive {
-		return min(nonHeap+max(2*live, leanMinHeap), ceiling)
 	}
 	return min(max(nonHeap+live+live*gogc/100, floor), ceiling)
 }
 
-// Lean pacing (LeanWhen) applies below leanMaxLive of live heap, with the
-// Go runtime's own minimum heap goal at GOGC=100.
-const (
-	leanMaxLive = 4 << 20
-	leanMinHeap = 4 << 20
-)
+// leanGOGC is the GOGC for a live heap: 100 while lean and the heap is
+// below leanMaxLive, when the starting GOGC is higher; the starting GOGC
+// otherwise.
+func leanGOGC(base, live int64, lean bool) int64 {
+	if lean && base > 100 && live < leanMaxLive {
+		return 100
+	}
+	return base
+}
+
+// leanMaxLive is the largest live heap LeanWhen paces at GOGC=100.
+const leanMaxLive = 4 << 20

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,21 +15,15 @@ func TestGovernedLimit(t *testing.T) {
 	for _, tc := range []struct {
 		name                             string
 		live, nonHeap, gogc, floor, ceil int64
-		lean                             bool
 		want                             int64
 	}{
-		{"small heap: the floor, not GOGC's 16 MiB minimum", 1 * mb, 3 * mb, 400, 8 * mb, 32 * mb, false, 8 * mb},
-		{"medium heap: GOGC's ratio", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, false, 17 * mb},
-		{"large heap: the ceiling", 12 * mb, 3 * mb, 400, 8 * mb, 32 * mb, false, 32 * mb},
-		{"GOGC=100", 4 * mb, 2 * mb, 100, 8 * mb, 32 * mb, false, 10 * mb},
-		{"GOGC=off", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, false, 32 * mb},
-		{"lean, tiny heap: GOGC=100's 4 MiB minimum, below the floor", 1 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 6 * mb},
-		{"lean, small heap: twice the live heap", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 8 * mb},
-		{"lean, large heap: GOGC's ratio as before", 5 * mb, 2 * mb, 400, 8 * mb, 32 * mb, true, 27 * mb},
-		{"lean under GOGC=100: nothing changes", 1 * mb, 3 * mb, 100, 8 * mb, 32 * mb, true, 8 * mb},
-		{"lean, GOGC=off: the ceiling", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, true, 32 * mb},
+		{"small heap: the floor, not GOGC's 16 MiB minimum", 1 * mb, 3 * mb, 400, 8 * mb, 32 * mb, 8 * mb},
+		{"medium heap: GOGC's ratio", 3 * mb, 2 * mb, 400, 8 * mb, 32 * mb, 17 * mb},
+		{"large heap: the ceiling", 12 * mb, 3 * mb, 400, 8 * mb, 32 * mb, 32 * mb},
+		{"GOGC=100", 4 * mb, 2 * mb, 100, 8 * mb, 32 * mb, 10 * mb},
+		{"GOGC=off", 1 * mb, 1 * mb, -1, 8 * mb, 32 * mb, 32 * mb},
 	} {
-		if got := governedLimit(tc.live, tc.nonHeap, tc.gogc, tc.floor, tc.ceil, tc.lean); got != tc.want {
+		if got := governedLimit(tc.live, tc.nonHeap, tc.gogc, tc.floor, tc.ceil); got != tc.want {
 			t.Errorf("%s: %d MiB, want %d MiB", tc.name, got/mb, tc.want/mb)
 		}
 	}
@@ -64,35 +59,59 @@ func TestGovernFollowsCollections(t *testing.T) {
 	}
 }
 
-// With LeanWhen reporting true, a small heap is paced below the floor (as
-// GOGC=100 would pace it); reporting false brings the floor back.
+func TestLeanGOGC(t *testing.T) {
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		name       string
+		base, live int64
+		lean       bool
+		want       int64
+	}{
+		{"busy: the starting GOGC", 400, 1 * mb, false, 400},
+		{"quiet, small heap: 100", 400, 1 * mb, true, 100},
+		{"quiet, large heap (desktop frames): the starting GOGC", 400, 12 * mb, true, 400},
+		{"started at GOGC=50: never raised", 50, 1 * mb, true, 50},
+		{"started with GOGC=off: left off", -1, 1 * mb, true, -1},
+	} {
+		if got := leanGOGC(tc.base, tc.live, tc.lean); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// With LeanWhen reporting true, this test's small heap gets GOGC=100;
+// reporting false brings the starting GOGC back.
 func TestGovernLean(t *testing.T) {
 	oldLimit := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(oldLimit)
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	const floor, ceil = 256 << 20, 1 << 30 // far above this test's heap
-	g := Govern(floor, ceil)
+	g := Govern(8<<20, 1<<30)
 	defer g.Stop()
 	var lean atomic.Bool
 	g.LeanWhen(lean.Load)
-	waitLimit := func(ok func(int64) bool, what string) {
+	waitGOGC := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			runtime.GC()
 			time.Sleep(10 * time.Millisecond) // the finalizer goroutine runs
-			l := debug.SetMemoryLimit(-1)
-			if ok(l) {
+			s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+			metrics.Read(s)
+			got := int(s[0].Value.Uint64())
+			if got == want {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("limit %d MiB after collections, want %s", l>>20, what)
+				t.Fatalf("GOGC %d after collections, want %d", got, want)
 			}
 		}
 	}
-	waitLimit(func(l int64) bool { return l == floor }, "the floor")
+	waitGOGC(400)
 	lean.Store(true)
-	waitLimit(func(l int64) bool { return l < floor }, "below the floor")
+	waitGOGC(100)
+	if l := debug.SetMemoryLimit(-1); l != 1<<30 {
+		t.Errorf("lean: limit %d MiB, want the ceiling", l>>20)
+	}
 	lean.Store(false)
-	waitLimit(func(l int64) bool { return l == floor }, "the floor again")
+	waitGOGC(400)
 }
