@@ -151,6 +151,17 @@ func (m manager) PowerOff(i bool) *dbus.Error        { return m.call("PowerOff",
 func (m manager) Reboot(i bool) *dbus.Error          { return m.call("Reboot", i) }
 func (m manager) Suspend(i bool) *dbus.Error         { return m.call("Suspend", i) }
 
+// LockSessions records "LockSessions()": what loginctl lock-sessions asks.
+func (m manager) LockSessions() *dbus.Error {
+	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
+	if m.l.deny != "" {
+		return dbus.NewError(m.l.deny, []any{"Access denied."})
+	}
+	m.l.calls = append(m.l.calls, "LockSessions()")
+	return nil
+}
+
 // String is for test logs.
 func (l *Logind) String() string {
 	return "logind stand-in at " + l.Address + ": " + strings.Join(l.Calls(), ", ")
