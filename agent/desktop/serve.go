@@ -613,12 +613,44 @@ func (s *sess) apply(ctx context.Context, c kvm.Command) error {
 			}
 		}
 	case kvm.InputLock:
-		// Blocking local input is a Windows feature; report "not locked".
-		return s.send(ctx, kvm.EncodeByte(kvm.InputLock, 0))
+		// 0 unlock, 1 lock, 2 query; the answer is the state in force.
+		return s.send(ctx, kvm.EncodeByte(kvm.InputLock, s.inputLock(c.Data)))
 	case kvm.Message, kvm.InitTouch:
 		// No local UI for messages; touch is emulated as mouse by the viewer.
 	}
 	return nil
+}
+
+// inputLocker is a screen that can hold the local keyboard and pointer
+// while remote input goes on (X11: XI2 device grabs).
+type inputLocker interface {
+	lockInput(on bool) (int, error)
+	inputLocked() bool
+}
+
+// inputLock serves the toolbar's remote input lock (KVM 87) and returns
+// the real state: 1 only while the local devices are held. Screens that
+// cannot hold them (Wayland, Windows and macOS here) answer 0, as the C
+// agent does on Linux. View-only viewers may only ask.
+func (s *sess) inputLock(d []byte) byte {
+	s.mu.Lock()
+	l, ok := s.scr.(inputLocker)
+	s.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	if len(d) > 0 && d[0] <= 1 && s.input {
+		n, err := l.lockInput(d[0] == 1)
+		if err != nil {
+			s.log.Warn("desktop: remote input lock failed", "err", err)
+		} else {
+			s.log.Info("desktop: remote input lock", "locked", d[0] == 1, "devices", n)
+		}
+	}
+	if l.inputLocked() {
+		return 1
+	}
+	return 0
 }
 
 func (s *sess) setInterval(ms int) {
