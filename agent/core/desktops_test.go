@@ -20,8 +20,10 @@ type barUI struct {
 	onClick func()
 }
 
-func (u *barUI) Ask(context.Context, consent.Prompt) (consent.Answer, error) { return consent.Denied, nil }
-func (u *barUI) Notify(context.Context, string, string) error                { return nil }
+func (u *barUI) Ask(context.Context, consent.Prompt) (consent.Answer, error) {
+	return consent.Denied, nil
+}
+func (u *barUI) Notify(context.Context, string, string) error { return nil }
 func (u *barUI) ShowBar(text string, click func()) (consent.Bar, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
