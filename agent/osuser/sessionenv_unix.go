@@ -14,11 +14,11 @@ import (
 
 // SessionEnvKeys are the variables SessionEnv copies from a user's desktop
 // session: where the display is, and where the user's choice of browser
-// and desktop are kept (xdg-open reads mimeapps.list and .desktop files
+// and desktop settings are kept (xdg-open reads mimeapps.list and .desktop files
 // from the XDG directories, then BROWSER).
 var SessionEnvKeys = []string{"DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS",
 	"XDG_RUNTIME_DIR", "XDG_CURRENT_DESKTOP", "XDG_SESSION_TYPE", "DESKTOP_SESSION",
-	"XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_DATA_DIRS", "BROWSER"}
+	"XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_DATA_DIRS", "BROWSER", "GSETTINGS_BACKEND"}
 
 // SessionEnv returns the desktop-session environment of u (KEY=value
 // pairs of SessionEnvKeys): that of one of u's processes that has DISPLAY
