@@ -306,6 +306,7 @@ type uiConfig struct {
 	Files       *filesCfg   `json:"files,omitempty"`
 	Tools       *toolsCfg   `json:"tools,omitempty"`
 	Consent     *consentCfg `json:"consent,omitempty"`
+	Toolbar     *struct{}   `json:"toolbar,omitempty"`
 }
 
 type toolsCfg struct {
@@ -355,6 +356,7 @@ type uiResult struct {
 		Screenshot string `json:"screenshot"`
 	} `json:"files"`
 	Consent *consentResult `json:"consent"`
+	Toolbar *toolbarResult `json:"toolbar"`
 	Tools   *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`

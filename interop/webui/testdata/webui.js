@@ -18,6 +18,10 @@
 //   tools        {pid}: the desktop tab's Tools panel: processes, the
 //                details dialog of process pid, the Services tab and the
 //                first service's details dialog
+//   toolbar      {}: the desktop toolbar on a connected desktop: send
+//                Ctrl+Alt+Del from the keys menu, lock and unlock remote
+//                input with its button (and the confirmation dialog), then
+//                "Disconnect and lock" from the Disconnect menu
 //   consent      {kind: "desktop"|"terminal", expect: "accept"|"deny",
 //                waitMs}: connect the tab of a device whose group asks
 //                for user consent, record the console messages the viewer
@@ -266,6 +270,41 @@ async function toolsFlow(page) {
   await page.screenshot({ path: r.screenshot });
 }
 
+async function toolbarFlow(page) {
+  const r = (result.toolbar = {});
+  await openDevice(page, 11);
+  await page.waitForSelector('#connectbutton1:not([disabled])', { state: 'visible', timeout: 30000 });
+  await page.click('#connectbutton1');
+  await page.waitForFunction(() => { const e = document.getElementById('deskstatus'); return e && e.textContent.startsWith('Connected'); }, null, { timeout: 60000 });
+  await page.waitForFunction(() => { const d = document.getElementById('Desk'); return d && d.width > 100; }, null, { timeout: 30000 });
+  log('toolbar: connected');
+  // Ctrl+Alt+Del from the keys menu and its Send button.
+  await page.selectOption('#deskkeys', String(0x0A002E));
+  await page.click('#DeskWD');
+  r.cadSent = true;
+  log('toolbar: sent Ctrl+Alt+Del');
+  // The agent answered the viewer's input-lock query: the button shows.
+  const visible = (id) => page.waitForFunction((id) => { const e = document.getElementById(id); return e && e.style.display !== 'none'; }, id, { timeout: 15000 }).then(() => true, () => false);
+  r.unlockedShown = await visible('DeskInputUnLockedButton');
+  if (r.unlockedShown) {
+    await page.click('#DeskInputUnLockedButtonImage');
+    await page.click('#idx_dlgOkButton');
+    r.lockedShown = await visible('DeskInputLockedButton');
+    log('toolbar: input locked shown:', r.lockedShown);
+    if (r.lockedShown) {
+      await page.click('#DeskInputLockedButtonImage');
+      await page.click('#idx_dlgOkButton');
+      r.unlockedAgain = await visible('DeskInputUnLockedButton');
+    }
+  }
+  r.screenshot = path.join(cfg.outDir, 'toolbar.png');
+  await page.screenshot({ path: r.screenshot });
+  // The Disconnect menu's "Disconnect and lock".
+  await page.evaluate(() => cmdeskaction(10));
+  r.disconnected = await page.waitForFunction(() => !document.getElementById('deskstatus').textContent.startsWith('Connected'), null, { timeout: 15000 }).then(() => true, () => false);
+  log('toolbar:', JSON.stringify(r));
+}
+
 async function consentFlow(page) {
   const c = cfg.consent;
   const r = (result.consent = { messages: [] });
@@ -344,6 +383,7 @@ async function consentFlow(page) {
     if (cfg.files) await filesFlow(page);
     if (cfg.tools) await toolsFlow(page);
     if (cfg.consent) await consentFlow(page);
+    if (cfg.toolbar) await toolbarFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);
