@@ -4,9 +4,10 @@ import "github.com/meshgo/meshagent/agent/osuser"
 
 // System is the Presence of this machine: the logged-in users are the
 // sessions osuser lists (the console user by its rule outside Windows,
-// the active and connected terminal-services sessions on Windows). Which
-// sessions are locked is not known yet, so "auto-accept if locked" never
-// applies, as meshcore.js behaves without a locked-users list.
+// the active and connected terminal-services sessions on Windows); the
+// locked ones are the users logind marks LockedHint on Linux. Elsewhere,
+// or without logind, none is known locked, so "auto-accept if locked"
+// does not apply, as meshcore.js behaves without a locked-users list.
 type System struct{}
 
 // Users implements Presence.
@@ -24,5 +25,9 @@ func (System) Users() (active, locked []string, err error) {
 			active = append(active, name)
 		}
 	}
-	return active, nil, nil
+	if len(active) == 0 {
+		return nil, nil, nil
+	}
+	locked, _ = lockedUsers() // unknown means none locked
+	return active, locked, nil
 }
