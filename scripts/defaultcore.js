@@ -172,6 +172,13 @@ var msgHandlers = {
         }, function () { });
     },
     openUrl: function (m) { openUrl(m, true); },
+    // Toolbar "toggle background": data "" once removed, the picture once
+    // restored; on failure no reply (the button keeps its state), as the
+    // C agent.
+    deskBackground: function (m) {
+        require('ui').toggleBackground().then(function (d) { reply(m, 'deskBackground', { data: d }); },
+            function (e) { console.log('deskBackground: ' + errText(e)); });
+    },
     messagebox: function (m) { showToast(m, m.title, m.msg); },
     alertbox: function (m) { showToast(m, m.title, m.msg); }
 };

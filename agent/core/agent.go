@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/portfwd"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
@@ -86,6 +87,14 @@ type Config struct {
 	// Forwarder serves port-forwarding tunnels (tcpport/udpport); nil
 	// means a default portfwd.Forwarder with the agent's Logger.
 	Forwarder *portfwd.Forwarder
+	// ConsentUI shows consent prompts, session notifications and the
+	// privacy bar to the local user (package consent's seam, one per
+	// platform); nil means none can be shown, so a session whose consent
+	// bits ask for a prompt is denied unless auto-accept applies.
+	ConsentUI consent.UI
+	// Presence answers consent's auto-accept conditions; nil means
+	// consent.System.
+	Presence consent.Presence
 
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).
@@ -132,6 +141,7 @@ type Agent struct {
 
 	runCtx   context.Context // lives as long as Run: relay sessions use it
 	sessions registry        // open relay sessions
+	desktops desktops        // open desktop sessions: privacy bar, viewer metadata
 }
 
 // New validates the configuration and prepares an agent.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/portfwd"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
@@ -52,6 +53,9 @@ type TunnelRequest struct {
 	DesktopViewOne bool            `json:"desktopviewonly"`
 	SOptions       json.RawMessage `json:"soptions"`
 	GuestName      string          `json:"guestname"`
+	// PrivacyBarText is the privacy bar's template ({0} real names, {1}
+	// user names); empty means consent.DefaultPrivacyBar.
+	PrivacyBarText string `json:"privacybartext"`
 	// TCPPort or UDPPort make the tunnel a port forward to TCPAddr or
 	// UDPAddr (127.0.0.1 when empty). MeshCentral sends the port as the
 	// URL's text or as a number.
@@ -85,14 +89,10 @@ func (r TunnelRequest) forwardTarget() (*portfwd.Target, error) {
 // asks the agent for one.
 const RightsPortForward = session.RightRemoteControl | session.RightRelay
 
+// tunnelOptions are the soptions the core itself reads; the consent
+// fields are package consent's.
 type tunnelOptions struct {
-	Usages                     []int `json:"usages"`
-	ConsentAutoAccept          bool  `json:"consentAutoAccept"`
-	ConsentAutoAcceptIfNoUser  bool  `json:"consentAutoAcceptIfNoUser"`
-	ConsentAutoAcceptIfDesktop bool  `json:"consentAutoAcceptIfDesktopNoUser"`
-	ConsentAutoAcceptIfTerm    bool  `json:"consentAutoAcceptIfTerminalNoUser"`
-	ConsentAutoAcceptIfFile    bool  `json:"consentAutoAcceptIfFileNoUser"`
-	ConsentAutoAcceptIfFileTyp bool  `json:"consentAautoAcceptIfFileNoUser"` // MeshCentral's spelling
+	Usages []int `json:"usages"`
 }
 
 // Relay timing limits.
@@ -265,10 +265,13 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 		sendRelayConsole(ctx, ch, fmt.Sprintf("Unsupported protocol %d", proto), 0)
 		return fmt.Errorf("unsupported relay protocol %d", proto)
 	}
-	if why := refuse(info, so); why != "" {
+	if why := refuse(info); why != "" {
 		a.consoleToServer(info.SessionID, "Error: "+why)
 		sendRelayConsole(ctx, ch, why, 2)
 		return fmt.Errorf("session refused: %s", why)
+	}
+	if err := a.askConsent(ctx, ch, info, req, consent.ParseOptions(req.SOptions)); err != nil {
+		return err
 	}
 	if handler.WebRTC.Allow && a.cfg.UpgradeSession != nil {
 		// The handler lets the browser move its session onto a WebRTC
@@ -282,6 +285,9 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 	defer end()
 	served := ch
 	id := a.sessions.open(a, sessionOf(info, req.GuestName), kind, func() { end(); served.Close() })
+	if info.Protocol == session.ProtoDesktop {
+		defer a.joinDesktop(ctx, served, info, req, func() { end(); served.Close() })()
+	}
 	defer func() {
 		a.sessions.close(a, id)
 		a.audit(info, fmt.Sprintf("Ended %s session", kind))
@@ -408,21 +414,16 @@ func (a *Agent) negotiate(ctx context.Context, ch session.Channel, so tunnelOpti
 }
 
 // refuse returns why a session may not start, or "" when it may. Rights
-// follow sessions.md §1.10. This agent has no way to ask a local user, so
-// a consent prompt is honoured only where the server's options allow
-// auto-accept; otherwise the session is denied rather than started
-// without the consent the administrator asked for.
-func refuse(info session.Info, so tunnelOptions) string {
+// follow sessions.md §1.10; consent is askConsent's.
+func refuse(info session.Info) string {
 	var allowed bool
-	var prompt uint32
-	var autoAccept bool
 	switch info.Protocol {
 	case session.ProtoTerminal, session.ProtoPowerShell, session.ProtoUserShell, session.ProtoUserPS:
-		allowed, prompt, autoAccept = session.AllowTerminal(info.Rights), session.ConsentTerminalPrompt, so.ConsentAutoAcceptIfTerm
+		allowed = session.AllowTerminal(info.Rights)
 	case session.ProtoDesktop:
-		allowed, prompt, autoAccept = session.AllowDesktopView(info.Rights), session.ConsentDesktopPrompt, so.ConsentAutoAcceptIfDesktop
+		allowed = session.AllowDesktopView(info.Rights)
 	case session.ProtoFiles:
-		allowed, prompt, autoAccept = session.AllowFiles(info.Rights), session.ConsentFilesPrompt, so.ConsentAutoAcceptIfFile || so.ConsentAutoAcceptIfFileTyp
+		allowed = session.AllowFiles(info.Rights)
 	case session.ProtoFileTransfer:
 		allowed = true // the server checked the remote-control right (sessions.md §1.10)
 	default:
@@ -430,9 +431,6 @@ func refuse(info session.Info, so tunnelOptions) string {
 	}
 	if !allowed {
 		return "No rights for this session."
-	}
-	if info.Consent&prompt != 0 && !(so.ConsentAutoAccept || so.ConsentAutoAcceptIfNoUser || autoAccept) {
-		return "Denied: user consent is required and this agent cannot ask a local user."
 	}
 	return ""
 }

@@ -62,24 +62,19 @@ func TestRefuse(t *testing.T) {
 	tests := []struct {
 		name    string
 		info    session.Info
-		so      tunnelOptions
 		refused bool
 	}{
-		{"admin terminal", session.Info{Protocol: 1, Rights: full}, tunnelOptions{}, false},
-		{"terminal needs remote control", session.Info{Protocol: 1, Rights: session.RightAgentConsole}, tunnelOptions{}, true},
-		{"no terminal bit", session.Info{Protocol: 1, Rights: rc | session.RightNoTerminal}, tunnelOptions{}, true},
-		{"admin ignores deny bits", session.Info{Protocol: 5, Rights: full}, tunnelOptions{}, false},
-		{"no files bit", session.Info{Protocol: 5, Rights: rc | session.RightNoFiles}, tunnelOptions{}, true},
-		{"view-only desktop may open", session.Info{Protocol: 2, Rights: session.RightRemoteViewOnly}, tunnelOptions{}, false},
-		{"no desktop bit", session.Info{Protocol: 2, Rights: rc | session.RightNoDesktop}, tunnelOptions{}, true},
-		{"terminal prompt without a user to ask", session.Info{Protocol: 1, Rights: full, Consent: session.ConsentTerminalPrompt}, tunnelOptions{}, true},
-		{"terminal prompt auto-accepted", session.Info{Protocol: 1, Rights: full, Consent: session.ConsentTerminalPrompt}, tunnelOptions{ConsentAutoAcceptIfTerm: true}, false},
-		{"files prompt, server's spelling", session.Info{Protocol: 5, Rights: full, Consent: session.ConsentFilesPrompt}, tunnelOptions{ConsentAutoAcceptIfFileTyp: true}, false},
-		{"notify only", session.Info{Protocol: 5, Rights: full, Consent: session.ConsentFilesNotify}, tunnelOptions{}, false},
-		{"unknown protocol needs remote control", session.Info{Protocol: 77, Rights: session.RightRemoteViewOnly}, tunnelOptions{}, true},
+		{"admin terminal", session.Info{Protocol: 1, Rights: full}, false},
+		{"terminal needs remote control", session.Info{Protocol: 1, Rights: session.RightAgentConsole}, true},
+		{"no terminal bit", session.Info{Protocol: 1, Rights: rc | session.RightNoTerminal}, true},
+		{"admin ignores deny bits", session.Info{Protocol: 5, Rights: full}, false},
+		{"no files bit", session.Info{Protocol: 5, Rights: rc | session.RightNoFiles}, true},
+		{"view-only desktop may open", session.Info{Protocol: 2, Rights: session.RightRemoteViewOnly}, false},
+		{"no desktop bit", session.Info{Protocol: 2, Rights: rc | session.RightNoDesktop}, true},
+		{"unknown protocol needs remote control", session.Info{Protocol: 77, Rights: session.RightRemoteViewOnly}, true},
 	}
 	for _, tc := range tests {
-		if got := refuse(tc.info, tc.so) != ""; got != tc.refused {
+		if got := refuse(tc.info) != ""; got != tc.refused {
 			t.Errorf("%s: refused = %v, want %v", tc.name, got, tc.refused)
 		}
 	}

@@ -1,8 +1,10 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/script"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
@@ -33,13 +36,35 @@ func TestTunnelThroughRelay(t *testing.T) {
 		proto   string
 		consent uint32
 		served  bool
+		// consent: the local user's scripted answer (nil: no UI), the
+		// server's soptions, who is logged in, and what must be seen.
+		ui       *scriptedUI
+		soptions string
+		users    []string
+		logID    int    // a log entry with this msgid must arrive
+		console  string // a console frame containing this must arrive
 	}{
-		{"admin files", session.RightAdmin, "5", 0, true},
-		{"remote control files", session.RightRemoteControl, "5", 0, true},
-		{"no files right", session.RightRemoteControl | session.RightNoFiles, "5", 0, false},
-		{"view-only user asks for files", session.RightRemoteViewOnly, "5", 0, false},
-		{"files prompt with nobody to ask", session.RightAdmin, "5", session.ConsentFilesPrompt, false},
-		{"protocol without handler", session.RightAdmin, "77", 0, false},
+		{name: "admin files", rights: session.RightAdmin, proto: "5", served: true, logID: consent.MsgFilesQuiet},
+		{name: "remote control files", rights: session.RightRemoteControl, proto: "5", served: true},
+		{name: "no files right", rights: session.RightRemoteControl | session.RightNoFiles, proto: "5"},
+		{name: "view-only user asks for files", rights: session.RightRemoteViewOnly, proto: "5"},
+		{name: "files prompt with nobody to ask", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			users: []string{"bob"}, logID: consent.MsgFilesRejected, console: "cannot display a user dialog box"},
+		{name: "files prompt accepted", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.Accepted}, users: []string{"bob"}, served: true, logID: consent.MsgFilesAccepted, console: consent.Waiting},
+		{name: "files prompt denied", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.Denied}, users: []string{"bob"}, logID: consent.MsgFilesRejected, console: `"msg":"denied","msgid":2`},
+		{name: "files prompt timed out", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.TimedOut}, logID: consent.MsgFilesRejected, console: `"msg":"timeout","msgid":2`},
+		{name: "files prompt timed out, accept on timeout", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.TimedOut}, soptions: `{"consentAutoAccept":true}`, served: true, logID: consent.MsgFilesAccepted},
+		{name: "files prompt, auto-accept with nobody logged in", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.Denied}, soptions: `{"consentAautoAcceptIfFileNoUser":true}`, served: true, logID: consent.MsgFilesQuiet},
+		{name: "files prompt, auto-accept but bob is logged in", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.Denied}, users: []string{"bob"}, soptions: `{"consentAutoAcceptIfNoUser":true}`, logID: consent.MsgFilesRejected},
+		{name: "files notification", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesNotify,
+			ui: &scriptedUI{}, served: true, logID: consent.MsgFilesNotified},
+		{name: "protocol without handler", rights: session.RightAdmin, proto: "77"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +102,7 @@ func TestTunnelThroughRelay(t *testing.T) {
 			tunnel, _ := json.Marshal(map[string]any{
 				"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=5&id=T1&rauth=cookie$x@y",
 				"rights": tc.rights, "consent": tc.consent, "userid": "user//alice", "sessionid": "sess-1",
+				"username": "alice", "realname": "Alice A", "soptions": json.RawMessage(cmp.Or(tc.soptions, "{}")),
 			})
 			fs.post = [][]byte{tunnel}
 			key, _, _ := testKeys(t)
@@ -86,6 +112,10 @@ func TestTunnelThroughRelay(t *testing.T) {
 			listed := make(chan []OpenSession, 1)
 			r := startAgent(t, fs.msh(sid[:]), t.TempDir(), func(c *Config) {
 				c.Host = nil
+				if tc.ui != nil {
+					c.ConsentUI = tc.ui
+				}
+				c.Presence = fixedPresence(tc.users)
 				c.Sessions = map[int]Session{
 					session.ProtoFiles: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 						defer ch.Close()
@@ -117,7 +147,7 @@ func TestTunnelThroughRelay(t *testing.T) {
 				if info.UserID != "user//alice" || info.Protocol != 5 || info.SessionID != "sess-1" || string(info.Options) != `{"type":"options","consent":0}` {
 					t.Errorf("handler got %+v", info)
 				}
-				if len(end.frames) == 0 || string(end.frames[0].Data) != "echo:ping-data" || !end.frames[0].Binary {
+				if n := len(end.frames); n == 0 || string(end.frames[n-1].Data) != "echo:ping-data" || !end.frames[n-1].Binary {
 					t.Errorf("relay got %v", end.frames)
 				}
 				// The one session registry lists the session while its
@@ -132,6 +162,44 @@ func TestTunnelThroughRelay(t *testing.T) {
 				}
 				if !end.closed {
 					t.Error("refused session left the relay socket open")
+				}
+			}
+			if tc.console != "" {
+				found := false
+				for _, f := range end.frames {
+					found = found || !f.Binary && strings.Contains(string(f.Data), tc.console)
+				}
+				if !found {
+					t.Errorf("viewer never saw a console message with %q: %v", tc.console, end.frames)
+				}
+			}
+			if tc.logID != 0 {
+				want := fmt.Sprintf(`"msgid":%d`, tc.logID)
+				deadline := time.Now().Add(5 * time.Second)
+				for saw := false; !saw; time.Sleep(20 * time.Millisecond) {
+					_, rec, _ := fs.snapshot()
+					for _, m := range rec {
+						saw = saw || strings.Contains(string(m), `"action":"log"`) && strings.Contains(string(m), want)
+					}
+					if !saw && time.Now().After(deadline) {
+						t.Fatalf("server never logged %s", want)
+					}
+				}
+			}
+			if tc.ui != nil {
+				wantAsked := tc.consent&session.ConsentFilesPrompt != 0 && !strings.Contains(tc.soptions, "NoUser") || strings.Contains(tc.name, "bob")
+				if asked := tc.ui.asked.Load() > 0; asked != wantAsked {
+					t.Errorf("prompt shown = %v, want %v", asked, wantAsked)
+				}
+				if tc.consent&session.ConsentFilesNotify != 0 {
+					for deadline := time.Now().Add(5 * time.Second); tc.ui.notified.Load() == 0; time.Sleep(10 * time.Millisecond) {
+						if time.Now().After(deadline) {
+							t.Fatal("no notification shown")
+						}
+					}
+					if m := tc.ui.lastNote.Load(); m == nil || *m != "Alice A started a remote file session." {
+						t.Errorf("notification %v", m)
+					}
 				}
 			}
 			if !tc.served {
@@ -159,6 +227,33 @@ func TestTunnelThroughRelay(t *testing.T) {
 		})
 	}
 }
+
+// scriptedUI is a consent.UI that answers as told: a stand-in for the
+// person at the screen in core tests (the X11 UI itself is tested against
+// Xvfb in agent/desktop, and end to end in interop/webui).
+type scriptedUI struct {
+	answer   consent.Answer
+	asked    atomic.Int32
+	notified atomic.Int32
+	lastNote atomic.Pointer[string]
+}
+
+func (u *scriptedUI) Ask(ctx context.Context, p consent.Prompt) (consent.Answer, error) {
+	u.asked.Add(1)
+	return u.answer, nil
+}
+
+func (u *scriptedUI) Notify(ctx context.Context, title, msg string) error {
+	u.lastNote.Store(&msg)
+	u.notified.Add(1)
+	return nil
+}
+
+func (u *scriptedUI) ShowBar(string, func()) (consent.Bar, error) { return nil, consent.ErrNoUI }
+
+type fixedPresence []string
+
+func (p fixedPresence) Users() ([]string, []string, error) { return p, nil, nil }
 
 // TestTunnelWithoutLiveCore: tunnel requests are served natively, so a
 // session starts whether the JavaScript core is not running at all or is

@@ -38,6 +38,13 @@
 //     unicode input. Cross-compiled only, never run here; needs the Screen
 //     Recording and Accessibility permissions.
 //
+// Around the session (issue 15): X11UI draws the consent prompt, the
+// session notification and the privacy bar as native X11 windows on the
+// console user's display (package consent's UI seam; MacUI uses osascript
+// on macOS); LockScreen serves the toolbar's lock and auto-lock; the
+// remote input lock holds the physical devices with XI2 grabs; the
+// toolbar's Ctrl+Alt+Del is sent as the chord.
+//
 // JPEG: builds with cgo on Linux use libjpeg-turbo through a small binding,
 // linked statically from libturbojpeg.a (tag desktop_turbo_shared links the
 // shared library, desktop_stdjpeg forces image/jpeg); everything else uses

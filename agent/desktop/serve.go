@@ -34,6 +34,12 @@ type Options struct {
 	WaylandDisplay string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// Lock locks the local screen (the toolbar's Lock, auto-lock on
+	// disconnect); nil means LockScreen.
+	Lock func(context.Context) error
+	// LogEvent, when set, records an event with MeshCentral's msgid in
+	// the server's log for this session (LockMsgID).
+	LogEvent func(msgID int)
 	// OnFrame, when set, is called after every capture pass that sent
 	// tiles, with their number and total bytes; cmd/deskbench measures
 	// with it.
@@ -94,6 +100,12 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 	}
 	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName())
 	s.noteTSID(ctx, info)
+	s.autolock.Store(autolockOption(info.Options) && s.input)
+	defer func() {
+		if s.autolock.Load() {
+			s.lockNow(context.WithoutCancel(ctx))
+		}
+	}()
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.readLoop(ctx); cancel() }()
 	go s.refreshOnSwitch(ctx)
@@ -124,6 +136,9 @@ type sess struct {
 	log   *slog.Logger
 	input bool
 	cmds  chan kvm.Command
+	// autolock: lock the screen when the session ends (options.autolock
+	// or the "autolock" control message).
+	autolock atomic.Bool
 
 	wmu sync.Mutex // serialises Write: control replies come from the reader
 
@@ -217,8 +232,9 @@ func (s *sess) refreshOnSwitch(ctx context.Context) {
 // (sessions.md §1.8).
 func (s *sess) control(ctx context.Context, data []byte) error {
 	var m struct {
-		Type string          `json:"type"`
-		Time json.RawMessage `json:"time"`
+		Type  string          `json:"type"`
+		Time  json.RawMessage `json:"time"`
+		Value bool            `json:"value"`
 	}
 	if len(data) < 2 || data[0] != '{' || json.Unmarshal(data, &m) != nil {
 		return nil
@@ -226,6 +242,12 @@ func (s *sess) control(ctx context.Context, data []byte) error {
 	switch m.Type {
 	case "close":
 		return errViewerClosed
+	case "lock":
+		if s.input {
+			s.lockNow(ctx)
+		}
+	case "autolock":
+		s.autolock.Store(m.Value && s.input)
 	case "ping":
 		return s.write(ctx, session.ControlJSON("pong"), false)
 	case "rtt":
@@ -236,6 +258,13 @@ func (s *sess) control(ctx context.Context, data []byte) error {
 	}
 	return nil
 }
+
+// Windows virtual-key codes of the Ctrl+Alt+Del chord.
+const (
+	vkControl = 0x11
+	vkMenu    = 0x12
+	vkDelete  = 0x2e
+)
 
 // handleInput injects keyboard and mouse commands and reports whether c was
 // one. View-only sessions drop them here, so nothing reaches the screen.
@@ -265,6 +294,18 @@ func (s *sess) handleInput(ctx context.Context, c kvm.Command) bool {
 		if !down && (d[1] == 0x14 || d[1] == 0x90 || d[1] == 0x91) {
 			ks := s.scr.keyState()
 			go s.send(ctx, kvm.EncodeByte(kvm.KeyState, ks))
+		}
+	case kvm.CtrlAltDel:
+		// The toolbar's Ctrl+Alt+Del: the chord itself, pressed and
+		// released in order (the C agent drops it on Linux; on X11 the
+		// desktop decides what it means, e.g. GNOME's log-out dialog).
+		for _, k := range []struct {
+			vk   byte
+			down bool
+		}{{vkControl, true}, {vkMenu, true}, {vkDelete, true}, {vkDelete, false}, {vkMenu, false}, {vkControl, false}} {
+			if err == nil {
+				err = s.scr.key(k.vk, k.down, k.vk == vkDelete)
+			}
 		}
 	case kvm.KeyUnicode:
 		if len(d) < 3 {
@@ -572,12 +613,44 @@ func (s *sess) apply(ctx context.Context, c kvm.Command) error {
 			}
 		}
 	case kvm.InputLock:
-		// Blocking local input is a Windows feature; report "not locked".
-		return s.send(ctx, kvm.EncodeByte(kvm.InputLock, 0))
+		// 0 unlock, 1 lock, 2 query; the answer is the state in force.
+		return s.send(ctx, kvm.EncodeByte(kvm.InputLock, s.inputLock(c.Data)))
 	case kvm.Message, kvm.InitTouch:
 		// No local UI for messages; touch is emulated as mouse by the viewer.
 	}
 	return nil
+}
+
+// inputLocker is a screen that can hold the local keyboard and pointer
+// while remote input goes on (X11: XI2 device grabs).
+type inputLocker interface {
+	lockInput(on bool) (int, error)
+	inputLocked() bool
+}
+
+// inputLock serves the toolbar's remote input lock (KVM 87) and returns
+// the real state: 1 only while the local devices are held. Screens that
+// cannot hold them (Wayland, Windows and macOS here) answer 0, as the C
+// agent does on Linux. View-only viewers may only ask.
+func (s *sess) inputLock(d []byte) byte {
+	s.mu.Lock()
+	l, ok := s.scr.(inputLocker)
+	s.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	if len(d) > 0 && d[0] <= 1 && s.input {
+		n, err := l.lockInput(d[0] == 1)
+		if err != nil {
+			s.log.Warn("desktop: remote input lock failed", "err", err)
+		} else {
+			s.log.Info("desktop: remote input lock", "locked", d[0] == 1, "devices", n)
+		}
+	}
+	if l.inputLocked() {
+		return 1
+	}
+	return 0
 }
 
 func (s *sess) setInterval(ms int) {

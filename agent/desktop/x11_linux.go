@@ -151,6 +151,12 @@ type xScreen struct {
 	dead    atomic.Bool
 
 	in keyboard
+
+	// remote input lock (inputlock_linux.go)
+	lockMu  sync.Mutex
+	xiOp    byte
+	grabbed []uint16
+	locked  bool
 }
 
 // openX connects to the first display that works and prepares it.

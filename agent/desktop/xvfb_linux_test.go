@@ -117,10 +117,12 @@ type viewer struct {
 	tiles   int
 	screens int
 	bytes   int
+	// lockState is the last INPUT_LOCK answer, -1 before one.
+	lockState int
 }
 
 func newViewer(t testing.TB, ch session.Channel) *viewer {
-	return &viewer{t: t, ch: ch, cursor: -1}
+	return &viewer{t: t, ch: ch, cursor: -1, lockState: -1}
 }
 
 // next reads and applies one message; it returns the command number.
@@ -182,6 +184,10 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 		v.bytes += len(f.Data)
 	case kvm.Cursor:
 		v.cursor = int(d[4])
+	case kvm.InputLock:
+		if len(d) > 4 {
+			v.lockState = int(d[4])
+		}
 	case kvm.Error:
 		v.errors = append(v.errors, string(d[4:]))
 	case kvm.GetDisplays:

@@ -25,3 +25,6 @@ func (u *User) Apply(*exec.Cmd, ...string) error { return errUnsupported }
 
 // Console is not supported on Windows.
 func (d *Detector) Console() (*User, error) { return nil, errUnsupported }
+
+// SessionEnv is not supported on Windows.
+func SessionEnv(*User) ([]string, error) { return nil, errUnsupported }

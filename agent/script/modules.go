@@ -544,6 +544,15 @@ func modUI(v *vm) goja.Value {
 		}
 		return v.async(func() (any, error) { return true, openURLAs(u, detect) })
 	})
+	// toggleBackground() -> Promise<string>: removes the console user's
+	// desktop background ("") or puts the removed one back (its URI).
+	fn(m, "toggleBackground", func(c goja.FunctionCall) goja.Value {
+		detect := v.h.cfg.ConsoleUser
+		if detect == nil {
+			detect = consoleUserName
+		}
+		return v.async(func() (any, error) { return toggleBackground(detect) })
+	})
 	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
 		return v.async(func() (any, error) { return notify(title, msg), nil })

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/meshgo/meshagent/agent/core"
+	"github.com/meshgo/meshagent/agent/desktop"
+	"github.com/meshgo/meshagent/proto/session"
 )
 
 // errConfig marks failures of the settings or identity (exit code 3).
@@ -38,10 +41,17 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 		return nil, errors.Join(errConfig, err)
 	}
 	host := newScriptHost(log, settings, id, o.data)
+	var agentRef atomic.Pointer[core.Agent]
+	logEvent := func(info session.Info, msgID int) {
+		if a := agentRef.Load(); a != nil {
+			a.LogEvent(info, msgID)
+		}
+	}
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
-		Sessions: sessionHandlers(log), UpgradeSession: upgrade,
+		Sessions: sessionHandlers(log, logEvent), UpgradeSession: upgrade,
+		ConsentUI: desktop.NewConsentUI(log),
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
 		OnEvent:          trimAfterActivity(),
@@ -51,5 +61,6 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 		return nil, errors.Join(errConfig, err)
 	}
 	host.agent = agent
+	agentRef.Store(agent)
 	return &built{agent: agent, identity: id, settings: settings, close: host.host.Close}, nil
 }

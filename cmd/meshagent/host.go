@@ -81,7 +81,7 @@ func scriptTunnels(open []core.OpenSession) []script.Tunnel {
 
 // sessionHandlers maps relay protocols to the capability packages, each
 // with its own WebRTC upgrade policy.
-func sessionHandlers(log *slog.Logger) map[int]core.Session {
+func sessionHandlers(log *slog.Logger, logEvent func(session.Info, int)) map[int]core.Session {
 	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
 	}}
@@ -95,7 +95,12 @@ func sessionHandlers(log *slog.Logger) map[int]core.Session {
 		session.ProtoUserPS:     term,
 		session.ProtoFiles:      fileSession,
 		session.ProtoDesktop: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
-			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log})
+			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log,
+				LogEvent: func(id int) {
+					if logEvent != nil {
+						logEvent(info, id)
+					}
+				}})
 		}, WebRTC: desktop.WebRTC},
 		// Protocol 10 is an HTTP download on its own tunnel: it stays on
 		// the relay, as before.

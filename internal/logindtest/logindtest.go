@@ -2,7 +2,8 @@
 
 // Package logindtest runs a private D-Bus system bus (the real dbus-daemon)
 // with a stand-in for systemd-logind's power methods on it, for tests of
-// power actions. A real logind would really power the machine off: the
+// power actions (and of LockSessions, ListSessions and a session's
+// LockedHint, for the desktop lock and consent). A real logind would really power the machine off: the
 // stand-in is the one fake, at the last call, and it only records what
 // it was asked.
 package logindtest
@@ -31,6 +32,55 @@ type Logind struct {
 	can   string
 	deny  string
 	conn  *dbus.Conn
+	// sessions listed by ListSessions, by id
+	sessions []Session
+}
+
+// Session is a login session the stand-in lists (ListSessions) and whose
+// LockedHint it answers.
+type Session struct {
+	ID     string
+	UID    uint32
+	User   string
+	Seat   string
+	Locked bool
+}
+
+// AddSession lists s from now on, with its object on the bus.
+func (l *Logind) AddSession(t testing.TB, s Session) {
+	t.Helper()
+	path := dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)
+	if err := l.conn.Export(sessionProps{l, s.ID}, path, "org.freedesktop.DBus.Properties"); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	l.sessions = append(l.sessions, s)
+	l.mu.Unlock()
+}
+
+type sessionProps struct {
+	l  *Logind
+	id string
+}
+
+// Get answers org.freedesktop.login1.Session's LockedHint, Name and Active.
+func (p sessionProps) Get(iface, name string) (dbus.Variant, *dbus.Error) {
+	p.l.mu.Lock()
+	defer p.l.mu.Unlock()
+	for _, s := range p.l.sessions {
+		if s.ID != p.id || iface != "org.freedesktop.login1.Session" {
+			continue
+		}
+		switch name {
+		case "LockedHint":
+			return dbus.MakeVariant(s.Locked), nil
+		case "Name":
+			return dbus.MakeVariant(s.User), nil
+		case "Active":
+			return dbus.MakeVariant(true), nil
+		}
+	}
+	return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{name})
 }
 
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -150,6 +200,47 @@ func (m manager) CanSuspend() (string, *dbus.Error)  { return m.answer() }
 func (m manager) PowerOff(i bool) *dbus.Error        { return m.call("PowerOff", i) }
 func (m manager) Reboot(i bool) *dbus.Error          { return m.call("Reboot", i) }
 func (m manager) Suspend(i bool) *dbus.Error         { return m.call("Suspend", i) }
+
+// ListSessions lists the sessions AddSession added, as logind does:
+// id, uid, user name, seat and object path.
+func (m manager) ListSessions() ([]struct {
+	ID   string
+	UID  uint32
+	User string
+	Seat string
+	Path dbus.ObjectPath
+}, *dbus.Error) {
+	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
+	var out []struct {
+		ID   string
+		UID  uint32
+		User string
+		Seat string
+		Path dbus.ObjectPath
+	}
+	for _, s := range m.l.sessions {
+		out = append(out, struct {
+			ID   string
+			UID  uint32
+			User string
+			Seat string
+			Path dbus.ObjectPath
+		}{s.ID, s.UID, s.User, s.Seat, dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)})
+	}
+	return out, nil
+}
+
+// LockSessions records "LockSessions()": what loginctl lock-sessions asks.
+func (m manager) LockSessions() *dbus.Error {
+	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
+	if m.l.deny != "" {
+		return dbus.NewError(m.l.deny, []any{"Access denied."})
+	}
+	m.l.calls = append(m.l.calls, "LockSessions()")
+	return nil
+}
 
 // String is for test logs.
 func (l *Logind) String() string {

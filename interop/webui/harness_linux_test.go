@@ -305,6 +305,8 @@ type uiConfig struct {
 	Desktop     *desktopCfg `json:"desktop,omitempty"`
 	Files       *filesCfg   `json:"files,omitempty"`
 	Tools       *toolsCfg   `json:"tools,omitempty"`
+	Consent     *consentCfg `json:"consent,omitempty"`
+	Toolbar     *struct{}   `json:"toolbar,omitempty"`
 }
 
 type toolsCfg struct {
@@ -353,7 +355,9 @@ type uiResult struct {
 		} `json:"link"`
 		Screenshot string `json:"screenshot"`
 	} `json:"files"`
-	Tools *struct {
+	Consent *consentResult `json:"consent"`
+	Toolbar *toolbarResult `json:"toolbar"`
+	Tools   *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`
 		Processes        int     `json:"processes"`

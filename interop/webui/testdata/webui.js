@@ -18,6 +18,16 @@
 //   tools        {pid}: the desktop tab's Tools panel: processes, the
 //                details dialog of process pid, the Services tab and the
 //                first service's details dialog
+//   toolbar      {}: the desktop toolbar on a connected desktop: send
+//                Ctrl+Alt+Del from the keys menu, lock and unlock remote
+//                input with its button (and the confirmation dialog), then
+//                "Disconnect and lock" from the Disconnect menu
+//   consent      {kind: "desktop"|"terminal", expect: "accept"|"deny",
+//                waitMs}: connect the tab of a device whose group asks
+//                for user consent, record the console messages the viewer
+//                shows, and wait for the outcome (Connected with a
+//                picture or a prompt, or Denied and disconnected); with
+//                holdMs, stay connected until the agent ends the session
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -260,6 +270,96 @@ async function toolsFlow(page) {
   await page.screenshot({ path: r.screenshot });
 }
 
+async function toolbarFlow(page) {
+  const r = (result.toolbar = {});
+  await openDevice(page, 11);
+  await page.waitForSelector('#connectbutton1:not([disabled])', { state: 'visible', timeout: 30000 });
+  await page.click('#connectbutton1');
+  await page.waitForFunction(() => { const e = document.getElementById('deskstatus'); return e && e.textContent.startsWith('Connected'); }, null, { timeout: 60000 });
+  await page.waitForFunction(() => { const d = document.getElementById('Desk'); return d && d.width > 100; }, null, { timeout: 30000 });
+  log('toolbar: connected');
+  // Ctrl+Alt+Del from the keys menu and its Send button.
+  await page.selectOption('#deskkeys', String(0x0A002E));
+  await page.click('#DeskWD');
+  r.cadSent = true;
+  log('toolbar: sent Ctrl+Alt+Del');
+  // The agent answered the viewer's input-lock query: the button shows.
+  const visible = (id) => page.waitForFunction((id) => { const e = document.getElementById(id); return e && e.style.display !== 'none'; }, id, { timeout: 15000 }).then(() => true, () => false);
+  r.unlockedShown = await visible('DeskInputUnLockedButton');
+  if (r.unlockedShown) {
+    await page.click('#DeskInputUnLockedButtonImage');
+    await page.click('#idx_dlgOkButton');
+    r.lockedShown = await visible('DeskInputLockedButton');
+    log('toolbar: input locked shown:', r.lockedShown);
+    if (r.lockedShown) {
+      await page.click('#DeskInputLockedButtonImage');
+      await page.click('#idx_dlgOkButton');
+      r.unlockedAgain = await visible('DeskInputUnLockedButton');
+    }
+  }
+  r.screenshot = path.join(cfg.outDir, 'toolbar.png');
+  await page.screenshot({ path: r.screenshot });
+  // The Disconnect menu's "Disconnect and lock".
+  await page.evaluate(() => cmdeskaction(10));
+  r.disconnected = await page.waitForFunction(() => !document.getElementById('deskstatus').textContent.startsWith('Connected'), null, { timeout: 15000 }).then(() => true, () => false);
+  log('toolbar:', JSON.stringify(r));
+}
+
+async function consentFlow(page) {
+  const c = cfg.consent;
+  const r = (result.consent = { messages: [] });
+  const term = c.kind === 'terminal';
+  await openDevice(page, term ? 12 : 11);
+  const btn = term ? '#connectbutton2' : '#connectbutton1';
+  const statusId = term ? 'termstatus' : 'deskstatus';
+  const msgId = term ? 'p12TermConsoleMsg' : 'p11DeskConsoleMsg';
+  await page.waitForSelector(btn + ':not([disabled])', { state: 'visible', timeout: 30000 });
+  // Record every text the console message element gets, however briefly.
+  await page.evaluate((id) => {
+    window.__consentMsgs = [];
+    const m = document.getElementById(id);
+    const note = () => { const t = m.textContent; if (t && window.__consentMsgs[window.__consentMsgs.length - 1] !== t) window.__consentMsgs.push(t); };
+    new MutationObserver(note).observe(m, { childList: true, characterData: true, subtree: true });
+  }, msgId);
+  log('consent: connect', c.kind);
+  await page.click(btn);
+  // Record every console message the viewer shows and the status.
+  const t1 = Date.now();
+  let last = '';
+  for (;;) {
+    const s = await page.evaluate(([a, b]) => {
+      const m = document.getElementById(a), st = document.getElementById(b);
+      return { msg: m ? m.textContent : '', shown: m ? m.style.display !== 'none' : false, status: st ? st.textContent : '' };
+    }, [msgId, statusId]);
+    if (s.shown && s.msg && s.msg !== last) { r.messages.push(s.msg); last = s.msg; log('consent: viewer shows', JSON.stringify(s.msg), 'status', s.status); }
+    r.status = s.status;
+    if (c.expect === 'accept' && s.status.startsWith('Connected') && (!s.shown || !s.msg)) {
+      if (term) {
+        r.accepted = await page.waitForFunction(() => { const x = document.querySelector('#termarea3x .xterm-rows, #termarea3x'); return x && x.textContent.trim().length > 0; }, null, { timeout: 30000 }).then(() => true, () => false);
+      } else {
+        r.accepted = await page.waitForFunction(() => { const d = document.getElementById('Desk'); return d && d.width > 100 && d.height > 100; }, null, { timeout: 30000 }).then(() => true, () => false);
+      }
+      if (r.accepted && c.holdMs) {
+        // Stay connected until the agent ends the session (the privacy
+        // bar's Disconnect) or holdMs passes.
+        r.endedByAgent = await page.waitForFunction((id) => !document.getElementById(id).textContent.startsWith('Connected'), statusId, { timeout: c.holdMs, polling: 200 })
+          .then(() => true, () => false);
+        log('consent: session ended by the agent:', r.endedByAgent);
+      }
+      break;
+    }
+    const seen = await page.evaluate(() => window.__consentMsgs);
+    if (c.expect === 'deny' && seen.some((m) => m.indexOf('Denied') >= 0) && !s.status.startsWith('Connected')) { r.denied = true; break; }
+    if (Date.now() - t1 > c.waitMs) { log('consent: no outcome within', c.waitMs, 'ms'); break; }
+    await page.waitForTimeout(100);
+  }
+  r.messages = await page.evaluate(() => window.__consentMsgs);
+  r.statusAfter = await statusText(page, statusId);
+  r.screenshot = path.join(cfg.outDir, 'consent-' + c.kind + '-' + c.expect + '.png');
+  await page.screenshot({ path: r.screenshot });
+  log('consent:', JSON.stringify(r));
+}
+
 (async () => {
   let ctx;
   try {
@@ -282,6 +382,8 @@ async function toolsFlow(page) {
     if (cfg.desktop) await desktopFlow(page);
     if (cfg.files) await filesFlow(page);
     if (cfg.tools) await toolsFlow(page);
+    if (cfg.consent) await consentFlow(page);
+    if (cfg.toolbar) await toolbarFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);
