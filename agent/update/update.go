@@ -551,7 +551,11 @@ func Watch(ctx context.Context, dir string, svc Service, log *slog.Logger, poll 
 		svc.Start(ctx)
 		return err
 	}
-	st.State, st.Msg = agentupdate.StateRolledBack, fmt.Sprintf("version %s did not come online within %d s", st.To.Version, st.Trial)
+	label := st.To.Version
+	if label == "" {
+		label = "sha384 " + Short(st.To.SHA384)
+	}
+	st.State, st.Msg = agentupdate.StateRolledBack, fmt.Sprintf("version %s did not come online within %d s", label, st.Trial)
 	if err := WriteState(dir, st); err != nil {
 		log.Error("update watchdog: cannot record the rollback", "err", err)
 	}

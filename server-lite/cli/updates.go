@@ -73,6 +73,7 @@ func runUpdateAgents(ctx context.Context, o *opts, fs *flag.FlagSet, _ []string)
 	}
 	percent, _ := strconv.Atoi(flagStr(fs, "percent"))
 	trial, _ := strconv.Atoi(flagStr(fs, "trial"))
+	outer := ctx
 	c, ctx, cancel, err := connect(ctx, o)
 	if err != nil {
 		return err
@@ -125,9 +126,12 @@ func runUpdateAgents(ctx context.Context, o *opts, fs *flag.FlagSet, _ []string)
 	if !flagBool(fs, "wait") {
 		return nil
 	}
+	cancel() // --timeout bounds each request while waiting, not the rollout
 	seen := map[string]string{}
 	for {
-		m, err := c.call(ctx, map[string]any{"action": "agentupdates"})
+		cctx, ccancel := context.WithTimeout(outer, o.timeout)
+		m, err := c.call(cctx, map[string]any{"action": "agentupdates"})
+		ccancel()
 		if err != nil {
 			return err
 		}
@@ -158,8 +162,8 @@ func runUpdateAgents(ctx context.Context, o *opts, fs *flag.FlagSet, _ []string)
 			}
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-outer.Done():
+			return outer.Err()
 		case <-time.After(time.Second):
 		}
 	}

@@ -27,13 +27,20 @@ type Binary struct {
 var binaryName = regexp.MustCompile(`^meshagent-([a-z0-9]+)-([a-z0-9]+)(\.exe)?$`)
 
 // LoadCatalog reads every release build in dir (build/release.sh's output:
-// meshagent-<goos>-<goarch>[.exe]), keyed by platform. Files are read into
+// meshagent-<goos>-<goarch>[.exe], and VERSION), keyed by platform. Files are read into
 // memory once so that what is hashed and signed is exactly what is served,
 // even if the directory changes during a rollout.
 func LoadCatalog(dir string) (map[string]*Binary, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("updates: binaries directory: %w", err)
+	}
+	// build/release.sh writes the version it stamped into VERSION: Go
+	// does not record -ldflags in the build information of a -trimpath
+	// build, which release builds are.
+	dirVersion := ""
+	if b, err := os.ReadFile(filepath.Join(dir, "VERSION")); err == nil && len(b) < 128 {
+		dirVersion = strings.TrimSpace(string(b))
 	}
 	out := map[string]*Binary{}
 	for _, e := range ents {
@@ -47,6 +54,9 @@ func LoadCatalog(dir string) (map[string]*Binary, error) {
 		b, err := LoadBinary(filepath.Join(dir, e.Name()), m[1]+"/"+m[2])
 		if err != nil {
 			return nil, err
+		}
+		if b.Version == "" {
+			b.Version = dirVersion
 		}
 		out[b.Platform] = b
 	}
