@@ -152,7 +152,7 @@ func TestSelfUpdateUnderSystemd(t *testing.T) {
 	os.WriteFile(filepath.Join(dist, "VERSION"), []byte("2.0.0-sutest\n"), 0o644)
 	pid1 := mainPID()
 	out, code := cli("update-agents", "--all", "--trial", "60", "--wait")
-	if code != 0 || !strings.Contains(out, "1.0.0-sutest -> 2.0.0-sutest") || !strings.Contains(out, "done") {
+	if code != 0 || !strings.Contains(out, "online on 2.0.0-sutest (trial confirmed)") || !strings.Contains(out, "1 updated, 0 skipped") {
 		t.Fatalf("update-agents: exit %d", code)
 	}
 	if got := sha384File(t, installed); got != sha384File(t, v2) {
@@ -178,6 +178,9 @@ func TestSelfUpdateUnderSystemd(t *testing.T) {
 		}
 	}
 	evs, _ := cli("events", "--id", nodeID, "--limit", "200")
+	if !strings.Contains(evs, "1.0.0-sutest -> 2.0.0-sutest") {
+		t.Error("event log lacks the versions")
+	}
 	for _, step := range []string{"agent update offered", "agent update downloading", "agent update downloaded", "agent update installed", "agent update restarting", "agent update online on the new version"} {
 		if !strings.Contains(evs, step) {
 			t.Errorf("event log lacks %q", step)

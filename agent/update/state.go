@@ -34,8 +34,12 @@ type State struct {
 	To       Build  `json:"to"`
 	// Deadline (unix seconds) is when the watchdog restores Previous
 	// unless the new binary confirmed.
-	Deadline int64  `json:"deadline"`
-	Trial    int    `json:"trial"` // seconds
+	Deadline int64 `json:"deadline"`
+	Trial    int   `json:"trial"` // seconds
+	// Watchdog is the watchdog's process id, written by the watchdog once
+	// it found the service it will restore: the agent exits for the
+	// restart only after it has seen this.
+	Watchdog int    `json:"watchdog,omitempty"`
 	Msg      string `json:"msg,omitempty"`
 	Time     int64  `json:"time"` // of the last change
 }

@@ -477,7 +477,11 @@ func (u *Updater) install(x *transfer) error {
 	if err := Replace(u.cfg.Exe, x.path, prev); err != nil {
 		return undoState(err)
 	}
-	if err := u.cfg.Spawn(prev, u.cfg.WatchdogArgs); err != nil {
+	err := u.cfg.Spawn(prev, u.cfg.WatchdogArgs)
+	if err == nil {
+		err = u.waitWatchdog(st)
+	}
+	if err != nil {
 		err = fmt.Errorf("start the watchdog: %w", err)
 		if rerr := Restore(u.cfg.Exe, prev); rerr != nil {
 			// Both names hold whole binaries; the new one stays without a
@@ -487,6 +491,26 @@ func (u *Updater) install(x *transfer) error {
 		return undoState(err)
 	}
 	return nil
+}
+
+// WatchdogWait is how long install waits for the watchdog to report that
+// it watches.
+var WatchdogWait = 30 * time.Second
+
+// waitWatchdog waits until the watchdog recorded its process id in the
+// state: a watchdog that started but could not find the service (and so
+// could not restore anything) must not let the update go ahead.
+func (u *Updater) waitWatchdog(st *State) error {
+	deadline := time.Now().Add(WatchdogWait)
+	for time.Now().Before(deadline) {
+		cur, err := ReadState(u.cfg.DataDir)
+		if err == nil && cur != nil && cur.State == Trial && cur.To.SHA384 == st.To.SHA384 && cur.Watchdog != 0 {
+			u.log.Debug("update watchdog running", "pid", cur.Watchdog)
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("it did not report within %v (see update-watchdog.log)", WatchdogWait)
 }
 
 // cleanTemps removes downloads other than keep left beside the binary.
@@ -519,6 +543,10 @@ func Watch(ctx context.Context, dir string, svc Service, log *slog.Logger, poll 
 	if st == nil || st.State != Trial {
 		log.Info("update watchdog: no trial to watch")
 		return nil
+	}
+	st.Watchdog = os.Getpid()
+	if err := WriteState(dir, st); err != nil {
+		return fmt.Errorf("update watchdog: record itself: %w", err)
 	}
 	log.Info("update watchdog: watching the trial", "to", st.To.Version, "deadline", time.Unix(st.Deadline, 0).UTC().Format(time.RFC3339))
 	for time.Now().Before(time.Unix(st.Deadline, 0)) {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -184,6 +185,7 @@ type env struct {
 	restarts int
 	spawned  []string
 	spawnErr error
+	noAck    bool // the spawned "watchdog" never reports
 	mu       sync.Mutex
 }
 
@@ -217,7 +219,16 @@ func newEnv(t *testing.T, service string) *env {
 				return e.spawnErr
 			}
 			e.spawned = append(e.spawned, exe)
-			return nil
+			if e.noAck {
+				return nil
+			}
+			// What the watchdog does first: record itself in the state.
+			st, err := ReadState(e.dir)
+			if err != nil || st == nil {
+				return fmt.Errorf("no state for the watchdog: %v", err)
+			}
+			st.Watchdog = 12345
+			return WriteState(e.dir, st)
 		},
 		Restart: func() { e.mu.Lock(); e.restarts++; e.mu.Unlock() },
 	}
@@ -389,6 +400,22 @@ func TestUpdateWatchdogStartFails(t *testing.T) {
 	if st, _ := ReadState(e.dir); st == nil || st.State != agentupdate.StateFailed {
 		t.Errorf("state %+v", st)
 	}
+}
+
+// A watchdog that starts but never reports (it found no service to
+// restore) stops the update.
+func TestUpdateWatchdogSilent(t *testing.T) {
+	defer func(d time.Duration) { WatchdogWait = d }(WatchdogWait)
+	WatchdogWait = time.Second
+	e := newEnv(t, "meshagent")
+	e.noAck = true
+	f := newFake(t, e.u, e.new)
+	f.offer(0, manifestFor(e.new))
+	r := f.waitState(agentupdate.StateFailed)
+	if !strings.Contains(r.Msg, "did not report") {
+		t.Errorf("failure %q", r.Msg)
+	}
+	e.checkUnchanged(t)
 }
 
 type fakeService struct {
