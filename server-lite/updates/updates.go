@@ -494,7 +494,7 @@ func (m *Manager) Block(node string, req []byte) []byte {
 	b := m.serving[node]
 	m.mu.Unlock()
 	if b == nil || hex.EncodeToString(r.SHA384[:]) != b.SHA384 || r.Offset >= uint64(b.Size) {
-		m.log.Info("block request refused: nothing offered to this device", "node", node, "offset", r.Offset)
+		m.log.Debug("block request refused: nothing offered to this device", "node", node, "offset", r.Offset)
 		return nil
 	}
 	end := min(uint64(b.Size), r.Offset+agentupdate.BlockSize)
