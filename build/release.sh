@@ -46,5 +46,8 @@ for t in "${TARGETS[@]}"; do
 		-o "$OUT/$name" ./cmd/meshagent
 	restore_syso
 done
+# server-lite's agent updates read the version from here (Go records no
+# -ldflags in a -trimpath build's information).
+echo "$VERSION" > "$OUT/VERSION"
 (cd "$OUT" && sha256sum meshagent-* > SHA256SUMS)
 echo "wrote $OUT/SHA256SUMS"

@@ -29,6 +29,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/portfwd"
+	"github.com/meshgo/meshagent/proto/agentupdate"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/proto/session"
 )
@@ -99,7 +100,24 @@ type Config struct {
 	// OnEvent, if set, observes connection life-cycle events (tests,
 	// benchmarks, the service status).
 	OnEvent func(Event)
+
+	// Updates, if set, serves server-lite's self-update exchange
+	// ("meshgoupdate" JSON and its command-14 blocks; agent/update).
+	// MeshCentral's own update (12-14) is refused either way.
+	Updates Updates
 }
+
+// Updates is the self-update exchange as the control connection sees it
+// (agent/update implements it); the agent only routes its messages.
+type Updates interface {
+	HandleJSON(c UpdateConn, msg []byte)
+	HandleBlock(c UpdateConn, msg []byte)
+	Disconnected(c UpdateConn)
+	Authenticated()
+}
+
+// UpdateConn is one authenticated connection, for Updates.
+type UpdateConn = agentupdate.Conn
 
 // EventKind names a connection life-cycle event.
 type EventKind int
@@ -290,6 +308,7 @@ func (b *backoff) next() time.Duration {
 // controlConn is one WebSocket to agent.ashx.
 type controlConn struct {
 	url      string
+	serverID [handshake.HashLen]byte // pinned for this server in the .msh
 	certHash [handshake.HashLen]byte // H: what this connection pinned
 	certKey  any                     // the TLS certificate's public key
 	ws       *websocket.Conn
@@ -306,6 +325,19 @@ func (c *controlConn) write(typ int, data []byte) error {
 	}
 	return nil
 }
+
+// SendJSON, SendBinary and ServerID make a controlConn an UpdateConn.
+func (c *controlConn) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.write(websocket.TextMessage, b)
+}
+
+func (c *controlConn) SendBinary(msg []byte) error { return c.write(websocket.BinaryMessage, msg) }
+
+func (c *controlConn) ServerID() [handshake.HashLen]byte { return c.serverID }
 
 func (c *controlConn) send(msgs [][]byte) error {
 	for _, m := range msgs {
@@ -374,7 +406,7 @@ func (a *Agent) session(ctx context.Context, srv Server) (authenticated bool, er
 		return false, err
 	}
 	h := handshake.CertHash(leaf.Raw)
-	c := &controlConn{ws: ws, url: srv.URL, certHash: h, certKey: leaf.PublicKey}
+	c := &controlConn{ws: ws, url: srv.URL, serverID: srv.ID, certHash: h, certKey: leaf.PublicKey}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
@@ -425,6 +457,10 @@ func (a *Agent) session(ctx context.Context, srv Server) (authenticated bool, er
 	}
 	a.log.Info("authenticated", "server", srv.URL, "skip_path", hs.Skip(), "node_id", a.cfg.Identity.NodeIDString())
 	a.emit(Event{Kind: EventAuthenticated, URL: srv.URL, Skip: hs.Skip()})
+	if a.cfg.Updates != nil {
+		a.cfg.Updates.Authenticated()
+		defer a.cfg.Updates.Disconnected(c)
+	}
 
 	if err := c.write(websocket.BinaryMessage, handshake.EncodeTag(a.state.tag())); err != nil {
 		return true, err
@@ -474,6 +510,10 @@ func (a *Agent) serve(ctx context.Context, c *controlConn) error {
 		}
 		touch()
 		if handshake.IsJSON(msg) {
+			if a.cfg.Updates != nil && agentupdate.IsUpdateMessage(msg) {
+				a.cfg.Updates.HandleJSON(c, msg)
+				continue
+			}
 			if !a.nativeJSON(msg) && a.cfg.Host != nil {
 				a.cfg.Host.Deliver(msg)
 			}
@@ -571,8 +611,13 @@ func (a *Agent) command(c *controlConn, msg []byte) error {
 	case cmd == handshake.CmdCoreOK:
 		a.runCore("server said the core is current")
 		return nil
+	case cmd == handshake.CmdAgentUpdateBlock && req == 1 && a.cfg.Updates != nil:
+		// A block of server-lite's update, which only flows after this
+		// agent requested it; the updater ignores any other.
+		a.cfg.Updates.HandleBlock(c, msg)
+		return nil
 	case cmd == handshake.CmdAgentUpdate || cmd == handshake.CmdAgentUpdateBlock:
-		a.log.Warn("ignoring agent update: this agent updates through its installer, not the server", "cmd", cmd)
+		a.log.Warn("ignoring agent update: MeshCentral would install its C agent over this one; this agent updates through server-lite or its installer", "cmd", cmd)
 		return nil
 	case cmd == handshake.CmdCompressedCore:
 		a.log.Warn("ignoring compressed core (command 20): not supported, MeshCentral 1.1.55 never sends it")

@@ -95,6 +95,9 @@ type fakeServer struct {
 	results  []handshake.ServerResult
 	received [][]byte
 	conns    int
+	// serve, if set, takes over each authenticated connection (n counts
+	// connections from 1) instead of sending post and recording.
+	serve func(ws *websocket.Conn, n int)
 }
 
 func newFakeServer(t *testing.T, mode string, post ...[]byte) *fakeServer {
@@ -166,6 +169,13 @@ func (fs *fakeServer) handle(w http.ResponseWriter, r *http.Request) {
 	fs.results = append(fs.results, hs.Result())
 	fs.mu.Unlock()
 	ws.WriteMessage(websocket.BinaryMessage, handshake.EncodeConfirm())
+	if fs.serve != nil {
+		fs.mu.Lock()
+		n := fs.conns
+		fs.mu.Unlock()
+		fs.serve(ws, n)
+		return
+	}
 	for _, m := range fs.post {
 		ws.WriteMessage(websocket.BinaryMessage, m)
 	}

@@ -62,53 +62,7 @@ func TestServerLiteInstallScript(t *testing.T) {
 	os.MkdirAll(dist, 0o755)
 	os.WriteFile(filepath.Join(dist, "meshagent-linux-amd64"), ours, 0o755)
 
-	lite := filepath.Join(work, "server-lite")
-	if out, err := exec.Command("go", "build", "-o", lite, "github.com/meshgo/meshagent/server-lite").CombinedOutput(); err != nil {
-		t.Fatalf("build server-lite: %v\n%s", err, out)
-	}
-	srv := exec.Command(lite, "--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0", "--hostname", "127.0.0.1",
-		"--agents", dist, "--c-agents", mcAgentsDir)
-	srv.Dir = work
-	pr, pw := io.Pipe()
-	srv.Stdout, srv.Stderr = pw, pw
-	var mu sync.Mutex
-	var printed strings.Builder
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			mu.Lock()
-			printed.WriteString(s.Text() + "\n")
-			mu.Unlock()
-		}
-	}()
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Wait(); pw.Close(); close(done) }()
-	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			srv.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("server-lite output:\n%s", printed.String())
-			mu.Unlock()
-		}
-	})
-	var m []string
-	rx := regexp.MustCompile(`(?s)URL: +(https://127\.0\.0\.1:\d+).*device group: Default \(mesh//(\S+)\).*password: +(\S+)`)
-	waitFor(t, "server-lite to start", time.Minute, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		m = rx.FindStringSubmatch(printed.String())
-		return m != nil
-	})
-	base, group, pass := m[1], m[2], m[3]
+	lite, base, group, pass := startServerLite(t, work, "--agents", dist, "--c-agents", mcAgentsDir)
 	if served := loopbackGet(t, base+"/meshagents?id=6"); sha256.Sum256(served) != sha256.Sum256(ours) {
 		t.Fatalf("server-lite serves a different agent as id 6 (%d bytes, ours %d)", len(served), len(ours))
 	}
@@ -171,4 +125,58 @@ func TestServerLiteInstallScript(t *testing.T) {
 		t.Errorf("%s survived the uninstall", dir)
 	}
 	waitFor(t, "the uninstalled agent offline", time.Minute, online(false))
+}
+
+// startServerLite builds server-lite into work and runs it on 127.0.0.1
+// with a data directory in work and the extra arguments; it returns the
+// binary (for its CLI), the URL, the default group's id (without mesh//)
+// and the administrator's password.
+func startServerLite(t *testing.T, work string, extra ...string) (lite, base, group, pass string) {
+	t.Helper()
+	lite = filepath.Join(work, "server-lite")
+	if out, err := exec.Command("go", "build", "-o", lite, "github.com/meshgo/meshagent/server-lite").CombinedOutput(); err != nil {
+		t.Fatalf("build server-lite: %v\n%s", err, out)
+	}
+	srv := exec.Command(lite, append([]string{"--data", filepath.Join(work, "data"), "--listen", "127.0.0.1:0", "--hostname", "127.0.0.1"}, extra...)...)
+	srv.Dir = work
+	pr, pw := io.Pipe()
+	srv.Stdout, srv.Stderr = pw, pw
+	var mu sync.Mutex
+	var printed strings.Builder
+	go func() {
+		s := bufio.NewScanner(pr)
+		for s.Scan() {
+			mu.Lock()
+			printed.WriteString(s.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Wait(); pw.Close(); close(done) }()
+	t.Cleanup(func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("server-lite output:\n%s", printed.String())
+			mu.Unlock()
+		}
+	})
+	var m []string
+	rx := regexp.MustCompile(`(?s)URL: +(https://127\.0\.0\.1:\d+).*device group: Default \(mesh//(\S+)\).*password: +(\S+)`)
+	waitFor(t, "server-lite to start", time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		m = rx.FindStringSubmatch(printed.String())
+		return m != nil
+	})
+	return lite, m[1], m[2], m[3]
 }

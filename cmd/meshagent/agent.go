@@ -47,6 +47,12 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 			a.LogEvent(info, msgID)
 		}
 	}
+	upd, err := newUpdater(o, log)
+	if err != nil {
+		host.host.Close()
+		return nil, err
+	}
+	upd.Boot()
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
@@ -55,6 +61,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
 		OnEvent:          trimAfterActivity(),
+		Updates:          upd,
 	})
 	if err != nil {
 		host.host.Close()

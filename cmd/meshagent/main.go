@@ -109,6 +109,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdControl(cmd, rest, stdout, stderr)
 	case "service-run":
 		return cmdServiceRun(rest, stdout, stderr)
+	case WatchdogCommand:
+		return cmdWatchdog(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "meshagent: unknown command %q\n", args[0])
 	usage(stderr)

@@ -306,6 +306,11 @@ func TestWebPage(t *testing.T) {
 			t.Errorf("details lack %s", k)
 		}
 	}
+	// Our agent's version, as it answered server-lite's update query
+	// (the record the details read through getsysinfo's nodeinfo).
+	if d, err := srv.Store.Device(r.Node); err != nil || d.AgentVersionName == "" || r.General["Agent version"] != d.AgentVersionName {
+		t.Errorf("details show agent version %q; the record has %q (%v)", r.General["Agent version"], d.AgentVersionName, err)
+	}
 	if !strings.Contains(r.General["Network"], "127.0.0.1") {
 		t.Errorf("network %q lacks 127.0.0.1", r.General["Network"])
 	}

@@ -142,6 +142,12 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 		s.cmdPushScript(c, u, r)
 	case "devicecores":
 		s.cmdDeviceCores(c, u, r)
+	case "agentupdate":
+		s.cmdAgentUpdate(c, u, r)
+	case "agentupdates":
+		s.cmdAgentUpdates(c, u, r)
+	case "agentupdatecancel":
+		s.cmdAgentUpdateCancel(c, u, r)
 	default:
 		// MeshCentral stays silent here and clients hang; answer instead (§6.4).
 		c.result(r, "Unknown action")

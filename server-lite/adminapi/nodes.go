@@ -73,6 +73,14 @@ func (s *Server) deviceJSON(d store.Device, withMesh bool) map[string]any {
 	if d.Tag != "" {
 		agent["tag"] = d.Tag
 	}
+	// server-lite's own: our agent's version string and binary hash, from
+	// its answer to the update query (server-lite/updates).
+	if d.AgentVersionName != "" {
+		agent["version"] = d.AgentVersionName
+	}
+	if d.AgentHash != "" {
+		agent["hash"] = d.AgentHash
+	}
 	name := d.Name
 	if name == "" {
 		name = d.RName

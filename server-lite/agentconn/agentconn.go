@@ -74,6 +74,10 @@ type Config struct {
 	// on the same port see that one, not Certs.Web. nil accepts
 	// Certs.WebCertHash only.
 	AcceptWebHash func(h [handshake.HashLen]byte) bool
+	// UpdateBlock answers an agent's block request (command 14 with
+	// request id 0, server-lite/updates) with the frame to send back, or
+	// nil to send nothing. nil: block requests are ignored.
+	UpdateBlock func(nodeID string, msg []byte) []byte
 }
 
 // Server is the agent endpoint and registry.

@@ -41,8 +41,17 @@ func (c *conn) handle(msg []byte) error {
 			return err
 		}
 		return c.coreHashReply(payload)
-	case handshake.CmdAgentHash, handshake.CmdAgentUpdateBlock:
-		return nil // we never update agents
+	case handshake.CmdAgentUpdateBlock:
+		// Our agent's self-update block request; the C agent's acks of
+		// MeshCentral's native update never come, as that is never sent.
+		if f := c.s.cfg.UpdateBlock; f != nil {
+			if reply := f(c.nodeID, msg); reply != nil {
+				return c.write(reply)
+			}
+		}
+		return nil
+	case handshake.CmdAgentHash:
+		return nil // MeshCentral's native update is never offered
 	default:
 		c.s.log.Debug("ignored command", "node", c.nodeID, "cmd", cmd, "len", len(msg))
 		return nil

@@ -117,9 +117,14 @@ func (c *conn) startSession() error {
 		level = slog.LevelInfo
 	}
 	c.s.log.Log(context.Background(), level, "agent connected", "node", c.nodeID, "remote", c.remote, "name", name, "agentId", info.AgentID, "caps", fmt.Sprintf("%#x", info.Capabilities), "skip", c.res.Skip, "new", !found)
+	err = c.write(handshake.EncodeConfirm())
+	// Published after message 4: a subscriber that answers a connect at
+	// once (server-lite/updates sends its version query) must not reach
+	// the agent before its handshake ends, which agents refuse. Published
+	// even when the write failed, so the disconnect that follows has its
+	// connect.
 	c.s.publish(Event{Kind: Connected, NodeID: c.nodeID, Agent: c.snapshot()})
-
-	if err := c.write(handshake.EncodeConfirm()); err != nil {
+	if err != nil {
 		return err
 	}
 	// We never update agent binaries, so unlike MeshCentral we do not ask

@@ -8,6 +8,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/updates"
 	"github.com/meshgo/meshagent/server-lite/webpage"
 )
 
@@ -31,10 +32,11 @@ func (a *App) wireAdmin() error {
 	if err != nil {
 		return err
 	}
+	a.wireUpdates()
 	a.API = adminapi.New(adminapi.Config{
 		Store:          a.Store,
 		Accounts:       a.Accounts,
-		Agents:         agentRegistry{a.Agents},
+		Agents:         agentRegistry{a.Agents, a.Updates},
 		RelayTokens:    a.RelayTokens,
 		Relay:          a.Relay,
 		ServerName:     a.Hostname(),
@@ -49,7 +51,8 @@ func (a *App) wireAdmin() error {
 	// admin API sees each agent's replies in the order it sent them and a
 	// connect before the disconnect that follows it.
 	api := a.API
-	a.unsubscribe = a.Agents.Subscribe(func(e agentconn.Event) {
+	unsubscribeUpdates := a.Agents.Subscribe(a.Updates.Event)
+	unsubscribeAPI := a.Agents.Subscribe(func(e agentconn.Event) {
 		if e.Lost > 0 {
 			a.log.Warn("admin API missed agent events: live views may be stale until refreshed", "lost", e.Lost)
 		}
@@ -64,6 +67,7 @@ func (a *App) wireAdmin() error {
 			api.NodeConnect(e.NodeID, e.Agent.GroupID, false, time.Now())
 		}
 	})
+	a.unsubscribe = func() { unsubscribeAPI(); unsubscribeUpdates() }
 	api.Register(a.Mux)
 	// The web page (GET /, /static/) speaks the same control.ashx and
 	// meshrelay.ashx as meshctrl: it adds no API of its own.
@@ -73,7 +77,10 @@ func (a *App) wireAdmin() error {
 
 // agentRegistry adapts agentconn's registry to adminapi.Agents and
 // adminapi.ScriptPusher.
-type agentRegistry struct{ r *agentconn.Server }
+type agentRegistry struct {
+	r *agentconn.Server
+	u *updates.Manager
+}
 
 func (g agentRegistry) Connected(nodeID string) (adminapi.AgentState, bool) {
 	ai, ok := g.r.Agent(nodeID)

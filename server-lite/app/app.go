@@ -32,6 +32,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
+	"github.com/meshgo/meshagent/server-lite/updates"
 )
 
 // Config is server-lite's configuration.
@@ -95,6 +96,8 @@ type App struct {
 	Agents      *agentconn.Server
 	Relay       *relay.Server
 	RelayTokens *relay.Tokens
+	// Updates runs agent self-update rollouts (server-lite/updates).
+	Updates *updates.Manager
 	// Mux holds every route; the admin API adds its own (control.ashx,
 	// login...) before Start.
 	Mux *http.ServeMux
@@ -188,6 +191,7 @@ func New(cfg Config) (*App, error) {
 	agentCfg := cfg.Agent
 	agentCfg.Certs, agentCfg.Store, agentCfg.Logger = set, st, cfg.Logger
 	agentCfg.AcceptWebHash = web.accept
+	agentCfg.UpdateBlock = func(nodeID string, msg []byte) []byte { return a.Updates.Block(nodeID, msg) }
 	if cfg.CoreFile != "" {
 		b, err := os.ReadFile(cfg.CoreFile)
 		if err != nil {

@@ -52,7 +52,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{name: "devices", args: "[--group NAME]", help: "list devices: id, name, group, online, core", run: runDevices,
+		{name: "devices", args: "[--group NAME]", help: "list devices: id, name, group, online, core, agent version", run: runDevices,
 			flags: func(fs *flag.FlagSet) { fs.String("group", "", "only this device group (name)") }},
 		{name: "groups", help: "list device groups: id, name", run: runGroups},
 		{name: "run", args: "(--id NODE | --all) [--reply] COMMAND...", help: "run a shell command on one device or all", run: runRun,
@@ -82,6 +82,7 @@ func init() {
 			}},
 	}
 	commands = append(commands, sessionCommands()...) // sessions.go
+	commands = append(commands, updateCommands()...)  // updates.go
 }
 
 // Main runs `server-lite <subcommand> args...` and returns the exit status.
@@ -234,6 +235,7 @@ func resultErr(m map[string]any) error {
 // device is a flattened device from the nodes reply.
 type device struct {
 	ID, Name, GroupID, GroupName, Core string
+	Version                            string // agentVersion
 	Online                             bool
 	raw                                map[string]any
 }
@@ -274,7 +276,7 @@ func listDevices(ctx context.Context, c *client, group string) ([]device, error)
 			agent, _ := d["agent"].(map[string]any)
 			conn, _ := d["conn"].(float64)
 			out = append(out, device{ID: str(d, "_id"), Name: str(d, "name"), GroupID: gid, GroupName: names[gid],
-				Core: str(agent, "core"), Online: int(conn)&1 != 0, raw: d})
+				Core: str(agent, "core"), Version: agentVersion(agent), Online: int(conn)&1 != 0, raw: d})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -303,7 +305,7 @@ func runDevices(ctx context.Context, o *opts, fs *flag.FlagSet, _ []string) erro
 		return o.printJSON(out)
 	}
 	for _, d := range ds {
-		o.line(d.ID, d.Name, d.GroupName, onlineWord(d.Online), d.Core)
+		o.line(d.ID, d.Name, d.GroupName, onlineWord(d.Online), d.Core, d.Version)
 	}
 	return nil
 }

@@ -121,6 +121,11 @@ type Device struct {
 	// Desc is the administrator's free-text note on the device
 	// (MeshCentral's node.desc, set by changedevice).
 	Desc string `json:"desc,omitempty"`
+	// AgentVersionName and AgentHash are what our agent reports to
+	// server-lite's update query (server-lite/updates): its version string
+	// and the SHA-384 of its binary.
+	AgentVersionName string `json:"agentVersionName,omitempty"`
+	AgentHash        string `json:"agentHash,omitempty"`
 }
 
 // User is an account record. Its meaning belongs to the accounts package;
@@ -146,6 +151,7 @@ const (
 	EvCorePush   = "corepush"
 	EvAgentLog   = "agentlog"
 	EvAdmin      = "admin"
+	EvUpdate     = "agentupdate" // a step of an agent self-update (server-lite/updates)
 )
 
 // Event is one audit-log entry: who did what to which device, from where, when.

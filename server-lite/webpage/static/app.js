@@ -191,6 +191,7 @@ function renderDevices() {
       box.append(el('div', { class: 'device', 'data-node': d._id, role: 'button', tabindex: '0', onclick: () => openDevice(d._id, 'general') },
         el('span', { class: 'name' }, d.name || d.rname || d._id),
         el('span', { class: 'os' }, d.osdesc || ''),
+        el('span', { class: 'ver', title: 'agent version' }, agentVersion(d)),
         el('span', { class: 'state' + (isOnline(d) ? ' online' : '') }, isOnline(d) ? 'online' : 'offline')));
     }
     list.append(box);
@@ -198,6 +199,13 @@ function renderDevices() {
   if (!shown) list.append(el('p', { class: 'status', id: 'nodevices' }, groups.length ? 'No devices match.' : 'You have no device groups.'));
 }
 $('#search').addEventListener('input', renderDevices);
+
+// agentVersion: our agent's version string (answered to server-lite's
+// update query), else the C agent's build number from the handshake.
+function agentVersion(d) {
+  const a = d.agent || {};
+  return a.version || (a.ver ? String(a.ver) : '');
+}
 $('#groupfilter').addEventListener('change', renderDevices);
 
 for (const b of document.querySelectorAll('.navbtn')) {
@@ -273,7 +281,7 @@ async function loadGeneral() {
   const d = st.nodes[id];
   const box = $('#general');
   const basics = () => kv([['Name', d.name], ['Group', (st.meshes[d.meshid] || {}).name], ['Operating system', d.osdesc], ['IP address', d.ip],
-    ['State', isOnline(d) ? 'online' : 'offline']]);
+    ['Agent version', agentVersion(d)], ['State', isOnline(d) ? 'online' : 'offline']]);
   box.replaceChildren(basics());
   $('#desc').value = d.desc || '';
   $('#tags').value = (d.tags || []).join(', ');
