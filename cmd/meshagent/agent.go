@@ -41,7 +41,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
-		Sessions: sessionHandlers(log), UpgradeSession: upgrade,
+		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }), UpgradeSession: upgrade,
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
 		OnEvent:          trimAfterActivity(),

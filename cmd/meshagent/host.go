@@ -81,12 +81,15 @@ func scriptTunnels(open []core.OpenSession) []script.Tunnel {
 
 // sessionHandlers maps relay protocols to the capability packages, each
 // with its own WebRTC upgrade policy.
-func sessionHandlers(log *slog.Logger) map[int]core.Session {
+// agent gives the handlers the agent, made after them, for the server's
+// event log.
+func sessionHandlers(log *slog.Logger, agent func() *core.Agent) map[int]core.Session {
 	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
 	}}
 	fileSession := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
-		return files.Serve(ctx, ch, info, files.Options{Logger: log})
+		serverLog := func(msgid int, args []any, msg string) { agent().ServerLog(info, msgid, args, msg) }
+		return files.Serve(ctx, ch, info, files.Options{Logger: log, ServerLog: serverLog})
 	}, WebRTC: files.WebRTC}
 	return map[int]core.Session{
 		session.ProtoTerminal:   term,
