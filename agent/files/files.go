@@ -116,7 +116,7 @@ type fileSession struct {
 	// serverLog reports completed operations to the server (Options.ServerLog).
 	serverLog func(msgid int, args []any, msg string)
 	wmu       sync.Mutex // serializes Channel.Write (background jobs write too)
-	wg  sync.WaitGroup
+	wg        sync.WaitGroup
 
 	up *upload
 	dl *download
