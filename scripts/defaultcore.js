@@ -98,8 +98,6 @@ var handlers = {
 };
 
 var msgHandlers = {
-    tunnel: function (m) { openTunnel(m); },
-    endtunnel: function (m) { openTunnel(m); },
     console: function (m) {
         // The agent, not the server, enforces console rights (sessions.md 6).
         if (!m.sessionid || typeof m.rights !== 'number' || !(m.rights & 8) || !(m.rights & 16)) { return; }
@@ -217,10 +215,6 @@ function showToast(m, title, text) {
     require('ui').toast(String(title || 'MeshCentral'), String(text || '')).then(function (shown) {
         if (!shown) { console.log('notification (no UI available): ' + title + ': ' + text); }
     });
-}
-
-function openTunnel(m) {
-    try { require('tunnel').open(m); } catch (e) { console.error('tunnel: ' + errText(e)); }
 }
 
 // POWER_ACTIONS names the poweraction actiontypes an agent carries out.

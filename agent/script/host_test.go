@@ -222,9 +222,17 @@ func TestRunCommands(t *testing.T) {
 	}
 }
 
+// The agent serves msg/tunnel natively, so the default core has no tunnel
+// handler; a custom core can still hand a request to the relay client
+// through require('tunnel').open, as scripts/README.md shows.
 func TestTunnelDispatch(t *testing.T) {
 	got := make(chan []byte, 1)
-	h, _ := startCore(t, Config{OpenTunnel: func(b []byte) error { got <- b; return nil }})
+	h := New(Config{Send: newCapture().send, OpenTunnel: func(b []byte) error { got <- b; return nil }})
+	t.Cleanup(h.Close)
+	src := `require('mesh').on('message', function (m) { if (m.action === 'msg' && m.type === 'tunnel') { require('tunnel').open(m); } });`
+	if err := h.Start("custom", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
 	deliver(h, map[string]any{"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=1&id=x", "rights": admin, "sessionid": "s"})
 	select {
 	case b := <-got:
