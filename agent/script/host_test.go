@@ -3,6 +3,7 @@ package script
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -334,4 +335,37 @@ func TestQuiet(t *testing.T) {
 		"value": `eval "var t0 = Date.now(); while (Date.now() - t0 < 1500) {}"`})
 	waitQuiet(false)
 	waitQuiet(true)
+}
+
+// A core written for meshcore.js's API fails at once on every restart; the
+// server's agent error log gets one line saying why, not one per restart.
+func TestMeshcoreStyleCoreOneErrorLine(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"process global", "var p = process.platform;\n", "written for MeshCentral's meshcore.js API (process)"},
+		{"MeshAgent module", "var m = require('MeshAgent');\n", "written for MeshCentral's meshcore.js API (MeshAgent)"},
+		{"other error", "throw new Error('boom');\n", "core custom crashed: Error: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCapture()
+			h := New(Config{Send: c.send, RestartDelay: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(h.Close)
+			if err := h.Start("custom", []byte(tc.src)); err != nil {
+				t.Fatal(err)
+			}
+			c.wait(t, 10*time.Second, isAction("errorlog"))
+			time.Sleep(1500 * time.Millisecond) // several restarts (50, 100, 200, 400, 800 ms)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			var lines []string
+			for _, m := range c.msgs {
+				if m["action"] == "errorlog" {
+					l := m["log"].([]any)[0].(map[string]any)
+					lines = append(lines, l["m"].(string))
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) || strings.Contains(lines[0], "\n") {
+				t.Fatalf("errorlog lines %q, want one containing %q", lines, tc.want)
+			}
+		})
+	}
 }
