@@ -9,6 +9,7 @@ var proc = require('process');
 var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
 var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works)
 var FULL_ADMIN = 0xFFFFFFFF;
+var RIGHT_UNINSTALL = 0x8000; // MESHRIGHT_UNINSTALL
 var TYPE_DEFAULT = 4096, TYPE_MAX = 65536; // console `type` byte limits
 var LOG_MAX = 4095; // MeshCentral drops event log messages of 4096 characters or more
 var serverInfo = null;
@@ -90,6 +91,11 @@ var handlers = {
             function (e) { console.error('wake-on-lan: ' + errText(e)); });
     },
     toast: function (m) { showToast(m, m.title, m.msg); },
+    // The web UI's "uninstall agent" (meshuser.js checks MESHRIGHT_UNINSTALL
+    // before sending it).
+    uninstallagent: function (m) {
+        uninstallAgent(m).then(null, function (e) { console.error('uninstallagent: ' + errText(e)); });
+    },
     openUrl: function (m) { openUrl(m, false); },
     msg: function (m) {
         var h = msgHandlers[m.type];
@@ -192,6 +198,16 @@ function serviceControl(m, action) {
 // the name the installer gives it.
 function ownServiceName() {
     return mesh.info.serviceName || mesh.settings.meshServiceName || (proc.platform === 'windows' ? 'Mesh Agent' : 'meshagent');
+}
+
+// uninstallAgent starts the removal of the agent's own service, which
+// stops this agent on the way; only the service instance may (meshcore.js
+// refuses otherwise too). The event log gets it once started.
+function uninstallAgent(m) {
+    if (!mesh.info.serviceName) { return Promise.reject(new Error('this instance is not the service instance')); }
+    return require('services').uninstallSelf().then(function () {
+        serverLog(m, 'Uninstalling the agent service ' + mesh.info.serviceName);
+    });
 }
 
 // openUrl opens m.url in the logged-in user's session and answers as
@@ -392,7 +408,33 @@ var consoleCommands = {
             return lines.length ? lines.join('\r\n') : 'Empty folder.';
         });
     } },
-    msh: { help: 'Show the .msh settings', run: function () { return JSON.stringify(mesh.settings, null, 2); } },
+    msh: { help: 'msh [get <key>|set <key> "<value>"|delete <key>]: show or change the .msh settings (changes: full administrators only; read at the next start)', run: function (args, m) {
+        var usage = 'Proper usage: msh [get|set|delete]\r\nmsh get MeshServer\r\nmsh set abc "xyz"\r\nmsh delete abc';
+        var a = args._;
+        if (a.length === 0) { return JSON.stringify(mesh.settings, null, 2); }
+        if (a.length > 3) { return usage; }
+        var op = String(a[0]).toLowerCase(), key = (a.length > 1) ? String(a[1]) : '';
+        if (op === 'get') {
+            if (a.length !== 2) { return 'Proper usage: msh get MeshServer'; }
+            return mesh.settings.hasOwnProperty(key) ? String(mesh.settings[key]) : 'Unknown Value: ' + key;
+        }
+        if (op !== 'set' && op !== 'delete') { return usage; }
+        if (op === 'set' && a.length !== 3) { return 'Proper usage: msh set abc "xyz"'; }
+        if (op === 'delete' && a.length !== 2) { return 'Proper usage: msh delete abc'; }
+        if ((m.rights >>> 0) !== FULL_ADMIN) { return 'Access denied: msh ' + op + ' requires full administrator rights.'; }
+        var value = (op === 'set') ? String(a[2]) : '';
+        var p = (op === 'set') ? mesh.setSetting(key, value) : mesh.deleteSetting(key);
+        return p.then(function () {
+            if (op === 'set') { mesh.settings[key] = value; } else { delete mesh.settings[key]; }
+            serverLog(m, 'Agent setting ' + key + (op === 'set' ? ' set' : ' deleted') + ' in the .msh file');
+            return 'msh ' + op + ' ' + key + ' successful';
+        }, function (e) { return 'msh ' + op + ' ' + key + ' unsuccessful: ' + errText(e); });
+    } },
+    uninstallagent: { help: 'Uninstall this agent\'s service (the settings and identity stay; needs the uninstall right)', run: function (args, m) {
+        if ((m.rights >>> 0) !== FULL_ADMIN && !(m.rights & RIGHT_UNINSTALL)) { return 'Access denied: uninstallagent requires the uninstall right.'; }
+        return uninstallAgent(m).then(function () { return 'Uninstalling the agent service ' + ownServiceName() + '.'; },
+            function (e) { return 'Uninstall failed: ' + errText(e); });
+    } },
     args: { help: 'Show how the arguments are parsed', run: function (args) { return JSON.stringify(args); } },
     eval: { help: 'eval "<js>": evaluate JavaScript (full administrators only)', run: function (args, m) {
         if ((m.rights >>> 0) !== FULL_ADMIN) { return 'Access denied: eval requires full administrator rights.'; }

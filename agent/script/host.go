@@ -85,6 +85,15 @@ type Config struct {
 	// works as a service with no DISPLAY. Nil: the platform's tools
 	// (pbcopy/pbpaste, PowerShell, wl-clipboard/xclip/xsel with DISPLAY).
 	Clipboard Clipboard
+	// SetSetting writes key=value into the agent's .msh file, or removes
+	// the key when remove is set (the console's `msh set|delete`); the
+	// agent reads it at its next start. Nil: scripts get an error.
+	SetSetting func(key, value string, remove bool) error
+	// Uninstall starts the removal of the agent's own service, detached
+	// so that it survives the service being stopped on the way, and
+	// returns once it has started (MeshCentral's `uninstallagent`). Nil:
+	// scripts get an error.
+	Uninstall func() error
 	Logger    *slog.Logger
 	Agent     AgentInfo
 	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)

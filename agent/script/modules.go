@@ -61,6 +61,25 @@ func modMesh(v *vm) goja.Value {
 		settings[k] = s
 	}
 	_ = m.Set("settings", toJS(rt, settings))
+	// setSetting(key, value) / deleteSetting(key) change the .msh file,
+	// read at the next start.
+	setting := func(c goja.FunctionCall, remove bool) goja.Value {
+		key, value := c.Argument(0).String(), ""
+		if !remove {
+			value = c.Argument(1).String()
+		}
+		if v.h.cfg.SetSetting == nil {
+			v.throw(errors.New("this agent's settings cannot be changed from a script"))
+		}
+		return v.async(func() (any, error) {
+			if err := v.h.cfg.SetSetting(key, value, remove); err != nil {
+				return nil, err
+			}
+			return true, nil
+		})
+	}
+	fn(m, "setSetting", func(c goja.FunctionCall) goja.Value { return setting(c, false) })
+	fn(m, "deleteSetting", func(c goja.FunctionCall) goja.Value { return setting(c, true) })
 	// send(obj|string): obj is serialized natively straight to bytes, never
 	// through a JS string. Returns false when not connected.
 	fn(m, "send", func(c goja.FunctionCall) goja.Value {
@@ -429,6 +448,14 @@ func modServices(v *vm) goja.Value {
 			}
 			return jsonBytes(d)
 		})
+	})
+	// uninstallSelf() starts the removal of the agent's own service, in a
+	// process of its own that outlives this one, and resolves once started.
+	fn(m, "uninstallSelf", func(goja.FunctionCall) goja.Value {
+		if v.h.cfg.Uninstall == nil {
+			v.throw(errors.New("this agent cannot uninstall itself"))
+		}
+		return v.async(func() (any, error) { return true, v.h.cfg.Uninstall() })
 	})
 	// restartSelf(name) asks the service manager to restart the agent's own
 	// service without waiting for it: the agent is stopped on the way.

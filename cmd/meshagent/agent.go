@@ -37,7 +37,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	if err != nil {
 		return nil, errors.Join(errConfig, err)
 	}
-	host := newScriptHost(log, settings, id, o.data)
+	host := newScriptHost(log, settings, o.msh, id, o.data)
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,

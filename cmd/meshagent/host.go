@@ -29,7 +29,7 @@ type scriptHost struct {
 	agent       *core.Agent
 }
 
-func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) *scriptHost {
+func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *core.Identity, dataDir string) *scriptHost {
 	s := &scriptHost{defaultCore: scripts.DefaultCore}
 	srv, _ := settings.Servers()
 	url := ""
@@ -42,7 +42,11 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		Tunnels:     func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
 		Clipboard:   nativeClipboard(log),
 		PowerAction: powerAction(log),
-		Logger:      log,
+		SetSetting: func(key, value string, remove bool) error {
+			return core.EditMSHFile(mshPath, key, value, remove)
+		},
+		Uninstall: uninstallSelf(log),
+		Logger:    log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
