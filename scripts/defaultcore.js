@@ -7,7 +7,11 @@ var sysinfo = require('sysinfo');
 var proc = require('process');
 
 var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
-var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works)
+var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works), at start
+// STATE_POLL: how often the logged-in users and the capabilities (a
+// desktop that appeared after the agent started) are checked; coreinfo
+// goes out only when they changed.
+var STATE_POLL = 10 * 1000;
 var FULL_ADMIN = 0xFFFFFFFF;
 var RIGHT_UNINSTALL = 0x8000; // MESHRIGHT_UNINSTALL
 var TYPE_DEFAULT = 4096, TYPE_MAX = 65536; // console `type` byte limits
@@ -21,9 +25,11 @@ function errText(e) { return (e && e.message) ? e.message : String(e); }
 
 // ---- periodic state reports -------------------------------------------
 
+function currentCaps() { return mesh.caps ? mesh.caps() : CAPS; }
+
 function sendCoreInfo(force) {
     return sysinfo.coreInfo().then(function (ci) {
-        var o = { action: 'coreinfo', value: CORE_VERSION, caps: CAPS, osdesc: ci.osdesc, root: ci.root, users: ci.users };
+        var o = { action: 'coreinfo', value: CORE_VERSION, caps: currentCaps(), osdesc: ci.osdesc, root: ci.root, users: ci.users };
         if (ci.lastbootuptime) { o.lastbootuptime = ci.lastbootuptime; }
         var s = JSON.stringify(o);
         if (force || s !== lastCoreInfo) { lastCoreInfo = s; send(o); }
@@ -40,7 +46,7 @@ function sendNetInfo(force) {
 
 sendCoreInfo(true);
 sendNetInfo(true);
-setInterval(function () { sendCoreInfo(false); }, 20 * 60 * 1000);
+setInterval(function () { sendCoreInfo(false); }, STATE_POLL);
 setInterval(function () { sendNetInfo(false); }, 60 * 1000);
 
 // ---- helpers -----------------------------------------------------------
@@ -365,7 +371,7 @@ var consoleCommands = {
         var i = mesh.info;
         return 'Current Core: ' + CORE_VERSION + '\r\nAgent Time: ' + new Date().toString() +
             '\r\nUser Rights: 0x' + (m.rights >>> 0).toString(16) + '\r\nPlatform: ' + proc.platform + ' ' + proc.arch +
-            '\r\nCapabilities: ' + CAPS + '\r\nServer URL: ' + i.serverUrl + '\r\nNode ID: ' + i.nodeid +
+            '\r\nCapabilities: ' + currentCaps() + '\r\nServer URL: ' + i.serverUrl + '\r\nNode ID: ' + i.nodeid +
             '\r\nAgent ID: ' + i.agentId + '\r\nScript API: ' + mesh.version;
     } },
     versions: { help: 'Version numbers', run: function () {

@@ -37,6 +37,11 @@ type AgentInfo struct {
 	// ServiceName is the service this agent process runs as ("" when it
 	// runs in the foreground), for the console's `service status|restart`.
 	ServiceName string
+	// CapsNow, when set, gives the capabilities as they are now
+	// (mesh.caps()): a desktop can appear after the agent started (an X
+	// server or a Wayland session starting later), and the core then
+	// re-advertises the Desktop capability. Nil: always Caps.
+	CapsNow func() int
 }
 
 // Tunnel describes one open relay session, as require('tunnel').list()

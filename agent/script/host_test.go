@@ -84,7 +84,7 @@ func startCore(t *testing.T, cfg Config) (*Host, *capture) {
 	c := newCapture()
 	cfg.Send = c.send
 	cfg.Agent = AgentInfo{NodeID: "@node", ServerURL: "wss://127.0.0.1/agent.ashx", AgentID: 6, Version: "test", DataDir: t.TempDir(),
-		ServiceName: cfg.Agent.ServiceName}
+		ServiceName: cfg.Agent.ServiceName, CapsNow: cfg.Agent.CapsNow}
 	h := New(cfg)
 	t.Cleanup(h.Close)
 	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {
@@ -367,5 +367,22 @@ func TestMeshcoreStyleCoreOneErrorLine(t *testing.T) {
 				t.Fatalf("errorlog lines %q, want one containing %q", lines, tc.want)
 			}
 		})
+	}
+}
+
+// A desktop that appears after the agent started (an X server started
+// later) changes the capabilities; the core re-advertises them in a new
+// coreinfo without waiting for a reconnect.
+func TestCapsRefresh(t *testing.T) {
+	var mu sync.Mutex
+	caps := 14
+	h, c := startCore(t, Config{Agent: AgentInfo{CapsNow: func() int { mu.Lock(); defer mu.Unlock(); return caps }}})
+	c.wait(t, 10*time.Second, func(m map[string]any) bool { return m["action"] == "coreinfo" && m["caps"] == float64(14) })
+	mu.Lock()
+	caps = 15
+	mu.Unlock()
+	c.wait(t, 30*time.Second, func(m map[string]any) bool { return m["action"] == "coreinfo" && m["caps"] == float64(15) })
+	if got := consoleCmd(t, h, c, "caps", "info", admin); !strings.Contains(got, "Capabilities: 15") {
+		t.Errorf("console info %q", got)
 	}
 }

@@ -56,6 +56,15 @@ func modMesh(v *vm) goja.Value {
 		"caps": int64(caps), "platform": runtime.GOOS, "arch": runtime.GOARCH, "coreName": v.name,
 		"serviceName": a.ServiceName}
 	_ = m.Set("info", toJS(rt, info))
+	// caps() is the capability bits now (info.caps is those at start).
+	fn(m, "caps", func(goja.FunctionCall) goja.Value {
+		if a.CapsNow != nil {
+			if c := a.CapsNow(); c != 0 {
+				return rt.ToValue(int64(c))
+			}
+		}
+		return rt.ToValue(int64(caps))
+	})
 	settings := map[string]any{}
 	for k, s := range a.Settings {
 		settings[k] = s

@@ -51,6 +51,7 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *cor
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
 			Caps:        coreCaps(),
+			CapsNow:     coreCaps,
 			Settings:    settings.Map(),
 			ServiceName: runningAsService,
 		},
