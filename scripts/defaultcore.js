@@ -19,6 +19,7 @@ var LOG_MAX = 4095; // MeshCentral drops event log messages of 4096 characters o
 var serverInfo = null;
 var lastCoreInfo = '', lastNetInfo = '';
 var runBusy = false;
+var ipLocCache = null; // {net, value}: the last iplocation answer and the netinfo it was for
 
 function send(o) { return mesh.send(o); }
 function errText(e) { return (e && e.message) ? e.message : String(e); }
@@ -95,6 +96,16 @@ var handlers = {
         if (!Array.isArray(m.macs)) { return; }
         require('net').wakeOnLan(m.macs).then(function (n) { console.log('wake-on-lan: ' + n + ' packets'); },
             function (e) { console.error('wake-on-lan: ' + errText(e)); });
+    },
+    // The server asks (its domain has iplocation on) when it has no
+    // location for this device; the answer is cached while the network
+    // interfaces stay the same, as meshcore.js does.
+    iplocation: function () {
+        if (ipLocCache && ipLocCache.net === lastNetInfo) { send({ action: 'iplocation', type: 'publicip', value: ipLocCache.value }); return; }
+        sysinfo.ipLocation(mesh.settings.ipLocationUrl || '').then(function (loc) {
+            ipLocCache = { net: lastNetInfo, value: loc };
+            send({ action: 'iplocation', type: 'publicip', value: loc });
+        }, function (e) { console.log('iplocation: ' + errText(e)); });
     },
     toast: function (m) { showToast(m, m.title, m.msg); },
     // The web UI's "uninstall agent" (meshuser.js checks MESHRIGHT_UNINSTALL

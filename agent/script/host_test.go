@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,4 +388,49 @@ func TestCapsRefresh(t *testing.T) {
 	if got := consoleCmd(t, h, c, "caps", "info", admin); !strings.Contains(got, "Capabilities: 15") {
 		t.Errorf("console info %q", got)
 	}
+}
+
+// iplocation: the core asks the location service named by the .msh's
+// ipLocationUrl and answers as meshcore.js does; a second request for the
+// same network is answered from the cache.
+func TestIPLocationAnswer(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Write([]byte(`{"ip":"203.0.113.7","loc":"45.4,-122.9","city":"X"}`))
+	}))
+	defer srv.Close()
+	c := newCapture()
+	h := New(Config{Send: c.send, Agent: AgentInfo{NodeID: "@node", DataDir: t.TempDir(), Settings: map[string]string{"ipLocationUrl": srv.URL + "/json"}}})
+	t.Cleanup(h.Close)
+	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t, 10*time.Second, isAction("netinfo"))
+	deliver(h, map[string]any{"action": "iplocation"})
+	m := c.wait(t, 10*time.Second, isAction("iplocation"))
+	v, _ := m["value"].(map[string]any)
+	if m["type"] != "publicip" || v["ip"] != "203.0.113.7" || v["loc"] != "45.4,-122.9" {
+		t.Fatalf("iplocation answer %v", m)
+	}
+	deliver(h, map[string]any{"action": "iplocation"})
+	deadline := time.Now().Add(10 * time.Second)
+	for countAction(c, "iplocation") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := countAction(c, "iplocation"); n != 2 || asked.Load() != 1 {
+		t.Fatalf("%d answers, service asked %d times; want 2 answers from one request", n, asked.Load())
+	}
+}
+
+func countAction(c *capture, a string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.msgs {
+		if m["action"] == a {
+			n++
+		}
+	}
+	return n
 }

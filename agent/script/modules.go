@@ -188,6 +188,21 @@ func modSysinfo(v *vm) goja.Value {
 			return jsonBytes(ni)
 		})
 	})
+	// ipLocation(url) asks a public-IP location service (url "" for the
+	// default meshcore.js uses) and resolves with its answer.
+	fn(m, "ipLocation", func(c goja.FunctionCall) goja.Value {
+		u := ""
+		if a := c.Argument(0); goja.IsString(a) {
+			u = a.String()
+		}
+		return v.async(func() (any, error) {
+			loc, err := sysinfo.IPLocation(context.Background(), u)
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(loc)
+		})
+	})
 	fn(m, "sysInfo", func(goja.FunctionCall) goja.Value {
 		vers := map[string]string{"meshgo": v.h.cfg.Agent.Version, "go": runtime.Version(), "compileTime": buildTime()}
 		return v.async(func() (any, error) {
