@@ -143,9 +143,9 @@ type Host struct {
 	errWindow time.Time
 	errCount  int
 
-	turning  atomic.Int32 // event-loop turns running now (0 or 1)
-	lastTurn atomic.Int64 // when the last turn ended, Unix nanoseconds
-	lastCrash string // the crash last reported for the current script; h.mu
+	turning   atomic.Int32 // event-loop turns running now (0 or 1)
+	lastTurn  atomic.Int64 // when the last turn ended, Unix nanoseconds
+	lastCrash string       // the crash last reported for the current script; h.mu
 }
 
 const errorBurst = 20
