@@ -7,22 +7,30 @@ var sysinfo = require('sysinfo');
 var proc = require('process');
 
 var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
-var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works)
+var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works), at start
+// STATE_POLL: how often the logged-in users and the capabilities (a
+// desktop that appeared after the agent started) are checked; coreinfo
+// goes out only when they changed.
+var STATE_POLL = 10 * 1000;
 var FULL_ADMIN = 0xFFFFFFFF;
+var RIGHT_UNINSTALL = 0x8000; // MESHRIGHT_UNINSTALL
 var TYPE_DEFAULT = 4096, TYPE_MAX = 65536; // console `type` byte limits
 var LOG_MAX = 4095; // MeshCentral drops event log messages of 4096 characters or more
 var serverInfo = null;
 var lastCoreInfo = '', lastNetInfo = '';
 var runBusy = false;
+var ipLocCache = null; // {net, value}: the last iplocation answer and the netinfo it was for
 
 function send(o) { return mesh.send(o); }
 function errText(e) { return (e && e.message) ? e.message : String(e); }
 
 // ---- periodic state reports -------------------------------------------
 
+function currentCaps() { return mesh.caps ? mesh.caps() : CAPS; }
+
 function sendCoreInfo(force) {
     return sysinfo.coreInfo().then(function (ci) {
-        var o = { action: 'coreinfo', value: CORE_VERSION, caps: CAPS, osdesc: ci.osdesc, root: ci.root, users: ci.users };
+        var o = { action: 'coreinfo', value: CORE_VERSION, caps: currentCaps(), osdesc: ci.osdesc, root: ci.root, users: ci.users };
         if (ci.lastbootuptime) { o.lastbootuptime = ci.lastbootuptime; }
         var s = JSON.stringify(o);
         if (force || s !== lastCoreInfo) { lastCoreInfo = s; send(o); }
@@ -39,7 +47,7 @@ function sendNetInfo(force) {
 
 sendCoreInfo(true);
 sendNetInfo(true);
-setInterval(function () { sendCoreInfo(false); }, 20 * 60 * 1000);
+setInterval(function () { sendCoreInfo(false); }, STATE_POLL);
 setInterval(function () { sendNetInfo(false); }, 60 * 1000);
 
 // ---- helpers -----------------------------------------------------------
@@ -89,7 +97,22 @@ var handlers = {
         require('net').wakeOnLan(m.macs).then(function (n) { console.log('wake-on-lan: ' + n + ' packets'); },
             function (e) { console.error('wake-on-lan: ' + errText(e)); });
     },
+    // The server asks (its domain has iplocation on) when it has no
+    // location for this device; the answer is cached while the network
+    // interfaces stay the same, as meshcore.js does.
+    iplocation: function () {
+        if (ipLocCache && ipLocCache.net === lastNetInfo) { send({ action: 'iplocation', type: 'publicip', value: ipLocCache.value }); return; }
+        sysinfo.ipLocation(mesh.settings.ipLocationUrl || '').then(function (loc) {
+            ipLocCache = { net: lastNetInfo, value: loc };
+            send({ action: 'iplocation', type: 'publicip', value: loc });
+        }, function (e) { console.log('iplocation: ' + errText(e)); });
+    },
     toast: function (m) { showToast(m, m.title, m.msg); },
+    // The web UI's "uninstall agent" (meshuser.js checks MESHRIGHT_UNINSTALL
+    // before sending it).
+    uninstallagent: function (m) {
+        uninstallAgent(m).then(null, function (e) { console.error('uninstallagent: ' + errText(e)); });
+    },
     openUrl: function (m) { openUrl(m, false); },
     msg: function (m) {
         var h = msgHandlers[m.type];
@@ -98,8 +121,6 @@ var handlers = {
 };
 
 var msgHandlers = {
-    tunnel: function (m) { openTunnel(m); },
-    endtunnel: function (m) { openTunnel(m); },
     console: function (m) {
         // The agent, not the server, enforces console rights (sessions.md 6).
         if (!m.sessionid || typeof m.rights !== 'number' || !(m.rights & 8) || !(m.rights & 16)) { return; }
@@ -203,6 +224,16 @@ function ownServiceName() {
     return mesh.info.serviceName || mesh.settings.meshServiceName || (proc.platform === 'windows' ? 'Mesh Agent' : 'meshagent');
 }
 
+// uninstallAgent starts the removal of the agent's own service, which
+// stops this agent on the way; only the service instance may (meshcore.js
+// refuses otherwise too). The event log gets it once started.
+function uninstallAgent(m) {
+    if (!mesh.info.serviceName) { return Promise.reject(new Error('this instance is not the service instance')); }
+    return require('services').uninstallSelf().then(function () {
+        serverLog(m, 'Uninstalling the agent service ' + mesh.info.serviceName);
+    });
+}
+
 // openUrl opens m.url in the logged-in user's session and answers as
 // meshcore.js does ({action:'openUrl', success} or msg/openUrl), with the
 // reason when it could not; only an opened URL goes to the event log.
@@ -224,10 +255,6 @@ function showToast(m, title, text) {
     require('ui').toast(String(title || 'MeshCentral'), String(text || '')).then(function (shown) {
         if (!shown) { console.log('notification (no UI available): ' + title + ': ' + text); }
     });
-}
-
-function openTunnel(m) {
-    try { require('tunnel').open(m); } catch (e) { console.error('tunnel: ' + errText(e)); }
 }
 
 // POWER_ACTIONS names the poweraction actiontypes an agent carries out.
@@ -362,7 +389,7 @@ var consoleCommands = {
         var i = mesh.info;
         return 'Current Core: ' + CORE_VERSION + '\r\nAgent Time: ' + new Date().toString() +
             '\r\nUser Rights: 0x' + (m.rights >>> 0).toString(16) + '\r\nPlatform: ' + proc.platform + ' ' + proc.arch +
-            '\r\nCapabilities: ' + CAPS + '\r\nServer URL: ' + i.serverUrl + '\r\nNode ID: ' + i.nodeid +
+            '\r\nCapabilities: ' + currentCaps() + '\r\nServer URL: ' + i.serverUrl + '\r\nNode ID: ' + i.nodeid +
             '\r\nAgent ID: ' + i.agentId + '\r\nScript API: ' + mesh.version;
     } },
     versions: { help: 'Version numbers', run: function () {
@@ -405,7 +432,33 @@ var consoleCommands = {
             return lines.length ? lines.join('\r\n') : 'Empty folder.';
         });
     } },
-    msh: { help: 'Show the .msh settings', run: function () { return JSON.stringify(mesh.settings, null, 2); } },
+    msh: { help: 'msh [get <key>|set <key> "<value>"|delete <key>]: show or change the .msh settings (changes: full administrators only; read at the next start)', run: function (args, m) {
+        var usage = 'Proper usage: msh [get|set|delete]\r\nmsh get MeshServer\r\nmsh set abc "xyz"\r\nmsh delete abc';
+        var a = args._;
+        if (a.length === 0) { return JSON.stringify(mesh.settings, null, 2); }
+        if (a.length > 3) { return usage; }
+        var op = String(a[0]).toLowerCase(), key = (a.length > 1) ? String(a[1]) : '';
+        if (op === 'get') {
+            if (a.length !== 2) { return 'Proper usage: msh get MeshServer'; }
+            return mesh.settings.hasOwnProperty(key) ? String(mesh.settings[key]) : 'Unknown Value: ' + key;
+        }
+        if (op !== 'set' && op !== 'delete') { return usage; }
+        if (op === 'set' && a.length !== 3) { return 'Proper usage: msh set abc "xyz"'; }
+        if (op === 'delete' && a.length !== 2) { return 'Proper usage: msh delete abc'; }
+        if ((m.rights >>> 0) !== FULL_ADMIN) { return 'Access denied: msh ' + op + ' requires full administrator rights.'; }
+        var value = (op === 'set') ? String(a[2]) : '';
+        var p = (op === 'set') ? mesh.setSetting(key, value) : mesh.deleteSetting(key);
+        return p.then(function () {
+            if (op === 'set') { mesh.settings[key] = value; } else { delete mesh.settings[key]; }
+            serverLog(m, 'Agent setting ' + key + (op === 'set' ? ' set' : ' deleted') + ' in the .msh file');
+            return 'msh ' + op + ' ' + key + ' successful';
+        }, function (e) { return 'msh ' + op + ' ' + key + ' unsuccessful: ' + errText(e); });
+    } },
+    uninstallagent: { help: 'Uninstall this agent\'s service (the settings and identity stay; needs the uninstall right)', run: function (args, m) {
+        if ((m.rights >>> 0) !== FULL_ADMIN && !(m.rights & RIGHT_UNINSTALL)) { return 'Access denied: uninstallagent requires the uninstall right.'; }
+        return uninstallAgent(m).then(function () { return 'Uninstalling the agent service ' + ownServiceName() + '.'; },
+            function (e) { return 'Uninstall failed: ' + errText(e); });
+    } },
     args: { help: 'Show how the arguments are parsed', run: function (args) { return JSON.stringify(args); } },
     eval: { help: 'eval "<js>": evaluate JavaScript (full administrators only)', run: function (args, m) {
         if ((m.rights >>> 0) !== FULL_ADMIN) { return 'Access denied: eval requires full administrator rights.'; }

@@ -314,6 +314,9 @@ type controlConn struct {
 	ws       *websocket.Conn
 	writeMu  sync.Mutex
 	lastRead atomic.Int64 // unix nanos
+	// hashAsks counts the server's core hash requests (command 11) on this
+	// connection; only the read loop touches it.
+	hashAsks int
 }
 
 func (c *controlConn) write(typ int, data []byte) error {
@@ -602,7 +605,15 @@ func (a *Agent) command(c *controlConn, msg []byte) error {
 		a.log.Debug("ignoring handshake command after authentication", "cmd", cmd)
 		return nil
 	case cmd == handshake.CmdCoreModuleHash:
-		return reply(handshake.CmdCoreModuleHash, a.coreHash())
+		h := a.coreHash()
+		c.hashAsks++
+		if c.hashAsks > 1 && string(h) == string(zeroHash[:]) {
+			// MeshCentral asks once per connection; asking again means an
+			// administrator pushed its default, recovery or tiny core
+			// from the console menu. The zero hash keeps ours, as designed.
+			a.errorLog(coreKeptText)
+		}
+		return reply(handshake.CmdCoreModuleHash, h)
 	case cmd == handshake.CmdAgentHash:
 		// All zero: never update this binary (control.md §5.4).
 		return reply(handshake.CmdAgentHash, zeroHash[:])
@@ -626,6 +637,20 @@ func (a *Agent) command(c *controlConn, msg []byte) error {
 		a.log.Debug("ignoring unknown command", "cmd", cmd, "len", len(payload))
 		return nil
 	}
+}
+
+// coreKeptText is the agent error log's line for a core push that
+// changes nothing.
+const coreKeptText = "core update not applied: this agent runs its own core (meshgo) and reports a zero core hash by design, " +
+	"so MeshCentral's default, recovery and tiny cores are not installed; a custom core must be written for this agent's script API (scripts/README.md)"
+
+// errorLog sends one line to the server's agent error log
+// ({"action":"errorlog"}, written by MeshCentral to agenterrorlogs.txt
+// when its settings have agentLogDump) and to the local log.
+func (a *Agent) errorLog(text string) {
+	a.log.Warn(text)
+	b, _ := json.Marshal(map[string]any{"action": "errorlog", "log": []map[string]any{{"t": time.Now().UnixMilli(), "m": text}}})
+	a.SendJSON(b)
 }
 
 // coreHash answers command 11: the stored pushed core's hash, or 48 zero

@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -474,5 +475,51 @@ func TestCapabilities(t *testing.T) {
 	a := &Agent{cfg: Config{Settings: m, Temporary: true}}
 	if got := a.Capabilities(); got != 0x138 {
 		t.Fatalf("caps %#x", got)
+	}
+}
+
+// MeshCentral asks for the core hash once per connection; a second request
+// is a console push of its default, recovery or tiny core. The zero hash
+// keeps our core, and the server's agent error log gets one line saying so.
+func TestCorePushKeptIsInErrorLog(t *testing.T) {
+	ask := handshake.EncodeRequest(handshake.CmdCoreModuleHash, 0, nil)
+	fs := newFakeServer(t, "", ask, ask)
+	key, _, _ := testKeys(t)
+	sid := handshake.NodeID(&key.PublicKey)
+	r := startAgent(t, fs.msh(sid[:]), t.TempDir(), nil)
+	r.wait(t, EventAuthenticated)
+	count := func() (hashes int, logs []string) {
+		_, rec, _ := fs.snapshot()
+		for _, m := range rec {
+			if len(m) > 0 && m[0] == '{' {
+				var e struct {
+					Action string `json:"action"`
+					Log    []struct {
+						T int64  `json:"t"`
+						M string `json:"m"`
+					} `json:"log"`
+				}
+				if json.Unmarshal(m, &e) == nil && e.Action == "errorlog" && len(e.Log) == 1 && e.Log[0].T > 0 {
+					logs = append(logs, e.Log[0].M)
+				}
+				continue
+			}
+			if cmd, _ := handshake.Command(m); cmd == handshake.CmdCoreModuleHash {
+				hashes++
+			}
+		}
+		return hashes, logs
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if h, l := count(); h == 2 && len(l) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	h, logs := count()
+	if h != 2 || len(logs) != 1 || !strings.Contains(logs[0], "zero core hash by design") {
+		t.Fatalf("%d hash replies, errorlog lines %q; want 2 and exactly one about the kept core", h, logs)
 	}
 }

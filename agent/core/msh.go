@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -204,4 +205,62 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// EditMSHFile sets key to value in the .msh file at path, or removes the
+// key when remove is set (the console's `msh set|delete`), keeping every
+// other line's key and order. The file is replaced atomically with the
+// same permissions, so a crash never leaves half a settings file. Keys and
+// values that the format cannot carry (line breaks, '=' in a key, a value
+// that would delete the key) and the refused CoreModule key are errors.
+func EditMSHFile(path, key, value string, remove bool) error {
+	key = strings.TrimSpace(key)
+	switch {
+	case key == "" || strings.ContainsAny(key, "=\r\n") || key[0] == '#':
+		return fmt.Errorf("msh: %q is not a valid settings key", key)
+	case strings.EqualFold(key, MSHCoreModuleKey):
+		return fmt.Errorf("msh: key %s is not allowed in a settings file", key)
+	case !remove && strings.ContainsAny(value, "\r\n"):
+		return fmt.Errorf("msh: the value of %s cannot contain a line break", key)
+	case !remove && strings.TrimSpace(value) == "":
+		return fmt.Errorf("msh: an empty value for %s would delete it; use delete", key)
+	}
+	m, err := ReadMSH(path)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("msh: %w", err)
+	}
+	if remove {
+		if _, ok := m.Lookup(key); !ok {
+			return fmt.Errorf("msh: no setting %s", key)
+		}
+		m.Delete(key)
+	} else {
+		m.Set(key, strings.TrimSpace(value))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".msh-*")
+	if err != nil {
+		return fmt.Errorf("msh: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	_, err = tmp.Write(m.Bytes())
+	if err == nil {
+		err = tmp.Chmod(st.Mode().Perm())
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("msh: write %s: %w", path, err)
+	}
+	return nil
 }

@@ -2,6 +2,9 @@ package core
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -106,4 +109,47 @@ func FuzzParseMSH(f *testing.F) {
 			t.Fatalf("keys changed: %v vs %v", m.Keys(), again.Keys())
 		}
 	})
+}
+
+func TestEditMSHFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "meshagent.msh")
+	orig := "MeshName=g\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n"
+	steps := []struct {
+		name, key, value string
+		remove           bool
+		want             string // file afterwards
+		err              string
+	}{
+		{"set new", "abc", "xyz", false, orig + "abc=xyz\r\n", ""},
+		{"set existing keeps order", "MeshName", " other ", false, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\nabc=xyz\r\n", ""},
+		{"delete", "abc", "", true, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", ""},
+		{"delete missing", "abc", "", true, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", "no setting abc"},
+		{"line break in value", "k", "a\nCoreModule=x", false, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", "line break"},
+		{"equals in key", "a=b", "c", false, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", "not a valid settings key"},
+		{"CoreModule refused", "coremodule", "x", false, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", "not allowed"},
+		{"empty value", "k", "  ", false, "MeshName=other\r\nMeshServer=wss://x/agent.ashx\r\nServerID=AB\r\n", "use delete"},
+	}
+	if err := os.WriteFile(p, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		err := EditMSHFile(p, st.key, st.value, st.remove)
+		if (st.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), st.err)) {
+			t.Fatalf("%s: err %v, want %q", st.name, err, st.err)
+		}
+		b, _ := os.ReadFile(p)
+		if string(b) != st.want {
+			t.Fatalf("%s: file %q, want %q", st.name, b, st.want)
+		}
+	}
+	if fi, _ := os.Stat(p); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600 kept", fi.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+	if err := EditMSHFile(filepath.Join(dir, "missing.msh"), "a", "b", false); err == nil {
+		t.Error("a missing file was not an error")
+	}
 }

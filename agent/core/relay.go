@@ -342,7 +342,22 @@ func sessionKind(proto int) string {
 // audit records a user action in the device's event log on the server
 // ({"action":"log"}, control.md §6.6), as the reference core does.
 func (a *Agent) audit(info session.Info, msg string) {
+	a.ServerLog(info, 0, nil, msg)
+}
+
+// ServerLog records a user's action in the device's event log on the
+// server as meshcore.js's MeshServerLogEx does: msgid (when not 0) and
+// args let MeshCentral's web UI show it translated, msg is the English
+// text; the session's user, session id and address say who did it.
+func (a *Agent) ServerLog(info session.Info, msgid int, args []any, msg string) {
 	m := map[string]any{"action": "log", "msg": msg}
+	if msgid != 0 {
+		m["msgid"] = msgid
+		if args == nil {
+			args = []any{}
+		}
+		m["msgArgs"] = args
+	}
 	for k, v := range map[string]string{"userid": info.UserID, "username": info.Username, "sessionid": info.SessionID, "remoteaddr": info.RemoteIP} {
 		if v != "" {
 			m[k] = v

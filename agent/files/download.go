@@ -117,6 +117,7 @@ func (s *fileSession) startDownload(r *request) error {
 	}
 	s.dl = &download{id: r.ID, path: path, f: f, buf: make([]byte, 4+blockData)}
 	s.audit("download", "path", path)
+	s.event(EventDownload, fmt.Sprintf("Download: \"%s\"", path), path)
 	return s.sendText(downloadReply{Action: "download", Sub: "start", ID: r.ID})
 }
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,7 +34,28 @@ type Options struct {
 	// Logger receives diagnostics and the audit trail of file operations;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// ServerLog, when set, records each completed file operation in the
+	// device's event log on the server, as MeshCentral's own core does
+	// (meshcore.js MeshServerLogEx): msgid and args are what MeshCentral's
+	// web UI translates (EventCreateFolder and the others), msg the English
+	// text. Only operations that succeeded are reported.
+	ServerLog func(msgid int, args []any, msg string)
 }
+
+// MeshCentral's event-log message ids for file operations
+// (views/default.handlebars, meshcore.js MeshServerLogEx).
+const (
+	EventCreateFolder    = 44  // Create folder: "{0}"
+	EventDelete          = 45  // Delete: "{0}"
+	EventDeleteRecursive = 46  // Delete recursive: "{0}", {1} element(s) removed
+	EventDeleteCount     = 47  // Delete: "{0}", {1} element(s) removed
+	EventRename          = 48  // Rename: "{0}" to "{1}"
+	EventDownload        = 49  // Download: "{0}"
+	EventCopy            = 51  // Copy: "{0}" to "{1}"
+	EventMove            = 52  // Move: "{0}" to "{1}"
+	EventUploadDone      = 105 // Upload: "{0}", Size: {1}
+	EventTransfer        = 106 // Download: "{0}", Size: {1} (devicefile.ashx)
+)
 
 // ErrNotAllowed is returned when the session's rights do not include file
 // access; the channel is closed before anything is read from it.
@@ -65,12 +87,12 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 	switch info.Protocol {
 	case session.ProtoFiles, 0:
 	case session.ProtoFileTransfer:
-		return serveTransfer(ctx, ch, info, log)
+		return serveTransfer(ctx, ch, info, log, opts.ServerLog)
 	default:
 		return fmt.Errorf("files: protocol %d is not a files protocol", info.Protocol)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &fileSession{ch: ch, log: log, ctx: ctx}
+	s := &fileSession{ch: ch, log: log, ctx: ctx, serverLog: opts.ServerLog}
 	defer s.wg.Wait()
 	defer cancel()
 	defer s.cleanup()
@@ -91,8 +113,10 @@ type fileSession struct {
 	ch  session.Channel
 	log *slog.Logger
 	ctx context.Context
-	wmu sync.Mutex // serializes Channel.Write (background jobs write too)
-	wg  sync.WaitGroup
+	// serverLog reports completed operations to the server (Options.ServerLog).
+	serverLog func(msgid int, args []any, msg string)
+	wmu       sync.Mutex // serializes Channel.Write (background jobs write too)
+	wg        sync.WaitGroup
 
 	up *upload
 	dl *download
@@ -191,7 +215,11 @@ func (s *fileSession) dispatch(r *request) error {
 				return err
 			}
 			s.audit("mkdir", "path", p)
-			return os.Mkdir(p, 0o777)
+			if err := os.Mkdir(p, 0o777); err != nil {
+				return err
+			}
+			s.event(EventCreateFolder, fmt.Sprintf("Create folder: \"%s\"", p), p)
+			return nil
 		})
 	case "rm":
 		return s.simple(r, func() error { return s.rm(r) })
@@ -273,6 +301,13 @@ func (s *fileSession) audit(op string, args ...any) {
 	s.log.Info("files "+op, args...)
 }
 
+// event reports a completed operation to the server's event log.
+func (s *fileSession) event(msgid int, msg string, args ...any) {
+	if s.serverLog != nil {
+		s.serverLog(msgid, args, msg)
+	}
+}
+
 func (s *fileSession) write(f session.Frame) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -339,9 +374,15 @@ func (s *fileSession) rm(r *request) error {
 		}
 		s.audit("delete", "path", p, "recursive", r.Rec)
 		if r.Rec {
-			err = os.RemoveAll(p) // never follows symlinks
+			n := countTree(p)
+			if err = os.RemoveAll(p); err == nil { // never follows symlinks
+				s.event(EventDeleteRecursive, fmt.Sprintf("Delete recursive: \"%s\", %d element(s) removed", p, n), p, n)
+			}
 		} else {
-			err = os.Remove(p) // a non-empty folder fails, as in the reference
+			// a non-empty folder fails, as in the reference
+			if err = os.Remove(p); err == nil {
+				s.event(EventDelete, fmt.Sprintf("Delete: \"%s\"", p), p)
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s", name, reason(err)))
@@ -363,7 +404,20 @@ func (s *fileSession) rename(r *request) error {
 		return fmt.Errorf("%s: already exists", r.NewName)
 	}
 	s.audit("rename", "from", oldp, "to", newp)
-	return os.Rename(oldp, newp)
+	if err := os.Rename(oldp, newp); err != nil {
+		return err
+	}
+	// As meshcore.js: the old full path and the new name.
+	s.event(EventRename, fmt.Sprintf("Rename: \"%s\" to \"%s\"", oldp, r.NewName), oldp, r.NewName)
+	return nil
+}
+
+// countTree counts p and everything under it (symbolic links not
+// followed), the element count of a recursive delete's event.
+func countTree(p string) int {
+	n := 0
+	_ = filepath.WalkDir(p, func(string, fs.DirEntry, error) error { n++; return nil })
+	return n
 }
 
 type hashReply struct {

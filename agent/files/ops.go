@@ -26,10 +26,14 @@ func (s *fileSession) copyMove(r *request, move bool) error {
 			if ds, err = join(r.DsPath, name); err == nil && sc != ds {
 				if move {
 					s.audit("move", "from", sc, "to", ds)
-					err = moveTree(s.ctx, sc, ds)
+					if err = moveTree(s.ctx, sc, ds); err == nil {
+						s.event(EventMove, fmt.Sprintf("Move: \"%s\" to \"%s\"", sc, ds), sc, ds)
+					}
 				} else {
 					s.audit("copy", "from", sc, "to", ds)
-					err = copyTree(s.ctx, sc, ds)
+					if err = copyTree(s.ctx, sc, ds); err == nil {
+						s.event(EventCopy, fmt.Sprintf("Copy: \"%s\" to \"%s\"", sc, ds), sc, ds)
+					}
 				}
 			}
 		}
@@ -138,7 +142,7 @@ func (s *fileSession) startFind(r *request) error {
 		filter = "*"
 	}
 	if _, err := filepath.Match(filter, ""); err != nil {
-		return s.fail(r, fmt.Errorf("bad filter %q: %w", filter, err))
+		return s.fail(r, fmt.Errorf("bad filter \"%s\": %w", filter, err))
 	}
 	fold := runtime.GOOS == "windows" || runtime.GOOS == "darwin"
 	if fold {
@@ -403,7 +407,7 @@ func unzip(ctx context.Context, input, dest string) error {
 		}
 		name := strings.ReplaceAll(zf.Name, `\`, "/")
 		if !fs.ValidPath(strings.TrimSuffix(name, "/")) || strings.Contains(name, ":") {
-			return fmt.Errorf("unsafe entry name %q", zf.Name)
+			return fmt.Errorf("unsafe entry name \"%s\"", zf.Name)
 		}
 		target := filepath.Join(realDest, filepath.FromSlash(name))
 		if zf.Mode()&fs.ModeSymlink != 0 {
@@ -419,10 +423,10 @@ func unzip(ctx context.Context, input, dest string) error {
 			return err
 		}
 		if real, err := filepath.EvalSymlinks(filepath.Dir(target)); err != nil || !within(real, realDest) {
-			return fmt.Errorf("entry %q leaves the destination folder", zf.Name)
+			return fmt.Errorf("entry \"%s\" leaves the destination folder", zf.Name)
 		}
 		if st, err := os.Lstat(target); err == nil && !st.Mode().IsRegular() {
-			return fmt.Errorf("entry %q would overwrite a non-regular file", zf.Name)
+			return fmt.Errorf("entry \"%s\" would overwrite a non-regular file", zf.Name)
 		}
 		if err := extract(ctx, zf, target); err != nil {
 			return err

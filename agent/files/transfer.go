@@ -15,7 +15,7 @@ import (
 // (sessions.md §3.9): the file named in the options goes out as binary
 // frames after {"op":"ok","size":N}, then the channel is closed; failure is
 // {"op":"cancel"}.
-func serveTransfer(ctx context.Context, ch session.Channel, info session.Info, log *slog.Logger) error {
+func serveTransfer(ctx context.Context, ch session.Channel, info session.Info, log *slog.Logger, serverLog func(int, []any, string)) error {
 	var opts struct {
 		File string `json:"file"`
 	}
@@ -43,6 +43,9 @@ func serveTransfer(ctx context.Context, ch session.Channel, info session.Info, l
 					}
 				}
 				if errors.Is(rerr, io.EOF) {
+					if serverLog != nil {
+						serverLog(EventTransfer, []any{path, st.Size()}, fmt.Sprintf("Download: \"%s\", Size: %d", path, st.Size()))
+					}
 					return nil
 				}
 				if rerr != nil {

@@ -138,6 +138,7 @@ func (s *fileSession) uploadDone(r *request) error {
 			Error: fmt.Sprintf("upload of %s failed: %s; the existing file was left unchanged", up.target, reason(err))})
 	}
 	s.audit("upload done", "path", up.target, "size", up.written)
+	s.uploadEvent(up)
 	return s.sendJSON(uploadReply{Action: "uploaddone", ReqID: up.reqid})
 }
 
@@ -166,6 +167,7 @@ func (s *fileSession) finishUpload(why string) {
 			return
 		}
 		s.audit("upload done", "path", up.target, "size", up.written, "how", why)
+		s.uploadEvent(up)
 		return
 	}
 	up.discard()
@@ -206,4 +208,10 @@ func uploadName(r *request) string {
 		return filepath.Join(r.Path, r.Name)
 	}
 	return r.Path
+}
+
+// uploadEvent reports a committed upload (msgid 105, as meshcore.js does
+// once the browser says uploaddone).
+func (s *fileSession) uploadEvent(up *upload) {
+	s.event(EventUploadDone, fmt.Sprintf("Upload: \"%s\", Size: %d", up.target, up.written), up.target, up.written)
 }

@@ -208,3 +208,61 @@ func scriptUnderSystemd(t *testing.T, srv *mctest.Server, meshID, work, script s
 	}
 	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == dev.ID && !d.Online() }, time.Minute)
 }
+
+// MeshCentral's "uninstall agent" (the web UI sends control.ashx
+// uninstallagent; the server passes it to the agent) removes our agent
+// installed under a real systemd: stopping the unit kills its whole cgroup,
+// so the uninstaller must run outside it (a transient unit), or it dies
+// half-way with the service. The service and binary go, the settings and
+// identity stay (as the C agent's uninstall), and the device goes offline.
+func TestUninstallFromMeshCentralUnderSystemd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MeshCentral and systemd")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces")
+	}
+	agentBinary(t)
+	srv := mctest.Start(t, mctest.Options{})
+	meshID := srv.AddDeviceGroup(t, "uninstall")
+	sd, etc := startSystemdNS(t)
+	ns := func(args ...string) (string, int) {
+		return run(t, nil, "/", "nsenter", append([]string{"-t", strconv.Itoa(sd), "-m", "-p", "env", "-u", "https_proxy", "-u", "HTTPS_PROXY"}, args...)...)
+	}
+	dl := download(t, string(srv.MSH(t, meshID)))
+	inst := filepath.Join(t.TempDir(), "mesh_services", "meshagent")
+	if _, code := ns(filepath.Join(dl, "meshagent"), "-fullinstall", "--copy-msh=1", "--installPath="+inst); code != 0 {
+		t.Fatal("install under systemd failed")
+	}
+	dev := srv.WaitDevice(t, func(d mctest.Device) bool { return d.Online() && d.MeshID == meshID }, 2*time.Minute)
+
+	srv.ControlSend(t, map[string]any{"action": "uninstallagent", "nodeids": []string{dev.ID}}, 3*time.Second)
+	waitFor(t, "the unit and the binary to be removed", 90*time.Second, func() bool {
+		_, errUnit := os.Stat(filepath.Join(etc, "meshagent.service"))
+		_, errBin := os.Stat(filepath.Join(inst, "meshagent"))
+		return errUnit != nil && errBin != nil
+	})
+	if out, _ := ns("systemctl", "show", "-p", "LoadState", "-p", "ActiveState", "meshagent"); !strings.Contains(out, "LoadState=not-found") {
+		t.Errorf("systemd still knows the unit: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(inst, "meshagent.msh")); err != nil {
+		t.Errorf("settings removed by a plain uninstall: %v", err)
+	}
+	log, _ := os.ReadFile(filepath.Join(inst, "meshagent.log"))
+	if !bytes.Contains(log, []byte("uninstalling the agent service at the server's request")) || !bytes.Contains(log, []byte("systemd-run")) {
+		t.Errorf("agent log lacks the uninstall through systemd-run:\n%s", log)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == dev.ID && !d.Online() }, time.Minute)
+	if evs := srv.Events(t); !hasEvent(evs, dev.ID, "Uninstalling the agent service meshagent") {
+		t.Error("no 'Uninstalling the agent service' event for the device")
+	}
+}
+
+func hasEvent(evs []map[string]any, nodeID, msg string) bool {
+	for _, ev := range evs {
+		if ev["nodeid"] == nodeID && ev["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}

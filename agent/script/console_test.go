@@ -264,7 +264,7 @@ func TestConsoleTimerinfo(t *testing.T) {
 	if len(lines) != 4 || lines[0] != "3 timers:" {
 		t.Fatalf("timerinfo %q, want a header and 3 timers", got)
 	}
-	if !strings.Contains(got, "setInterval every 60000 ms, next in ") || !strings.Contains(got, "setInterval every 1200000 ms, next in ") {
+	if !strings.Contains(got, "setInterval every 60000 ms, next in ") || !strings.Contains(got, "setInterval every 10000 ms, next in ") {
 		t.Errorf("core's intervals missing: %q", got)
 	}
 	m := regexp.MustCompile(`#\d+ setTimeout 600000 ms, next in (\d+) ms, probeTimer`).FindStringSubmatch(lines[3])

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,11 @@ type AgentInfo struct {
 	// ServiceName is the service this agent process runs as ("" when it
 	// runs in the foreground), for the console's `service status|restart`.
 	ServiceName string
+	// CapsNow, when set, gives the capabilities as they are now
+	// (mesh.caps()): a desktop can appear after the agent started (an X
+	// server or a Wayland session starting later), and the core then
+	// re-advertises the Desktop capability. Nil: always Caps.
+	CapsNow func() int
 }
 
 // Tunnel describes one open relay session, as require('tunnel').list()
@@ -84,6 +90,15 @@ type Config struct {
 	// works as a service with no DISPLAY. Nil: the platform's tools
 	// (pbcopy/pbpaste, PowerShell, wl-clipboard/xclip/xsel with DISPLAY).
 	Clipboard Clipboard
+	// SetSetting writes key=value into the agent's .msh file, or removes
+	// the key when remove is set (the console's `msh set|delete`); the
+	// agent reads it at its next start. Nil: scripts get an error.
+	SetSetting func(key, value string, remove bool) error
+	// Uninstall starts the removal of the agent's own service, detached
+	// so that it survives the service being stopped on the way, and
+	// returns once it has started (MeshCentral's `uninstallagent`). Nil:
+	// scripts get an error.
+	Uninstall func() error
 	Logger    *slog.Logger
 	Agent     AgentInfo
 	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)
@@ -128,8 +143,9 @@ type Host struct {
 	errWindow time.Time
 	errCount  int
 
-	turning  atomic.Int32 // event-loop turns running now (0 or 1)
-	lastTurn atomic.Int64 // when the last turn ended, Unix nanoseconds
+	turning   atomic.Int32 // event-loop turns running now (0 or 1)
+	lastTurn  atomic.Int64 // when the last turn ended, Unix nanoseconds
+	lastCrash string       // the crash last reported for the current script; h.mu
 }
 
 const errorBurst = 20
@@ -181,6 +197,7 @@ func (h *Host) Start(name string, src []byte) error {
 	}
 	old := h.stopLocked()
 	h.name, h.src = name, src
+	h.lastCrash = ""
 	h.delay = h.cfg.RestartDelay
 	h.launchLocked(prog)
 	h.mu.Unlock()
@@ -291,9 +308,36 @@ func (h *Host) exited(v *vm, reason error, lived time.Duration) {
 		}
 		h.launchLocked(prog)
 	})
+	// A core that fails the same way on every restart (a core written for
+	// another API fails at once, every time) is reported once, in one
+	// line, not once per restart.
+	why := crashText(v.name, reason)
+	repeat := why == h.lastCrash
+	h.lastCrash = why
 	h.mu.Unlock()
+	if repeat {
+		return
+	}
 	// Outside h.mu: Send may block on the network, Deliver must not.
-	h.reportError(fmt.Sprintf("core %s crashed: %v; restarting in %s", v.name, reason, d))
+	h.reportError(fmt.Sprintf("%s; restarting in %s", why, d))
+}
+
+// meshcoreGlobals are names meshcore.js-style cores (MeshCentral's own)
+// use that this agent's script API does not define.
+var meshcoreGlobals = []string{"process", "Buffer", "MeshAgent", "_MSH", "setImmediate"}
+
+// crashText says in one line why a core crashed; a core written for
+// MeshCentral's meshcore.js API (the C agent's Duktape host) gets a line
+// saying so, since that is the usual reason a pushed core fails here.
+func crashText(name string, reason error) string {
+	r := strings.Join(strings.Fields(fmt.Sprint(reason)), " ")
+	for _, g := range meshcoreGlobals {
+		if strings.Contains(r, "ReferenceError: "+g+" is not defined") || strings.Contains(r, fmt.Sprintf("module %q not found", g)) {
+			return fmt.Sprintf("core %s failed: it is written for MeshCentral's meshcore.js API (%s), which this agent does not provide; "+
+				"it runs cores written for its own script API (scripts/README.md) (%s)", name, g, r)
+		}
+	}
+	return fmt.Sprintf("core %s crashed: %s", name, r)
 }
 
 // reportError sends an errorlog entry to the server (best effort). At most

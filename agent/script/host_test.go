@@ -3,9 +3,13 @@ package script
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +87,7 @@ func startCore(t *testing.T, cfg Config) (*Host, *capture) {
 	c := newCapture()
 	cfg.Send = c.send
 	cfg.Agent = AgentInfo{NodeID: "@node", ServerURL: "wss://127.0.0.1/agent.ashx", AgentID: 6, Version: "test", DataDir: t.TempDir(),
-		ServiceName: cfg.Agent.ServiceName}
+		ServiceName: cfg.Agent.ServiceName, CapsNow: cfg.Agent.CapsNow}
 	h := New(cfg)
 	t.Cleanup(h.Close)
 	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {
@@ -222,9 +226,17 @@ func TestRunCommands(t *testing.T) {
 	}
 }
 
+// The agent serves msg/tunnel natively, so the default core has no tunnel
+// handler; a custom core can still hand a request to the relay client
+// through require('tunnel').open, as scripts/README.md shows.
 func TestTunnelDispatch(t *testing.T) {
 	got := make(chan []byte, 1)
-	h, _ := startCore(t, Config{OpenTunnel: func(b []byte) error { got <- b; return nil }})
+	h := New(Config{Send: newCapture().send, OpenTunnel: func(b []byte) error { got <- b; return nil }})
+	t.Cleanup(h.Close)
+	src := `require('mesh').on('message', function (m) { if (m.action === 'msg' && m.type === 'tunnel') { require('tunnel').open(m); } });`
+	if err := h.Start("custom", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
 	deliver(h, map[string]any{"action": "msg", "type": "tunnel", "value": "*/meshrelay.ashx?p=1&id=x", "rights": admin, "sessionid": "s"})
 	select {
 	case b := <-got:
@@ -326,4 +338,99 @@ func TestQuiet(t *testing.T) {
 		"value": `eval "var t0 = Date.now(); while (Date.now() - t0 < 1500) {}"`})
 	waitQuiet(false)
 	waitQuiet(true)
+}
+
+// A core written for meshcore.js's API fails at once on every restart; the
+// server's agent error log gets one line saying why, not one per restart.
+func TestMeshcoreStyleCoreOneErrorLine(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"process global", "var p = process.platform;\n", "written for MeshCentral's meshcore.js API (process)"},
+		{"MeshAgent module", "var m = require('MeshAgent');\n", "written for MeshCentral's meshcore.js API (MeshAgent)"},
+		{"other error", "throw new Error('boom');\n", "core custom crashed: Error: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCapture()
+			h := New(Config{Send: c.send, RestartDelay: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(h.Close)
+			if err := h.Start("custom", []byte(tc.src)); err != nil {
+				t.Fatal(err)
+			}
+			c.wait(t, 10*time.Second, isAction("errorlog"))
+			time.Sleep(1500 * time.Millisecond) // several restarts (50, 100, 200, 400, 800 ms)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			var lines []string
+			for _, m := range c.msgs {
+				if m["action"] == "errorlog" {
+					l := m["log"].([]any)[0].(map[string]any)
+					lines = append(lines, l["m"].(string))
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) || strings.Contains(lines[0], "\n") {
+				t.Fatalf("errorlog lines %q, want one containing %q", lines, tc.want)
+			}
+		})
+	}
+}
+
+// A desktop that appears after the agent started (an X server started
+// later) changes the capabilities; the core re-advertises them in a new
+// coreinfo without waiting for a reconnect.
+func TestCapsRefresh(t *testing.T) {
+	var mu sync.Mutex
+	caps := 14
+	h, c := startCore(t, Config{Agent: AgentInfo{CapsNow: func() int { mu.Lock(); defer mu.Unlock(); return caps }}})
+	c.wait(t, 10*time.Second, func(m map[string]any) bool { return m["action"] == "coreinfo" && m["caps"] == float64(14) })
+	mu.Lock()
+	caps = 15
+	mu.Unlock()
+	c.wait(t, 30*time.Second, func(m map[string]any) bool { return m["action"] == "coreinfo" && m["caps"] == float64(15) })
+	if got := consoleCmd(t, h, c, "caps", "info", admin); !strings.Contains(got, "Capabilities: 15") {
+		t.Errorf("console info %q", got)
+	}
+}
+
+// iplocation: the core asks the location service named by the .msh's
+// ipLocationUrl and answers as meshcore.js does; a second request for the
+// same network is answered from the cache.
+func TestIPLocationAnswer(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Write([]byte(`{"ip":"203.0.113.7","loc":"45.4,-122.9","city":"X"}`))
+	}))
+	defer srv.Close()
+	c := newCapture()
+	h := New(Config{Send: c.send, Agent: AgentInfo{NodeID: "@node", DataDir: t.TempDir(), Settings: map[string]string{"ipLocationUrl": srv.URL + "/json"}}})
+	t.Cleanup(h.Close)
+	if err := h.Start("defaultcore", scripts.DefaultCore); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t, 10*time.Second, isAction("netinfo"))
+	deliver(h, map[string]any{"action": "iplocation"})
+	m := c.wait(t, 10*time.Second, isAction("iplocation"))
+	v, _ := m["value"].(map[string]any)
+	if m["type"] != "publicip" || v["ip"] != "203.0.113.7" || v["loc"] != "45.4,-122.9" {
+		t.Fatalf("iplocation answer %v", m)
+	}
+	deliver(h, map[string]any{"action": "iplocation"})
+	deadline := time.Now().Add(10 * time.Second)
+	for countAction(c, "iplocation") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := countAction(c, "iplocation"); n != 2 || asked.Load() != 1 {
+		t.Fatalf("%d answers, service asked %d times; want 2 answers from one request", n, asked.Load())
+	}
+}
+
+func countAction(c *capture, a string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.msgs {
+		if m["action"] == a {
+			n++
+		}
+	}
+	return n
 }

@@ -56,11 +56,39 @@ func modMesh(v *vm) goja.Value {
 		"caps": int64(caps), "platform": runtime.GOOS, "arch": runtime.GOARCH, "coreName": v.name,
 		"serviceName": a.ServiceName}
 	_ = m.Set("info", toJS(rt, info))
+	// caps() is the capability bits now (info.caps is those at start).
+	fn(m, "caps", func(goja.FunctionCall) goja.Value {
+		if a.CapsNow != nil {
+			if c := a.CapsNow(); c != 0 {
+				return rt.ToValue(int64(c))
+			}
+		}
+		return rt.ToValue(int64(caps))
+	})
 	settings := map[string]any{}
 	for k, s := range a.Settings {
 		settings[k] = s
 	}
 	_ = m.Set("settings", toJS(rt, settings))
+	// setSetting(key, value) / deleteSetting(key) change the .msh file,
+	// read at the next start.
+	setting := func(c goja.FunctionCall, remove bool) goja.Value {
+		key, value := c.Argument(0).String(), ""
+		if !remove {
+			value = c.Argument(1).String()
+		}
+		if v.h.cfg.SetSetting == nil {
+			v.throw(errors.New("this agent's settings cannot be changed from a script"))
+		}
+		return v.async(func() (any, error) {
+			if err := v.h.cfg.SetSetting(key, value, remove); err != nil {
+				return nil, err
+			}
+			return true, nil
+		})
+	}
+	fn(m, "setSetting", func(c goja.FunctionCall) goja.Value { return setting(c, false) })
+	fn(m, "deleteSetting", func(c goja.FunctionCall) goja.Value { return setting(c, true) })
 	// send(obj|string): obj is serialized natively straight to bytes, never
 	// through a JS string. Returns false when not connected.
 	fn(m, "send", func(c goja.FunctionCall) goja.Value {
@@ -158,6 +186,21 @@ func modSysinfo(v *vm) goja.Value {
 				return nil, err
 			}
 			return jsonBytes(ni)
+		})
+	})
+	// ipLocation(url) asks a public-IP location service (url "" for the
+	// default meshcore.js uses) and resolves with its answer.
+	fn(m, "ipLocation", func(c goja.FunctionCall) goja.Value {
+		u := ""
+		if a := c.Argument(0); goja.IsString(a) {
+			u = a.String()
+		}
+		return v.async(func() (any, error) {
+			loc, err := sysinfo.IPLocation(context.Background(), u)
+			if err != nil {
+				return nil, err
+			}
+			return jsonBytes(loc)
 		})
 	})
 	fn(m, "sysInfo", func(goja.FunctionCall) goja.Value {
@@ -429,6 +472,14 @@ func modServices(v *vm) goja.Value {
 			}
 			return jsonBytes(d)
 		})
+	})
+	// uninstallSelf() starts the removal of the agent's own service, in a
+	// process of its own that outlives this one, and resolves once started.
+	fn(m, "uninstallSelf", func(goja.FunctionCall) goja.Value {
+		if v.h.cfg.Uninstall == nil {
+			v.throw(errors.New("this agent cannot uninstall itself"))
+		}
+		return v.async(func() (any, error) { return true, v.h.cfg.Uninstall() })
 	})
 	// restartSelf(name) asks the service manager to restart the agent's own
 	// service without waiting for it: the agent is stopped on the way.

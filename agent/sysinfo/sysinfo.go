@@ -116,6 +116,7 @@ func SysInfo(ctx context.Context, agentVers map[string]string) (map[string]any, 
 	hw["agentvers"] = av
 
 	data := map[string]any{"hardware": hw}
+	fillExtras(hw, ident, data)
 	data = sanitize(data).(map[string]any)
 	h, err := Hash(data)
 	if err != nil {
@@ -224,6 +225,14 @@ func sanitize(v any) any {
 
 // clip cuts s to MaxString UTF-16 units (the server counts JS string
 // length); cutting on a rune boundary keeps the JSON valid.
+// firstSet returns a unless it is empty, else b.
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 func clip(s string) string {
 	if len(s) <= MaxString {
 		return s

@@ -46,3 +46,6 @@ func fillPlatform(ctx context.Context, plat map[string]any, ident map[string]any
 		ident["storage_devices"] = ds
 	}
 }
+
+// fillExtras: battery, GPU, TPM and pending reboot are not read here yet.
+func fillExtras(hw, ident, data map[string]any) {}

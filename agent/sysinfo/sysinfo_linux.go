@@ -83,12 +83,6 @@ func blockDevices() []any {
 	return out
 }
 
-// fillMemory: without dmidecode there are no DIMM records, so one entry
-// carries the total (the UI requires memory.Memory_Device to be an array).
-func fillMemory(plat map[string]any, total uint64) {
-	plat["memory"] = map[string]any{"Memory_Device": []any{map[string]any{"Locator": "System memory", "Size": fmtSize(total)}}}
-}
-
 // fillBootTime: the UI does new Date(LastBootUpTime), so an ISO string.
 func fillBootTime(plat map[string]any, t time.Time) {
 	plat["LastBootUpTime"] = t.UTC().Format(time.RFC3339)

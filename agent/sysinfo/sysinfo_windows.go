@@ -2,12 +2,16 @@ package sysinfo
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/shirou/gopsutil/v4/host"
 	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/registry"
 )
 
 // isRoot reports an elevated token (SYSTEM or admin), the Windows meaning of
@@ -28,9 +32,82 @@ func fillIdentifiers(ctx context.Context, ident map[string]any) {
 	}
 }
 
-// fillMemory: the UI prints Capacity/1024/1024 "Mb" per bank.
+// fillMemory gives hardware.windows.memory the installed modules of the
+// SMBIOS table (GetSystemFirmwareTable, no WMI), in Win32_PhysicalMemory's
+// field names that the UI reads (it prints Capacity/1024/1024 "Mb" per
+// bank); otherwise one entry with the total.
 func fillMemory(plat map[string]any, total uint64) {
-	plat["memory"] = []any{map[string]any{"BankLabel": "System memory", "Capacity": float64(total)}}
+	var mods []any
+	if table, err := smbiosTable(); err == nil {
+		for _, d := range ParseSMBIOSMemory(table) {
+			if d.SizeMB <= 0 {
+				continue // empty slot or unknown size: WMI lists installed modules only
+			}
+			m := map[string]any{"DeviceLocator": d.Locator, "Capacity": float64(d.SizeMB) * 1024 * 1024}
+			if d.BankLocator != "" {
+				m["BankLabel"] = d.BankLocator
+			}
+			if d.SpeedMTs > 0 {
+				m["Speed"] = float64(d.SpeedMTs)
+			}
+			for k, v := range map[string]string{"Manufacturer": d.Manufacturer, "PartNumber": d.PartNumber, "SerialNumber": d.SerialNumber} {
+				if !undefinedSMBIOS(v) {
+					m[k] = v
+				}
+			}
+			mods = append(mods, m)
+		}
+	}
+	if len(mods) == 0 {
+		mods = []any{map[string]any{"BankLabel": "System memory", "Capacity": float64(total)}}
+	}
+	plat["memory"] = mods
+}
+
+var procGetSystemFirmwareTable = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetSystemFirmwareTable")
+
+// smbiosTable returns the raw SMBIOS structure table: the 'RSMB' firmware
+// table is a RawSMBIOSData header (4 version bytes, a DWORD length) and
+// the structures.
+func smbiosTable() ([]byte, error) {
+	const rsmb = 'R'<<24 | 'S'<<16 | 'M'<<8 | 'B'
+	if err := procGetSystemFirmwareTable.Find(); err != nil {
+		return nil, err
+	}
+	n, _, err := procGetSystemFirmwareTable.Call(rsmb, 0, 0, 0)
+	if n == 0 || n > 16<<20 {
+		return nil, fmt.Errorf("GetSystemFirmwareTable: %w", err)
+	}
+	buf := make([]byte, n)
+	got, _, err := procGetSystemFirmwareTable.Call(rsmb, 0, uintptr(unsafe.Pointer(&buf[0])), n)
+	if got == 0 || got > n {
+		return nil, fmt.Errorf("GetSystemFirmwareTable: %w", err)
+	}
+	buf = buf[:got]
+	if len(buf) < 8 {
+		return nil, errors.New("GetSystemFirmwareTable: short RSMB table")
+	}
+	l := int(binary.LittleEndian.Uint32(buf[4:8]))
+	if l > len(buf)-8 {
+		l = len(buf) - 8
+	}
+	return buf[8 : 8+l], nil
+}
+
+// fillExtras adds a pending reboot the way meshcore.js's win-info reads
+// it (the registry flags of Component Based Servicing and Windows Update).
+// Battery, GPU and TPM need WMI or SetupAPI here and are not read.
+func fillExtras(hw, ident, data map[string]any) {
+	for _, c := range []struct{ path, why string }{
+		{`SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending`, "Component Based Servicing"},
+		{`SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired`, "Windows Update"},
+	} {
+		if k, err := registry.OpenKey(registry.LOCAL_MACHINE, c.path, registry.QUERY_VALUE); err == nil {
+			k.Close()
+			data["pendingReboot"] = c.why
+			return
+		}
+	}
 }
 
 // fillBootTime: in hardware.windows.osinfo, where MeshCentral's web UI

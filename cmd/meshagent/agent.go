@@ -3,11 +3,9 @@ package main
 import (
 	"errors"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/meshgo/meshagent/agent/core"
 	"github.com/meshgo/meshagent/agent/desktop"
-	"github.com/meshgo/meshagent/proto/session"
 )
 
 // errConfig marks failures of the settings or identity (exit code 3).
@@ -40,13 +38,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	if err != nil {
 		return nil, errors.Join(errConfig, err)
 	}
-	host := newScriptHost(log, settings, id, o.data)
-	var agentRef atomic.Pointer[core.Agent]
-	logEvent := func(info session.Info, msgID int) {
-		if a := agentRef.Load(); a != nil {
-			a.LogEvent(info, msgID)
-		}
-	}
+	host := newScriptHost(log, settings, o.msh, id, o.data)
 	upd, err := newUpdater(o, log)
 	if err != nil {
 		host.host.Close()
@@ -56,7 +48,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
-		Sessions: sessionHandlers(log, logEvent), UpgradeSession: upgrade,
+		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }), UpgradeSession: upgrade,
 		ConsentUI: desktop.NewConsentUI(log),
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
@@ -68,6 +60,5 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 		return nil, errors.Join(errConfig, err)
 	}
 	host.agent = agent
-	agentRef.Store(agent)
 	return &built{agent: agent, identity: id, settings: settings, close: host.host.Close}, nil
 }

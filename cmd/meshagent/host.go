@@ -29,7 +29,7 @@ type scriptHost struct {
 	agent       *core.Agent
 }
 
-func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, dataDir string) *scriptHost {
+func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *core.Identity, dataDir string) *scriptHost {
 	s := &scriptHost{defaultCore: scripts.DefaultCore}
 	srv, _ := settings.Servers()
 	url := ""
@@ -42,11 +42,16 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, id *core.Identity, data
 		Tunnels:     func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
 		Clipboard:   nativeClipboard(log),
 		PowerAction: powerAction(log),
-		Logger:      log,
+		SetSetting: func(key, value string, remove bool) error {
+			return core.EditMSHFile(mshPath, key, value, remove)
+		},
+		Uninstall: uninstallSelf(log),
+		Logger:    log,
 		Agent: script.AgentInfo{
 			NodeID: id.NodeIDString(), ServerURL: url, MeshID: settings.Get(core.MSHMeshID),
 			AgentID: int(core.DefaultAgentID()), Version: version, DataDir: dataDir,
 			Caps:        coreCaps(),
+			CapsNow:     coreCaps,
 			Settings:    settings.Map(),
 			ServiceName: runningAsService,
 		},
@@ -81,12 +86,15 @@ func scriptTunnels(open []core.OpenSession) []script.Tunnel {
 
 // sessionHandlers maps relay protocols to the capability packages, each
 // with its own WebRTC upgrade policy.
-func sessionHandlers(log *slog.Logger, logEvent func(session.Info, int)) map[int]core.Session {
+// agent gives the handlers the agent, made after them, for the server's
+// event log.
+func sessionHandlers(log *slog.Logger, agent func() *core.Agent) map[int]core.Session {
 	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
 	}}
 	fileSession := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
-		return files.Serve(ctx, ch, info, files.Options{Logger: log})
+		serverLog := func(msgid int, args []any, msg string) { agent().ServerLog(info, msgid, args, msg) }
+		return files.Serve(ctx, ch, info, files.Options{Logger: log, ServerLog: serverLog})
 	}, WebRTC: files.WebRTC}
 	return map[int]core.Session{
 		session.ProtoTerminal:   term,
@@ -96,11 +104,7 @@ func sessionHandlers(log *slog.Logger, logEvent func(session.Info, int)) map[int
 		session.ProtoFiles:      fileSession,
 		session.ProtoDesktop: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log,
-				LogEvent: func(id int) {
-					if logEvent != nil {
-						logEvent(info, id)
-					}
-				}})
+				LogEvent: func(id int) { agent().LogEvent(info, id) }})
 		}, WebRTC: desktop.WebRTC},
 		// Protocol 10 is an HTTP download on its own tunnel: it stays on
 		// the relay, as before.
