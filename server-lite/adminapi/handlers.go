@@ -143,6 +143,9 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 	case "devicecores":
 		s.cmdDeviceCores(c, u, r)
 	default:
+		if s.messagingCmd(c, u, r, action) { // messaging.go
+			break
+		}
 		// MeshCentral stays silent here and clients hang; answer instead (§6.4).
 		c.result(r, "Unknown action")
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
+	"github.com/meshgo/meshagent/server-lite/notify"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -73,6 +74,12 @@ type Config struct {
 	// agent connect and disconnect is an event, so without a limit the
 	// database grows for as long as the server runs.
 	EventRetention time.Duration
+	// Notify configures messaging (server-lite/notify): providers, batch
+	// window, the messaged login factor. No provider: messaging is off.
+	Notify notify.Settings
+	// NotifyOfflineUnit shortens the "minutes" of offline subscriptions
+	// (tests); 0 means a minute.
+	NotifyOfflineUnit time.Duration
 }
 
 // DefaultEventRetention is MeshCentral's default for its event log
@@ -102,6 +109,8 @@ type App struct {
 	// control.ashx (meshctrl and the CLI) with its login routes.
 	Accounts *accounts.Manager
 	API      *adminapi.Server
+	// Notify is the messaging service, nil when no provider is configured.
+	Notify *notify.Notifier
 	// FirstAdmin is the administrator created by this start (the store had
 	// no users), else nil; its password is shown only now.
 	FirstAdmin   *adminapi.FirstAdmin
@@ -339,6 +348,9 @@ func (a *App) Start() {
 		}
 	}()
 	a.serveRedirect()
+	if a.Notify != nil {
+		a.Notify.Start()
+	}
 	if keep := a.eventRetention(); keep > 0 {
 		a.stopPrune, a.pruneDone = make(chan struct{}), make(chan struct{})
 		go a.pruneEvents(keep)
@@ -396,6 +408,9 @@ func (a *App) Close() error {
 	}
 	a.Agents.Shutdown() // also waits for the admin API to handle queued agent events
 	a.unsubscribe()
+	if a.Notify != nil {
+		a.Notify.Close() // undelivered messages stay queued in the store
+	}
 	a.Relay.Close()
 	if a.stopPrune != nil {
 		close(a.stopPrune)
