@@ -92,9 +92,9 @@ func (a *App) wireAdmin() error {
 func notifyEvent(n *notify.Notifier, e agentconn.Event) {
 	switch e.Kind {
 	case agentconn.Connected:
-		n.Post(notify.DeviceEvent{Kind: notify.Connect, NodeID: e.NodeID, GroupID: e.Agent.GroupID})
+		n.Post(notify.DeviceEvent{Kind: notify.Connect, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
 	case agentconn.Disconnected:
-		n.Post(notify.DeviceEvent{Kind: notify.Disconnect, NodeID: e.NodeID, GroupID: e.Agent.GroupID})
+		n.Post(notify.DeviceEvent{Kind: notify.Disconnect, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
 	case agentconn.Message:
 		switch e.Action {
 		case "errorlog":
@@ -104,14 +104,14 @@ func notifyEvent(n *notify.Notifier, e agentconn.Event) {
 				} `json:"log"`
 			}
 			if json.Unmarshal(e.Data, &m) == nil && len(m.Log) > 0 {
-				n.Post(notify.DeviceEvent{Kind: notify.AgentError, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Detail: m.Log[len(m.Log)-1].M})
+				n.Post(notify.DeviceEvent{Kind: notify.AgentError, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name, Detail: m.Log[len(m.Log)-1].M})
 			}
 		case "getcoredump":
 			var m struct {
 				Value bool `json:"value"`
 			}
 			if json.Unmarshal(e.Data, &m) == nil && m.Value {
-				n.Post(notify.DeviceEvent{Kind: notify.CoreCrash, NodeID: e.NodeID, GroupID: e.Agent.GroupID})
+				n.Post(notify.DeviceEvent{Kind: notify.CoreCrash, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
 			}
 		}
 	}

@@ -26,8 +26,8 @@ func notifyCommands() []command {
 				fs.String("service", "", "telegram (chat id or @channel), ntfy (topic), email (address), webhook (label)")
 			}},
 		{name: "msg-remove", help: "remove your messaging handle", run: runSimple("removeMessaging")},
-		{name: "msg-user", args: "--user NAME TEXT...", help: "send a message to a user's verified handle (user management right)", run: runMsgUser,
-			flags: func(fs *flag.FlagSet) { fs.String("user", "", "user name or id") }},
+		{name: "msg-user", args: "--to USER TEXT...", help: "send a message to a user's verified handle (user management right)", run: runMsgUser,
+			flags: func(fs *flag.FlagSet) { fs.String("to", "", "the user's name or id") }},
 		{name: "notify", args: "(--group NAME | --id NODE) [--events connect,disconnect,errors,crash|none] [--offline MINUTES]", help: "subscribe to a group's or a device's events", run: runNotify,
 			flags: func(fs *flag.FlagSet) {
 				fs.String("group", "", "device group name")
@@ -104,9 +104,9 @@ func runMsgVerify(ctx context.Context, o *opts, fs *flag.FlagSet, args []string)
 }
 
 func runMsgUser(ctx context.Context, o *opts, fs *flag.FlagSet, args []string) error {
-	user := flagStr(fs, "user")
+	user := flagStr(fs, "to")
 	if user == "" || len(args) == 0 {
-		return usageError("give --user and the message")
+		return usageError("give --to and the message")
 	}
 	c, ctx, cancel, err := connect(ctx, o)
 	if err != nil {

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ type DeviceEvent struct {
 	Kind    EventKind
 	NodeID  string
 	GroupID string
+	Name    string // the device's name when the caller knows it (else looked up)
 	Detail  string // an error's text
 	user    string // offline timers: the one user whose timer fired
 }
@@ -64,13 +66,14 @@ type batch struct {
 
 func (n *Notifier) handle(e DeviceEvent) {
 	st := n.cfg.Store
-	name, group, groupName := e.NodeID, e.GroupID, ""
-	if d, err := st.Device(e.NodeID); err == nil {
-		name = d.Name
-		if group == "" {
-			group = d.GroupID
+	name, group, groupName := e.Name, e.GroupID, ""
+	if name == "" || group == "" {
+		if d, err := st.Device(e.NodeID); err == nil {
+			name = cmp.Or(name, d.Name)
+			group = cmp.Or(group, d.GroupID)
 		}
 	}
+	name = cmp.Or(name, e.NodeID)
 	if g, err := st.Group(group); err == nil {
 		groupName = g.Name
 	}
@@ -102,7 +105,7 @@ func (n *Notifier) handle(e DeviceEvent) {
 			continue // rights were taken away: no more notices
 		}
 		if e.Kind == Disconnect && t.sub.OfflineMinutes > 0 {
-			n.startOffline(t.user, e.NodeID, group, t.sub.OfflineMinutes)
+			n.startOffline(t.user, e.NodeID, group, name, t.sub.OfflineMinutes)
 		}
 		if t.sub.Events&kindBit(e.Kind) == 0 {
 			continue
@@ -221,7 +224,7 @@ func batchText(notes []note) string {
 	return sb.String()
 }
 
-func (n *Notifier) startOffline(userID, nodeID, group string, minutes int) {
+func (n *Notifier) startOffline(userID, nodeID, group, name string, minutes int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -242,7 +245,7 @@ func (n *Notifier) startOffline(userID, nodeID, group string, minutes int) {
 		if n.cfg.Online != nil && n.cfg.Online(nodeID) {
 			return
 		}
-		n.Post(DeviceEvent{Kind: offline, NodeID: nodeID, GroupID: group, user: userID})
+		n.Post(DeviceEvent{Kind: offline, NodeID: nodeID, GroupID: group, Name: name, user: userID})
 	})
 }
 
