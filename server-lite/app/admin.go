@@ -25,6 +25,18 @@ const loginFailDelay = 2 * time.Second
 // (the API reports the port).
 func (a *App) wireAdmin() error {
 	a.Accounts = accounts.New(accounts.FromStore(a.Store))
+	// Messaging first: a configuration error (a secret file others can
+	// read) must stop the start before the first administrator's one-time
+	// password is made and printed.
+	var err error
+	if a.cfg.Notify.Enabled() {
+		a.Notify, err = notify.New(notify.Config{Settings: a.cfg.Notify, Store: a.Store, Accounts: a.Accounts,
+			Online: func(id string) bool { _, ok := a.Agents.Agent(id); return ok }, OfflineUnit: a.cfg.NotifyOfflineUnit, Logger: a.log})
+		if err != nil {
+			return err
+		}
+		a.log.Info("messaging enabled", "services", fmt.Sprint(a.Notify.Services()), "msg2factor", a.Notify.Msg2Factor())
+	}
 	first, err := adminapi.EnsureFirstAdmin(a.Store, a.Accounts)
 	if err != nil {
 		return err
@@ -33,14 +45,6 @@ func (a *App) wireAdmin() error {
 	key, err := adminapi.LoadOrCreateLoginKey(a.Store, a.cfg.DataDir)
 	if err != nil {
 		return err
-	}
-	if a.cfg.Notify.Enabled() {
-		a.Notify, err = notify.New(notify.Config{Settings: a.cfg.Notify, Store: a.Store, Accounts: a.Accounts,
-			Online: func(id string) bool { _, ok := a.Agents.Agent(id); return ok }, OfflineUnit: a.cfg.NotifyOfflineUnit, Logger: a.log})
-		if err != nil {
-			return err
-		}
-		a.log.Info("messaging enabled", "services", fmt.Sprint(a.Notify.Services()), "msg2factor", a.Notify.Msg2Factor())
 	}
 	a.API = adminapi.New(adminapi.Config{
 		Store:          a.Store,
