@@ -36,6 +36,9 @@ func (a *App) wireAdmin() error {
 			return err
 		}
 		a.log.Info("messaging enabled", "services", fmt.Sprint(a.Notify.Services()), "msg2factor", a.Notify.Msg2Factor())
+		if a.Notify.Msg2Factor() {
+			a.Accounts.AddFactor(a.Notify.LoginFactor()) // accounts.SecondFactor
+		}
 	}
 	first, err := adminapi.EnsureFirstAdmin(a.Store, a.Accounts)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/notify"
 	"github.com/meshgo/meshagent/server-lite/notify/notifytest"
 	"github.com/meshgo/meshagent/server-lite/servertest"
+	"github.com/meshgo/meshagent/server-lite/store"
 )
 
 const e2eWebhookSecret = "e2e-webhook-secret-0123456789"
@@ -161,3 +162,7 @@ func TestNotifyEndToEnd(t *testing.T) {
 		t.Fatalf("muted device notified: %+v", nt.Msgs()[5:])
 	}
 }
+
+const botTokenE2E = "424242:e2e-bot-token-secret"
+
+var storeFilterAll = store.EventFilter{}

@@ -257,8 +257,8 @@ func (n *Notifier) expireLocked() {
 	}
 }
 
-// LoginFactor reports whether the user must give a messaged code at login.
-func (n *Notifier) LoginFactor(userID string) bool {
+// NeedsLoginCode reports whether the user must give a messaged code at login.
+func (n *Notifier) NeedsLoginCode(userID string) bool {
 	return n.Msg2Factor() && n.Handle(userID) != ""
 }
 
