@@ -81,8 +81,9 @@ func (n *Notifier) handle(e DeviceEvent) {
 		n.stopOffline(e.NodeID)
 	}
 	type target struct {
-		user string
-		sub  Sub
+		user  string
+		owner int64
+		sub   Sub
 	}
 	var targets []target
 	n.mu.Lock()
@@ -96,12 +97,12 @@ func (n *Notifier) handle(e DeviceEvent) {
 				continue
 			}
 		}
-		targets = append(targets, target{uid, sub})
+		targets = append(targets, target{uid, p.Owner, sub})
 	}
 	n.mu.Unlock()
 	for _, t := range targets {
 		u, err := n.cfg.Accounts.Get(t.user)
-		if err != nil || !accounts.EffectiveRights(u, group, e.NodeID).Visible {
+		if err != nil || u.Creation != t.owner || !accounts.EffectiveRights(u, group, e.NodeID).Visible {
 			continue // rights were taken away: no more notices
 		}
 		if e.Kind == Disconnect && t.sub.OfflineMinutes > 0 {

@@ -143,3 +143,29 @@ func TestBatching(t *testing.T) {
 	n.Post(notify.DeviceEvent{Kind: notify.Disconnect, NodeID: devs[4]})
 	quiet("no rights")
 }
+
+// A user deleted and created again under the same name does not inherit
+// the old account's handle or subscriptions.
+func TestRecreatedUserStartsClean(t *testing.T) {
+	e := newEnv(t)
+	nt := notifytest.Ntfy(t)
+	n := e.start(t, notify.Settings{Ntfy: notify.NtfyConfig{URL: nt.URL}})
+	u, _ := e.acc.Create("carol", "pw-carol-1", 0)
+	verified(t, n, nt, u.ID, "ntfy:carol-old")
+	n.SetSub(u.ID, "mesh//x", notify.NotifyConnect, 0)
+	e.acc.Delete(u.ID)
+	time.Sleep(1100 * time.Millisecond) // creation times are in seconds
+	u2, _ := e.acc.Create("carol", "pw-carol-2", 0)
+	if u2.ID != u.ID {
+		t.Fatalf("ids %s %s", u.ID, u2.ID)
+	}
+	if h := n.Handle(u2.ID); h != "" {
+		t.Fatalf("new carol inherited handle %q", h)
+	}
+	if p := n.UserPrefs(u2.ID); len(p.Subs) != 0 || p.Handle != "" {
+		t.Fatalf("new carol inherited %+v", p)
+	}
+	if err := n.SendUser(u2.ID, "admin", "hi", ""); err == nil {
+		t.Fatal("message queued to the old carol's handle")
+	}
+}

@@ -37,6 +37,10 @@ type Sub struct {
 
 // Prefs are one user's messaging settings.
 type Prefs struct {
+	// Owner is the account's creation time (accounts.User.Creation): a
+	// user deleted and created again under the same name does not inherit
+	// the old one's handle or subscriptions.
+	Owner  int64           `json:"owner"`
 	Handle string          `json:"handle,omitempty"` // verified
 	Subs   map[string]Sub  `json:"subs,omitempty"`   // "mesh//…" or "node//…"
 	Muted  map[string]bool `json:"muted,omitempty"`  // node ids
@@ -56,11 +60,15 @@ func (n *Notifier) loadPrefs() error {
 
 // update changes one user's settings and stores them.
 func (n *Notifier) update(userID string, f func(p *Prefs) error) error {
+	u, err := n.cfg.Accounts.Get(userID)
+	if err != nil {
+		return fmt.Errorf("notify: user %s: %w", userID, err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.prefs[userID]
-	cp := Prefs{}
-	if p != nil {
+	cp := Prefs{Owner: u.Creation}
+	if p != nil && p.Owner == u.Creation {
 		b, _ := json.Marshal(p)
 		json.Unmarshal(b, &cp)
 	}
@@ -78,11 +86,26 @@ func (n *Notifier) update(userID string, f func(p *Prefs) error) error {
 	return nil
 }
 
-// Handle is the user's verified handle, "" if none.
-func (n *Notifier) Handle(userID string) string {
+// current returns the user's settings if they belong to the account that
+// exists now (see Prefs.Owner); nil otherwise. Call without n.mu.
+func (n *Notifier) current(userID string) *Prefs {
+	u, err := n.cfg.Accounts.Get(userID)
+	if err != nil {
+		return nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if p := n.prefs[userID]; p != nil {
+	if p := n.prefs[userID]; p != nil && p.Owner == u.Creation {
+		return p
+	}
+	return nil
+}
+
+// Handle is the user's verified handle, "" if none.
+func (n *Notifier) Handle(userID string) string {
+	if p := n.current(userID); p != nil {
+		n.mu.Lock()
+		defer n.mu.Unlock()
 		return p.Handle
 	}
 	return ""
@@ -90,10 +113,11 @@ func (n *Notifier) Handle(userID string) string {
 
 // UserPrefs returns a copy of a user's settings.
 func (n *Notifier) UserPrefs(userID string) Prefs {
+	p := n.current(userID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var cp Prefs
-	if p := n.prefs[userID]; p != nil {
+	if p != nil {
 		b, _ := json.Marshal(p)
 		json.Unmarshal(b, &cp)
 	}
