@@ -38,7 +38,7 @@ func TestDeployedNotify(t *testing.T) {
 		"smtp": map[string]any{"host": mta.Host, "port": mta.Port, "from": "lite@" + mta.Domain, "user": mta.User,
 			"password": mta.Password, "caFile": mta.CAFile},
 		"webhook":   map[string]any{"url": wh.URL, "secretFile": "webhook-secret"},
-		"retryBase": "500ms", "batchWindow": "2s",
+		"retryBase": "500ms", "batchWindow": "2s", "msg2factor": false,
 	}}
 	b, _ := json.Marshal(cfg)
 	conf := filepath.Join(work, "server-lite.json")

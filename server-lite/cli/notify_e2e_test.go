@@ -42,8 +42,9 @@ func feedCode(t *testing.T, r *notifytest.Receiver, n int) {
 func TestNotifyEndToEnd(t *testing.T) {
 	nt, wh := notifytest.Ntfy(t), notifytest.Webhook(t, e2eWebhookSecret)
 	const window = 2 * time.Second
+	off := false // the login factor has its own test (TestMsgSecondFactor)
 	srv := servertest.Start(t, servertest.Options{Configure: func(c *app.Config) {
-		c.Notify = notify.Settings{Ntfy: notify.NtfyConfig{URL: nt.URL}, Webhook: notify.WebhookConfig{URL: wh.URL, Secret: e2eWebhookSecret},
+		c.Notify = notify.Settings{Msg2Factor: &off, Ntfy: notify.NtfyConfig{URL: nt.URL}, Webhook: notify.WebhookConfig{URL: wh.URL, Secret: e2eWebhookSecret},
 			BatchWindow: notify.Duration(window), RetryBase: notify.Duration(200 * time.Millisecond), SendTimeout: notify.Duration(2 * time.Second)}
 	}})
 	e := &testEnv{t: t, app: srv, url: srv.URL, pass: srv.AdminPass}
