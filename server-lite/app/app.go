@@ -406,11 +406,13 @@ func (a *App) Close() error {
 	} else if a.redirLn != nil {
 		a.redirLn.Close()
 	}
+	if a.Notify != nil {
+		// Before the agents go: the server's own shutdown is no device's
+		// news. Undelivered messages stay queued in the store.
+		a.Notify.Close()
+	}
 	a.Agents.Shutdown() // also waits for the admin API to handle queued agent events
 	a.unsubscribe()
-	if a.Notify != nil {
-		a.Notify.Close() // undelivered messages stay queued in the store
-	}
 	a.Relay.Close()
 	if a.stopPrune != nil {
 		close(a.stopPrune)

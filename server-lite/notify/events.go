@@ -35,6 +35,11 @@ type DeviceEvent struct {
 // queue is full the event is dropped and logged.
 func (n *Notifier) Post(e DeviceEvent) {
 	select {
+	case <-n.done:
+		return // closed: events after Close are not news (the server stops)
+	default:
+	}
+	select {
 	case n.events <- e:
 	default:
 		n.log.Warn("notification event queue full: event dropped", "node", e.NodeID, "kind", int(e.Kind))

@@ -232,6 +232,13 @@ func (q *queue) work(w *worker) {
 			}
 		}
 		w.last = time.Now()
+		if len(w.per) > 10000 { // forget chats whose interval is long over
+			for a, t := range w.per {
+				if w.last.Sub(t) > w.lim.perAddr {
+					delete(w.per, a)
+				}
+			}
+		}
 		w.per[h.Addr] = w.last
 		ctx, cancel := context.WithTimeout(q.ctx, q.n.sendTimeout)
 		err := w.p.Send(ctx, message{Key: cp.Key, Addr: h.Addr, Subject: cp.Subject, Text: cp.Text})
