@@ -17,6 +17,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/app"
+	"github.com/meshgo/meshagent/server-lite/notify"
 )
 
 // settings is everything an administrator sets: read from the --config
@@ -43,6 +44,9 @@ type settings struct {
 	LoginWindow          duration `json:"loginWindow"`
 	HandshakesPerAddress int      `json:"handshakesPerAddress"`
 	HandshakesPending    int      `json:"handshakesPending"`
+
+	// Notify is messaging (notifyflags.go, server-lite/notify).
+	Notify notify.Settings `json:"notify"`
 
 	// Not in the file: profiling for load measurements.
 	CPUProfile, MemProfile string `json:"-"`
@@ -93,9 +97,10 @@ func (h hostList) Set(s string) error {
 // parseSettings reads the command line (and the config file it names).
 func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	var cli settings
+	var nf notifyFlags
 	fs := flag.NewFlagSet("server-lite", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending); flags override it")
+	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending, notify); flags override it")
 	fs.StringVar(&cli.Data, "data", "", `data directory (certificates, database, .msh); created 0700 (default "./server-lite-data")`)
 	fs.StringVar(&cli.Listen, "listen", "", `address to serve HTTPS/WSS on, any address, e.g. 0.0.0.0:443 (default "127.0.0.1:4443")`)
 	fs.Var(hostList{&cli.Hostnames}, "hostname", "names/IPs agents and browsers reach the server by, comma-separated or repeated: all go into the web certificate, the first into .msh files and URLs")
@@ -116,6 +121,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	fs.IntVar(&cli.HandshakesPending, "handshakes-pending", agentconn.DefaultMaxPending, "agent.ashx handshakes pending in all before the oldest is dropped; -1: no limit")
 	fs.StringVar(&cli.CPUProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
 	fs.StringVar(&cli.MemProfile, "memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
+	addNotifyFlags(fs, &nf)
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -129,6 +135,9 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
+		if applyNotifyFlag(f.Name, &s.Notify, &nf) {
+			return
+		}
 		switch f.Name {
 		case "data":
 			s.Data = cli.Data
@@ -205,7 +214,11 @@ func (s *settings) load(path string) error {
 	if s.LocalAgent != "" && s.LocalAgent != "go" && !filepath.IsAbs(s.LocalAgent) {
 		s.LocalAgent = filepath.Join(base, s.LocalAgent)
 	}
-	return nil
+	return notifyPaths(&s.Notify, path, func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	})
 }
 
 // sourceTree returns the repository root when server-lite runs from it
@@ -248,6 +261,7 @@ func appConfig(s settings, log *slog.Logger) app.Config {
 		DataDir: s.Data, Listen: s.Listen, Hostnames: s.Hostnames,
 		WebCertFile: s.Cert, WebKeyFile: s.Key, HTTPRedirect: s.HTTPRedirect,
 		CoreFile: s.Core, Logger: log, EventRetention: retention, Downloads: dl,
-		Agent: agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
+		Agent:  agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
+		Notify: s.Notify,
 	}
 }

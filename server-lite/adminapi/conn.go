@@ -230,7 +230,7 @@ func (s *Server) closeUserSessions(userID, tokenUser string) {
 }
 
 func (s *Server) serverInfo() map[string]any {
-	return map[string]any{
+	si := map[string]any{
 		"domain":        "",
 		"name":          s.cfg.ServerName,
 		"port":          s.cfg.Port,
@@ -240,6 +240,10 @@ func (s *Server) serverInfo() map[string]any {
 		"tlshash":       upper(s.tlsHash()),
 		"agentCertHash": s.cfg.AgentCertHash,
 	}
+	if m := s.cfg.Messaging; m != nil && m.ProviderBits() != 0 {
+		si["userMsgProviders"] = m.ProviderBits() // as MeshCentral's serverinfo
+	}
+	return si
 }
 
 func (s *Server) tlsHash() string {

@@ -149,6 +149,9 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 	case "agentupdatecancel":
 		s.cmdAgentUpdateCancel(c, u, r)
 	default:
+		if s.messagingCmd(c, u, r, action) { // messaging.go
+			break
+		}
 		// MeshCentral stays silent here and clients hang; answer instead (§6.4).
 		c.result(r, "Unknown action")
 	}

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/notify"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -101,7 +102,10 @@ type Config struct {
 	// LoginLimits throttles password and login-key guessing per address
 	// and per account; the zero value is MeshCentral's default.
 	LoginLimits LoginLimits
-	Logger      *slog.Logger
+	// Messaging, when set, serves the messaging commands (messaging.go)
+	// and the messaged login second factor; nil: messaging is off.
+	Messaging *notify.Notifier
+	Logger    *slog.Logger
 }
 
 // Server is the admin API. Create it with New and mount Handler.

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
+	"github.com/meshgo/meshagent/server-lite/notify"
 	"github.com/meshgo/meshagent/server-lite/updates"
 	"github.com/meshgo/meshagent/server-lite/webpage"
 )
@@ -23,6 +26,21 @@ const loginFailDelay = 2 * time.Second
 // (the API reports the port).
 func (a *App) wireAdmin() error {
 	a.Accounts = accounts.New(accounts.FromStore(a.Store))
+	// Messaging first: a configuration error (a secret file others can
+	// read) must stop the start before the first administrator's one-time
+	// password is made and printed.
+	var err error
+	if a.cfg.Notify.Enabled() {
+		a.Notify, err = notify.New(notify.Config{Settings: a.cfg.Notify, Store: a.Store, Accounts: a.Accounts,
+			Online: func(id string) bool { _, ok := a.Agents.Agent(id); return ok }, OfflineUnit: a.cfg.NotifyOfflineUnit, Logger: a.log})
+		if err != nil {
+			return err
+		}
+		a.log.Info("messaging enabled", "services", fmt.Sprint(a.Notify.Services()), "msg2factor", a.Notify.Msg2Factor())
+		if a.Notify.Msg2Factor() {
+			a.Accounts.AddFactor(a.Notify.LoginFactor()) // accounts.SecondFactor
+		}
+	}
 	first, err := adminapi.EnsureFirstAdmin(a.Store, a.Accounts)
 	if err != nil {
 		return err
@@ -45,14 +63,18 @@ func (a *App) wireAdmin() error {
 		AgentCertHash:  handshake.EncodeID(a.Certs.ServerID[:]),
 		LoginFailDelay: loginFailDelay,
 		LoginKey:       key,
+		Messaging:      a.Notify,
 		Logger:         a.log,
 	})
 	// One subscriber, so one ordered queue (agentconn.Subscribe): the
 	// admin API sees each agent's replies in the order it sent them and a
 	// connect before the disconnect that follows it.
-	api := a.API
+	api, nt := a.API, a.Notify
 	unsubscribeUpdates := a.Agents.Subscribe(a.Updates.Event)
 	unsubscribeAPI := a.Agents.Subscribe(func(e agentconn.Event) {
+		if nt != nil {
+			notifyEvent(nt, e) // never waits: Post is bounded and asynchronous
+		}
 		if e.Lost > 0 {
 			a.log.Warn("admin API missed agent events: live views may be stale until refreshed", "lost", e.Lost)
 		}
@@ -73,6 +95,37 @@ func (a *App) wireAdmin() error {
 	// meshrelay.ashx as meshctrl: it adds no API of its own.
 	webpage.Register(a.Mux)
 	return nil
+}
+
+// notifyEvent turns an agent event into a device notice: connects,
+// disconnects, the agent's error log (MeshCentral's "errorlog" message)
+// and a core dump report ("getcoredump" with value true).
+func notifyEvent(n *notify.Notifier, e agentconn.Event) {
+	switch e.Kind {
+	case agentconn.Connected:
+		n.Post(notify.DeviceEvent{Kind: notify.Connect, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
+	case agentconn.Disconnected:
+		n.Post(notify.DeviceEvent{Kind: notify.Disconnect, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
+	case agentconn.Message:
+		switch e.Action {
+		case "errorlog":
+			var m struct {
+				Log []struct {
+					M string `json:"m"`
+				} `json:"log"`
+			}
+			if json.Unmarshal(e.Data, &m) == nil && len(m.Log) > 0 {
+				n.Post(notify.DeviceEvent{Kind: notify.AgentError, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name, Detail: m.Log[len(m.Log)-1].M})
+			}
+		case "getcoredump":
+			var m struct {
+				Value bool `json:"value"`
+			}
+			if json.Unmarshal(e.Data, &m) == nil && m.Value {
+				n.Post(notify.DeviceEvent{Kind: notify.CoreCrash, NodeID: e.NodeID, GroupID: e.Agent.GroupID, Name: e.Agent.Name})
+			}
+		}
+	}
 }
 
 // agentRegistry adapts agentconn's registry to adminapi.Agents and

@@ -30,6 +30,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
+	"github.com/meshgo/meshagent/server-lite/notify"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 	"github.com/meshgo/meshagent/server-lite/updates"
@@ -74,6 +75,12 @@ type Config struct {
 	// agent connect and disconnect is an event, so without a limit the
 	// database grows for as long as the server runs.
 	EventRetention time.Duration
+	// Notify configures messaging (server-lite/notify): providers, batch
+	// window, the messaged login factor. No provider: messaging is off.
+	Notify notify.Settings
+	// NotifyOfflineUnit shortens the "minutes" of offline subscriptions
+	// (tests); 0 means a minute.
+	NotifyOfflineUnit time.Duration
 }
 
 // DefaultEventRetention is MeshCentral's default for its event log
@@ -105,6 +112,8 @@ type App struct {
 	// control.ashx (meshctrl and the CLI) with its login routes.
 	Accounts *accounts.Manager
 	API      *adminapi.Server
+	// Notify is the messaging service, nil when no provider is configured.
+	Notify *notify.Notifier
 	// FirstAdmin is the administrator created by this start (the store had
 	// no users), else nil; its password is shown only now.
 	FirstAdmin   *adminapi.FirstAdmin
@@ -343,6 +352,9 @@ func (a *App) Start() {
 		}
 	}()
 	a.serveRedirect()
+	if a.Notify != nil {
+		a.Notify.Start()
+	}
 	if keep := a.eventRetention(); keep > 0 {
 		a.stopPrune, a.pruneDone = make(chan struct{}), make(chan struct{})
 		go a.pruneEvents(keep)
@@ -397,6 +409,11 @@ func (a *App) Close() error {
 		a.redirSrv.Close()
 	} else if a.redirLn != nil {
 		a.redirLn.Close()
+	}
+	if a.Notify != nil {
+		// Before the agents go: the server's own shutdown is no device's
+		// news. Undelivered messages stay queued in the store.
+		a.Notify.Close()
 	}
 	a.Agents.Shutdown() // also waits for the admin API to handle queued agent events
 	a.unsubscribe()

@@ -37,6 +37,7 @@ const (
 // opts are the connection options shared by every subcommand.
 type opts struct {
 	url, user, pass, tlsHash string
+	token                    string // second factor's code
 	json                     bool
 	timeout                  time.Duration
 	stdout, stderr           io.Writer
@@ -83,6 +84,7 @@ func init() {
 	}
 	commands = append(commands, sessionCommands()...) // sessions.go
 	commands = append(commands, updateCommands()...)  // updates.go
+	commands = append(commands, notifyCommands()...)  // notify.go
 }
 
 // Main runs `server-lite <subcommand> args...` and returns the exit status.
@@ -104,6 +106,7 @@ common options (also from the environment):
   --user NAME      login user (default admin)           ($SERVERLITE_USER)
   --pass PASSWORD  login password                       ($SERVERLITE_PASS)
   --pass-file F    read the password from file F
+  --token CODE     login code: a messaged one, or your authenticator app's ($SERVERLITE_TOKEN)
   --tlshash HEX    pin the server certificate's SHA-384 ($SERVERLITE_TLSHASH)
   --json           JSON output
 Run "server-lite <command> -h" for a command's options.`)
@@ -142,6 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.user, "user", env("SERVERLITE_USER", "admin"), "login user")
 	fs.StringVar(&o.pass, "pass", "", "login password (prefer $SERVERLITE_PASS or --pass-file)")
 	passFile := fs.String("pass-file", "", "file holding the login password")
+	fs.StringVar(&o.token, "token", env("SERVERLITE_TOKEN", ""), "login code: one sent to your messaging handle (a login without a code sends one), or your authenticator app's")
 	fs.StringVar(&o.tlsHash, "tlshash", env("SERVERLITE_TLSHASH", ""), "expected SHA-384 (hex) of the server certificate")
 	fs.BoolVar(&o.json, "json", false, "JSON output")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")

@@ -83,7 +83,11 @@ func dial(ctx context.Context, o *opts) (*client, error) {
 	}
 	d := websocket.Dialer{TLSClientConfig: tlsConfig(o.tlsHash), HandshakeTimeout: 15 * time.Second}
 	h := http.Header{}
-	h.Set("X-Meshauth", base64.StdEncoding.EncodeToString([]byte(o.user))+","+base64.StdEncoding.EncodeToString([]byte(o.pass)))
+	auth := base64.StdEncoding.EncodeToString([]byte(o.user)) + "," + base64.StdEncoding.EncodeToString([]byte(o.pass))
+	if o.token != "" {
+		auth += "," + base64.StdEncoding.EncodeToString([]byte(o.token))
+	}
+	h.Set("X-Meshauth", auth)
 	ws, resp, err := d.DialContext(ctx, u, h)
 	if err != nil {
 		if resp != nil {
@@ -102,6 +106,9 @@ func dial(ctx context.Context, o *opts) (*client, error) {
 		switch m["action"] {
 		case "close":
 			ws.Close()
+			if m["msg"] == "tokenrequired" {
+				return nil, errors.New("login needs a second factor: give its code with --token (a messaging code has just been sent, if you have a verified handle)")
+			}
 			return nil, fmt.Errorf("login refused (%v)", m["msg"])
 		case "serverinfo":
 			c.serverInfo, _ = m["serverinfo"].(map[string]any)

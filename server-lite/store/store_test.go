@@ -387,3 +387,34 @@ func TestDeviceInfoMigration(t *testing.T) {
 		t.Errorf("migrated device %+v %v", d, err)
 	}
 }
+
+func TestRecords(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Record("q", "a"); v != nil || err != nil {
+		t.Fatalf("absent: %q %v", v, err)
+	}
+	if ok, err := s.PutRecordIfAbsent("q", "a", []byte("1")); !ok || err != nil {
+		t.Fatalf("first put: %v %v", ok, err)
+	}
+	if ok, err := s.PutRecordIfAbsent("q", "a", []byte("2")); ok || err != nil {
+		t.Fatalf("second put wrote: %v %v", ok, err)
+	}
+	if err := s.PutRecord("q", "b", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.Records("q", func(k string, v []byte) error { got = append(got, k+"="+string(v)); return nil })
+	if strings.Join(got, ",") != "a=1,b=3" {
+		t.Fatalf("records %v", got)
+	}
+	if err := s.DeleteRecord("q", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Record("q", "a"); v != nil {
+		t.Fatalf("deleted record still there: %q", v)
+	}
+}
