@@ -2,6 +2,7 @@ package desktop
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -286,41 +287,61 @@ func (s *gnomeScreen) loop(first chan<- error) {
 }
 
 // changedBox is the bounding box of the pixels that differ between two
-// frames of the same size.
+// frames of the same size: rows by memcmp, then each changed row's first
+// and last differing byte, a word at a time.
 func changedBox(a, b []byte, stride, w, h int) (rect, bool) {
-	y0 := -1
-	y1 := -1
+	y0, y1 := -1, -1
+	x0, x1 := w, -1
+	n := w * 4
 	for y := 0; y < h; y++ {
-		if !bytes.Equal(a[y*stride:y*stride+w*4], b[y*stride:y*stride+w*4]) {
-			if y0 < 0 {
-				y0 = y
-			}
-			y1 = y
+		ra, rb := a[y*stride:y*stride+n], b[y*stride:y*stride+n]
+		if bytes.Equal(ra, rb) {
+			continue
 		}
+		if y0 < 0 {
+			y0 = y
+		}
+		y1 = y
+		x0 = min(x0, firstDiff(ra, rb)/4)
+		x1 = max(x1, lastDiff(ra, rb)/4)
 	}
 	if y0 < 0 {
 		return rect{}, false
 	}
-	x0, x1 := w, -1
-	for y := y0; y <= y1; y++ {
-		ra, rb := a[y*stride:y*stride+w*4], b[y*stride:y*stride+w*4]
-		for x := 0; x < x0; x++ {
-			if !bytes.Equal(ra[x*4:x*4+4], rb[x*4:x*4+4]) {
-				x0 = x
-				break
-			}
-		}
-		for x := w - 1; x > x1; x-- {
-			if !bytes.Equal(ra[x*4:x*4+4], rb[x*4:x*4+4]) {
-				x1 = x
-				break
-			}
-		}
-	}
-	if x1 < x0 {
-		return rect{}, false
-	}
 	return rect{x0, y0, x1 - x0 + 1, y1 - y0 + 1}, true
+}
+
+// firstDiff is the index of the first byte where a and b (same length,
+// known to differ) differ.
+func firstDiff(a, b []byte) int {
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		if binary.LittleEndian.Uint64(a[i:]) != binary.LittleEndian.Uint64(b[i:]) {
+			break
+		}
+	}
+	for ; i < len(a); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return len(a) - 1
+}
+
+// lastDiff is the index of the last byte where a and b differ.
+func lastDiff(a, b []byte) int {
+	i := len(a)
+	for ; i-8 >= 0; i -= 8 {
+		if binary.LittleEndian.Uint64(a[i-8:]) != binary.LittleEndian.Uint64(b[i-8:]) {
+			break
+		}
+	}
+	for i--; i >= 0; i-- {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return 0
 }
 
 func (s *gnomeScreen) ended() error {

@@ -35,7 +35,7 @@ type Frames struct {
 
 // GstArgs is the gst-launch-1.0 command line for node.
 func GstArgs(node uint32) []string {
-	return []string{"-v", "pipewiresrc", "path=" + strconv.FormatUint(uint64(node), 10), "always-copy=true",
+	return []string{"-v", "pipewiresrc", "path=" + strconv.FormatUint(uint64(node), 10),
 		"!", "videoconvert", "!", "video/x-raw,format=BGRx", "!", "fdsink", "fd=3", "sync=false"}
 }
 
