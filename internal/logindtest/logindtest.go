@@ -2,7 +2,8 @@
 
 // Package logindtest runs a private D-Bus system bus (the real dbus-daemon)
 // with a stand-in for systemd-logind's power methods on it, for tests of
-// power actions. A real logind would really power the machine off: the
+// power actions, and its session list (ListSessions and the sessions'
+// properties), for tests of desktop session discovery. A real logind would really power the machine off: the
 // stand-in is the one fake, at the last call, and it only records what
 // it was asked.
 package logindtest
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 )
 
 // Logind is the stand-in on its own bus.
@@ -31,6 +33,8 @@ type Logind struct {
 	can   string
 	deny  string
 	conn  *dbus.Conn
+
+	sessions []Session
 }
 
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -154,4 +158,82 @@ func (m manager) Suspend(i bool) *dbus.Error         { return m.call("Suspend", 
 // String is for test logs.
 func (l *Logind) String() string {
 	return "logind stand-in at " + l.Address + ": " + strings.Join(l.Calls(), ", ")
+}
+
+// Session is a login session the stand-in lists (ListSessions) and
+// exports at /org/freedesktop/login1/session/_ID with the properties a
+// desktop discovery reads.
+type Session struct {
+	ID      string
+	UID     uint32
+	User    string
+	Seat    string
+	Type    string // "wayland", "x11", "tty"
+	Class   string // "user", "greeter"
+	Active  bool
+	Remote  bool
+	Display string // X display for x11 sessions
+	Leader  uint32
+}
+
+func (s Session) path() dbus.ObjectPath {
+	return dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)
+}
+
+// AddSession exports s and lists it in ListSessions.
+func (l *Logind) AddSession(t testing.TB, s Session) {
+	t.Helper()
+	seatPath := dbus.ObjectPath("/") // logind's "no seat"
+	if s.Seat != "" {
+		seatPath = dbus.ObjectPath("/org/freedesktop/login1/seat/" + s.Seat)
+	}
+	props := map[string]map[string]*prop.Prop{
+		"org.freedesktop.login1.Session": {
+			"Id":      {Value: s.ID},
+			"Name":    {Value: s.User},
+			"User":    {Value: userRef{s.UID, dbus.ObjectPath(fmt.Sprintf("/org/freedesktop/login1/user/_%d", s.UID))}},
+			"Seat":    {Value: seatRef{s.Seat, seatPath}},
+			"Type":    {Value: s.Type},
+			"Class":   {Value: s.Class},
+			"Active":  {Value: s.Active},
+			"Remote":  {Value: s.Remote},
+			"Display": {Value: s.Display},
+			"Leader":  {Value: s.Leader},
+			"State":   {Value: map[bool]string{true: "active", false: "online"}[s.Active]},
+		},
+	}
+	if _, err := prop.Export(l.conn, s.path(), props); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	l.sessions = append(l.sessions, s)
+	l.mu.Unlock()
+}
+
+type userRef struct {
+	UID  uint32
+	Path dbus.ObjectPath
+}
+
+type seatRef struct {
+	ID   string
+	Path dbus.ObjectPath
+}
+
+type sessionEntry struct {
+	ID   string
+	UID  uint32
+	User string
+	Seat string
+	Path dbus.ObjectPath
+}
+
+func (m manager) ListSessions() ([]sessionEntry, *dbus.Error) {
+	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
+	out := []sessionEntry{}
+	for _, s := range m.l.sessions {
+		out = append(out, sessionEntry{s.ID, s.UID, s.User, s.Seat, s.path()})
+	}
+	return out, nil
 }
