@@ -175,6 +175,7 @@ type gnomeScreen struct {
 	dead    atomic.Bool
 	loopEnd chan struct{}
 	frm     frame
+	bufs    [3]pixBuf // front, back, frm.pix
 	nFrames atomic.Int64
 
 	inMu   sync.Mutex
@@ -232,7 +233,7 @@ func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
 	case <-time.After(15 * time.Second):
 		return fail(errors.New("gnome: pipewire stream not negotiated in 15s"))
 	}
-	s.front = make([]byte, s.w*s.h*4)
+	s.front = s.bufs[0].grow(s.w * s.h * 4)
 	first := make(chan error, 1)
 	go s.loop(first)
 	select {
@@ -260,7 +261,7 @@ func osPath() string {
 // and swaps the new one in.
 func (s *gnomeScreen) loop(first chan<- error) {
 	defer close(s.loopEnd)
-	back := make([]byte, s.w*s.h*4)
+	back := s.bufs[1].grow(s.w * s.h * 4)
 	stride := s.w * 4
 	sent := false
 	for {
@@ -373,10 +374,7 @@ func (s *gnomeScreen) capture(x, y, w, h int) (*frame, error) {
 		return nil, fmt.Errorf("gnome: capture %dx%d+%d+%d outside the %dx%d monitor", w, h, x, y, s.w, s.h)
 	}
 	size := w * h * 4
-	if cap(s.frm.pix) < size {
-		s.frm.pix = make([]byte, size)
-	}
-	s.frm = frame{pix: s.frm.pix[:size], stride: w * 4, w: w, h: h}
+	s.frm = frame{pix: s.bufs[2].grow(size), stride: w * 4, w: w, h: h}
 	for row := 0; row < h; row++ {
 		o := ((y+row)*s.w + x) * 4
 		copy(s.frm.pix[row*w*4:(row+1)*w*4], s.front[o:o+w*4])
@@ -463,5 +461,11 @@ func (s *gnomeScreen) close() error {
 	<-s.loopEnd
 	err := s.sess.Close()
 	s.conn.Close()
+	s.mu.Lock()
+	s.front, s.frm = nil, frame{}
+	for i := range s.bufs {
+		s.bufs[i].free()
+	}
+	s.mu.Unlock()
 	return err
 }
