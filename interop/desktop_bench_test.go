@@ -190,6 +190,17 @@ func (p *screenPainter) change(mode string, i int) {
 	p.drawn++
 }
 
+// deskPainter draws the benchmark's screens: the X painter on Xvfb, the
+// Wayland one through a test client (desktop_bench_wayland_test.go).
+type deskPainter interface {
+	showStatic()
+	animate(mode string) (stop func())
+	changes() int
+	wantImage() *image.RGBA
+}
+
+func (p *screenPainter) wantImage() *image.RGBA { return p.want }
+
 func (p *screenPainter) changes() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -613,7 +624,7 @@ type deskFigures struct {
 // measureDesktop opens one desktop session to nodeID as the web viewer
 // does, checks the first full frame, then runs the scenario for
 // deskWindow after deskSettle and measures the agent's process tree.
-func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPainter, name, nodeID string, pid int, mode string, frameMS int) deskFigures {
+func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p deskPainter, name, nodeID string, pid int, mode string, frameMS int) deskFigures {
 	var f deskFigures
 	p.showStatic()
 	time.Sleep(300 * time.Millisecond)
@@ -623,7 +634,7 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p *screenPain
 	ch := openRelay(b, srv, u, nodeID, 2, `{"type":"options"}`)
 	opened := time.Now()
 	v := newDeskViewer(ch, frameMS)
-	if err := v.checkFirstFrame(p.want); err != nil {
+	if err := v.checkFirstFrame(p.wantImage()); err != nil {
 		b.Fatalf("%s: %v", mode, err)
 	}
 	first, _ := v.firstTile()

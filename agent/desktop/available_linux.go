@@ -17,5 +17,5 @@ func waylandAvailable() bool {
 			return true
 		}
 	}
-	return false
+	return gnomeAvailable()
 }

@@ -16,8 +16,43 @@ import (
 // separate entry points for whoever handles those messages. They find the
 // display the same way Serve does.
 
-// ReadClipboard returns the desktop's CLIPBOARD text (UTF-8).
+// ReadClipboard returns the desktop's CLIPBOARD text (UTF-8): from X, or
+// from a wlroots compositor through data-control, in openScreen's order.
 func ReadClipboard(ctx context.Context, opts Options) (string, error) {
+	var errs []error
+	for _, read := range clipOrder(opts, readXClipboard, readWLClipboard) {
+		s, err := read(ctx, opts)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", errors.Join(errs...)
+}
+
+// WriteClipboard makes text the desktop's CLIPBOARD (and PRIMARY on X)
+// content, on X or a wlroots compositor, in openScreen's order.
+func WriteClipboard(ctx context.Context, opts Options, text string) error {
+	var errs []error
+	for _, write := range clipOrder(opts, writeXClipboard, writeWLClipboard) {
+		err := write(ctx, opts, text)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// clipOrder puts the Wayland way first when openScreen would.
+func clipOrder[F any](opts Options, x, wl F) []F {
+	if waylandFirst(opts) {
+		return []F{wl, x}
+	}
+	return []F{x, wl}
+}
+
+func readXClipboard(ctx context.Context, opts Options) (string, error) {
 	c, err := clipConn(opts)
 	if err != nil {
 		return "", err
@@ -57,8 +92,7 @@ var clipOwner struct {
 	stop func()
 }
 
-// WriteClipboard makes text the desktop's CLIPBOARD (and PRIMARY) content.
-func WriteClipboard(ctx context.Context, opts Options, text string) error {
+func writeXClipboard(ctx context.Context, opts Options, text string) error {
 	c, err := clipConn(opts)
 	if err != nil {
 		return err

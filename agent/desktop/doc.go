@@ -28,7 +28,21 @@
 //     Options.WaylandDisplay, WAYLAND_DISPLAY, then /run/user/*/wayland-N
 //     (newest first); tried after X, or first when only a Wayland display
 //     was named. First output only; the compositor's software cursor is
-//     part of the picture; GNOME and KDE (no screencopy) are not served.
+//     part of the picture. Clipboard through wlr data-control.
+//   - Linux/Wayland, GNOME (Mutter): agent/mutter. The session is found
+//     from the gnome-shell/mutter process (its DBUS_SESSION_BUS_ADDRESS and
+//     XDG_RUNTIME_DIR; console user first), the bus joined as that user, a
+//     RemoteDesktop session with a ScreenCast RecordMonitor of the primary
+//     monitor started; frames come from the PipeWire stream through a
+//     gst-launch-1.0 child run as the user, each compared with the last for
+//     the changed box (Mutter sends frames only on change, so a static
+//     screen costs nothing); input through RemoteDesktop's Notify* calls
+//     (keys as keysyms). Tried after wlroots compositors, and before X
+//     servers found by scanning when the agent has no DISPLAY.
+//   - KDE and the xdg-desktop-portal route: not served.
+//
+// Sessions lists graphical sessions (logind, else processes) for a root
+// service deciding whether to announce the desktop.
 //   - Windows: GDI capture through kbinani/screenshot, SendInput,
 //     SetCursorPos and standard-cursor detection. Cross-compiled only; a
 //     service in session 0 must run this in the user's session to see the

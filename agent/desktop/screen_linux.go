@@ -11,10 +11,14 @@ import (
 // Wayland display (Options.WaylandDisplay without Options.Display, or
 // WAYLAND_DISPLAY without DISPLAY in its environment) is in a Wayland
 // session: Wayland comes first then, so an unrelated X server elsewhere on
-// the machine is not shown instead.
+// the machine is not shown instead. So it does for a root service told of
+// neither when a user's GNOME compositor (gnome-shell, mutter) runs: that
+// user's Wayland session is the desktop, not an X server found by its
+// process (Xwayland is never one). Wayland means a wlroots compositor
+// (screencopy) first, then GNOME (Mutter's RemoteDesktop over D-Bus).
 func openScreen(opts Options, log *slog.Logger) (screen, string, error) {
 	if waylandFirst(opts) {
-		if s, name, err := openWayland(opts, log); err == nil {
+		if s, name, err := openAnyWayland(opts, log); err == nil {
 			return s, name, nil
 		} else if s, name, xerr := openX(opts, log); xerr == nil {
 			return s, name, nil
@@ -26,19 +30,41 @@ func openScreen(opts Options, log *slog.Logger) (screen, string, error) {
 	if err == nil {
 		return s, name, nil
 	}
-	ws, wname, werr := openWayland(opts, log)
+	ws, wname, werr := openAnyWayland(opts, log)
 	if werr == nil {
 		return ws, wname, nil
 	}
-	if errors.Is(werr, errNoDisplay) && len(discoverWayland(opts)) == 0 {
+	if errors.Is(werr, errNoDisplay) && len(discoverWayland(opts)) == 0 && len(discoverGNOME(opts)) == 0 {
 		return nil, "", err
 	}
 	return nil, "", errors.Join(err, werr)
+}
+
+// openAnyWayland tries wlroots compositors, then GNOME sessions.
+func openAnyWayland(opts Options, log *slog.Logger) (screen, string, error) {
+	s, name, err := openWayland(opts, log)
+	if err == nil {
+		return s, name, nil
+	}
+	gs, gname, gerr := openGNOME(opts, log)
+	if gerr == nil {
+		return gs, gname, nil
+	}
+	if errors.Is(gerr, errNoDisplay) && len(discoverGNOME(opts)) == 0 {
+		return nil, "", err
+	}
+	if errors.Is(err, errNoDisplay) && len(discoverWayland(opts)) == 0 {
+		return nil, "", gerr
+	}
+	return nil, "", errors.Join(err, gerr)
 }
 
 func waylandFirst(opts Options) bool {
 	if opts.WaylandDisplay != "" && opts.Display == "" {
 		return true
 	}
-	return opts.Display == "" && os.Getenv("WAYLAND_DISPLAY") != "" && os.Getenv("DISPLAY") == ""
+	if opts.Display != "" || os.Getenv("DISPLAY") != "" {
+		return false
+	}
+	return os.Getenv("WAYLAND_DISPLAY") != "" || len(discoverGNOME(opts)) > 0
 }

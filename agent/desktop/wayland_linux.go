@@ -140,7 +140,9 @@ type wlScreen struct {
 	stop    chan struct{}
 	loopEnd chan struct{}
 
-	frm frame
+	frm    frame
+	frontB pixBuf // backs front
+	frmB   pixBuf // backs frm.pix
 
 	inMu    sync.Mutex
 	ptr     *wayland.VirtualPointer
@@ -332,7 +334,8 @@ func (s *wlScreen) fold(b *wayland.ShmBuffer, res wayland.FrameBuffer, whole boo
 	defer s.mu.Unlock()
 	if s.outW != b.W || s.outH != b.H || len(s.front) != b.W*b.H*4 {
 		s.outW, s.outH = b.W, b.H
-		s.front = make([]byte, b.W*b.H*4)
+		s.front = s.frontB.grow(b.W * b.H * 4)
+		clear(s.front)
 		s.dmgAll = true
 		whole = true
 	}
@@ -387,10 +390,7 @@ func (s *wlScreen) capture(x, y, w, h int) (*frame, error) {
 		return nil, fmt.Errorf("wayland: capture %dx%d+%d+%d outside the %dx%d output", w, h, x, y, s.outW, s.outH)
 	}
 	size := w * h * 4
-	if cap(s.frm.pix) < size {
-		s.frm.pix = make([]byte, size)
-	}
-	s.frm = frame{pix: s.frm.pix[:size], stride: w * 4, w: w, h: h}
+	s.frm = frame{pix: s.frmB.grow(size), stride: w * 4, w: w, h: h}
 	for row := 0; row < h; row++ {
 		o := ((y+row)*s.outW + x) * 4
 		copy(s.frm.pix[row*w*4:(row+1)*w*4], s.front[o:o+w*4])
@@ -532,5 +532,10 @@ func (s *wlScreen) close() error {
 	s.c.Roundtrip(time.Second)
 	s.c.Close()
 	<-s.loopEnd
+	s.mu.Lock()
+	s.front, s.frm = nil, frame{}
+	s.frontB.free()
+	s.frmB.free()
+	s.mu.Unlock()
 	return nil
 }

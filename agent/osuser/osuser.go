@@ -20,9 +20,12 @@
 //  4. The owner of a local X display socket (/tmp/.X11-unix/XN, lowest N
 //     first): an X server a user started without a login record (Xvfb,
 //     Xvnc, rootless Xorg).
-//  5. Login records: a session on a local text console or seat (ttyN,
+//  5. The owner of a Wayland compositor socket (/run/user/UID/wayland-N,
+//     newest first): a Wayland session without a login record or logind
+//     (a compositor started by hand or by a test).
+//  6. Login records: a session on a local text console or seat (ttyN,
 //     console, seatN) with no remote host.
-//  6. Login records: any other logged-in user (e.g. over ssh), as a last
+//  7. Login records: any other logged-in user (e.g. over ssh), as a last
 //     resort.
 //
 // Within one login-record step the most recent login wins, then the
@@ -97,6 +100,9 @@ type Detector struct {
 	Logins func() ([]Login, error)
 	// XSocketDir holds the X display sockets; "" means /tmp/.X11-unix.
 	XSocketDir string
+	// RuntimeRoot holds the users' runtime dirs with their Wayland
+	// sockets (UID/wayland-N); "" means /run/user.
+	RuntimeRoot string
 	// ConsoleDevice is the device whose owner is the macOS console user;
 	// "" means /dev/console. Only consulted on macOS.
 	ConsoleDevice string

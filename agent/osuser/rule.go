@@ -20,6 +20,8 @@ type facts struct {
 	logins []Login
 	// xOwners are the uids owning X display sockets, by display number.
 	xOwners map[int]int64
+	// waylandOwners are the uids owning Wayland sockets, newest first.
+	waylandOwners []int64
 }
 
 // candidate is one account the rule proposes: by uid or by name.
@@ -58,6 +60,11 @@ func candidates(f facts) []candidate {
 	sort.Ints(displays)
 	for _, d := range displays {
 		if uid := f.xOwners[d]; uid > 0 {
+			out = append(out, candidate{uid: strconv.FormatInt(uid, 10)})
+		}
+	}
+	for _, uid := range f.waylandOwners {
+		if uid > 0 {
 			out = append(out, candidate{uid: strconv.FormatInt(uid, 10)})
 		}
 	}

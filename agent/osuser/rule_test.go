@@ -74,6 +74,8 @@ func TestConsoleRule(t *testing.T) {
 		{"X socket owner after graphical records, before ttys", facts{consoleOwner: -1, logins: []Login{tty, x, ssh}, xOwners: map[int]int64{1: 1002, 0: 1001}},
 			[]candidate{n("xena"), u("1001"), u("1002"), n("tom"), n("sam")}},
 		{"root-owned X socket (Xorg) is no evidence", facts{consoleOwner: -1, logins: []Login{ssh}, xOwners: map[int]int64{0: 0}}, []candidate{n("sam")}},
+		{"Wayland socket owners after X socket owners, before ttys", facts{consoleOwner: -1, logins: []Login{tty, ssh}, xOwners: map[int]int64{0: 1001}, waylandOwners: []int64{1003, 0, 1004}},
+			[]candidate{u("1001"), u("1003"), u("1004"), n("tom"), n("sam")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -155,6 +156,7 @@ func (d *Detector) Console() (*User, error) {
 		}
 		f.logins, _ = logins() // no login records: nobody is known from them
 		f.xOwners = xSocketOwners(d.XSocketDir)
+		f.waylandOwners = waylandSocketOwners(d.RuntimeRoot)
 	}
 	for _, c := range candidates(f) {
 		var u *user.User
@@ -187,6 +189,38 @@ func utmpLogins() ([]Login, error) {
 		out[i] = Login{User: u.User, Terminal: u.Terminal, Host: u.Host, Started: u.Started}
 	}
 	return out, nil
+}
+
+// waylandSocketOwners lists the owners of Wayland compositor sockets
+// (root/UID/wayland-N, not the .lock files), newest socket first.
+func waylandSocketOwners(root string) []int64 {
+	if root == "" {
+		root = "/run/user"
+	}
+	socks, _ := filepath.Glob(filepath.Join(root, "*", "wayland-*"))
+	type own struct {
+		uid int64
+		t   time.Time
+	}
+	var owns []own
+	for _, p := range socks {
+		if strings.HasSuffix(p, ".lock") {
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owns = append(owns, own{int64(st.Uid), fi.ModTime()})
+		}
+	}
+	sort.SliceStable(owns, func(i, j int) bool { return owns[i].t.After(owns[j].t) })
+	out := make([]int64, len(owns))
+	for i, o := range owns {
+		out[i] = o.uid
+	}
+	return out
 }
 
 // xSocketOwners maps display numbers to the owners of their sockets.

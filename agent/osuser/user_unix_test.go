@@ -125,13 +125,13 @@ func TestDetectorSources(t *testing.T) {
 		d    Detector
 		want string // "" = ErrNoConsoleUser
 	}{
-		{"logind seat0", Detector{SeatFile: seat, Logins: none, XSocketDir: empty}, "nobody"},
-		{"root seat falls through to records", Detector{SeatFile: rootSeat, XSocketDir: empty,
+		{"logind seat0", Detector{SeatFile: seat, Logins: none, XSocketDir: empty, RuntimeRoot: empty}, "nobody"},
+		{"root seat falls through to records", Detector{SeatFile: rootSeat, XSocketDir: empty, RuntimeRoot: empty,
 			Logins: func() ([]Login, error) { return []Login{{User: "nobody", Terminal: "pts/0", Host: "10.0.0.1"}}, nil }}, "nobody"},
-		{"records of gone accounts skipped", Detector{SeatFile: rootSeat, XSocketDir: empty,
+		{"records of gone accounts skipped", Detector{SeatFile: rootSeat, XSocketDir: empty, RuntimeRoot: empty,
 			Logins: func() ([]Login, error) { return []Login{{User: "no-such-user-meshgo", Terminal: ":0"}}, nil }}, ""},
-		{"no sources", Detector{SeatFile: filepath.Join(dir, "absent"), Logins: none, XSocketDir: empty}, ""},
-		{"login records unreadable", Detector{SeatFile: filepath.Join(dir, "absent"), XSocketDir: empty,
+		{"no sources", Detector{SeatFile: filepath.Join(dir, "absent"), Logins: none, XSocketDir: empty, RuntimeRoot: empty}, ""},
+		{"login records unreadable", Detector{SeatFile: filepath.Join(dir, "absent"), XSocketDir: empty, RuntimeRoot: empty,
 			Logins: func() ([]Login, error) { return nil, errors.New("no utmp") }}, ""},
 	}
 	if xOwned {
@@ -139,7 +139,24 @@ func TestDetectorSources(t *testing.T) {
 			name string
 			d    Detector
 			want string
-		}{"X socket owner", Detector{SeatFile: filepath.Join(dir, "absent"), Logins: none, XSocketDir: xdir}, "nobody"})
+		}{"X socket owner", Detector{SeatFile: filepath.Join(dir, "absent"), Logins: none, XSocketDir: xdir, RuntimeRoot: empty}, "nobody"})
+		// A Wayland compositor's socket in a user's runtime dir.
+		rdir := filepath.Join(dir, "runtime")
+		uid, _ := strconv.Atoi(nobody.Uid)
+		os.MkdirAll(filepath.Join(rdir, nobody.Uid), 0o700)
+		wl, err := net.Listen("unix", filepath.Join(rdir, nobody.Uid, "wayland-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wl.Close()
+		if err := os.Lchown(filepath.Join(rdir, nobody.Uid, "wayland-1"), uid, -1); err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name string
+			d    Detector
+			want string
+		}{"Wayland socket owner", Detector{SeatFile: filepath.Join(dir, "absent"), Logins: none, XSocketDir: empty, RuntimeRoot: rdir}, "nobody"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

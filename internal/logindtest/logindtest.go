@@ -2,8 +2,9 @@
 
 // Package logindtest runs a private D-Bus system bus (the real dbus-daemon)
 // with a stand-in for systemd-logind's power methods on it, for tests of
-// power actions (and of LockSessions, ListSessions and a session's
-// LockedHint, for the desktop lock and consent). A real logind would really power the machine off: the
+// power actions, its session list (ListSessions and the sessions'
+// properties, LockedHint among them) for tests of desktop session discovery
+// and consent, and LockSessions for the desktop lock. A real logind would really power the machine off: the
 // stand-in is the one fake, at the last call, and it only records what
 // it was asked.
 package logindtest
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 )
 
 // Logind is the stand-in on its own bus.
@@ -32,55 +34,8 @@ type Logind struct {
 	can   string
 	deny  string
 	conn  *dbus.Conn
-	// sessions listed by ListSessions, by id
+
 	sessions []Session
-}
-
-// Session is a login session the stand-in lists (ListSessions) and whose
-// LockedHint it answers.
-type Session struct {
-	ID     string
-	UID    uint32
-	User   string
-	Seat   string
-	Locked bool
-}
-
-// AddSession lists s from now on, with its object on the bus.
-func (l *Logind) AddSession(t testing.TB, s Session) {
-	t.Helper()
-	path := dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)
-	if err := l.conn.Export(sessionProps{l, s.ID}, path, "org.freedesktop.DBus.Properties"); err != nil {
-		t.Fatal(err)
-	}
-	l.mu.Lock()
-	l.sessions = append(l.sessions, s)
-	l.mu.Unlock()
-}
-
-type sessionProps struct {
-	l  *Logind
-	id string
-}
-
-// Get answers org.freedesktop.login1.Session's LockedHint, Name and Active.
-func (p sessionProps) Get(iface, name string) (dbus.Variant, *dbus.Error) {
-	p.l.mu.Lock()
-	defer p.l.mu.Unlock()
-	for _, s := range p.l.sessions {
-		if s.ID != p.id || iface != "org.freedesktop.login1.Session" {
-			continue
-		}
-		switch name {
-		case "LockedHint":
-			return dbus.MakeVariant(s.Locked), nil
-		case "Name":
-			return dbus.MakeVariant(s.User), nil
-		case "Active":
-			return dbus.MakeVariant(true), nil
-		}
-	}
-	return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{name})
 }
 
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -201,36 +156,6 @@ func (m manager) PowerOff(i bool) *dbus.Error        { return m.call("PowerOff",
 func (m manager) Reboot(i bool) *dbus.Error          { return m.call("Reboot", i) }
 func (m manager) Suspend(i bool) *dbus.Error         { return m.call("Suspend", i) }
 
-// ListSessions lists the sessions AddSession added, as logind does:
-// id, uid, user name, seat and object path.
-func (m manager) ListSessions() ([]struct {
-	ID   string
-	UID  uint32
-	User string
-	Seat string
-	Path dbus.ObjectPath
-}, *dbus.Error) {
-	m.l.mu.Lock()
-	defer m.l.mu.Unlock()
-	var out []struct {
-		ID   string
-		UID  uint32
-		User string
-		Seat string
-		Path dbus.ObjectPath
-	}
-	for _, s := range m.l.sessions {
-		out = append(out, struct {
-			ID   string
-			UID  uint32
-			User string
-			Seat string
-			Path dbus.ObjectPath
-		}{s.ID, s.UID, s.User, s.Seat, dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)})
-	}
-	return out, nil
-}
-
 // LockSessions records "LockSessions()": what loginctl lock-sessions asks.
 func (m manager) LockSessions() *dbus.Error {
 	m.l.mu.Lock()
@@ -245,4 +170,84 @@ func (m manager) LockSessions() *dbus.Error {
 // String is for test logs.
 func (l *Logind) String() string {
 	return "logind stand-in at " + l.Address + ": " + strings.Join(l.Calls(), ", ")
+}
+
+// Session is a login session the stand-in lists (ListSessions) and
+// exports at /org/freedesktop/login1/session/_ID with the properties a
+// desktop discovery reads.
+type Session struct {
+	ID      string
+	UID     uint32
+	User    string
+	Seat    string
+	Type    string // "wayland", "x11", "tty"
+	Class   string // "user", "greeter"
+	Active  bool
+	Remote  bool
+	Display string // X display for x11 sessions
+	Leader  uint32
+	Locked  bool // LockedHint (a screen locker sets it)
+}
+
+func (s Session) path() dbus.ObjectPath {
+	return dbus.ObjectPath("/org/freedesktop/login1/session/_" + s.ID)
+}
+
+// AddSession exports s and lists it in ListSessions.
+func (l *Logind) AddSession(t testing.TB, s Session) {
+	t.Helper()
+	seatPath := dbus.ObjectPath("/") // logind's "no seat"
+	if s.Seat != "" {
+		seatPath = dbus.ObjectPath("/org/freedesktop/login1/seat/" + s.Seat)
+	}
+	props := map[string]map[string]*prop.Prop{
+		"org.freedesktop.login1.Session": {
+			"Id":         {Value: s.ID},
+			"Name":       {Value: s.User},
+			"User":       {Value: userRef{s.UID, dbus.ObjectPath(fmt.Sprintf("/org/freedesktop/login1/user/_%d", s.UID))}},
+			"Seat":       {Value: seatRef{s.Seat, seatPath}},
+			"Type":       {Value: s.Type},
+			"Class":      {Value: s.Class},
+			"Active":     {Value: s.Active},
+			"Remote":     {Value: s.Remote},
+			"Display":    {Value: s.Display},
+			"Leader":     {Value: s.Leader},
+			"State":      {Value: map[bool]string{true: "active", false: "online"}[s.Active]},
+			"LockedHint": {Value: s.Locked},
+		},
+	}
+	if _, err := prop.Export(l.conn, s.path(), props); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	l.sessions = append(l.sessions, s)
+	l.mu.Unlock()
+}
+
+type userRef struct {
+	UID  uint32
+	Path dbus.ObjectPath
+}
+
+type seatRef struct {
+	ID   string
+	Path dbus.ObjectPath
+}
+
+type sessionEntry struct {
+	ID   string
+	UID  uint32
+	User string
+	Seat string
+	Path dbus.ObjectPath
+}
+
+func (m manager) ListSessions() ([]sessionEntry, *dbus.Error) {
+	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
+	out := []sessionEntry{}
+	for _, s := range m.l.sessions {
+		out = append(out, sessionEntry{s.ID, s.UID, s.User, s.Seat, s.path()})
+	}
+	return out, nil
 }

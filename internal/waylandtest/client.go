@@ -51,7 +51,13 @@ type KeyEvent struct {
 
 // OpenWindow connects to the compositor and maps a toplevel; sway tiles it
 // over the whole output and focuses it.
-func OpenWindow(socket string) (*Window, error) {
+func OpenWindow(socket string) (*Window, error) { return openWindow(socket, false) }
+
+// OpenFullscreenWindow maps a toplevel that asks to be fullscreen: how a
+// test client covers the output on a stacking compositor such as mutter.
+func OpenFullscreenWindow(socket string) (*Window, error) { return openWindow(socket, true) }
+
+func openWindow(socket string, fullscreen bool) (*Window, error) {
 	c, err := wayland.Dial(socket)
 	if err != nil {
 		return nil, err
@@ -123,6 +129,9 @@ func OpenWindow(socket string) (*Window, error) {
 	})
 	c.Send(w.xdgSurf, 1, new(wayland.Writer).Uint(top))
 	c.Send(top, 2, new(wayland.Writer).String("meshagent-test"))
+	if fullscreen {
+		c.Send(top, 11, new(wayland.Writer).Uint(0)) // set_fullscreen(output: any)
+	}
 	c.Send(w.surface, 6, nil) // initial commit without a buffer
 	select {
 	case <-w.conf:
@@ -307,6 +316,14 @@ func (w *Window) pointerEvent(m wayland.Message) {
 			w.Scroll = append(w.Scroll, r.Fixed())
 		}
 	}
+}
+
+// HasKeyboard reports whether the client has bound a wl_keyboard (the
+// seat announced one).
+func (w *Window) HasKeyboard() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hasKbd
 }
 
 // Scrolls returns the vertical axis values received so far.

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -47,17 +45,7 @@ func StartSway(t TB, w, h int) *Sway {
 	if err != nil {
 		t.Skip("sway not installed (apt-get install sway)")
 	}
-	u, err := user.Lookup(UserName)
-	if err != nil {
-		if out, err := exec.Command("useradd", "-M", "-r", "-s", "/usr/sbin/nologin", UserName).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v: %s", UserName, err, out)
-		}
-		if u, err = user.Lookup(UserName); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, gid := testUser(t)
 	dir, err := os.MkdirTemp("", "meshwl-")
 	if err != nil {
 		t.Fatal(err)

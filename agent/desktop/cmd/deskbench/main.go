@@ -9,6 +9,12 @@
 //
 //	go run ./agent/desktop/cmd/deskbench -size 1920x1080 -seconds 10
 //	go run ./agent/desktop/cmd/deskbench -wayland -size 1920x1080
+//	go run ./agent/desktop/cmd/deskbench -gnome -size 1920x1080
+//
+// -gnome runs headless mutter with PipeWire and WirePlumber as an
+// unprivileged user and lets the handler find it by itself; the
+// gst-launch-1.0 subprocess that reads the PipeWire stream is the agent's
+// too, so its CPU is counted in CPU s/s.
 //
 // CPU s/s is the process's CPU minus what the animating goroutine itself
 // spent (its thread's CPU clock), so the Wayland painter, which draws into
@@ -48,6 +54,7 @@ func main() {
 	frameMS := flag.Int("frame", 50, "frame timer in ms the viewer asks for (web UI default 50)")
 	modes := flag.String("modes", "static,small,full", "scenarios to run")
 	wl := flag.Bool("wayland", false, "capture a headless sway (wlr-screencopy) instead of Xvfb")
+	gnome := flag.Bool("gnome", false, "capture a headless mutter (Mutter RemoteDesktop/ScreenCast, PipeWire) instead of Xvfb")
 	flag.Parse()
 	var w, h int
 	if _, err := fmt.Sscanf(*size, "%dx%d", &w, &h); err != nil {
@@ -55,14 +62,23 @@ func main() {
 	}
 	var target desktop.Options
 	var newAnim func() (painter, error)
-	if *wl {
+	switch {
+	case *gnome:
+		tb := &cmdTB{}
+		defer tb.cleanup()
+		m := waylandtest.StartMutter(tb, w, h)
+		os.Setenv("DISPLAY", "")
+		os.Setenv("WAYLAND_DISPLAY", "")
+		newAnim = func() (painter, error) { return newWLAnimator(m.Socket, w, h, true) }
+		fmt.Printf("deskbench: headless mutter %s %dx%d, quality %d, frame timer %d ms, %.0f s per scenario\n", m.Socket, w, h, *quality, *frameMS, *secs)
+	case *wl:
 		tb := &cmdTB{}
 		defer tb.cleanup()
 		sw := waylandtest.StartSway(tb, w, h)
 		target.WaylandDisplay = sw.Socket
-		newAnim = func() (painter, error) { return newWLAnimator(sw.Socket, w, h) }
+		newAnim = func() (painter, error) { return newWLAnimator(sw.Socket, w, h, false) }
 		fmt.Printf("deskbench: headless sway %s %dx%d, quality %d, frame timer %d ms, %.0f s per scenario\n", sw.Socket, w, h, *quality, *frameMS, *secs)
-	} else {
+	default:
 		disp, auth, stop := startXvfb(w, h)
 		defer stop()
 		os.Setenv("DISPLAY", disp)
@@ -109,8 +125,12 @@ type wlAnimator struct {
 	w, h int
 }
 
-func newWLAnimator(socket string, w, h int) (*wlAnimator, error) {
-	win, err := waylandtest.OpenWindow(socket)
+func newWLAnimator(socket string, w, h int, fullscreen bool) (*wlAnimator, error) {
+	open := waylandtest.OpenWindow
+	if fullscreen {
+		open = waylandtest.OpenFullscreenWindow
+	}
+	win, err := open(socket)
 	if err != nil {
 		return nil, err
 	}
@@ -325,10 +345,15 @@ func run(mode string, target desktop.Options, newAnim func() (painter, error), q
 			}
 		}
 	}()
-	// Let the first full frame go out before measuring.
+	// Let the first full frame go out before measuring (opening a GNOME
+	// session and its PipeWire stream takes seconds on a loaded machine).
+	for end := time.Now().Add(30 * time.Second); first.Load() == 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(time.Second)
 	f0, b0 := frames.Load(), bytes.Load()
 	cpu0 := cpuSeconds()
+	kids0 := childCPU()
 	t0 := time.Now()
 	stopAnim := make(chan struct{})
 	animDone := make(chan struct{})
@@ -358,6 +383,9 @@ func run(mode string, target desktop.Options, newAnim func() (painter, error), q
 	time.Sleep(d)
 	el := time.Since(t0).Seconds()
 	cpu := cpuSeconds() - cpu0
+	for pid, c := range childCPU() {
+		cpu += c - kids0[pid]
+	}
 	nf, nb := frames.Load()-f0, bytes.Load()-b0
 	close(stopAnim)
 	<-animDone
@@ -383,6 +411,39 @@ func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// childCPU is the user+system CPU seconds of each live child process (the
+// GNOME path's gst-launch-1.0), by pid.
+func childCPU() map[int]float64 {
+	out := map[int]float64{}
+	ents, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid != self {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		out[pid] = (ut + st) / 100 // USER_HZ
+	}
+	return out
 }
 
 func rssMB() float64 {

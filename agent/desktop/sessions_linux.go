@@ -1,0 +1,252 @@
+package desktop
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// compositorFamilies maps Wayland compositor process names to how the
+// desktop handler reaches them.
+var compositorFamilies = map[string]string{
+	"gnome-shell": "gnome", "mutter": "gnome",
+	"sway": "wlroots", "labwc": "wlroots", "wayfire": "wlroots", "river": "wlroots",
+	"Hyprland": "wlroots", "hyprland": "wlroots", "cage": "wlroots", "niri": "wlroots",
+	"kwin_wayland": "kde",
+}
+
+// Sessions lists the graphical sessions, best first: from systemd-logind
+// over the system bus (DBUS_SYSTEM_BUS_ADDRESS or the standard socket)
+// when it answers, each completed from the user's compositor process;
+// otherwise from the process table: users' Wayland compositors (by name),
+// then X servers. Best means active, local, a user's (not the greeter's),
+// then newest. It does not connect to any compositor: cheap enough to poll.
+func Sessions(opts Options) []Session {
+	procs := scanCompositors(opts)
+	if ls, err := logindSessions(); err == nil {
+		var out []Session
+		for _, s := range ls {
+			if s.Type != "wayland" && s.Type != "x11" {
+				continue
+			}
+			completeSession(&s, procs)
+			out = append(out, s)
+		}
+		sortSessions(out)
+		return out
+	}
+	var out []Session
+	for _, p := range procs {
+		s := Session{Type: "wayland", Source: "process", UID: p.uid, Desktop: p.family, Active: true}
+		completeSession(&s, procs)
+		out = append(out, s)
+	}
+	root := opts.ProcRoot
+	if root == "" {
+		root = procRoot
+	}
+	servers, _ := scanProc(root)
+	for _, t := range servers {
+		out = append(out, Session{Type: "x11", Desktop: "x11", Display: t.display, UID: -1, Source: "process"})
+	}
+	return out
+}
+
+func sortSessions(s []Session) {
+	sort.SliceStable(s, func(i, j int) bool {
+		a, b := s[i], s[j]
+		if a.Active != b.Active {
+			return a.Active
+		}
+		if a.Remote != b.Remote {
+			return !a.Remote
+		}
+		if (a.Class == "greeter") != (b.Class == "greeter") {
+			return b.Class == "greeter"
+		}
+		return false
+	})
+}
+
+// compositorProc is a running Wayland compositor.
+type compositorProc struct {
+	pid     int
+	start   uint64
+	uid     int
+	family  string
+	runtime string
+	bus     string
+	display string // WAYLAND_DISPLAY from its environment, if set
+}
+
+// scanCompositors finds non-root users' Wayland compositor processes,
+// newest first.
+func scanCompositors(opts Options) []compositorProc {
+	root := opts.ProcRoot
+	if root == "" {
+		root = procRoot
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []compositorProc
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		comm, err := os.ReadFile(filepath.Join(dir, "comm"))
+		if err != nil {
+			continue
+		}
+		fam, ok := compositorFamilies[strings.TrimSpace(string(comm))]
+		if !ok {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(dir, &st) != nil || st.Uid == 0 {
+			continue
+		}
+		p := compositorProc{pid: pid, start: procStart(dir), uid: int(st.Uid), family: fam}
+		env, _ := os.ReadFile(filepath.Join(dir, "environ"))
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			k, v, _ := strings.Cut(string(kv), "=")
+			switch k {
+			case "DBUS_SESSION_BUS_ADDRESS":
+				p.bus = v
+			case "XDG_RUNTIME_DIR":
+				p.runtime = v
+			case "WAYLAND_DISPLAY":
+				p.display = v
+			}
+		}
+		if p.runtime == "" {
+			p.runtime = filepath.Join(runUserRoot, strconv.Itoa(p.uid))
+		}
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].start > out[j].start })
+	return out
+}
+
+// completeSession fills the runtime dir, bus, compositor family and
+// Wayland socket from the user's newest compositor process, or from the
+// standard places (/run/user/UID, its bus and wayland-N sockets).
+func completeSession(s *Session, procs []compositorProc) {
+	if s.UID >= 0 && s.User == "" {
+		s.User = userName(s.UID)
+	}
+	for _, p := range procs {
+		if p.uid != s.UID || s.Type != "wayland" {
+			continue
+		}
+		if s.Desktop == "" {
+			s.Desktop = p.family
+		}
+		s.RuntimeDir, s.Bus = p.runtime, p.bus
+		if p.display != "" {
+			s.WaylandSocket = socketIn(p.display, p.runtime)
+		}
+		break
+	}
+	if s.UID < 0 {
+		return
+	}
+	if s.RuntimeDir == "" {
+		s.RuntimeDir = filepath.Join(runUserRoot, strconv.Itoa(s.UID))
+	}
+	if s.Bus == "" {
+		if fi, err := os.Stat(filepath.Join(s.RuntimeDir, "bus")); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			s.Bus = "unix:path=" + filepath.Join(s.RuntimeDir, "bus")
+		}
+	}
+	if s.Type == "wayland" && s.WaylandSocket == "" {
+		if m, _ := filepath.Glob(filepath.Join(s.RuntimeDir, "wayland-*")); len(m) > 0 {
+			for _, p := range m {
+				if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+					s.WaylandSocket = p
+					break
+				}
+			}
+		}
+	}
+	if s.Type == "x11" && s.Desktop == "" {
+		s.Desktop = "x11"
+	}
+}
+
+// socketIn resolves a WAYLAND_DISPLAY value against a runtime dir.
+func socketIn(display, runtime string) string {
+	if filepath.IsAbs(display) {
+		return display
+	}
+	return filepath.Join(runtime, display)
+}
+
+func userName(uid int) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) > 2 && f[2] == strconv.Itoa(uid) {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+// logindSessions asks systemd-logind for its sessions and their type,
+// class, state, seat and X display.
+func logindSessions() ([]Session, error) {
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		return nil, fmt.Errorf("system bus: %w", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list []struct {
+		ID   string
+		UID  uint32
+		User string
+		Seat string
+		Path dbus.ObjectPath
+	}
+	if err := conn.Object("org.freedesktop.login1", "/org/freedesktop/login1").
+		CallWithContext(ctx, "org.freedesktop.login1.Manager.ListSessions", 0).Store(&list); err != nil {
+		return nil, fmt.Errorf("logind ListSessions: %w", err)
+	}
+	var out []Session
+	for _, e := range list {
+		var props map[string]dbus.Variant
+		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := conn.Object("org.freedesktop.login1", e.Path).CallWithContext(pctx,
+			"org.freedesktop.DBus.Properties.GetAll", 0, "org.freedesktop.login1.Session").Store(&props)
+		pcancel()
+		if err != nil {
+			continue
+		}
+		str := func(k string) string { v, _ := props[k].Value().(string); return v }
+		boolean := func(k string) bool { v, _ := props[k].Value().(bool); return v }
+		s := Session{ID: e.ID, UID: int(e.UID), User: e.User, Seat: e.Seat, Source: "logind",
+			Type: str("Type"), Class: str("Class"), Active: boolean("Active"), Remote: boolean("Remote"), Display: str("Display")}
+		if s.Type == "x11" {
+			s.Desktop = "x11"
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
