@@ -297,9 +297,19 @@ func StartXvfb(ctx context.Context) (*Xvfb, error) {
 	w.Close()
 	got := make(chan string, 1)
 	go func() {
+		// Xvfb writes the number and the newline in two writes and exits
+		// ("Cannot write display number to fd 3") if the pipe is closed
+		// in between: read up to the newline before closing it.
+		var line []byte
 		var b [32]byte
-		n, _ := r.Read(b[:])
-		got <- strings.TrimSpace(string(b[:n]))
+		for !bytes.Contains(line, []byte("\n")) && len(line) < 64 {
+			n, err := r.Read(b[:])
+			line = append(line, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- strings.TrimSpace(string(line))
 	}()
 	select {
 	case s := <-got:

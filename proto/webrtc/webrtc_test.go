@@ -152,6 +152,15 @@ func TestSwitchMidStream(t *testing.T) {
 				go func() { defer wg.Done(); errs <- f() }()
 			}
 			offerDone := make(chan error, 1)
+			// Where ICE is slow (under wine, on a loaded machine) a stream
+			// would end on the relay before the switch: each side holds its
+			// last third until it has switched, so part of each stream
+			// surely crosses the channel whatever the timing.
+			holdUntil := func(sw *atomic.Int32) {
+				for sw.Load() == 0 && ctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
 			run(func() error {
 				return stream(ctx, cl, n, func(i int) {
 					if i == n/3 {
@@ -160,12 +169,18 @@ func TestSwitchMidStream(t *testing.T) {
 					if i%500 == 0 {
 						time.Sleep(5 * time.Millisecond) // let the switch land mid-stream
 					}
+					if i == 2*n/3 {
+						holdUntil(&clientSw)
+					}
 				})
 			})
 			run(func() error {
 				return stream(ctx, ag, n, func(i int) {
 					if i%500 == 0 {
 						time.Sleep(5 * time.Millisecond)
+					}
+					if i == 2*n/3 {
+						holdUntil(&agentSw)
 					}
 				})
 			})
@@ -652,9 +667,21 @@ func TestSingleGoroutineHandler(t *testing.T) {
 			}()
 			errs := make(chan error, 2)
 			go func() {
+				offered := make(chan struct{})
 				errs <- stream(ctx, cl, n, func(i int) {
 					if i == 500 {
-						go cl.Offer(ctx)
+						go func() { cl.Offer(ctx); close(offered) }()
+					}
+					if i == n-500 {
+						// Where ICE is slow (under wine, on a loaded
+						// machine) the stream would end on the relay before
+						// the switch: hold its last frames until the offer
+						// is answered. Frames 500 to here still run through
+						// the switch without pause.
+						select {
+						case <-offered:
+						case <-ctx.Done():
+						}
 					}
 				})
 			}()
