@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/internal/winetest"
 	"github.com/meshgo/meshagent/proto/session"
@@ -34,40 +36,12 @@ type winAgent struct {
 	cancel context.CancelFunc
 }
 
-// newWinePrefix builds the shim and makes a fresh prefix on its own Xvfb.
-func newWinePrefix(t *testing.T) *winetest.Prefix {
-	t.Helper()
-	if _, err := winetest.Wine64(); err != nil {
-		t.Skipf("no wine64 (the Windows lane installs it): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	dll, err := winetest.BuildShim(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := winetest.StartXvfb(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(x.Stop)
-	p, err := winetest.NewPrefix(ctx, filepath.Join(dir, "prefix"), dll, x.Display)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
+// newWinePrefix is a fresh prefix with the shim on its own Xvfb.
+func newWinePrefix(t *testing.T) *winetest.Prefix { return winetest.TestPrefix(t) }
 
 func startWinAgent(t *testing.T, p *winetest.Prefix, msh []byte) *winAgent {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "meshagent.exe")
-	build := exec.Command("go", "build", "-o", exe, "github.com/meshgo/meshagent/cmd/meshagent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=windows", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("GOOS=windows go build: %v\n%s", err, out)
-	}
+	exe := buildWinAgent(t, t.TempDir())
 	host := filepath.Join(p.Dir, "drive_c", "meshgo")
 	if err := os.MkdirAll(host, 0o755); err != nil {
 		t.Fatal(err)
@@ -184,6 +158,13 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 	if !strings.Contains(out, "wine-Windows_NT-ok") {
 		t.Errorf("runcommand through cmd: %q", out)
 	}
+	// wine's powershell.exe is a stub that runs nothing and exits 0: the
+	// agent must say PowerShell is not available, not answer empty.
+	out = relayCmd(t, srv, mctest.CtrlOptions{Timeout: 90 * time.Second}, "runcommand", "--id", id, "--run", "Write-Output ps-ok", "--powershell", "--reply")
+	if !strings.Contains(out, "PowerShell is not available") || !strings.Contains(out, "stub") {
+		t.Errorf("runcommand through PowerShell under wine: %q, want a clear PowerShell-is-not-available error", out)
+	}
+	t.Logf("PowerShell runcommand under wine: %q", strings.TrimSpace(out))
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "payload.bin")
@@ -300,4 +281,138 @@ func keys(m map[string]any) []string {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// buildWinAgent copies the GOOS=windows meshagent.exe into dir.
+func buildWinAgent(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := agentbin.BuildWindows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "meshagent.exe")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// wineRun runs a Windows program in p to its end and returns its output.
+func wineRun(t *testing.T, p *winetest.Prefix, exe string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out syncBuffer
+	cmd := p.Command(ctx, exe, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// wine's system processes (services.exe, the agent service) inherit
+	// the descriptors and outlive the program: stop reading soon after.
+	cmd.WaitDelay = 3 * time.Second
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
+		err = nil
+	}
+	return out.String(), err
+}
+
+// The install path an admin takes on Windows, under wine's SCM: the
+// downloaded meshagent.exe with its .msh beside it runs `-install` (the
+// C agent's flag), which copies both to C:\Program Files\Mesh Agent,
+// registers the "Mesh Agent" service (the recovery settings wine rejects
+// are logged, the install goes on) and starts it; the service, started by
+// the SCM, reports to it itself and comes online in MeshCentral; `stop`
+// takes it offline, `start` brings it back, `-uninstall` stops it and
+// removes the service and the binary and keeps the identity.
+func TestWindowsServiceInstallUnderWine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts wine")
+	}
+	srv := mctest.Shared(t)
+	p := newWinePrefix(t)
+	mesh := srv.AddDeviceGroup(t, "windows-wine-service")
+	dl := filepath.Join(p.Dir, "drive_c", "Users", "Public", "Downloads")
+	if err := os.MkdirAll(dl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	buildWinAgent(t, dl)
+	if err := os.WriteFile(filepath.Join(dl, "meshagent.msh"), srv.MSH(t, mesh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe := `C:\Users\Public\Downloads\meshagent.exe`
+	installed := filepath.Join(p.Dir, "drive_c", "Program Files", "Mesh Agent")
+	agentLog := func() string { b, _ := os.ReadFile(filepath.Join(installed, "meshagent.log")); return string(b) }
+	defer func() {
+		if t.Failed() {
+			t.Logf("installed agent's log:\n%s", agentLog())
+		}
+	}()
+
+	out, err := wineRun(t, p, exe, "-install")
+	t.Logf("-install:\n%s", out)
+	if err != nil {
+		t.Fatalf("-install: %v", err)
+	}
+	if !strings.Contains(out, "installed in") || !strings.Contains(out, "started") {
+		t.Fatalf("-install did not say it installed and started the service")
+	}
+	// wine 8's SCM accepts only ChangeServiceConfig2 levels 1 and 7: the
+	// non-crash-failure flag (level 4) is refused, logged, not fatal.
+	if strings.Contains(out, "without all its recovery settings") {
+		t.Log("wine refused part of the recovery settings: logged as a warning, the install went on")
+	}
+	for _, f := range []string{"MeshAgent.exe", "MeshAgent.msh"} {
+		if _, err := os.Stat(filepath.Join(installed, f)); err != nil {
+			t.Errorf("not installed: %v", err)
+		}
+	}
+	if out, _ := wineRun(t, p, exe, "status"); !strings.Contains(out, "running") {
+		t.Fatalf("status after -install: %q", out)
+	}
+
+	out, err = wineRun(t, p, exe, "-nodeid", "--data", `C:\Program Files\Mesh Agent`)
+	id := strings.TrimSpace(out)
+	if err != nil || id == "" || strings.ContainsAny(id, " \n") {
+		t.Fatalf("-nodeid of the installed agent: %v %q", err, out)
+	}
+	nodeID := "node//" + id
+	dev := srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && d.Online() }, 2*time.Minute)
+	t.Logf("installed service online: agent id %d", dev.Agent.ID)
+	if !strings.Contains(agentLog(), "starting as a service") {
+		t.Error(`the installed agent's log lacks "starting as a service": not run by the SCM`)
+	}
+
+	if out, err := wineRun(t, p, exe, "stop"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	if out, _ := wineRun(t, p, exe, "status"); !strings.Contains(out, "stopped") {
+		t.Errorf("status after stop: %q", out)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && !d.Online() }, time.Minute)
+	if !strings.Contains(agentLog(), "meshagent stopped") {
+		t.Error("the service did not stop cleanly (no \"meshagent stopped\" in its log)")
+	}
+	if out, err := wineRun(t, p, exe, "start"); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && d.Online() }, 2*time.Minute)
+
+	out, err = wineRun(t, p, exe, "-uninstall")
+	t.Logf("-uninstall:\n%s", out)
+	if err != nil {
+		t.Fatalf("-uninstall: %v", err)
+	}
+	if out, _ := wineRun(t, p, exe, "status"); !strings.Contains(out, "not installed") {
+		t.Errorf("status after -uninstall: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(installed, "MeshAgent.exe")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("MeshAgent.exe after -uninstall: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(installed, "meshagent.identity")); err != nil {
+		t.Errorf("-uninstall (not full) must keep the identity: %v", err)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == nodeID && !d.Online() }, time.Minute)
 }

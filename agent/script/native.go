@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/meshgo/meshagent/agent/shells"
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
 )
@@ -73,13 +74,9 @@ func shellCommand(kind, script string) (file string, args []string, stdin string
 		}
 		return "cmd.exe", []string{"/Q", "/K", "prompt $G"}, script + "\r\nexit\r\n", nil
 	case "powershell":
-		ps := "powershell.exe"
-		if runtime.GOOS != "windows" {
-			p, lerr := exec.LookPath("pwsh")
-			if lerr != nil {
-				return "", nil, "", errors.New("PowerShell is not installed")
-			}
-			ps = p
+		ps, perr := shells.PowerShell()
+		if perr != nil {
+			return "", nil, "", perr
 		}
 		return ps, []string{"-NoLogo", "-NoProfile", "-NonInteractive", "-Command", "-"}, script + "\nexit\n", nil
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/meshgo/meshagent/agent/shells"
 	"github.com/meshgo/meshagent/proto/session"
 	"golang.org/x/sys/windows"
 )
@@ -47,10 +48,11 @@ func start(spec spawnSpec) (proc, error) {
 		shell = filepath.Join(os.Getenv("SystemRoot"), "System32", "cmd.exe")
 	}
 	if spec.protocol == session.ProtoPowerShell {
-		shell = filepath.Join(os.Getenv("SystemRoot"), "System32", "WindowsPowerShell", "v1.0", "powershell.exe")
-		if _, err := os.Stat(shell); err != nil {
-			return nil, errors.New("PowerShell is not supported on this version of windows")
+		ps, err := shells.PowerShell()
+		if err != nil {
+			return nil, err
 		}
+		shell = ps
 	}
 	if err := windows.NewLazySystemDLL("kernel32.dll").NewProc("CreatePseudoConsole").Find(); err != nil {
 		return nil, fmt.Errorf("ConPTY unavailable (needs Windows 10 1809 or later): %w", err)

@@ -115,11 +115,41 @@ func MustBuild(t testing.TB) string {
 	return p
 }
 
-// Cleanup removes the binary's directory; TestMain calls it after the
-// tests have run. It does nothing if Build was never called.
+var (
+	winOnce sync.Once
+	winDir  string
+	winBin  string
+	winErr  error
+)
+
+// BuildWindows builds Package for windows/amd64 (CGO_ENABLED=0, as the
+// release is built) the first time it is called and returns the path of
+// meshagent.exe every time: the tests that run the Windows agent under
+// wine share one build per test binary.
+func BuildWindows() (string, error) {
+	winOnce.Do(func() {
+		winDir, winErr = os.MkdirTemp("", "meshagent-winbin-")
+		if winErr != nil {
+			return
+		}
+		winBin = filepath.Join(winDir, "meshagent.exe")
+		cmd := exec.Command("go", "build", "-o", winBin, Package)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=windows", "GOARCH=amd64")
+		if out, e := cmd.CombinedOutput(); e != nil {
+			winErr = fmt.Errorf("GOOS=windows go build meshagent: %v\n%s", e, out)
+		}
+	})
+	return winBin, winErr
+}
+
+// Cleanup removes the binaries' directories; TestMain calls it after the
+// tests have run. It does nothing if nothing was built.
 func Cleanup() {
 	if dir != "" {
 		os.RemoveAll(dir)
+	}
+	if winDir != "" {
+		os.RemoveAll(winDir)
 	}
 	if home != "" {
 		os.RemoveAll(home)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -45,45 +46,79 @@ func BuildShim(ctx context.Context, dir string) (string, error) {
 	return dll, nil
 }
 
-// deleteatFile is the standard library file whose Deleteat needs a
-// fallback under wine, relative to GOROOT/src.
-const deleteatFile = "internal/syscall/windows/at_windows.go"
+// overlayPatch is one standard library file of the lane's go -overlay:
+// every occurrence of old (there must be want of them) becomes new.
+type overlayPatch struct {
+	file     string // relative to GOROOT/src
+	old, new string
+	want     int
+	why      string
+}
 
-// deleteatCase is the line that lists the NTSTATUS codes after which
-// Deleteat falls back to the old way of deleting a file.
-const deleteatCase = "case STATUS_INVALID_INFO_CLASS,"
+// overlayPatches are the wine 8 gaps the lane works around in the
+// standard library, each the smallest change that lets a Windows
+// behaviour Go relies on fall back the way an older Windows makes it.
+var overlayPatches = []overlayPatch{
+	{
+		// Go deletes a file with FileDispositionInformationEx and falls
+		// back to the pre-Windows-10 way only for the statuses an older
+		// Windows returns; wine 8 answers STATUS_NOT_IMPLEMENTED
+		// (0xC0000002), which Go reports as "Invalid function.".
+		file: "internal/syscall/windows/at_windows.go",
+		old:  "case STATUS_INVALID_INFO_CLASS,",
+		new:  "case STATUS_INVALID_INFO_CLASS, NTStatus(0xC0000002) /* STATUS_NOT_IMPLEMENTED: wine 8 (winetest overlay) */,",
+		want: 1,
+		why:  "os.Remove and os.RemoveAll (t.TempDir's cleanup)",
+	},
+	{
+		// Every UDP socket Go opens gets two WSAIoctl calls that turn off
+		// the reporting of ICMP port and net unreachable errors as read
+		// errors; wine 8 implements neither and answers WSAEOPNOTSUPP
+		// (10045), so net.ListenUDP fails ("wsaioctl: The attempted
+		// operation is not supported for the type of object referenced").
+		// Under wine the socket then keeps the default reporting: a
+		// datagram to a closed port can make the next read fail, which
+		// tests on loopback to live peers never see.
+		file: "net/fd_windows.go",
+		old:  "if err != nil {\n\t\t\treturn wrapSyscallError(\"wsaioctl\", err)",
+		new:  "if err != nil && err != syscall.Errno(10045) /* WSAEOPNOTSUPP: wine 8 (winetest overlay) */ {\n\t\t\treturn wrapSyscallError(\"wsaioctl\", err)",
+		want: 2,
+		why:  "UDP sockets (net.ListenUDP, pion's ICE candidates)",
+	},
+}
 
-// Overlay writes into dir a go -overlay file (and the one standard
-// library file it replaces) that makes os.Remove, os.RemoveAll and so
-// t.TempDir's cleanup work under wine 8, and returns the overlay's path.
+// Overlay writes into dir a go -overlay file (and the standard library
+// files it replaces) that works around the wine 8 gaps in
+// overlayPatches, and returns the overlay's path: os.Remove and
+// os.RemoveAll (so t.TempDir's cleanup) and UDP sockets work under wine.
 //
-// Go deletes a file with FileDispositionInformationEx and falls back to
-// the pre-Windows-10 way only for the statuses an older Windows returns;
-// wine 8 answers STATUS_NOT_IMPLEMENTED (0xC0000002), which Go reports as
-// "Invalid function.". The replacement is generated from the installed
-// GOROOT at lane time by adding that one status to the fallback list;
+// The replacements are generated from the installed GOROOT at lane time;
 // nothing of Go's is kept in this repository. An error means the
-// installed Go no longer has the expected line: look at Deleteat again.
+// installed Go no longer has the expected lines: look at the patch again.
 func Overlay(ctx context.Context, dir string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
 	if err != nil {
 		return "", fmt.Errorf("winetest: go env GOROOT: %w", err)
 	}
-	orig := filepath.Join(strings.TrimSpace(string(out)), "src", filepath.FromSlash(deleteatFile))
-	src, err := os.ReadFile(orig)
-	if err != nil {
-		return "", fmt.Errorf("winetest: overlay: %w", err)
+	root := strings.TrimSpace(string(out))
+	replace := map[string]string{}
+	for i, pt := range overlayPatches {
+		orig := filepath.Join(root, "src", filepath.FromSlash(pt.file))
+		src, err := os.ReadFile(orig)
+		if err != nil {
+			return "", fmt.Errorf("winetest: overlay: %w", err)
+		}
+		if n := bytes.Count(src, []byte(pt.old)); n != pt.want {
+			return "", fmt.Errorf("winetest: overlay for %s: %s has %d of %q, want %d; the file changed", pt.why, orig, n, pt.old, pt.want)
+		}
+		patched := bytes.ReplaceAll(src, []byte(pt.old), []byte(pt.new))
+		repl := filepath.Join(dir, fmt.Sprintf("%d-%s", i, filepath.Base(orig)))
+		if err := os.WriteFile(repl, patched, 0o644); err != nil {
+			return "", fmt.Errorf("winetest: overlay: %w", err)
+		}
+		replace[orig] = repl
 	}
-	if bytes.Count(src, []byte(deleteatCase)) != 1 {
-		return "", fmt.Errorf("winetest: overlay: %s has not exactly one %q; Deleteat changed", orig, deleteatCase)
-	}
-	patched := bytes.Replace(src, []byte(deleteatCase),
-		[]byte(deleteatCase+" NTStatus(0xC0000002) /* STATUS_NOT_IMPLEMENTED: wine 8 (winetest overlay) */,"), 1)
-	repl := filepath.Join(dir, "at_windows.go")
-	if err := os.WriteFile(repl, patched, 0o644); err != nil {
-		return "", fmt.Errorf("winetest: overlay: %w", err)
-	}
-	js, err := json.Marshal(map[string]map[string]string{"Replace": {orig: repl}})
+	js, err := json.Marshal(map[string]map[string]string{"Replace": replace})
 	if err != nil {
 		return "", err
 	}
@@ -262,9 +297,19 @@ func StartXvfb(ctx context.Context) (*Xvfb, error) {
 	w.Close()
 	got := make(chan string, 1)
 	go func() {
+		// Xvfb writes the number and the newline in two writes and exits
+		// ("Cannot write display number to fd 3") if the pipe is closed
+		// in between: read up to the newline before closing it.
+		var line []byte
 		var b [32]byte
-		n, _ := r.Read(b[:])
-		got <- strings.TrimSpace(string(b[:n]))
+		for !bytes.Contains(line, []byte("\n")) && len(line) < 64 {
+			n, err := r.Read(b[:])
+			line = append(line, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- strings.TrimSpace(string(line))
 	}()
 	select {
 	case s := <-got:
@@ -293,4 +338,32 @@ func (x *Xvfb) Stop() {
 		x.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// TestPrefix gives t a fresh prefix with the shim installed and wine's
+// desktop on an Xvfb of its own, both ended when t ends; it skips t when
+// wine64 is not installed (the Windows lane installs it).
+func TestPrefix(t testing.TB) *Prefix {
+	t.Helper()
+	if _, err := Wine64(); err != nil {
+		t.Skipf("no wine64 (the Windows lane installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	dll, err := BuildShim(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := StartXvfb(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Stop)
+	p, err := NewPrefix(ctx, filepath.Join(dir, "prefix"), dll, x.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }

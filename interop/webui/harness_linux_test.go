@@ -276,6 +276,19 @@ type desktopCfg struct {
 	Probes  []probe `json:"probes"`
 	Tol     int     `json:"tol"`
 	WebRTC  bool    `json:"webrtc"`
+	// Click is clicked (device screen coordinates), then TypeText is typed
+	// in the viewer once the probes match; TypedFile is read until it holds
+	// TypeText (the device's test program writes there
+	// what reached its window).
+	TypeText  string `json:"typeText,omitempty"`
+	Click     *point `json:"click,omitempty"`
+	TypedFile string `json:"typedFile,omitempty"`
+}
+
+// point is a place on the device's screen.
+type point struct {
+	X int `json:"x"`
+	Y int `json:"y"`
 }
 
 type namedFile struct {
@@ -319,15 +332,18 @@ type uiResult struct {
 	UserAgent string `json:"userAgent"`
 	FailShot  string `json:"failShot"`
 	Desktop   *struct {
-		Status             string `json:"status"`
-		ConnectButtonShown bool   `json:"connectButtonShown"`
-		AgentCaps          *int   `json:"agentCaps"`
-		Width              int    `json:"width"`
-		Height             int    `json:"height"`
-		ProbesMatched      bool   `json:"probesMatched"`
-		WebRTCActive       bool   `json:"webRtcActive"`
-		CanvasPNG          string `json:"canvasPNG"`
-		Screenshot         string `json:"screenshot"`
+		Status             string  `json:"status"`
+		ConnectButtonShown bool    `json:"connectButtonShown"`
+		AgentCaps          *int    `json:"agentCaps"`
+		Width              int     `json:"width"`
+		Height             int     `json:"height"`
+		ProbesMatched      bool    `json:"probesMatched"`
+		WebRTCActive       bool    `json:"webRtcActive"`
+		CanvasPNG          string  `json:"canvasPNG"`
+		Screenshot         string  `json:"screenshot"`
+		InputChecked       bool    `json:"inputChecked"`
+		TypedResult        *string `json:"typedResult"`
+		TypedShot          string  `json:"typedShot"`
 	} `json:"desktop"`
 	Files *struct {
 		Status        string `json:"status"`

@@ -28,7 +28,9 @@ func testLogger() *slog.Logger {
 // testConfig restricts ICE to 127.0.0.1: tests never send a packet off the
 // machine.
 func testConfig() Config {
-	return Config{LoopbackOnly: true, Logger: testLogger(), Timeout: 10 * time.Second}
+	// Generous: under wine on a loaded machine one ICE step on loopback
+	// has taken over 10 s.
+	return Config{LoopbackOnly: true, Logger: testLogger(), Timeout: 30 * time.Second}
 }
 
 // pair returns an agent and a client wrapped around the two ends of an
@@ -152,6 +154,15 @@ func TestSwitchMidStream(t *testing.T) {
 				go func() { defer wg.Done(); errs <- f() }()
 			}
 			offerDone := make(chan error, 1)
+			// Where ICE is slow (under wine, on a loaded machine) a stream
+			// would end on the relay before the switch: each side holds its
+			// last third until it has switched, so part of each stream
+			// surely crosses the channel whatever the timing.
+			holdUntil := func(sw *atomic.Int32) {
+				for sw.Load() == 0 && ctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
 			run(func() error {
 				return stream(ctx, cl, n, func(i int) {
 					if i == n/3 {
@@ -160,12 +171,18 @@ func TestSwitchMidStream(t *testing.T) {
 					if i%500 == 0 {
 						time.Sleep(5 * time.Millisecond) // let the switch land mid-stream
 					}
+					if i == 2*n/3 {
+						holdUntil(&clientSw)
+					}
 				})
 			})
 			run(func() error {
 				return stream(ctx, ag, n, func(i int) {
 					if i%500 == 0 {
 						time.Sleep(5 * time.Millisecond)
+					}
+					if i == 2*n/3 {
+						holdUntil(&agentSw)
 					}
 				})
 			})
@@ -298,7 +315,7 @@ func TestKillDataChannelEndsSession(t *testing.T) {
 		t.Run(side, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			ag, cl := pair(t, testConfig(), testConfig(), false)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			go func() { // keep the agent busy writing
 				for i := 0; ; i++ {
@@ -431,11 +448,11 @@ func TestOfferFailuresStayOnRelay(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := session.Pipe(64)
 			cfg := testConfig()
-			cfg.Timeout = time.Second
+			cfg.Timeout = 5 * time.Second // gathering must fit in it too (slow under wine)
 			cl := NewOfferer(b, cfg)
 			defer cl.Close()
 			defer a.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			offerErr := make(chan error, 1)
 			go func() { offerErr <- cl.Offer(ctx) }()
@@ -652,9 +669,21 @@ func TestSingleGoroutineHandler(t *testing.T) {
 			}()
 			errs := make(chan error, 2)
 			go func() {
+				offered := make(chan struct{})
 				errs <- stream(ctx, cl, n, func(i int) {
 					if i == 500 {
-						go cl.Offer(ctx)
+						go func() { cl.Offer(ctx); close(offered) }()
+					}
+					if i == n-500 {
+						// Where ICE is slow (under wine, on a loaded
+						// machine) the stream would end on the relay before
+						// the switch: hold its last frames until the offer
+						// is answered. Frames 500 to here still run through
+						// the switch without pause.
+						select {
+						case <-offered:
+						case <-ctx.Done():
+						}
 					}
 				})
 			}()

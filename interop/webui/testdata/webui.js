@@ -13,7 +13,10 @@
 //   user, pass   MeshCentral login
 //   node         device id without "node//"
 //   urlArgs      extra query arguments for the device page ("&webrtc=1")
-//   desktop      {expectW, expectH, probes: [{x, y, rgb: [r, g, b]}], tol, webrtc}
+//   desktop      {expectW, expectH, probes: [{x, y, rgb: [r, g, b]}], tol, webrtc,
+//                click, typeText, typedFile}: once the probes match, click
+//                ({x, y} on the device's screen) is clicked, typeText typed,
+//                then typedFile is read until it holds typeText
 //   files        {dir, text: {name, content}, binary: [{name, size}], webrtc}
 //   tools        {pid}: the desktop tab's Tools panel: processes, the
 //                details dialog of process pid, the Services tab and the
@@ -116,6 +119,45 @@ async function desktopFlow(page) {
   r.screenshot = path.join(cfg.outDir, 'viewer' + (d.webrtc ? '-webrtc' : '') + '.png');
   await page.screenshot({ path: r.screenshot });
   log('desktop:', r.width + 'x' + r.height, 'probes matched:', poll, 'status:', r.status);
+  if (d.typeText) {
+    // Keys typed in the viewer, as a user types them: the page sends them
+    // to the device while its Input box is checked and no control of the
+    // page has the focus. typedFile is where the device's test program
+    // writes what reached its focused window.
+    await page.evaluate(() => {
+      const c = Q('DeskControl');
+      if (!c.checked) { c.checked = true; toggleKvmControl(); }
+      if (document.activeElement) document.activeElement.blur();
+      desktop.m.debugmode = 1; // the page logs each key it sends
+    });
+    r.inputChecked = await page.evaluate(() => Q('DeskControl').checked);
+    if (d.click) {
+      // Click the device's screen at (x, y) first, as a user clicks into
+      // the field before typing: the page scales the canvas to its box.
+      const at = await page.evaluate((p) => {
+        const c = document.getElementById('Desk'), b = c.getBoundingClientRect();
+        return { x: b.left + p.x * b.width / c.width, y: b.top + p.y * b.height / c.height };
+      }, d.click);
+      log('desktop: click at', d.click.x + ',' + d.click.y, 'page', Math.round(at.x) + ',' + Math.round(at.y));
+      await page.mouse.move(at.x, at.y);
+      await page.mouse.down();
+      await page.waitForTimeout(100);
+      await page.mouse.up();
+      await page.waitForTimeout(500);
+    }
+    log('desktop: typing', JSON.stringify(d.typeText), 'input enabled:', r.inputChecked);
+    await page.keyboard.type(d.typeText, { delay: 150 });
+    const until = Date.now() + 30000;
+    r.typedResult = null;
+    while (Date.now() < until) {
+      try { r.typedResult = fs.readFileSync(d.typedFile, 'utf8'); } catch (_) { }
+      if (r.typedResult === d.typeText) break;
+      await page.waitForTimeout(250);
+    }
+    log('desktop: the device has', JSON.stringify(r.typedResult));
+    r.typedShot = path.join(cfg.outDir, 'viewer-typed.png');
+    await page.screenshot({ path: r.typedShot });
+  }
   await page.evaluate(() => { if (desktop) connectDesktop(); }); // disconnect
 }
 

@@ -8,8 +8,8 @@
 //
 // It builds the bcryptprimitives.dll stand-in with MinGW, makes a fresh
 // wine prefix in a temporary directory, starts Xvfb for wine's desktop,
-// generates the go -overlay that makes os.RemoveAll work under wine 8
-// (internal/winetest), and runs `GOOS=windows go test -json -exec
+// generates the go -overlay that makes os.RemoveAll and UDP sockets work
+// under wine 8 (internal/winetest), and runs `GOOS=windows go test -json -exec
 // "winelane exec"` with it. Without packages it tests every package of
 // this module that the Windows agent (./cmd/meshagent) is built from, and
 // internal/winetest. Everything it starts is stopped when it ends.
