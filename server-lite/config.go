@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/notify"
+	"github.com/meshgo/meshagent/server-lite/oidc"
 )
 
 // settings is everything an administrator sets: read from the --config
@@ -47,6 +49,11 @@ type settings struct {
 
 	// Notify is messaging (notifyflags.go, server-lite/notify).
 	Notify notify.Settings `json:"notify"`
+	// PasswordRules for passwords people choose (file only); absent:
+	// accounts.DefaultPasswordRules.
+	PasswordRules *accounts.PasswordRules `json:"passwordRules"`
+	// OIDC is OpenID Connect sign-in (file only); absent: off.
+	OIDC *oidcSettings `json:"oidc"`
 
 	// Not in the file: profiling for load measurements.
 	CPUProfile, MemProfile string `json:"-"`
@@ -187,6 +194,14 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	if s.EventDays < 0 {
 		return settings{}, fmt.Errorf("eventDays %d: must be 0 (forever) or more", s.EventDays)
 	}
+	if s.PasswordRules != nil {
+		if err := s.PasswordRules.Validate(); err != nil {
+			return settings{}, fmt.Errorf("passwordRules: %w", err)
+		}
+	}
+	if err := s.OIDC.validate(); err != nil {
+		return settings{}, fmt.Errorf("oidc: %w", err)
+	}
 	return s, nil
 }
 
@@ -261,7 +276,42 @@ func appConfig(s settings, log *slog.Logger) app.Config {
 		DataDir: s.Data, Listen: s.Listen, Hostnames: s.Hostnames,
 		WebCertFile: s.Cert, WebKeyFile: s.Key, HTTPRedirect: s.HTTPRedirect,
 		CoreFile: s.Core, Logger: log, EventRetention: retention, Downloads: dl,
-		Agent:  agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
-		Notify: s.Notify,
+		Agent:         agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
+		Notify:        s.Notify,
+		PasswordRules: s.PasswordRules,
+		OIDC:          s.OIDC.config(log),
 	}
+}
+
+// oidcSettings is the "oidc" object of the config file. The client secret
+// is in the file: keep it readable by the server's user only.
+type oidcSettings struct {
+	Issuer       string   `json:"issuer"`
+	ClientID     string   `json:"clientId"`
+	ClientSecret string   `json:"clientSecret"`
+	RedirectURL  string   `json:"redirectUrl"`
+	Scopes       []string `json:"scopes"`
+	Label        string   `json:"label"`
+	NoAutoCreate bool     `json:"noAutoCreate"`
+}
+
+func (o *oidcSettings) validate() error {
+	if o == nil {
+		return nil
+	}
+	if o.Issuer == "" || o.ClientID == "" {
+		return errors.New("issuer and clientId are required")
+	}
+	if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.") && !strings.HasPrefix(o.Issuer, "http://localhost") {
+		return fmt.Errorf("issuer %q: must be https (plain http only on loopback)", o.Issuer)
+	}
+	return nil
+}
+
+func (o *oidcSettings) config(log *slog.Logger) *oidc.Config {
+	if o == nil {
+		return nil
+	}
+	return &oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: o.RedirectURL,
+		Scopes: o.Scopes, Label: o.Label, NoAutoCreate: o.NoAutoCreate, Logger: log}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/notify"
+	"github.com/meshgo/meshagent/server-lite/oidc"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 	"github.com/meshgo/meshagent/server-lite/updates"
@@ -81,6 +82,12 @@ type Config struct {
 	// NotifyOfflineUnit shortens the "minutes" of offline subscriptions
 	// (tests); 0 means a minute.
 	NotifyOfflineUnit time.Duration
+	// PasswordRules, when set, replace accounts.DefaultPasswordRules for
+	// passwords people choose (new accounts, changes, resets).
+	PasswordRules *accounts.PasswordRules
+	// OIDC, when set, enables OpenID Connect sign-in; an empty
+	// RedirectURL becomes https://<first host name>:<port>/oidc/callback.
+	OIDC *oidc.Config
 }
 
 // DefaultEventRetention is MeshCentral's default for its event log
