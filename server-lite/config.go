@@ -37,8 +37,10 @@ type settings struct {
 	Agents       string   `json:"agents"`
 	CAgents      string   `json:"cAgents"`
 	PreferCAgent bool     `json:"preferCAgent"`
-	LocalAgent   string   `json:"localAgent"`
-	Verbose      bool     `json:"verbose"`
+	// LockAgentDownload: agent and .msh downloads need a signed-in user.
+	LockAgentDownload bool   `json:"lockAgentDownload"`
+	LocalAgent        string `json:"localAgent"`
+	Verbose           bool   `json:"verbose"`
 
 	// Limits (server-lite/README.md "Limits"); -1 means no limit.
 	LoginFailures        int      `json:"loginFailures"`
@@ -107,7 +109,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	var nf notifyFlags
 	fs := flag.NewFlagSet("server-lite", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending, notify); flags override it")
+	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending, notify, lockAgentDownload, passwordRules, oidc); flags override it")
 	fs.StringVar(&cli.Data, "data", "", `data directory (certificates, database, .msh); created 0700 (default "./server-lite-data")`)
 	fs.StringVar(&cli.Listen, "listen", "", `address to serve HTTPS/WSS on, any address, e.g. 0.0.0.0:443 (default "127.0.0.1:4443")`)
 	fs.Var(hostList{&cli.Hostnames}, "hostname", "names/IPs agents and browsers reach the server by, comma-separated or repeated: all go into the web certificate, the first into .msh files and URLs")
@@ -119,6 +121,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	fs.StringVar(&cli.Agents, "agents", "", "directory of our agent's release builds (build/release.sh output) served at /meshagents; run from the source tree, missing ones are built on first use")
 	fs.StringVar(&cli.CAgents, "c-agents", "", "directory of the C agent's binaries under MeshCentral's names (e.g. MeshCentral's agents/ directory, whose install scripts are then served at /meshagents?script=N too)")
 	fs.BoolVar(&cli.PreferCAgent, "prefer-c-agent", false, "serve the C agent at /meshagents where both it and ours exist")
+	fs.BoolVar(&cli.LockAgentDownload, "lock-agent-download", false, "MeshCentral's lockAgentDownload: /meshagents and /meshsettings only for signed-in users, a group's .msh only with the edit-group right")
 	fs.StringVar(&cli.LocalAgent, "local-agent", "", `start a local agent pointed at this server: "go" builds and runs ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	fs.BoolVar(&cli.Verbose, "v", false, "debug logging")
 	fs.IntVar(&cli.LoginFailures, "login-failures", adminapi.DefaultLoginAddrFailures, "failed logins from one address within --login-window before its logins are refused; -1: no limit")
@@ -168,6 +171,8 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 			s.CAgents = cli.CAgents
 		case "prefer-c-agent":
 			s.PreferCAgent = cli.PreferCAgent
+		case "lock-agent-download":
+			s.LockAgentDownload = cli.LockAgentDownload
 		case "local-agent":
 			s.LocalAgent = cli.LocalAgent
 		case "v":
@@ -276,10 +281,11 @@ func appConfig(s settings, log *slog.Logger) app.Config {
 		DataDir: s.Data, Listen: s.Listen, Hostnames: s.Hostnames,
 		WebCertFile: s.Cert, WebKeyFile: s.Key, HTTPRedirect: s.HTTPRedirect,
 		CoreFile: s.Core, Logger: log, EventRetention: retention, Downloads: dl,
-		Agent:         agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
-		Notify:        s.Notify,
-		PasswordRules: s.PasswordRules,
-		OIDC:          s.OIDC.config(log),
+		Agent:             agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
+		Notify:            s.Notify,
+		PasswordRules:     s.PasswordRules,
+		LockAgentDownload: s.LockAgentDownload,
+		OIDC:              s.OIDC.config(log),
 	}
 }
 

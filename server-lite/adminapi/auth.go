@@ -273,3 +273,22 @@ func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, userID, method s
 func (s *Server) Audit(userID, action, from, msg string) {
 	s.audit(auditEntry{userID: userID, action: action, from: from, msg: msg})
 }
+
+// SessionUser is the account a browser request's session cookie (xid)
+// belongs to, if it is valid and the account may sign in; for routes
+// outside control.ashx that need a signed-in user (lockAgentDownload).
+func (s *Server) SessionUser(r *http.Request) (accounts.User, bool) {
+	ck, err := r.Cookie(sessionCookieName)
+	if err != nil {
+		return accounts.User{}, false
+	}
+	c, ok := s.cookies.check(ck.Value, kindSession, "")
+	if !ok {
+		return accounts.User{}, false
+	}
+	res, ok := s.cookieLogin(c)
+	if !ok {
+		return accounts.User{}, false
+	}
+	return res.login.User, true
+}
