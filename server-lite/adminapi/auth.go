@@ -114,6 +114,7 @@ func (s *Server) passwordLogin(ip, user, pass, code, failMsg, method string) aut
 			return authResult{cause: "noauth", msg: failMsg}
 		}
 		if factor != "" {
+			s.audit(auditEntry{userID: l.User.ID, action: "login2faok", from: ip, msg: "Second factor accepted (" + factor + ")"})
 			method += ", second factor " + factor
 		}
 	}
