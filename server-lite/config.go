@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
 	"github.com/meshgo/meshagent/server-lite/app"
 	"github.com/meshgo/meshagent/server-lite/notify"
+	"github.com/meshgo/meshagent/server-lite/oidc"
 )
 
 // settings is everything an administrator sets: read from the --config
@@ -35,8 +37,10 @@ type settings struct {
 	Agents       string   `json:"agents"`
 	CAgents      string   `json:"cAgents"`
 	PreferCAgent bool     `json:"preferCAgent"`
-	LocalAgent   string   `json:"localAgent"`
-	Verbose      bool     `json:"verbose"`
+	// LockAgentDownload: agent and .msh downloads need a signed-in user.
+	LockAgentDownload bool   `json:"lockAgentDownload"`
+	LocalAgent        string `json:"localAgent"`
+	Verbose           bool   `json:"verbose"`
 
 	// Limits (server-lite/README.md "Limits"); -1 means no limit.
 	LoginFailures        int      `json:"loginFailures"`
@@ -47,6 +51,11 @@ type settings struct {
 
 	// Notify is messaging (notifyflags.go, server-lite/notify).
 	Notify notify.Settings `json:"notify"`
+	// PasswordRules for passwords people choose (file only); absent:
+	// accounts.DefaultPasswordRules.
+	PasswordRules *accounts.PasswordRules `json:"passwordRules"`
+	// OIDC is OpenID Connect sign-in (file only); absent: off.
+	OIDC *oidcSettings `json:"oidc"`
 
 	// Not in the file: profiling for load measurements.
 	CPUProfile, MemProfile string `json:"-"`
@@ -100,7 +109,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	var nf notifyFlags
 	fs := flag.NewFlagSet("server-lite", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending, notify); flags override it")
+	configFile := fs.String("config", "", "JSON file with the settings below (keys: data, listen, hostnames, cert, key, httpRedirect, core, eventDays, agents, cAgents, preferCAgent, localAgent, verbose, loginFailures, loginAccountFailures, loginWindow, handshakesPerAddress, handshakesPending, notify, lockAgentDownload, passwordRules, oidc); flags override it")
 	fs.StringVar(&cli.Data, "data", "", `data directory (certificates, database, .msh); created 0700 (default "./server-lite-data")`)
 	fs.StringVar(&cli.Listen, "listen", "", `address to serve HTTPS/WSS on, any address, e.g. 0.0.0.0:443 (default "127.0.0.1:4443")`)
 	fs.Var(hostList{&cli.Hostnames}, "hostname", "names/IPs agents and browsers reach the server by, comma-separated or repeated: all go into the web certificate, the first into .msh files and URLs")
@@ -112,6 +121,7 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	fs.StringVar(&cli.Agents, "agents", "", "directory of our agent's release builds (build/release.sh output) served at /meshagents; run from the source tree, missing ones are built on first use")
 	fs.StringVar(&cli.CAgents, "c-agents", "", "directory of the C agent's binaries under MeshCentral's names (e.g. MeshCentral's agents/ directory, whose install scripts are then served at /meshagents?script=N too)")
 	fs.BoolVar(&cli.PreferCAgent, "prefer-c-agent", false, "serve the C agent at /meshagents where both it and ours exist")
+	fs.BoolVar(&cli.LockAgentDownload, "lock-agent-download", false, "MeshCentral's lockAgentDownload: /meshagents and /meshsettings only for signed-in users, a group's .msh only with the edit-group right")
 	fs.StringVar(&cli.LocalAgent, "local-agent", "", `start a local agent pointed at this server: "go" builds and runs ./cmd/meshagent, any other value is an agent binary (the C agent is run as "<path> run" in its own directory)`)
 	fs.BoolVar(&cli.Verbose, "v", false, "debug logging")
 	fs.IntVar(&cli.LoginFailures, "login-failures", adminapi.DefaultLoginAddrFailures, "failed logins from one address within --login-window before its logins are refused; -1: no limit")
@@ -161,6 +171,8 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 			s.CAgents = cli.CAgents
 		case "prefer-c-agent":
 			s.PreferCAgent = cli.PreferCAgent
+		case "lock-agent-download":
+			s.LockAgentDownload = cli.LockAgentDownload
 		case "local-agent":
 			s.LocalAgent = cli.LocalAgent
 		case "v":
@@ -186,6 +198,14 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	}
 	if s.EventDays < 0 {
 		return settings{}, fmt.Errorf("eventDays %d: must be 0 (forever) or more", s.EventDays)
+	}
+	if s.PasswordRules != nil {
+		if err := s.PasswordRules.Validate(); err != nil {
+			return settings{}, fmt.Errorf("passwordRules: %w", err)
+		}
+	}
+	if err := s.OIDC.validate(); err != nil {
+		return settings{}, fmt.Errorf("oidc: %w", err)
 	}
 	return s, nil
 }
@@ -261,7 +281,43 @@ func appConfig(s settings, log *slog.Logger) app.Config {
 		DataDir: s.Data, Listen: s.Listen, Hostnames: s.Hostnames,
 		WebCertFile: s.Cert, WebKeyFile: s.Key, HTTPRedirect: s.HTTPRedirect,
 		CoreFile: s.Core, Logger: log, EventRetention: retention, Downloads: dl,
-		Agent:  agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
-		Notify: s.Notify,
+		Agent:             agentconn.Config{MaxPendingPerAddr: s.HandshakesPerAddress, MaxPending: s.HandshakesPending},
+		Notify:            s.Notify,
+		PasswordRules:     s.PasswordRules,
+		LockAgentDownload: s.LockAgentDownload,
+		OIDC:              s.OIDC.config(log),
 	}
+}
+
+// oidcSettings is the "oidc" object of the config file. The client secret
+// is in the file: keep it readable by the server's user only.
+type oidcSettings struct {
+	Issuer       string   `json:"issuer"`
+	ClientID     string   `json:"clientId"`
+	ClientSecret string   `json:"clientSecret"`
+	RedirectURL  string   `json:"redirectUrl"`
+	Scopes       []string `json:"scopes"`
+	Label        string   `json:"label"`
+	NoAutoCreate bool     `json:"noAutoCreate"`
+}
+
+func (o *oidcSettings) validate() error {
+	if o == nil {
+		return nil
+	}
+	if o.Issuer == "" || o.ClientID == "" {
+		return errors.New("issuer and clientId are required")
+	}
+	if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.") && !strings.HasPrefix(o.Issuer, "http://localhost") {
+		return fmt.Errorf("issuer %q: must be https (plain http only on loopback)", o.Issuer)
+	}
+	return nil
+}
+
+func (o *oidcSettings) config(log *slog.Logger) *oidc.Config {
+	if o == nil {
+		return nil
+	}
+	return &oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: o.RedirectURL,
+		Scopes: o.Scopes, Label: o.Label, NoAutoCreate: o.NoAutoCreate, Logger: log}
 }

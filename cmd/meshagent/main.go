@@ -154,6 +154,14 @@ func parseOptions(cmd string, args []string, stderr io.Writer) (options, error) 
 			return o, fmt.Errorf("locate executable: %w", err)
 		}
 		o.msh = strings.TrimSuffix(exe, ".exe") + ".msh"
+		// A download from MeshCentral (or server-lite) may carry the
+		// group's .msh appended to the binary: written out beside it on
+		// first start, as the C agent does. A settings file there wins.
+		if wrote, err := core.ExtractEmbeddedMSH(exe, o.msh); err != nil {
+			fmt.Fprintf(stderr, "meshagent: settings appended to the executable not used: %v\n", err)
+		} else if wrote {
+			fmt.Fprintf(stderr, "meshagent: wrote %s from the settings appended to the executable\n", o.msh)
+		}
 	}
 	if o.data == "" {
 		o.data = filepath.Dir(o.msh)

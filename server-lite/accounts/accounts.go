@@ -125,6 +125,7 @@ type Manager struct {
 	now  func() time.Time
 
 	factors []SecondFactor // guarded by mu
+	rules   PasswordRules  // guarded by mu
 
 	dummyMu   sync.Mutex
 	dummy     []byte // bcrypt hash at dummyCost
@@ -133,7 +134,7 @@ type Manager struct {
 
 // New returns a Manager over st.
 func New(st Store) *Manager {
-	return &Manager{st: st, cost: bcrypt.DefaultCost, now: time.Now}
+	return &Manager{st: st, cost: bcrypt.DefaultCost, now: time.Now, rules: DefaultPasswordRules}
 }
 
 // SetHashCost lowers the bcrypt cost; only tests should call it.
@@ -198,7 +199,8 @@ func (m *Manager) SetPassword(id, pass string) error {
 	if err != nil {
 		return err
 	}
-	return m.update(id, func(u *User) error { u.PasswordHash = h; return nil })
+	now := m.now().Unix()
+	return m.update(normID(id), func(u *User) error { u.PasswordHash = h; u.PassChange = now; return nil })
 }
 
 // Get returns a user by id (or bare name).
@@ -511,4 +513,56 @@ func TokenValid(u User, tokenUser string, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// Update applies f to the stored user under the Manager's write lock and
+// stores the result: the API's account edits (rights, lock, names).
+func (m *Manager) Update(id string, f func(*User) error) error { return m.update(normID(id), f) }
+
+// ErrNameTaken is returned by CreateExternal when no free name was found.
+var ErrNameTaken = errors.New("no free user name")
+
+// FindExternal returns the account linked to an external identity
+// ("<issuer> <subject>", User.External).
+func (m *Manager) FindExternal(external string) (User, bool, error) {
+	us, err := m.st.Users()
+	if err != nil {
+		return User{}, false, fmt.Errorf("list users: %w", err)
+	}
+	for _, u := range us {
+		if external != "" && u.External == external {
+			return u, true, nil
+		}
+	}
+	return User{}, false, nil
+}
+
+// CreateExternal creates an account for an external identity (an OpenID
+// Connect sign-in): no password, no rights (an administrator grants
+// them), named name or, when that is taken, name-<suffix> (suffix from the
+// identity, so the same person gets the same name). An existing account
+// is never taken over by an external identity that shares its name.
+func (m *Manager) CreateExternal(name, external, email, realname string, suffix string) (User, error) {
+	if external == "" {
+		return User{}, errors.New("create external account: no identity")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cand := range []string{name, name + "-" + suffix} {
+		if !ValidName(cand) {
+			continue
+		}
+		id := UserID(cand)
+		if _, ok, err := m.st.User(id); err != nil {
+			return User{}, fmt.Errorf("look up user: %w", err)
+		} else if ok {
+			continue
+		}
+		u := User{ID: id, Name: cand, Links: map[string]uint32{}, Creation: m.now().Unix(), External: external, Email: email, RealName: realname}
+		if err := m.st.PutUser(u); err != nil {
+			return User{}, fmt.Errorf("store user: %w", err)
+		}
+		return u, nil
+	}
+	return User{}, ErrNameTaken
 }

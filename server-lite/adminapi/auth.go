@@ -115,9 +115,15 @@ func (s *Server) passwordLogin(ip, user, pass, code, failMsg, method string) aut
 		}
 		if factor != "" {
 			s.audit(auditEntry{userID: l.User.ID, action: "login2faok", from: ip, msg: "Second factor accepted (" + factor + ")"})
+			method += ", second factor " + factor
 		}
 	}
 	att.done(true)
+	msg := "Account login (" + method + ")"
+	if l.FromToken {
+		msg = "Account login with login token " + l.TokenUser + " (" + method + ")"
+	}
+	s.audit(auditEntry{userID: l.User.ID, action: "login", from: ip, msg: msg})
 	// Site right 128 ("no tools") refuses password logins of non-full admins.
 	if !l.User.IsSiteAdmin() && l.User.SiteAdmin&accounts.SiteNoMeshCmd != 0 {
 		return authResult{cause: "notools", msg: "notools"}
@@ -232,7 +238,6 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.cookies.mint(cookie{kind: kindSession, userID: res.login.User.ID, fromToken: res.login.FromToken, tokenUser: res.login.TokenUser}, sessionCookieLife)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: v, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
-	s.audit(auditEntry{userID: res.login.User.ID, action: "login", from: remoteIP(r), msg: "Account login"})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ok")
 }
@@ -241,6 +246,50 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookieName); err == nil {
 		s.cookies.revoke(ck.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	fmt.Fprintln(w, "ok")
+}
+
+// SignIn gives the browser a session for userID after a sign-in that
+// server-lite did not check itself (OpenID Connect): the same session
+// cookie as the form login, audited as a login by method. A deleted or
+// deactivated account is refused.
+func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, userID, method string) error {
+	u, err := s.cfg.Accounts.Get(userID)
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	if !u.IsSiteAdmin() && u.SiteAdmin&accounts.SiteLocked != 0 {
+		s.loginFailed(remoteIP(r), u.Name, method+", account deactivated", nil)
+		return errors.New("sign in: account deactivated")
+	}
+	v := s.cookies.mint(cookie{kind: kindSession, userID: u.ID}, sessionCookieLife)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: v, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	s.audit(auditEntry{userID: u.ID, action: "login", from: remoteIP(r), msg: "Account login (" + method + ")"})
+	return nil
+}
+
+// Audit records a security event from another part of the server (the
+// OpenID Connect sign-in) in the audit log.
+func (s *Server) Audit(userID, action, from, msg string) {
+	s.audit(auditEntry{userID: userID, action: action, from: from, msg: msg})
+}
+
+// SessionUser is the account a browser request's session cookie (xid)
+// belongs to, if it is valid and the account may sign in; for routes
+// outside control.ashx that need a signed-in user (lockAgentDownload).
+func (s *Server) SessionUser(r *http.Request) (accounts.User, bool) {
+	ck, err := r.Cookie(sessionCookieName)
+	if err != nil {
+		return accounts.User{}, false
+	}
+	c, ok := s.cookies.check(ck.Value, kindSession, "")
+	if !ok {
+		return accounts.User{}, false
+	}
+	res, ok := s.cookieLogin(c)
+	if !ok {
+		return accounts.User{}, false
+	}
+	return res.login.User, true
 }

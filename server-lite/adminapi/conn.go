@@ -2,7 +2,11 @@ package adminapi
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +50,9 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade already answered with an HTTP error
 	}
 	ws.SetReadLimit(maxRequest)
-	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+	if o := r.Header.Get("Origin"); o != "" && !s.allowedOrigin(o, r.Host) {
+		s.log.Warn("control.ashx cross-site request refused", "origin", truncate(o, 200), "from", remoteIP(r))
+		s.audit(auditEntry{action: "invalidorigin", from: remoteIP(r), msg: "Cross-site control.ashx request refused, Origin " + quoteName(o)})
 		closeWith(ws, "invalidorigin", "invalidorigin")
 		return
 	}
@@ -79,10 +85,30 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	c.readLoop()
 }
 
-func sameOrigin(origin, host string) bool {
-	for _, p := range []string{"https://", "http://"} {
-		if len(origin) > len(p) && origin[:len(p)] == p {
-			return origin[len(p):] == host
+// allowedOrigin reports whether a browser's Origin is the server itself:
+// https://<one of the server's names>[:port], the port the one it serves.
+// The request's Host alone is not trusted (a DNS-rebinding page controls
+// it); only when no names are configured (tests) is it the reference.
+// Clients that are not browsers send no Origin and are not checked.
+func (s *Server) allowedOrigin(origin, host string) bool {
+	rest, ok := strings.CutPrefix(origin, "https://")
+	if !ok || rest == "" {
+		return false
+	}
+	if len(s.cfg.Hostnames) == 0 {
+		return rest == host
+	}
+	h, port := rest, ""
+	if hh, p, err := net.SplitHostPort(rest); err == nil {
+		h, port = hh, p
+	}
+	if want := strconv.Itoa(s.cfg.Port); port != want && !(port == "" && s.cfg.Port == 443) {
+		return false
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	for _, n := range s.cfg.Hostnames {
+		if strings.EqualFold(n, h) {
+			return true
 		}
 	}
 	return false
@@ -275,6 +301,23 @@ func safeUser(u accounts.User) map[string]any {
 	}
 	if u.RealName != "" {
 		m["realname"] = u.RealName
+	}
+	if accounts.FactorData(u, "totp") != nil {
+		m["otpsecret"] = 1 // as MeshCentral's CloneSafeUser: set, never the secret
+	}
+	if len(u.Factors) > 0 {
+		names := make([]string, 0, len(u.Factors))
+		for n := range u.Factors {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		m["factors"] = names
+	}
+	if u.PassChange != 0 {
+		m["passchange"] = u.PassChange
+	}
+	if u.External != "" {
+		m["external"] = true
 	}
 	return m
 }

@@ -108,6 +108,18 @@ func (s *Server) handle(c *conn, data []byte) (keep bool) {
 		s.cmdAddUser(c, u, r)
 	case "deleteuser":
 		s.cmdDeleteUser(c, u, r)
+	case "edituser":
+		s.cmdEditUser(c, u, r)
+	case "changepassword":
+		s.cmdChangePassword(c, u, r)
+	case "changeuserpass":
+		s.cmdChangeUserPass(c, u, r)
+	case "otpauth-request":
+		s.cmdOTPRequest(c, u, r)
+	case "otpauth-setup":
+		s.cmdOTPSetup(c, u, r)
+	case "otpauth-clear":
+		s.cmdOTPClear(c, u, r)
 	case "createmesh":
 		s.cmdCreateMesh(c, u, r)
 	case "deletemesh":

@@ -49,7 +49,7 @@ func TestProbeTagFloodDoesNotStallWrites(t *testing.T) {
 	}
 	rename := time.Since(t0)
 	t0 = time.Now()
-	admin.adduser("bob", "bob-pw")
+	admin.adduser("bob", "bob-pw-1")
 	add := time.Since(t0)
 	wg.Wait()
 	t.Logf("admin rename %v, adduser %v during three 100 000-tag requests (all answered in %v)", rename, add, time.Since(start))

@@ -156,7 +156,7 @@ func asTimeout(err error, t *interface{ Timeout() bool }) bool {
 func relayEnv(t *testing.T) (*probeEnv, *ctl, string) {
 	e := newProbeEnv(t, nil)
 	admin := e.login(e.admin, e.pass)
-	admin.adduser("bob", "bob-pw")
+	admin.adduser("bob", "bob-pw-1")
 	if r := admin.do(map[string]any{"action": "addmeshuser", "meshid": e.app.DefaultGroup.ID, "usernames": []any{"bob"}, "meshadmin": 0x8 | 0x100000}); !strings.HasPrefix(fmt.Sprint(r["result"]), "Added") {
 		t.Fatalf("addmeshuser: %v", r)
 	}
@@ -171,7 +171,7 @@ func relayEnv(t *testing.T) (*probeEnv, *ctl, string) {
 func TestProbeRevocation(t *testing.T) {
 	t.Run("deleteuser ends relays", func(t *testing.T) {
 		e, admin, node := relayEnv(t)
-		bob := e.login("bob", "bob-pw")
+		bob := e.login("bob", "bob-pw-1")
 		term := e.openTunnel(bob, node, session.ProtoTerminal)
 		if r := admin.do(map[string]any{"action": "deleteuser", "userid": "user//bob"}); r["result"] != "ok" {
 			t.Fatalf("deleteuser: %v", r)
@@ -185,7 +185,7 @@ func TestProbeRevocation(t *testing.T) {
 	})
 	t.Run("rights removed end relays", func(t *testing.T) {
 		e, admin, node := relayEnv(t)
-		bob := e.login("bob", "bob-pw")
+		bob := e.login("bob", "bob-pw-1")
 		term := e.openTunnel(bob, node, session.ProtoTerminal)
 		r := admin.do(map[string]any{"action": "addmeshuser", "meshid": e.app.DefaultGroup.ID, "usernames": []any{"bob"}, "remove": true})
 		if !strings.HasPrefix(fmt.Sprint(r["result"]), "Removed") {
@@ -197,7 +197,7 @@ func TestProbeRevocation(t *testing.T) {
 	})
 	t.Run("removed token ends cookie, session and relay", func(t *testing.T) {
 		e, _, node := relayEnv(t)
-		bob := e.login("bob", "bob-pw")
+		bob := e.login("bob", "bob-pw-1")
 		tok := bob.do(map[string]any{"action": "createLoginToken", "name": "ci"})
 		tu, tp := tok["tokenUser"].(string), tok["tokenPass"].(string)
 		// A session cookie from a form login with the token.
@@ -252,7 +252,7 @@ func TestProbeRelayPairingSquat(t *testing.T) {
 	e, admin, node := relayEnv(t)
 	admin.adduser("mallory", "mallory-pw")
 	mal := e.login("mallory", "mallory-pw")
-	bob := e.login("bob", "bob-pw")
+	bob := e.login("bob", "bob-pw-1")
 	for _, squatFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("squatter first %v", squatFirst), func(t *testing.T) {
 			mck := mal.do(map[string]any{"action": "authcookie"})["cookie"].(string)
@@ -304,12 +304,12 @@ func TestProbeRelayPairingSquat(t *testing.T) {
 func TestProbeTunnelProtocolCheck(t *testing.T) {
 	e := newProbeEnv(t, nil)
 	admin := e.login(e.admin, e.pass)
-	admin.adduser("term", "term-pw")
+	admin.adduser("term", "term-pw-1")
 	rights := session.RightRemoteControl | session.RightNoFiles
 	admin.do(map[string]any{"action": "addmeshuser", "meshid": e.app.DefaultGroup.ID, "usernames": []any{"term"}, "meshadmin": rights})
 	node, conn := e.enroll(e.app.DefaultGroup.ID, "dev", nil)
 	values := e.tunnelAgent(conn)
-	u := e.login("term", "term-pw")
+	u := e.login("term", "term-pw-1")
 	for _, tc := range []struct {
 		query string
 		ok    bool

@@ -87,7 +87,11 @@ type Config struct {
 	Relay RelaySessions
 
 	ServerName string // shown in serverinfo.name
-	Port       int    // HTTPS port shown in serverinfo
+	// Hostnames are the names browsers reach the server by: a browser's
+	// control.ashx request must come from a page on one of them (Origin
+	// https://<name>:<Port>). Empty: the request's own Host is compared.
+	Hostnames []string
+	Port      int // HTTPS port shown in serverinfo
 	// TLSHash returns the hex SHA-384 of the web TLS certificate (full
 	// cert) served now; a function because the administrator's own
 	// certificate can be reloaded while the server runs.

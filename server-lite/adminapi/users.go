@@ -40,7 +40,7 @@ func (s *Server) cmdAddUser(c *conn, u accounts.User, r req) {
 	}
 	pass := r.s("pass")
 	if r.boolean("randomPassword") && pass == "" {
-		pass = randomHex(16) // never printed: the account needs a reset by an admin
+		pass = s.cfg.Accounts.GeneratePassword() // never shown: the account needs a reset by an admin
 	}
 	var site uint32
 	if _, present := r["siteadmin"]; present {
@@ -57,6 +57,14 @@ func (s *Server) cmdAddUser(c *conn, u accounts.User, r req) {
 	}
 	if d, ok := r.str("domain"); ok && d != "" {
 		fail("Invalid domain", 5)
+		return
+	}
+	if _, err := s.cfg.Accounts.Get(name); err == nil {
+		fail("User already exists", 7)
+		return
+	}
+	if err := s.cfg.Accounts.CheckPassword(pass); err != nil {
+		fail(passwordMsg(err), 3)
 		return
 	}
 	nu, err := s.cfg.Accounts.Create(name, pass, site)
@@ -103,6 +111,11 @@ func (s *Server) cmdDeleteUser(c *conn, u accounts.User, r req) {
 	}
 	if t.IsSiteAdmin() && !u.IsSiteAdmin() {
 		c.result(r, "Permission denied")
+		return
+	}
+	if t.ID == u.ID {
+		// The acting administrator stays: a server cannot lose its last one.
+		c.result(r, "You cannot delete your own account")
 		return
 	}
 	if err := s.cfg.Accounts.Delete(t.ID); err != nil {

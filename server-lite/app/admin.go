@@ -8,9 +8,11 @@ import (
 
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/accounts"
+	"github.com/meshgo/meshagent/server-lite/accounts/totp"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/notify"
+	"github.com/meshgo/meshagent/server-lite/oidc"
 	"github.com/meshgo/meshagent/server-lite/updates"
 	"github.com/meshgo/meshagent/server-lite/webpage"
 )
@@ -41,6 +43,10 @@ func (a *App) wireAdmin() error {
 			a.Accounts.AddFactor(a.Notify.LoginFactor()) // accounts.SecondFactor
 		}
 	}
+	a.Accounts.AddFactor(totp.Factor{})
+	if a.cfg.PasswordRules != nil {
+		a.Accounts.SetPasswordRules(*a.cfg.PasswordRules)
+	}
 	first, err := adminapi.EnsureFirstAdmin(a.Store, a.Accounts)
 	if err != nil {
 		return err
@@ -58,6 +64,7 @@ func (a *App) wireAdmin() error {
 		RelayTokens:    a.RelayTokens,
 		Relay:          a.Relay,
 		ServerName:     a.Hostname(),
+		Hostnames:      a.Hostnames(),
 		Port:           a.ln.Addr().(*net.TCPAddr).Port,
 		TLSHash:        a.WebCertHashHex,
 		AgentCertHash:  handshake.EncodeID(a.Certs.ServerID[:]),
@@ -91,6 +98,23 @@ func (a *App) wireAdmin() error {
 	})
 	a.unsubscribe = func() { unsubscribeAPI(); unsubscribeUpdates() }
 	api.Register(a.Mux)
+	if oc := a.cfg.OIDC; oc != nil {
+		c := *oc
+		if c.RedirectURL == "" {
+			c.RedirectURL = "https://" + net.JoinHostPort(a.Hostname(), fmt.Sprint(a.ln.Addr().(*net.TCPAddr).Port)) + "/oidc/callback"
+		}
+		if c.Logger == nil {
+			c.Logger = a.log
+		}
+		o, err := oidc.New(c, a.Accounts, a.API)
+		if err != nil {
+			return err
+		}
+		o.Register(a.Mux)
+		a.log.Info("OpenID Connect sign-in enabled", "issuer", c.Issuer, "redirect", c.RedirectURL)
+	} else {
+		oidc.Disabled(a.Mux)
+	}
 	// The web page (GET /, /static/) speaks the same control.ashx and
 	// meshrelay.ashx as meshctrl: it adds no API of its own.
 	webpage.Register(a.Mux)

@@ -31,6 +31,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/notify"
+	"github.com/meshgo/meshagent/server-lite/oidc"
 	"github.com/meshgo/meshagent/server-lite/relay"
 	"github.com/meshgo/meshagent/server-lite/store"
 	"github.com/meshgo/meshagent/server-lite/updates"
@@ -81,6 +82,17 @@ type Config struct {
 	// NotifyOfflineUnit shortens the "minutes" of offline subscriptions
 	// (tests); 0 means a minute.
 	NotifyOfflineUnit time.Duration
+	// PasswordRules, when set, replace accounts.DefaultPasswordRules for
+	// passwords people choose (new accounts, changes, resets).
+	PasswordRules *accounts.PasswordRules
+	// LockAgentDownload is MeshCentral's lockAgentDownload: /meshagents
+	// and /meshsettings only for a signed-in browser, a group's .msh only
+	// for users with the edit-group right on it. Off (MeshCentral's
+	// default): anyone who has the URL downloads.
+	LockAgentDownload bool
+	// OIDC, when set, enables OpenID Connect sign-in; an empty
+	// RedirectURL becomes https://<first host name>:<port>/oidc/callback.
+	OIDC *oidc.Config
 }
 
 // DefaultEventRetention is MeshCentral's default for its event log
@@ -248,12 +260,16 @@ func New(cfg Config) (*App, error) {
 
 	a.Mux.Handle("/agent.ashx", a.Agents)
 	a.Mux.Handle("/meshrelay.ashx", a.Relay)
-	a.Mux.Handle("/meshsettings", msh.Handler(st, set.ServerIDHex(), a.AgentURL()))
 	if err := a.wireAdmin(); err != nil {
 		a.closeListeners()
 		return fail(err)
 	}
-	a.Mux.Handle("/meshagents", downloads)
+	var settingsH, downloadsH http.Handler = msh.Handler(st, set.ServerIDHex(), a.AgentURL()), downloads
+	if cfg.LockAgentDownload {
+		settingsH, downloadsH = a.lockDownloads(settingsH, settingsGroup), a.lockDownloads(downloadsH, downloadGroup)
+	}
+	a.Mux.Handle("/meshsettings", settingsH)
+	a.Mux.Handle("/meshagents", downloadsH)
 	return a, nil
 }
 

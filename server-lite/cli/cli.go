@@ -85,6 +85,7 @@ func init() {
 	commands = append(commands, sessionCommands()...) // sessions.go
 	commands = append(commands, updateCommands()...)  // updates.go
 	commands = append(commands, notifyCommands()...)  // notify.go
+	commands = append(commands, accountCommands()...) // accounts.go
 }
 
 // Main runs `server-lite <subcommand> args...` and returns the exit status.

@@ -84,22 +84,38 @@ class Control {
 }
 
 // ---- login ---------------------------------------------------------------------
-async function formLogin(user, pass) {
-  const r = await fetch('/login', {
-    method: 'POST', credentials: 'same-origin',
-    body: new URLSearchParams({ action: 'login', username: user, password: pass }),
-  });
-  return r.ok;
+// formLogin answers 'ok', 'token' (the password was right, a second
+// factor's code is needed) or 'bad'.
+async function formLogin(user, pass, code) {
+  const body = new URLSearchParams({ action: 'login', username: user, password: pass });
+  if (code) body.set('token', code);
+  const r = await fetch('/login', { method: 'POST', credentials: 'same-origin', body });
+  if (r.ok) return 'ok';
+  if (r.status === 401 && (r.headers.get('Content-Type') || '').startsWith('application/json')) {
+    const j = await r.json().catch(() => ({}));
+    if (j.error === 'tokenrequired') return 'token';
+  }
+  if (r.status === 429) return 'throttled';
+  return 'bad';
 }
 
 function show(id) {
-  for (const v of ['loginview', 'devicesview', 'deviceview', 'eventsview', 'groupsview', 'usersview']) $('#' + v).hidden = v !== id;
+  for (const v of ['loginview', 'devicesview', 'deviceview', 'eventsview', 'groupsview', 'usersview', 'accountview']) $('#' + v).hidden = v !== id;
   for (const b of document.querySelectorAll('.navbtn')) b.classList.toggle('active', b.dataset.view + 'view' === id);
 }
 
 function showLogin(msg) {
   show('loginview');
   $('#loginerr').textContent = msg || '';
+  $('#codelabel').hidden = true;
+  $('#logincode').value = '';
+  $('#password').disabled = false;
+  $('#username').disabled = false;
+  fetch('/oidc/config', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null)).then((c) => {
+    if (!c || !c.enabled) return;
+    $('#oidclogin').textContent = 'Sign in with ' + (c.label || 'single sign-on');
+    $('#oidcbox').hidden = false;
+  }).catch(() => {});
   $('#logout').hidden = true;
   $('#whoami').textContent = '';
   $('#username').focus();
@@ -109,16 +125,31 @@ $('#loginform').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('#loginbtn').disabled = true;
   $('#loginerr').textContent = '';
+  let keep = false;
   try {
-    if (await formLogin($('#username').value, $('#password').value)) connect();
-    else $('#loginerr').textContent = 'Wrong user name or password.';
+    const res = await formLogin($('#username').value, $('#password').value, $('#codelabel').hidden ? '' : $('#logincode').value.trim());
+    if (res === 'ok') connect();
+    else if (res === 'token') {
+      // Keep the password for the second request; ask for the code.
+      keep = true;
+      const asked = !$('#codelabel').hidden;
+      $('#codelabel').hidden = false;
+      $('#logincode').value = '';
+      $('#logincode').focus();
+      $('#loginerr').textContent = asked ? 'Enter the code from your authenticator app.' : '';
+    } else if (res === 'throttled') $('#loginerr').textContent = 'Too many failed logins; try again later.';
+    else $('#loginerr').textContent = $('#codelabel').hidden ? 'Wrong user name or password.' : 'Wrong code, or the code was already used.';
+    if (res === 'bad' && !$('#codelabel').hidden) keep = true;
   } catch (err) {
     $('#loginerr').textContent = 'Cannot reach the server: ' + err.message;
   } finally {
     $('#loginbtn').disabled = false;
-    $('#password').value = '';
+    if (!keep) $('#password').value = '';
   }
 });
+
+// Single sign-on: the server sends the browser on to the provider.
+$('#oidclogin').addEventListener('click', () => { location.assign('/oidc/login'); });
 
 $('#logout').addEventListener('click', async () => {
   closeSessions();
@@ -215,6 +246,7 @@ for (const b of document.querySelectorAll('.navbtn')) {
     if (b.dataset.view === 'events') showEvents();
     else if (b.dataset.view === 'groups') showGroups();
     else if (b.dataset.view === 'users') showUsers();
+    else if (b.dataset.view === 'account') showAccount();
     else { st.view = 'devices'; show('devicesview'); renderDevices(); }
   });
 }
@@ -455,7 +487,37 @@ async function showUsers() {
     const groups = Object.keys(u.links || {}).map((id) => (st.meshes[id] || {}).name || id).join(', ');
     const tr = el('tr', { class: 'user', 'data-user': u._id }, el('td', {}, u.name), el('td', {}, (u.siteadmin >>> 0) === 0xFFFFFFFF ? 'administrator' : ''), el('td', {}, groups));
     const acts = el('td', {});
+    const full = (u.siteadmin >>> 0) === 0xFFFFFFFF;
+    const locked = !full && (u.siteadmin & 32) !== 0;
+    if (locked) tr.children[1].textContent = 'deactivated';
+    if (u.otpsecret) tr.children[1].append(el('span', { class: 'badge' }, ' 2FA'));
+    // Nobody deletes, deactivates or resets themselves here (the server
+    // refuses it too): one's own password is changed under Account.
     if (u._id !== st.user._id) {
+      acts.append(el('button', { type: 'button', class: 'resetpass', onclick: async () => {
+        if (!confirm('Give ' + u.name + ' a new random password? Their sessions end.')) return;
+        const r = await st.ctl.call({ action: 'changeuserpass', userid: u._id, generate: true, removeMultiFactor: false });
+        if (r.result === 'ok' && r.pass) {
+          $('#resetuser').textContent = u.name;
+          $('#resetpass').textContent = r.pass;
+          $('#resetbox').hidden = false;
+          $('#userstate').textContent = '';
+        } else $('#userstate').textContent = r.result || 'failed';
+      } }, 'Reset password'));
+      if (!full) {
+        acts.append(el('button', { type: 'button', class: locked ? 'activate' : 'deactivate', onclick: async () => {
+          const r = await st.ctl.call({ action: 'edituser', userid: u._id, siteadmin: locked ? (u.siteadmin & ~32) : (u.siteadmin | 32) });
+          $('#userstate').textContent = r.result === 'ok' ? (locked ? u.name + ' activated.' : u.name + ' deactivated.') : (r.result || 'failed');
+          showUsers();
+        } }, locked ? 'Activate' : 'Deactivate'));
+      }
+      if (u.otpsecret) {
+        acts.append(el('button', { type: 'button', class: 'rm2fa', onclick: async () => {
+          const r = await st.ctl.call({ action: 'changeuserpass', userid: u._id, pass: '', removeMultiFactor: true });
+          $('#userstate').textContent = r.result === 'ok' ? 'Authenticator app of ' + u.name + ' removed.' : (r.result || 'failed');
+          showUsers();
+        } }, 'Remove 2FA'));
+      }
       acts.append(el('button', { type: 'button', class: 'deluser', onclick: async () => {
         if (!confirm('Delete user ' + u.name + '?')) return;
         await st.ctl.call({ action: 'deleteuser', userid: u._id });
@@ -472,6 +534,49 @@ $('#newuser').addEventListener('submit', async (e) => {
   $('#newuserstate').textContent = r.result || 'ok';
   $('#newuserpass').value = '';
   if (!r.result || r.result === 'ok') { $('#newusername').value = ''; showUsers(); }
+});
+
+// ---- own account: password and authenticator app -----------------------------------
+async function showAccount() {
+  st.view = 'account';
+  show('accountview');
+  $('#passstate').textContent = '';
+  $('#otpsetup').hidden = true;
+  const r = await st.ctl.call({ action: 'userinfo' });
+  const u = r.userinfo || st.user;
+  st.user = u;
+  $('#passform').hidden = !!u.external;
+  $('#otpstate').textContent = u.otpsecret ? 'On: signing in needs a code from your app.' : 'Off.';
+  $('#otpstart').hidden = !!u.otpsecret;
+  $('#otpclear').hidden = !u.otpsecret;
+}
+$('#passform').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if ($('#newpass').value !== $('#newpass2').value) { $('#passstate').textContent = 'The new passwords differ.'; return; }
+  const r = await st.ctl.call({ action: 'changepassword', oldpass: $('#oldpass').value, newpass: $('#newpass').value });
+  $('#passstate').textContent = r.result === 'ok' ? 'Password changed.' : r.result;
+  for (const id of ['#oldpass', '#newpass', '#newpass2']) $(id).value = '';
+});
+let otpSecret = '';
+$('#otpstart').addEventListener('click', async () => {
+  const r = await st.ctl.call({ action: 'otpauth-request' });
+  if (!r.secret) { $('#otpstate').textContent = 'Not available (' + (r.err || r.result) + ').'; return; }
+  otpSecret = r.secret;
+  $('#otpsecret').textContent = r.secret.replace(/(.{4})/g, '$1 ').trim();
+  $('#otpurl').href = r.url;
+  $('#otpsetup').hidden = false;
+  $('#otpcode').value = '';
+  $('#otpcode').focus();
+});
+$('#otpconfirm').addEventListener('click', async () => {
+  const r = await st.ctl.call({ action: 'otpauth-setup', secret: otpSecret, token: $('#otpcode').value.trim() });
+  if (r.success) { otpSecret = ''; await showAccount(); $('#otpstate').textContent = 'On: signing in needs a code from your app.'; }
+  else $('#otpstate').textContent = 'That code is not right: ' + (r.result || 'try again') + '.';
+});
+$('#otpclear').addEventListener('click', async () => {
+  if (!confirm('Remove the authenticator app? Signing in will need only the password.')) return;
+  await st.ctl.call({ action: 'otpauth-clear' });
+  showAccount();
 });
 
 // ---- relay sessions ----------------------------------------------------------------
@@ -918,14 +1023,19 @@ $('#upload').addEventListener('change', (e) => { const l = Array.from(e.target.f
 
 // ---- start -----------------------------------------------------------------------
 function applyHide() {
-  // MeshCentral's hide bits: 1 header, 2 tab bar, 4 footer, 8 title, 16 toolbar.
+  // MeshCentral's hide bits (views/default.handlebars): 1 the masthead
+  // (our header), 2 the top bar (main menu and the device's tabs), 4 the
+  // footer, 8 the page titles (device name and back button), 16 the main
+  // menu (left bar and menu), 32 the back buttons. The desktop's own
+  // toolbar stays, as on MeshCentral.
   if (!embed.hide) return;
   document.body.classList.add('embed');
   if (embed.hide & 1) $('#top').hidden = true;
-  if (embed.hide & 2) $('#devtabs').hidden = true;
+  if (embed.hide & 2) { $('#nav').hidden = true; $('#devtabs').hidden = true; }
   if (embed.hide & 4) $('#foot').hidden = true;
   if (embed.hide & 8) $('#devtitle').hidden = true;
-  if (embed.hide & 16) $('#desktoolbar').hidden = true;
+  if (embed.hide & 16) $('#nav').hidden = true;
+  if (embed.hide & 32) $('#back').hidden = true;
 }
 
 async function start() {
@@ -937,7 +1047,7 @@ async function start() {
     params.delete('user'); params.delete('pass');
     history.replaceState(null, '', location.pathname + (params.toString() ? '?' + params : ''));
     let ok = false;
-    try { ok = await formLogin(u, p); } catch (e) { ok = false; }
+    try { ok = (await formLogin(u, p)) === 'ok'; } catch (e) { ok = false; }
     if (!ok) { showLogin('This login link is not valid.'); return; }
   }
   connect();
