@@ -240,12 +240,14 @@ func (c *Conn) readLoop() {
 	streams := c.streams
 	c.streams = map[uint32]*Stream{}
 	c.mu.Unlock()
+	c.cancel()
+	c.rwc.Close()
+	// Done first: whoever sees a stream end can then tell a worker that
+	// went away from a stream closed on purpose (Relay restarts on it).
+	close(c.done)
 	for _, s := range streams {
 		s.remoteClose("")
 	}
-	c.cancel()
-	c.rwc.Close()
-	close(c.done)
 }
 
 // dispatch handles one frame; an error ends the connection (a peer that
