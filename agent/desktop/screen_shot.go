@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"runtime"
 
 	"github.com/kbinani/screenshot"
 )
@@ -16,18 +17,34 @@ import (
 // pass grabs and hashes; the tile hashes still keep unchanged screens from
 // costing any encoding or bandwidth.
 type shotScreen struct {
-	in  platformInput
-	frm frame
+	in    platformInput
+	frm   frame
+	setup func() // Options.ThreadSetup
 }
 
 func openScreen(opts Options, log *slog.Logger) (screen, string, error) {
+	s := &shotScreen{setup: opts.ThreadSetup}
+	defer s.lock()()
 	if screenshot.NumActiveDisplays() == 0 {
 		return nil, "", errNoDisplay
 	}
-	return &shotScreen{in: newPlatformInput()}, "console", nil
+	s.in = newPlatformInput()
+	return s, "console", nil
+}
+
+// lock pins the goroutine to its OS thread and runs the thread setup
+// hook; the returned function unpins it. Without a hook it does nothing.
+func (s *shotScreen) lock() func() {
+	if s.setup == nil {
+		return func() {}
+	}
+	runtime.LockOSThread()
+	s.setup()
+	return runtime.UnlockOSThread
 }
 
 func (s *shotScreen) monitors() ([]monitor, error) {
+	defer s.lock()()
 	n := screenshot.NumActiveDisplays()
 	if n == 0 {
 		return nil, errNoDisplay
@@ -41,7 +58,9 @@ func (s *shotScreen) monitors() ([]monitor, error) {
 }
 
 func (s *shotScreen) capture(x, y, w, h int) (*frame, error) {
+	unlock := s.lock()
 	img, err := screenshot.CaptureRect(image.Rect(x, y, x+w, y+h))
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("screen capture: %w", err)
 	}
@@ -61,11 +80,20 @@ func (s *shotScreen) capture(x, y, w, h int) (*frame, error) {
 }
 
 func (s *shotScreen) damage() (x, y, w, h int, known bool) { return 0, 0, 0, 0, false }
-func (s *shotScreen) cursor() (byte, bool)                 { return s.in.cursor() }
-func (s *shotScreen) keyState() byte                       { return s.in.keyState() }
-func (s *shotScreen) key(vk byte, down, ext bool) error    { return s.in.key(vk, down, ext) }
-func (s *shotScreen) unicode(ch uint16, down bool) error   { return s.in.unicode(ch, down) }
-func (s *shotScreen) mouseMove(x, y int) error             { return s.in.mouseMove(x, y) }
-func (s *shotScreen) mouseButton(b int, down bool) error   { return s.in.mouseButton(b, down) }
-func (s *shotScreen) wheel(delta int) error                { return s.in.wheel(delta) }
-func (s *shotScreen) close() error                         { return nil }
+func (s *shotScreen) cursor() (byte, bool)                 { defer s.lock()(); return s.in.cursor() }
+func (s *shotScreen) keyState() byte                       { defer s.lock()(); return s.in.keyState() }
+func (s *shotScreen) key(vk byte, down, ext bool) error {
+	defer s.lock()()
+	return s.in.key(vk, down, ext)
+}
+func (s *shotScreen) unicode(ch uint16, down bool) error {
+	defer s.lock()()
+	return s.in.unicode(ch, down)
+}
+func (s *shotScreen) mouseMove(x, y int) error { defer s.lock()(); return s.in.mouseMove(x, y) }
+func (s *shotScreen) mouseButton(b int, down bool) error {
+	defer s.lock()()
+	return s.in.mouseButton(b, down)
+}
+func (s *shotScreen) wheel(delta int) error { defer s.lock()(); return s.in.wheel(delta) }
+func (s *shotScreen) close() error          { return nil }

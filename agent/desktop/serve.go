@@ -44,6 +44,12 @@ type Options struct {
 	// tiles, with their number and total bytes; cmd/deskbench measures
 	// with it.
 	OnFrame func(tiles, bytes int)
+	// ThreadSetup, when set, runs on the OS thread of every capture and
+	// input call (the GDI screen on Windows), with that thread locked for
+	// the call. The Windows session worker attaches the thread to the
+	// current input desktop there, so capture and input follow the lock
+	// screen and the UAC secure desktop.
+	ThreadSetup func()
 }
 
 // WebRTC is the desktop's WebRTC upgrade policy (sessions.md §5): the
@@ -63,6 +69,7 @@ const (
 	defaultFrame    = 100 * time.Millisecond
 	defaultQuality  = 60
 	discoverEvery   = 2 * time.Second
+	lostRetry       = 250 * time.Millisecond
 	geometryEvery   = time.Second
 	fullCheckEvery  = 2 * time.Second
 	scaleFull       = 1024
@@ -384,6 +391,12 @@ func (s *sess) run(ctx context.Context) error {
 		s.log.Warn("desktop: display lost", "err", err)
 		s.closeScreen()
 		s.tiles.reset()
+		// A display that opens but fails at once (GDI refusing BitBlt on
+		// a desktop being switched) is retried a few times a second, not
+		// in a busy loop.
+		if err := s.idle(ctx, lostRetry); err != nil {
+			return err
+		}
 	}
 }
 

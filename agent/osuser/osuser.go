@@ -42,8 +42,18 @@
 // never falls back to the agent's own identity, when the agent cannot
 // switch (it is not root).
 //
-// On Windows none of this is supported yet: Lookup, Console and Apply
-// return errors wrapping errors.ErrUnsupported.
+// # Windows
+//
+// The console user is the user logged in to the session attached to the
+// physical console (WTSGetActiveConsoleSessionId), or the agent's own
+// account when the agent is not LocalSystem (run by a user from a
+// console: it already is that user). Lookup finds an account among the
+// Active sessions' users. Apply gives the command the user's session token
+// (WTSQueryUserToken, which only LocalSystem may call; os/exec then starts
+// it with CreateProcessAsUser), the user's environment block and profile
+// directory, on the session's interactive desktop; for the agent's own
+// account it changes nothing. An agent that is neither LocalSystem nor
+// that user gets ErrCannotSwitch.
 package osuser
 
 import (
@@ -75,6 +85,12 @@ type User struct {
 
 	uid, gid uint32
 	groups   []uint32 // supplementary groups, the primary one included
+
+	// Windows: the terminal-services session the user is logged in to,
+	// and whether the user is the agent's own account (then no token
+	// switch is needed).
+	session uint32
+	own     bool
 }
 
 // Dir is the working directory a process started as u gets: the home, or

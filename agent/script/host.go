@@ -62,6 +62,23 @@ type Clipboard interface {
 	Write(ctx context.Context, text string) error
 }
 
+// UserCommand is a command Config.RunAsUser runs as User.
+type UserCommand struct {
+	User    string
+	File    string
+	Args    []string
+	Stdin   string
+	Dir     string
+	Timeout time.Duration
+}
+
+// UserCommandResult is what a UserCommand did.
+type UserCommandResult struct {
+	Stdout, Stderr      string
+	Code                int
+	TimedOut, Truncated bool
+}
+
 // Config wires a Host to the rest of the agent.
 type Config struct {
 	// Send transmits one JSON object to the server as a text frame on the
@@ -99,6 +116,17 @@ type Config struct {
 	// returns once it has started (MeshCentral's `uninstallagent`). Nil:
 	// scripts get an error.
 	Uninstall func() error
+	// Notify shows a toast (kind "toast") or message box ("messagebox")
+	// to the logged-in user and reports whether it was shown; cmd/meshagent
+	// gives it agent/sessionworker's on Windows (through the session
+	// worker when the agent is the service). Nil: the platform's tools
+	// (osascript, msg.exe, notify-send).
+	Notify func(ctx context.Context, kind, title, msg string) bool
+	// RunAsUser runs proc.shell's {user} commands (runcommands' runAsUser)
+	// somewhere else than in this process's own way: cmd/meshagent gives
+	// it the Windows session worker when the agent is the service. Nil:
+	// agent/osuser switches credentials for the child (Unix).
+	RunAsUser func(ctx context.Context, c UserCommand) (UserCommandResult, error)
 	Logger    *slog.Logger
 	Agent     AgentInfo
 	// MemoryLimit is the Go heap size (bytes of live objects, process-wide)

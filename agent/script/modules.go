@@ -330,6 +330,7 @@ func modProcess(v *vm) goja.Value {
 		opts, _ := c.Argument(1).(*goja.Object)
 		kind, to, dir := optString(opts, "type"), optTimeout(opts), optString(opts, "cwd")
 		var ru *osuser.User
+		var runAs string
 		if opts != nil {
 			if x := opts.Get("user"); x != nil && !goja.IsUndefined(x) && !goja.IsNull(x) {
 				spec := x.String()
@@ -337,7 +338,9 @@ func modProcess(v *vm) goja.Value {
 					spec = strconv.FormatInt(x.ToInteger(), 10)
 				}
 				var err error
-				if ru, err = lookupRunUser(spec); err != nil {
+				if v.h.cfg.RunAsUser != nil {
+					runAs = spec
+				} else if ru, err = lookupRunUser(spec); err != nil {
 					v.throw(err)
 				}
 			}
@@ -345,6 +348,18 @@ func modProcess(v *vm) goja.Value {
 		file, args, stdin, err := shellCommand(kind, script)
 		if err != nil {
 			v.throw(err)
+		}
+		if runAs != "" {
+			run := v.h.cfg.RunAsUser
+			return v.async(func() (any, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), to+10*time.Second)
+				defer cancel()
+				r, err := run(ctx, UserCommand{User: runAs, File: file, Args: args, Stdin: stdin, Dir: dir, Timeout: to})
+				if err != nil {
+					return nil, fmt.Errorf("run as user: %w", err)
+				}
+				return map[string]any{"stdout": r.Stdout, "stderr": r.Stderr, "code": int64(r.Code), "truncated": r.Truncated, "timedOut": r.TimedOut}, nil
+			})
 		}
 		return v.async(func() (any, error) { return runCmdAs(file, args, stdin, to, dir, ru), nil })
 	})
@@ -582,7 +597,7 @@ func modUI(v *vm) goja.Value {
 	// (service on a headless host); the core then logs instead.
 	fn(m, "toast", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
-		return v.async(func() (any, error) { return notify(title, msg), nil })
+		return v.async(func() (any, error) { return v.notify("toast", title, msg), nil })
 	})
 	// openUrl(url) -> Promise: opens an http(s) URL in the logged-in
 	// console user's desktop session (openurl_*.go); rejects with the
@@ -606,9 +621,19 @@ func modUI(v *vm) goja.Value {
 	})
 	fn(m, "messageBox", func(c goja.FunctionCall) goja.Value {
 		title, msg := c.Argument(0).String(), c.Argument(1).String()
-		return v.async(func() (any, error) { return notify(title, msg), nil })
+		return v.async(func() (any, error) { return v.notify("messagebox", title, msg), nil })
 	})
 	return m
+}
+
+// notify shows a notice through Config.Notify, else the platform's tools.
+func (v *vm) notify(kind, title, msg string) bool {
+	if f := v.h.cfg.Notify; f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		return f(ctx, kind, title, msg)
+	}
+	return notify(title, msg)
 }
 
 // modSessions lists the machine's login sessions for the web UI's desktop

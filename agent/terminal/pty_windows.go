@@ -18,6 +18,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/agent/shells"
 	"github.com/meshgo/meshagent/proto/session"
 	"golang.org/x/sys/windows"
@@ -36,18 +37,27 @@ type conPTY struct {
 }
 
 func start(spec spawnSpec) (proc, error) {
+	// Protocols 8 and 9 run cmd and PowerShell as the logged-in user
+	// (osuser's console user): with that user's session token, on the
+	// session's interactive desktop, when the agent is the service; as
+	// the agent itself when it already is that user.
+	var user *osuser.User
 	switch spec.protocol {
 	case session.ProtoUserShell, session.ProtoUserPS:
-		// The reference starts these in the logged-in user's session through
-		// a dispatcher process; that needs WTSQueryUserToken plumbing we do
-		// not have yet.
-		return nil, errors.New("user-session terminals are not supported by this agent on Windows yet")
+		u, err := consoleUser()
+		if err != nil {
+			return nil, fmt.Errorf("user shell: %w", err)
+		}
+		if err := u.CanRun(); err != nil {
+			return nil, fmt.Errorf("user shell as %s: %w", u.Name, err)
+		}
+		user = u
 	}
 	shell := os.Getenv("ComSpec")
 	if shell == "" {
 		shell = filepath.Join(os.Getenv("SystemRoot"), "System32", "cmd.exe")
 	}
-	if spec.protocol == session.ProtoPowerShell {
+	if spec.protocol == session.ProtoPowerShell || spec.protocol == session.ProtoUserPS {
 		ps, err := shells.PowerShell()
 		if err != nil {
 			return nil, err
@@ -78,14 +88,17 @@ func start(spec spawnSpec) (proc, error) {
 		p.out.Close()
 		return nil, fmt.Errorf("create pseudo console: %w", err)
 	}
-	if err := p.spawn(shell); err != nil {
+	if err := p.spawn(shell, user); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *conPTY) spawn(shell string) error {
+// consoleUser is osuser.Console, a variable for tests.
+var consoleUser = osuser.Console
+
+func (p *conPTY) spawn(shell string, user *osuser.User) error {
 	attrs, err := windows.NewProcThreadAttributeList(1)
 	if err != nil {
 		return fmt.Errorf("attribute list: %w", err)
@@ -105,16 +118,41 @@ func (p *conPTY) spawn(shell string) error {
 	if err != nil {
 		return err
 	}
-	env := envBlock()
+	env := envBlock(os.Environ())
 	home, _ := os.UserHomeDir()
+	var tok windows.Token
+	if user != nil && user.Session() != ownSession() {
+		// Another session's user: that user's token, environment and
+		// profile, and the interactive desktop of the user's session
+		// (without it the shell would inherit the service's window
+		// station, which the user's token may not open).
+		var err error
+		if tok, err = user.Token(); err != nil {
+			return fmt.Errorf("user shell: %w", err)
+		}
+		defer tok.Close()
+		if e, err := tok.Environ(false); err == nil {
+			env = envBlock(e)
+		}
+		if h, err := tok.GetUserProfileDirectory(); err == nil {
+			home = h
+		}
+		si.Desktop, _ = windows.UTF16PtrFromString(`winsta0\default`)
+	}
 	var dir *uint16
 	if home != "" {
 		dir, _ = windows.UTF16PtrFromString(home)
 	}
 	var pi windows.ProcessInformation
 	flags := uint32(windows.EXTENDED_STARTUPINFO_PRESENT | windows.CREATE_UNICODE_ENVIRONMENT | windows.CREATE_SUSPENDED)
-	if err := windows.CreateProcess(nil, cmdline, nil, nil, false, flags, &env[0], dir, &si.StartupInfo, &pi); err != nil {
-		return fmt.Errorf("start %s: %w", shell, err)
+	var err2 error
+	if tok != 0 {
+		err2 = windows.CreateProcessAsUser(tok, nil, cmdline, nil, nil, false, flags, &env[0], dir, &si.StartupInfo, &pi)
+	} else {
+		err2 = windows.CreateProcess(nil, cmdline, nil, nil, false, flags, &env[0], dir, &si.StartupInfo, &pi)
+	}
+	if err2 != nil {
+		return fmt.Errorf("start %s: %w", shell, err2)
 	}
 	defer windows.CloseHandle(pi.Thread)
 	p.process = pi.Process
@@ -139,11 +177,11 @@ func (p *conPTY) spawn(shell string) error {
 	return nil
 }
 
-// envBlock builds a double-NUL-terminated UTF-16 environment block from the
-// agent's environment.
-func envBlock() []uint16 {
+// envBlock builds a double-NUL-terminated UTF-16 environment block from
+// environ (the agent's, or the user's).
+func envBlock(environ []string) []uint16 {
 	var b []uint16
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		if strings.HasPrefix(kv, "=") {
 			continue
 		}
@@ -222,4 +260,11 @@ func (p *conPTY) Close() error {
 	}
 	// p.process stays open until the session is over: Wait may still use it.
 	return nil
+}
+
+// ownSession is the session the agent runs in.
+func ownSession() uint32 {
+	var id uint32
+	windows.ProcessIdToSessionId(windows.GetCurrentProcessId(), &id)
+	return id
 }

@@ -38,7 +38,8 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	if err != nil {
 		return nil, errors.Join(errConfig, err)
 	}
-	host := newScriptHost(log, settings, o.msh, id, o.data)
+	us := newUserSession(log, settings.Get(mshSessionWorker) == "1")
+	host := newScriptHost(log, settings, o.msh, id, o.data, us)
 	upd, err := newUpdater(o, log)
 	if err != nil {
 		host.host.Close()
@@ -48,7 +49,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
-		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }), UpgradeSession: upgrade,
+		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }, us), UpgradeSession: upgrade,
 		ConsentUI: desktop.NewConsentUI(log),
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,

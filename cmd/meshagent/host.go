@@ -29,7 +29,7 @@ type scriptHost struct {
 	agent       *core.Agent
 }
 
-func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *core.Identity, dataDir string) *scriptHost {
+func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *core.Identity, dataDir string, us *userSession) *scriptHost {
 	s := &scriptHost{defaultCore: scripts.DefaultCore}
 	srv, _ := settings.Servers()
 	url := ""
@@ -40,7 +40,9 @@ func newScriptHost(log *slog.Logger, settings *core.MSH, mshPath string, id *cor
 		Send:        func(msg []byte) error { return s.agent.SendJSON(msg) },
 		OpenTunnel:  func(req []byte) error { return s.agent.OpenTunnel(req) },
 		Tunnels:     func() []script.Tunnel { return scriptTunnels(s.agent.Sessions()) },
-		Clipboard:   nativeClipboard(log),
+		Clipboard:   us.clipboard(),
+		Notify:      us.notifier(),
+		RunAsUser:   us.runAsUser(),
 		PowerAction: powerAction(log),
 		SetSetting: func(key, value string, remove bool) error {
 			return core.EditMSHFile(mshPath, key, value, remove)
@@ -88,7 +90,7 @@ func scriptTunnels(open []core.OpenSession) []script.Tunnel {
 // with its own WebRTC upgrade policy.
 // agent gives the handlers the agent, made after them, for the server's
 // event log.
-func sessionHandlers(log *slog.Logger, agent func() *core.Agent) map[int]core.Session {
+func sessionHandlers(log *slog.Logger, agent func() *core.Agent, us *userSession) map[int]core.Session {
 	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
 	}}
@@ -102,8 +104,10 @@ func sessionHandlers(log *slog.Logger, agent func() *core.Agent) map[int]core.Se
 		session.ProtoUserShell:  term,
 		session.ProtoUserPS:     term,
 		session.ProtoFiles:      fileSession,
+		// The user's session: directly, or through a session worker when
+		// the agent is the Windows service (usersession_*.go).
 		session.ProtoDesktop: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
-			return desktop.Serve(ctx, ch, info, desktop.Options{Logger: log,
+			return us.serveDesktop(ctx, ch, info, desktop.Options{Logger: log,
 				LogEvent: func(id int) { agent().LogEvent(info, id) }})
 		}, WebRTC: desktop.WebRTC},
 		// Protocol 10 is an HTTP download on its own tunnel: it stays on
@@ -141,6 +145,10 @@ const (
 	mshWebRTCLoopbackOnly = "WebRTCLoopbackOnly" // "1": loopback candidates only
 	mshWebRTCDisabled     = "WebRTCDisabled"     // "1": never answer offers
 )
+
+// mshSessionWorker "1" makes a Windows agent that is not LocalSystem use
+// the service's session-worker route anyway (usersession_windows.go).
+const mshSessionWorker = "SessionWorker"
 
 // sessionUpgrader returns the wrapper that lets a client move a session
 // whose handler allows it onto a WebRTC data channel, or nil when disabled.

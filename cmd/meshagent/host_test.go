@@ -16,7 +16,8 @@ import (
 // (the desktop with fragmenting), terminals and the protocol-10 download
 // stay on the relay (sessions.md §5.1).
 func TestSessionHandlers(t *testing.T) {
-	hs := sessionHandlers(slog.New(slog.NewTextHandler(io.Discard, nil)), func() *core.Agent { return nil })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hs := sessionHandlers(log, func() *core.Agent { return nil }, newUserSession(log, false))
 	want := map[int]session.UpgradePolicy{
 		session.ProtoTerminal: {}, session.ProtoPowerShell: {}, session.ProtoUserShell: {}, session.ProtoUserPS: {},
 		session.ProtoDesktop:      {Allow: true, FragmentBinary: true},

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/agent/core"
+	"github.com/meshgo/meshagent/agent/sessionworker"
 	"github.com/meshgo/meshagent/internal/memtrim"
 )
 
@@ -111,6 +112,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdServiceRun(rest, stdout, stderr)
 	case WatchdogCommand:
 		return cmdWatchdog(rest, stdout, stderr)
+	case sessionworker.WorkerCommand:
+		// Hidden: the service starts this in a user's Windows session.
+		return runSessionWorker(rest, stderr)
 	}
 	fmt.Fprintf(stderr, "meshagent: unknown command %q\n", args[0])
 	usage(stderr)
