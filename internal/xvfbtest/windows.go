@@ -4,6 +4,7 @@ package xvfbtest
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jezek/xgb"
@@ -23,6 +24,11 @@ func (w Window) Center() (int, int) { return w.X + w.W/2, w.Y + w.H/2 }
 // FindWindow returns the first mapped window (depth first from the root)
 // whose WM_NAME is name.
 func FindWindow(c *xgb.Conn, name string) (Window, bool) {
+	return findWindow(c, name, nil)
+}
+
+// findWindow is FindWindow for windows that also satisfy keep (nil: any).
+func findWindow(c *xgb.Conn, name string, keep func(Window) bool) (Window, bool) {
 	root := xproto.Setup(c).DefaultScreen(c).Root
 	var walk func(xproto.Window) (Window, bool)
 	walk = func(win xproto.Window) (Window, bool) {
@@ -39,7 +45,10 @@ func FindWindow(c *xgb.Conn, name string) (Window, bool) {
 				g, err1 := xproto.GetGeometry(c, xproto.Drawable(ch)).Reply()
 				tr, err2 := xproto.TranslateCoordinates(c, ch, root, 0, 0).Reply()
 				if err1 == nil && err2 == nil {
-					return Window{ID: ch, X: int(tr.DstX), Y: int(tr.DstY), W: int(g.Width), H: int(g.Height)}, true
+					w := Window{ID: ch, X: int(tr.DstX), Y: int(tr.DstY), W: int(g.Width), H: int(g.Height)}
+					if keep == nil || keep(w) {
+						return w, true
+					}
 				}
 			}
 			if w, ok := walk(ch); ok {
@@ -49,6 +58,27 @@ func FindWindow(c *xgb.Conn, name string) (Window, bool) {
 		return Window{}, false
 	}
 	return walk(root)
+}
+
+// WaitWindowText waits up to timeout for a window named name whose
+// property prop (e.g. _MESHAGENT_TEXT) contains text: the agent's prompt
+// and its session notification share a title, and an earlier
+// notification may still be on the screen.
+func WaitWindowText(c *xgb.Conn, name, prop, text string, timeout time.Duration) (Window, error) {
+	keep := func(w Window) bool {
+		v, err := TextProperty(c, w.ID, prop)
+		return err == nil && strings.Contains(v, text)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if w, ok := findWindow(c, name, keep); ok {
+			return w, nil
+		}
+		if time.Now().After(deadline) {
+			return Window{}, fmt.Errorf("no window named %q with %s containing %q appeared within %v", name, prop, text, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // WaitWindow waits up to timeout for FindWindow to find name.
