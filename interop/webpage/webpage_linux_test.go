@@ -166,6 +166,16 @@ type result struct {
 		URL     string   `json:"url"`
 		Visible []string `json:"visible"`
 	} `json:"embed"`
+	PhoneList   *phoneFit `json:"phoneList"`
+	PhoneDevice *phoneFit `json:"phoneDevice"`
+}
+
+// phoneFit is what the page measured on a phone-sized screen: its width,
+// the document's scroll width, and the elements that stick out.
+type phoneFit struct {
+	Width       int      `json:"width"`
+	ScrollWidth int      `json:"scrollWidth"`
+	Over        []string `json:"over"`
 }
 
 // TestWebPage walks server-lite's page as users do: an admin logs in,
@@ -177,7 +187,8 @@ type result struct {
 // (a new one given rights on the new group); that user sees nothing of
 // the device;
 // the embed URL with a login token opens the device's desktop with
-// nothing else shown.
+// nothing else shown; on a phone-sized screen the list and the device's
+// details fit the screen.
 func TestWebPage(t *testing.T) {
 	webui.RequireBrowserTools(t, "web page", "Xvfb", "xauth", "xsetroot", "node", "npm")
 	const w, h = 1024, 768
@@ -392,6 +403,15 @@ func TestWebPage(t *testing.T) {
 		// main menu go; the desktop's own toolbar stays.
 		if strings.Join(r.Embed.Visible, ",") != "desktoolbar,desk" {
 			t.Errorf("the embed page shows %v, want only the desktop toolbar and canvas", r.Embed.Visible)
+		}
+	}
+	// Readable on a phone: nothing wider than a 390-pixel screen.
+	for name, f := range map[string]*phoneFit{"device list": r.PhoneList, "device details": r.PhoneDevice} {
+		switch {
+		case f == nil:
+			t.Errorf("phone, %s: not measured", name)
+		case f.Width != 390 || f.ScrollWidth > f.Width || len(f.Over) > 0:
+			t.Errorf("phone, %s: %d px wide, document %d px, sticking out: %q", name, f.Width, f.ScrollWidth, f.Over)
 		}
 	}
 }

@@ -235,6 +235,33 @@ async function embedFlow(page) {
   step('embed');
 }
 
+// phoneFlow logs in again on a phone-sized screen (390x844 CSS pixels)
+// and opens the device: nothing may be wider than the screen, and the
+// list, the device's tabs and its details must be on it.
+async function phoneFlow(page) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(cfg.base + '/', { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#username', { state: 'visible', timeout: 20000 });
+  await page.fill('#username', cfg.user);
+  await page.fill('#password', cfg.pass);
+  await page.click('#loginbtn');
+  const row = '.device[data-node="' + cfg.node + '"]';
+  await page.waitForSelector(row + ' .state.online', { timeout: 30000 });
+  const fits = () => page.evaluate((sel) => {
+    const w = window.innerWidth;
+    const over = Array.from(document.querySelectorAll(sel)).filter((e) => e.offsetParent !== null)
+      .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0 && (r.left < -1 || r.right > w + 1)).map(([n, r]) => n + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+    return { width: w, scrollWidth: document.documentElement.scrollWidth, over };
+  }, '#devicelist .device, #devtabs button, #tab-general dt, #tab-general dd, #search, #loginbtn');
+  result.phoneList = await fits();
+  await page.click(row);
+  await page.waitForSelector('#sysinfo', { timeout: 20000 });
+  result.phoneDevice = await fits();
+  await page.screenshot({ path: path.join(cfg.outDir, 'phone.png') });
+  step('phone');
+}
+
 (async () => {
   let ctx;
   try {
@@ -266,6 +293,9 @@ async function embedFlow(page) {
       await ctx.clearCookies();
       phase = 'embed';
       await embedFlow(page);
+      await ctx.clearCookies();
+      phase = 'phone';
+      await phoneFlow(page);
       result.ok = true;
     } catch (e) {
       result.error = phase + ': ' + (e && e.stack || e);
