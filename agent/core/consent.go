@@ -30,28 +30,11 @@ func who(req TunnelRequest) consent.Who {
 	return consent.Who{RealName: real, Username: user}
 }
 
-// logEx writes an event with MeshCentral's msgid to the server's log
-// (meshcore.js MeshServerLogEx), so its web UI shows it translated.
-func (a *Agent) logEx(info session.Info, guest string, msgID int, args []string, text string) {
-	m := map[string]any{"action": "log", "msgid": msgID, "msg": text}
-	if args != nil {
-		m["msgArgs"] = args
-	}
-	for k, v := range map[string]string{"userid": info.UserID, "username": info.Username, "sessionid": info.SessionID,
-		"remoteaddr": info.RemoteIP, "guestname": guest} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	b, _ := json.Marshal(m)
-	a.SendJSON(b)
-}
-
 // LogEvent logs a translated event for a session (msgid and its English
 // text with the remote address), for session handlers that act on the
 // user's behalf (e.g. the desktop's lock).
 func (a *Agent) LogEvent(info session.Info, msgID int) {
-	a.logEx(info, "", msgID, nil, fmt.Sprintf("%s (%s)", consent.LogText[msgID], info.RemoteIP))
+	a.serverLog(info, "", msgID, nil, fmt.Sprintf("%s (%s)", consent.LogText[msgID], info.RemoteIP))
 }
 
 // askConsent runs the consent policy (package consent) for a negotiated
@@ -84,13 +67,13 @@ func (a *Agent) askConsent(ctx context.Context, ch session.Channel, info session
 				}
 			}
 			id := consent.RejectedID(k)
-			a.logEx(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
+			a.serverLog(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
 			sendRelayConsole(ctx, ch, reason, 2)
 			a.log.Info("session refused by the local user", "protocol", info.Protocol, "user", info.UserID, "answer", reason)
 			return fmt.Errorf("session refused: consent %s", reason)
 		}
 		id := consent.AcceptedID(k)
-		a.logEx(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
+		a.serverLog(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
 		clearConsole(ctx, ch)
 		prompted = true
 	}
@@ -104,7 +87,7 @@ func (a *Agent) askConsent(ctx context.Context, ch session.Channel, info session
 		}()
 	}
 	if id := consent.StartedID(k, notify); id != 0 && !prompted {
-		a.logEx(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
+		a.serverLog(info, req.GuestName, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], info.RemoteIP))
 	}
 	return nil
 }
@@ -221,7 +204,7 @@ func (a *Agent) desktopChanged(ctx context.Context, joined *desktopViewer) {
 			id = consent.MsgBarFailed
 			a.log.Info("privacy bar not shown", "err", barErr)
 		}
-		a.logEx(joined.info, joined.guest, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], joined.info.RemoteIP))
+		a.serverLog(joined.info, joined.guest, id, nil, fmt.Sprintf("%s (%s)", consent.LogText[id], joined.info.RemoteIP))
 	}
 	b, _ := json.Marshal(map[string]any{"ctrlChannel": session.CtrlChannel, "type": "metadata", "users": users})
 	for _, ch := range chans {
@@ -241,7 +224,7 @@ func (a *Agent) barDisconnect() {
 	d.mu.Unlock()
 	for _, v := range ends {
 		if v.bar {
-			a.logEx(v.info, v.guest, consent.MsgBarClosedByUser, nil,
+			a.serverLog(v.info, v.guest, consent.MsgBarClosedByUser, nil,
 				fmt.Sprintf("%s (%s)", consent.LogText[consent.MsgBarClosedByUser], v.info.RemoteIP))
 		}
 		v.end()

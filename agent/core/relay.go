@@ -350,6 +350,12 @@ func (a *Agent) audit(info session.Info, msg string) {
 // args let MeshCentral's web UI show it translated, msg is the English
 // text; the session's user, session id and address say who did it.
 func (a *Agent) ServerLog(info session.Info, msgid int, args []any, msg string) {
+	a.serverLog(info, "", msgid, args, msg)
+}
+
+// serverLog is ServerLog with the guest's name (a guest-sharing link's
+// viewer) where there is one.
+func (a *Agent) serverLog(info session.Info, guest string, msgid int, args []any, msg string) {
 	m := map[string]any{"action": "log", "msg": msg}
 	if msgid != 0 {
 		m["msgid"] = msgid
@@ -358,7 +364,8 @@ func (a *Agent) ServerLog(info session.Info, msgid int, args []any, msg string) 
 		}
 		m["msgArgs"] = args
 	}
-	for k, v := range map[string]string{"userid": info.UserID, "username": info.Username, "sessionid": info.SessionID, "remoteaddr": info.RemoteIP} {
+	for k, v := range map[string]string{"userid": info.UserID, "username": info.Username, "sessionid": info.SessionID,
+		"remoteaddr": info.RemoteIP, "guestname": guest} {
 		if v != "" {
 			m[k] = v
 		}
