@@ -34,53 +34,19 @@ type gnomeTarget struct {
 	source  string
 }
 
-// mutterComms are the process names of Mutter compositors.
-var mutterComms = map[string]bool{"gnome-shell": true, "mutter": true}
-
-// discoverGNOME scans the process table for Mutter compositors (gnome-shell,
-// mutter) and reads each one's environment for its session bus and runtime
-// dir (a root agent has no session of its own to inherit them from). The
-// console user's sessions come first (agent/osuser's rule), then the
-// newest; root's are left out (GDM's greeter runs as its own user and is
-// found, ranked after the console user's).
+// discoverGNOME picks the Mutter compositors (gnome-shell, mutter) from
+// the process scan and their session bus and runtime dir (a root agent has
+// no session of its own to inherit them from). The console user's sessions
+// come first (agent/osuser's rule), then the newest; root's are left out
+// (GDM's greeter runs as its own user and is found, ranked after the
+// console user's).
 func discoverGNOME(opts Options) []gnomeTarget {
-	root := opts.ProcRoot
-	if root == "" {
-		root = procRoot
-	}
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil
-	}
 	var out []gnomeTarget
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, p := range scanCompositors(opts) { // newest first
+		if p.family != "gnome" {
 			continue
 		}
-		dir := filepath.Join(root, e.Name())
-		comm, err := os.ReadFile(filepath.Join(dir, "comm"))
-		if err != nil || !mutterComms[strings.TrimSpace(string(comm))] {
-			continue
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(dir, &st) != nil || st.Uid == 0 {
-			continue
-		}
-		t := gnomeTarget{pid: pid, start: procStart(dir), uid: int(st.Uid), gid: int(st.Gid), source: "process"}
-		env, _ := os.ReadFile(filepath.Join(dir, "environ"))
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			k, v, _ := strings.Cut(string(kv), "=")
-			switch k {
-			case "DBUS_SESSION_BUS_ADDRESS":
-				t.bus = v
-			case "XDG_RUNTIME_DIR":
-				t.runtime = v
-			}
-		}
-		if t.runtime == "" {
-			t.runtime = filepath.Join(runUserRoot, strconv.Itoa(t.uid))
-		}
+		t := gnomeTarget{pid: p.pid, start: p.start, uid: p.uid, gid: p.gid, bus: p.bus, runtime: p.runtime, source: "process"}
 		if t.bus == "" {
 			t.bus = "unix:path=" + filepath.Join(t.runtime, "bus")
 		}
@@ -100,21 +66,29 @@ func discoverGNOME(opts Options) []gnomeTarget {
 // procStart reads a process's start time (field 22 of /proc/PID/stat);
 // pids wrap, start times do not.
 func procStart(dir string) uint64 {
+	start, _ := procStat(dir)
+	return start
+}
+
+// procStat reads a process's start time (field 22 of /proc/PID/stat) and
+// its parent's pid (field 4).
+func procStat(dir string) (start uint64, ppid int) {
 	b, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0
+		return 0, 0
 	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	start, _ = strconv.ParseUint(f[19], 10, 64)
+	ppid, _ = strconv.Atoi(f[1])
+	return start, ppid
 }
 
 // gnomeAvailable reports whether a discovered GNOME session offers

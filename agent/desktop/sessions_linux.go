@@ -47,7 +47,10 @@ func Sessions(opts Options) []Session {
 	var out []Session
 	for _, p := range procs {
 		s := Session{Type: "wayland", Source: "process", UID: p.uid, Desktop: p.family, Active: true}
-		completeSession(&s, procs)
+		// Completed from this compositor only: a user running two (or a
+		// test user's sway beside its mutter) has two sessions, each with
+		// its own runtime dir and socket.
+		completeSession(&s, []compositorProc{p})
 		out = append(out, s)
 	}
 	root := opts.ProcRoot
@@ -80,8 +83,10 @@ func sortSessions(s []Session) {
 // compositorProc is a running Wayland compositor.
 type compositorProc struct {
 	pid     int
+	ppid    int
 	start   uint64
 	uid     int
+	gid     int
 	family  string
 	runtime string
 	bus     string
@@ -118,7 +123,8 @@ func scanCompositors(opts Options) []compositorProc {
 		if syscall.Stat(dir, &st) != nil || st.Uid == 0 {
 			continue
 		}
-		p := compositorProc{pid: pid, start: procStart(dir), uid: int(st.Uid), family: fam}
+		start, ppid := procStat(dir)
+		p := compositorProc{pid: pid, ppid: ppid, start: start, uid: int(st.Uid), gid: int(st.Gid), family: fam}
 		env, _ := os.ReadFile(filepath.Join(dir, "environ"))
 		for _, kv := range bytes.Split(env, []byte{0}) {
 			k, v, _ := strings.Cut(string(kv), "=")
@@ -136,6 +142,20 @@ func scanCompositors(opts Options) []compositorProc {
 		}
 		out = append(out, p)
 	}
+	// A compositor's own child that has forked but not yet exec'd (mutter
+	// starting a helper) has its parent's name and environment: one
+	// session, not two.
+	pids := map[int]bool{}
+	for _, p := range out {
+		pids[p.pid] = true
+	}
+	kept := out[:0]
+	for _, p := range out {
+		if !pids[p.ppid] {
+			kept = append(kept, p)
+		}
+	}
+	out = kept
 	sort.SliceStable(out, func(i, j int) bool { return out[i].start > out[j].start })
 	return out
 }
