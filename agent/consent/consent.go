@@ -15,10 +15,10 @@
 //     display, over the X protocol the desktop already speaks.
 //   - macOS: agent/desktop.MacUI runs osascript as the console user
 //     (display dialog, display notification); no privacy bar.
-//   - Windows: none yet. A Windows implementation (a prompt in the user's
-//     session, run from the user-session worker) satisfies the same three
-//     methods and is wired in cmd/meshagent; until then a consent bit on
-//     Windows denies the session with the reason, as before.
+//   - Windows: agent/sessionworker.ConsentUI shows the prompt and the
+//     notification as MessageBoxes in the console user's session (through
+//     the session worker when the agent is the service), wired in
+//     cmd/meshagent; no privacy bar yet (ShowBar returns ErrNoUI).
 //
 // A UI must return ErrNoUI (wrapped) when there is nobody's screen to show
 // anything on, so the policy can deny a prompt with MeshCentral's reason.

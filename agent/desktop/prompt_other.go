@@ -8,7 +8,8 @@ import (
 	"github.com/meshgo/meshagent/agent/consent"
 )
 
-// NewConsentUI returns this platform's consent.UI: none yet on Windows
-// (a prompt in the user's session belongs to the user-session worker),
-// so consent prompts are denied there with the reason.
+// NewConsentUI returns this platform's consent.UI: none here. On Windows
+// cmd/meshagent plugs in sessionworker.ConsentUI instead (a prompt in the
+// user's session, through the session worker as the service), which this
+// package cannot name: sessionworker imports it.
 func NewConsentUI(*slog.Logger) consent.UI { return nil }

@@ -191,31 +191,3 @@ func ServeWorker(ctx context.Context, rwc io.ReadWriteCloser, o WorkerOptions) e
 		return ctx.Err()
 	}
 }
-
-// ConsentUI puts a Prompter behind the shape of the agent's consent seam
-// (ask with a timeout, notify without waiting): on Windows the lead wires
-// it to the user session's Prompter (through the worker as the service),
-// adapting the consent package's Prompt and Answer types to these.
-type ConsentUI struct{ Prompter Prompter }
-
-// Ask shows a Yes/No consent question and waits for the answer, the
-// timeout (DefaultConsentTimeout when 0) or ctx's end, which takes the
-// question down.
-func (u ConsentUI) Ask(ctx context.Context, title, message string, timeout time.Duration) (Answer, error) {
-	return u.Prompter.Prompt(ctx, Prompt{Kind: "consent", Title: title, Text: message, Timeout: timeout})
-}
-
-// Notify shows a notice that closes by itself, without waiting for it.
-func (u ConsentUI) Notify(ctx context.Context, title, message string) error {
-	errc := make(chan error, 1)
-	go func() {
-		_, err := u.Prompter.Prompt(context.WithoutCancel(ctx), Prompt{Kind: "notify", Title: title, Text: message})
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		return err // failed at once (no session, no worker)
-	case <-time.After(500 * time.Millisecond):
-		return nil // it is up
-	}
-}

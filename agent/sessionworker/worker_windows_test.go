@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
@@ -417,4 +418,61 @@ func TestWorkerPrompt(t *testing.T) {
 	}
 	// The service's cancel reaches the worker, which takes its box down.
 	waitWindow[res](t, title2, false, nil)
+}
+
+// The consent seam on Windows (ConsentUI) over both routes cmd/meshagent
+// uses: through the worker (the service's route) Yes answers Accepted and
+// No Denied; in this process (an agent run in the user's session) Yes
+// answers Accepted. Each question's box is found by its title.
+func TestConsentUIPrompt(t *testing.T) {
+	if IsSystem() {
+		t.Skip("runs as an ordinary user")
+	}
+	m, own := ownManager(t)
+	if own == 0 {
+		t.Skip("session 0")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c, err := m.Get(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wmCommand, idNo = 0x0111, 7
+	for _, tc := range []struct {
+		name     string
+		prompter Prompter
+		button   uintptr
+		want     consent.Answer
+	}{
+		{"worker yes", c, idYes, consent.Accepted},
+		{"worker no", c, idNo, consent.Denied},
+		{"own session yes", Windows(), idYes, consent.Accepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ui := ConsentUI{Prompter: tc.prompter}
+			p := consent.Options{ConsentTimeout: 60}.PromptFor(consent.Desktop, consent.Who{RealName: "Ann Admin"})
+			p.Title = "MeshCentral consent " + time.Now().Format("150405.000000")
+			type res struct {
+				a   consent.Answer
+				err error
+			}
+			got := make(chan res, 1)
+			go func() {
+				a, err := ui.Ask(ctx, p)
+				got <- res{a, err}
+			}()
+			h := waitWindow(t, p.Title, true, got)
+			procPostMessage2.Call(h, wmCommand, tc.button, 0)
+			select {
+			case r := <-got:
+				if r.err != nil || r.a != tc.want {
+					t.Errorf("Ask answered = %v, %v; want %v", r.a, r.err, tc.want)
+				}
+			case <-ctx.Done():
+				t.Fatal("no answer after the button")
+			}
+			waitWindow[res](t, p.Title, false, nil)
+		})
+	}
 }

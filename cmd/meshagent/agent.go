@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"github.com/meshgo/meshagent/agent/core"
-	"github.com/meshgo/meshagent/agent/desktop"
 )
 
 // errConfig marks failures of the settings or identity (exit code 3).
@@ -50,7 +49,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
 		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }, us), UpgradeSession: upgrade,
-		ConsentUI: desktop.NewConsentUI(log),
+		ConsentUI: us.consentUI(),
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,
 		OnEvent:          trimAfterActivity(),

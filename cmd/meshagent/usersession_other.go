@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/script"
 	"github.com/meshgo/meshagent/proto/session"
@@ -34,6 +35,10 @@ func (u *userSession) clipboard() script.Clipboard {
 	}
 	return desktop.Clipboard{Options: desktop.Options{Logger: u.log}}
 }
+
+// consentUI is the desktop package's: X11 windows on Linux, osascript on
+// macOS.
+func (u *userSession) consentUI() consent.UI { return desktop.NewConsentUI(u.log) }
 
 // notify is nil: the script host's platform tools.
 func (u *userSession) notifier() func(ctx context.Context, kind, title, msg string) bool { return nil }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/agent/script"
@@ -106,6 +107,13 @@ func (u *userSession) prompter() sessionworker.Prompter {
 		}
 		return w.Prompt(ctx, p)
 	})
+}
+
+// consentUI is the core's consent seam on Windows: prompts and session
+// notifications as message boxes in the console session, through the
+// worker as the service or in this process otherwise (prompter's route).
+func (u *userSession) consentUI() consent.UI {
+	return sessionworker.ConsentUI{Prompter: u.prompter()}
 }
 
 func (u *userSession) notify(ctx context.Context, kind, title, msg string) bool {
