@@ -31,6 +31,13 @@
 //                shows, and wait for the outcome (Connected with a
 //                picture or a prompt, or Denied and disconnected); with
 //                holdMs, stay connected until the agent ends the session
+//   webrelay     {port, postPath, postBody, noSetPort, force, linkWaitMs}:
+//                set the device's HTTP port to port (what the HTTP link's
+//                alternate-port dialog sends; not with noSetPort), click
+//                the device page's "HTTP/port" link (with force, when the
+//                link is hidden, call its onclick p10WebRouter directly),
+//                read the page it opens (MeshCentral's web relay server)
+//                and POST postBody to postPath from that page
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -312,6 +319,39 @@ async function toolsFlow(page) {
   await page.screenshot({ path: r.screenshot });
 }
 
+async function webRelayFlow(page) {
+  const w = cfg.webrelay;
+  const r = (result.webrelay = {});
+  await openDevice(page, 10);
+  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
+  // The alternate-port dialog of the HTTP link sends this changedevice.
+  if (!w.noSetPort) await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, httpport: port }), w.port);
+  const name = 'HTTP/' + w.port;
+  const link = page.locator('a', { hasText: new RegExp('^' + name + '$') }).first();
+  r.linkShown = await link.waitFor({ state: 'visible', timeout: w.linkWaitMs || 30000 }).then(() => true, () => false);
+  log('webrelay: link', name, 'shown:', r.linkShown);
+  r.links = await page.evaluate(() => Array.from(document.querySelectorAll('a')).map((a) => a.textContent).filter((t) => t.startsWith('HTTP')));
+  if (!r.linkShown && !w.force) return;
+  // force: what the link's onclick runs, called directly when the page
+  // hides the link (a user without the rights).
+  const open = r.linkShown ? () => link.click() : () => page.evaluate((port) => p10WebRouter(currentNode._id, 1, port), w.port);
+  const [popup] = await Promise.all([page.context().waitForEvent('page', { timeout: 30000 }), open()]);
+  await popup.waitForLoadState('domcontentloaded', { timeout: 30000 }).catch(() => {});
+  r.popupURL = popup.url();
+  r.body = await popup.waitForFunction(() => document.body && document.body.innerText.length > 0 ? document.body.innerText : false, null, { timeout: 30000, polling: 200 })
+    .then((h) => h.jsonValue(), () => null);
+  log('webrelay: popup', r.popupURL, 'body:', JSON.stringify(r.body));
+  if (w.postPath) {
+    r.postReply = await popup.evaluate(async ({ p, b }) => {
+      try { const res = await fetch(p, { method: 'POST', body: b, headers: { 'Content-Type': 'text/plain' } }); return res.status + ' ' + await res.text(); } catch (e) { return 'error: ' + e; }
+    }, { p: w.postPath, b: w.postBody });
+    log('webrelay: POST reply:', JSON.stringify(r.postReply));
+  }
+  r.screenshot = path.join(cfg.outDir, 'webrelay.png');
+  await popup.screenshot({ path: r.screenshot });
+  await popup.close();
+}
+
 async function toolbarFlow(page) {
   const r = (result.toolbar = {});
   await openDevice(page, 11);
@@ -426,6 +466,7 @@ async function consentFlow(page) {
     if (cfg.tools) await toolsFlow(page);
     if (cfg.consent) await consentFlow(page);
     if (cfg.toolbar) await toolbarFlow(page);
+    if (cfg.webrelay) await webRelayFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);
