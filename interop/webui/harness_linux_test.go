@@ -321,6 +321,7 @@ type uiConfig struct {
 	Consent     *consentCfg  `json:"consent,omitempty"`
 	Toolbar     *struct{}    `json:"toolbar,omitempty"`
 	WebRelay    *webRelayCfg `json:"webrelay,omitempty"`
+	WebVNC      *webVNCCfg   `json:"webvnc,omitempty"`
 }
 
 type toolsCfg struct {
@@ -375,6 +376,7 @@ type uiResult struct {
 	Consent  *consentResult  `json:"consent"`
 	Toolbar  *toolbarResult  `json:"toolbar"`
 	WebRelay *webRelayResult `json:"webrelay"`
+	WebVNC   *webVNCResult   `json:"webvnc"`
 	Tools    *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`
