@@ -305,21 +305,23 @@ type filesCfg struct {
 }
 
 type uiConfig struct {
-	Playwright  string      `json:"playwright"`
-	Chromium    string      `json:"chromium"`
-	Flags       []string    `json:"flags"`
-	UserDataDir string      `json:"userDataDir"`
-	OutDir      string      `json:"outDir"`
-	Base        string      `json:"base"`
-	User        string      `json:"user"`
-	Pass        string      `json:"pass"`
-	Node        string      `json:"node"`
-	URLArgs     string      `json:"urlArgs"`
-	Desktop     *desktopCfg `json:"desktop,omitempty"`
-	Files       *filesCfg   `json:"files,omitempty"`
-	Tools       *toolsCfg   `json:"tools,omitempty"`
-	Consent     *consentCfg `json:"consent,omitempty"`
-	Toolbar     *struct{}   `json:"toolbar,omitempty"`
+	Playwright  string       `json:"playwright"`
+	Chromium    string       `json:"chromium"`
+	Flags       []string     `json:"flags"`
+	UserDataDir string       `json:"userDataDir"`
+	OutDir      string       `json:"outDir"`
+	Base        string       `json:"base"`
+	User        string       `json:"user"`
+	Pass        string       `json:"pass"`
+	Node        string       `json:"node"`
+	URLArgs     string       `json:"urlArgs"`
+	Desktop     *desktopCfg  `json:"desktop,omitempty"`
+	Files       *filesCfg    `json:"files,omitempty"`
+	Tools       *toolsCfg    `json:"tools,omitempty"`
+	Consent     *consentCfg  `json:"consent,omitempty"`
+	Toolbar     *struct{}    `json:"toolbar,omitempty"`
+	WebRelay    *webRelayCfg `json:"webrelay,omitempty"`
+	WebVNC      *webVNCCfg   `json:"webvnc,omitempty"`
 }
 
 type toolsCfg struct {
@@ -371,9 +373,11 @@ type uiResult struct {
 		} `json:"link"`
 		Screenshot string `json:"screenshot"`
 	} `json:"files"`
-	Consent *consentResult `json:"consent"`
-	Toolbar *toolbarResult `json:"toolbar"`
-	Tools   *struct {
+	Consent  *consentResult  `json:"consent"`
+	Toolbar  *toolbarResult  `json:"toolbar"`
+	WebRelay *webRelayResult `json:"webrelay"`
+	WebVNC   *webVNCResult   `json:"webvnc"`
+	Tools    *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`
 		Processes        int     `json:"processes"`
@@ -403,7 +407,9 @@ func runUI(t *testing.T, srv *mctest.Server, node string, cfg uiConfig) uiResult
 	cfg.UserDataDir = t.TempDir()
 	cfg.OutDir = t.ArtifactDir()
 	cfg.Base = srv.HTTPSURL()
-	cfg.User, cfg.Pass = srv.AdminUser(), srv.AdminPass()
+	if cfg.User == "" {
+		cfg.User, cfg.Pass = srv.AdminUser(), srv.AdminPass()
+	}
 	cfg.Node = node
 	b, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(t.TempDir(), "webui.json")

@@ -31,6 +31,16 @@
 //                shows, and wait for the outcome (Connected with a
 //                picture or a prompt, or Denied and disconnected); with
 //                holdMs, stay connected until the agent ends the session
+//   webrelay     {port, postPath, postBody, noSetPort, force, linkWaitMs}:
+//                set the device's HTTP port to port (what the HTTP link's
+//                alternate-port dialog sends; not with noSetPort), click
+//                the device page's "HTTP/port" link (with force, when the
+//                link is hidden, call its onclick p10WebRouter directly),
+//                read the page it opens (MeshCentral's web relay server)
+//                and POST postBody to postPath from that page
+//   webvnc       {port, w, h, rgb}: set the device's VNC port to port, click
+//                the device page's Web-VNC link, press noVNC's Connect and
+//                wait until its canvas is w x h with colour rgb at the centre
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -312,6 +322,72 @@ async function toolsFlow(page) {
   await page.screenshot({ path: r.screenshot });
 }
 
+async function webRelayFlow(page) {
+  const w = cfg.webrelay;
+  const r = (result.webrelay = {});
+  await openDevice(page, 10);
+  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
+  // The alternate-port dialog of the HTTP link sends this changedevice.
+  if (!w.noSetPort) await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, httpport: port }), w.port);
+  const name = 'HTTP/' + w.port;
+  const link = page.locator('a', { hasText: new RegExp('^' + name + '$') }).first();
+  r.linkShown = await link.waitFor({ state: 'visible', timeout: w.linkWaitMs || 30000 }).then(() => true, () => false);
+  log('webrelay: link', name, 'shown:', r.linkShown);
+  r.links = await page.evaluate(() => Array.from(document.querySelectorAll('a')).map((a) => a.textContent).filter((t) => t.startsWith('HTTP')));
+  if (!r.linkShown && !w.force) return;
+  // force: what the link's onclick runs, called directly when the page
+  // hides the link (a user without the rights).
+  const open = r.linkShown ? () => link.click() : () => page.evaluate((port) => p10WebRouter(currentNode._id, 1, port), w.port);
+  const [popup] = await Promise.all([page.context().waitForEvent('page', { timeout: 30000 }), open()]);
+  await popup.waitForLoadState('domcontentloaded', { timeout: 30000 }).catch(() => {});
+  r.popupURL = popup.url();
+  r.body = await popup.waitForFunction(() => document.body && document.body.innerText.length > 0 ? document.body.innerText : false, null, { timeout: 30000, polling: 200 })
+    .then((h) => h.jsonValue(), () => null);
+  log('webrelay: popup', r.popupURL, 'body:', JSON.stringify(r.body));
+  if (w.postPath) {
+    r.postReply = await popup.evaluate(async ({ p, b }) => {
+      try { const res = await fetch(p, { method: 'POST', body: b, headers: { 'Content-Type': 'text/plain' } }); return res.status + ' ' + await res.text(); } catch (e) { return 'error: ' + e; }
+    }, { p: w.postPath, b: w.postBody });
+    log('webrelay: POST reply:', JSON.stringify(r.postReply));
+  }
+  r.screenshot = path.join(cfg.outDir, 'webrelay.png');
+  await popup.screenshot({ path: r.screenshot });
+  await popup.close();
+}
+
+async function webVNCFlow(page) {
+  const v = cfg.webvnc;
+  const r = (result.webvnc = {});
+  await openDevice(page, 10);
+  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
+  // The Web-VNC link's alternate-port dialog sends this changedevice.
+  await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, rfbport: port }), v.port);
+  r.portSet = await page.waitForFunction((port) => currentNode.rfbport == port, v.port, { timeout: 30000 }).then(() => true, () => false);
+  r.linkShown = await page.waitForSelector('#rfbLink', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
+  log('webvnc: port set', r.portSet, 'link shown', r.linkShown);
+  if (!r.linkShown) return;
+  const [popup] = await Promise.all([page.context().waitForEvent('page', { timeout: 30000 }), page.click('#rfbLink')]);
+  await popup.waitForLoadState('domcontentloaded', { timeout: 30000 }).catch(() => {});
+  r.popupURL = popup.url();
+  popup.on('console', (m) => log('novnc console.' + m.type() + ':', m.text()));
+  await popup.waitForSelector('#noVNC_connect_button', { state: 'visible', timeout: 30000 });
+  await popup.click('#noVNC_connect_button');
+  // The canvas gets the remote screen's size, then its pixels.
+  r.pixel = await popup.waitForFunction(({ w, h, rgb, tol }) => {
+    const c = document.querySelector('#noVNC_container canvas');
+    if (!c || c.width != w || c.height != h) return false;
+    const d = c.getContext('2d').getImageData(Math.floor(w / 2), Math.floor(h / 2), 1, 1).data;
+    const ok = [0, 1, 2].every((i) => Math.abs(d[i] - rgb[i]) <= tol);
+    return ok ? [d[0], d[1], d[2]] : false;
+  }, { w: v.w, h: v.h, rgb: v.rgb, tol: 8 }, { timeout: 45000, polling: 250 }).then((h) => h.jsonValue(), () => null);
+  r.canvas = await popup.evaluate(() => { const c = document.querySelector('#noVNC_container canvas'); if (!c) return null; const d = c.getContext('2d').getImageData(Math.floor(c.width / 2), Math.floor(c.height / 2), 1, 1).data; return { w: c.width, h: c.height, centre: [d[0], d[1], d[2]] }; });
+  r.status = await popup.evaluate(() => { const e = document.getElementById('noVNC_status'); return e ? e.textContent : null; });
+  log('webvnc:', JSON.stringify(r));
+  r.screenshot = path.join(cfg.outDir, 'webvnc.png');
+  await popup.screenshot({ path: r.screenshot });
+  await popup.close();
+}
+
 async function toolbarFlow(page) {
   const r = (result.toolbar = {});
   await openDevice(page, 11);
@@ -426,6 +502,8 @@ async function consentFlow(page) {
     if (cfg.tools) await toolsFlow(page);
     if (cfg.consent) await consentFlow(page);
     if (cfg.toolbar) await toolbarFlow(page);
+    if (cfg.webrelay) await webRelayFlow(page);
+    if (cfg.webvnc) await webVNCFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);
