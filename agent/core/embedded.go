@@ -79,6 +79,13 @@ func ExtractEmbeddedMSH(exe, mshPath string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", mshPath, err)
 	}
+	// Owner-only before any byte is in it: on Windows the mode above means
+	// nothing and the file would inherit its directory's DACL.
+	if err := restrictPath(mshPath, false); err != nil {
+		out.Close()
+		os.Remove(mshPath)
+		return false, fmt.Errorf("write %s: %w", mshPath, err)
+	}
 	if _, err := out.Write(b); err != nil {
 		out.Close()
 		os.Remove(mshPath)
