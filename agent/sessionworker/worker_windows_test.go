@@ -123,11 +123,19 @@ func TestDialPipeRefuses(t *testing.T) {
 // ownManager starts workers as this (non-SYSTEM) test process's own user,
 // in its own session: the path a service takes, minus WTSQueryUserToken
 // and SetTokenInformation(TokenSessionId), which need LocalSystem.
+// It skips the test when run as SYSTEM or in session 0, where that path
+// is not the one under test.
 func ownManager(t *testing.T) (*Manager, uint32) {
 	t.Helper()
+	if IsSystem() {
+		t.Skip("runs as an ordinary user; as LocalSystem the Manager would use session tokens")
+	}
 	own, err := OwnSession()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if own == 0 {
+		t.Skip("this process runs in session 0; a worker never starts there")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -150,13 +158,7 @@ func ownManager(t *testing.T) (*Manager, uint32) {
 // process and session, its pipe's DACL is the protected one, the
 // clipboard is reached through it, and closing the pipe ends it.
 func TestWorkerOverPipe(t *testing.T) {
-	if IsSystem() {
-		t.Skip("runs as an ordinary user; as LocalSystem the Manager would use session tokens")
-	}
 	m, own := ownManager(t)
-	if own == 0 {
-		t.Skip("this process runs in session 0; a worker never starts there")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := m.Get(ctx, nil)
@@ -216,13 +218,7 @@ func TestWorkerOverPipe(t *testing.T) {
 // screen (size, then pictures), and the viewer's mouse and keys are
 // injected by the worker into the desktop this process shares.
 func TestWorkerDesktop(t *testing.T) {
-	if IsSystem() {
-		t.Skip("runs as an ordinary user")
-	}
-	m, own := ownManager(t)
-	if own == 0 {
-		t.Skip("session 0")
-	}
+	m, _ := ownManager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	agent, viewer := session.Pipe(64)
@@ -305,13 +301,7 @@ func TestWorkerDesktop(t *testing.T) {
 // runcommands' runAsUser route: the command runs in the worker process,
 // as the worker's account.
 func TestWorkerRun(t *testing.T) {
-	if IsSystem() {
-		t.Skip("runs as an ordinary user")
-	}
-	m, own := ownManager(t)
-	if own == 0 {
-		t.Skip("session 0")
-	}
+	m, _ := ownManager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := m.Get(ctx, nil)
@@ -365,13 +355,7 @@ func waitWindow[T any](t *testing.T, title string, present bool, early <-chan T)
 // desktop this process shares (found by title); pressing Yes answers
 // Accepted, and a question whose asker gives up is taken down.
 func TestWorkerPrompt(t *testing.T) {
-	if IsSystem() {
-		t.Skip("runs as an ordinary user")
-	}
-	m, own := ownManager(t)
-	if own == 0 {
-		t.Skip("session 0")
-	}
+	m, _ := ownManager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c, err := m.Get(ctx, nil)
@@ -425,13 +409,7 @@ func TestWorkerPrompt(t *testing.T) {
 // No Denied; in this process (an agent run in the user's session) Yes
 // answers Accepted. Each question's box is found by its title.
 func TestConsentUIPrompt(t *testing.T) {
-	if IsSystem() {
-		t.Skip("runs as an ordinary user")
-	}
-	m, own := ownManager(t)
-	if own == 0 {
-		t.Skip("session 0")
-	}
+	m, _ := ownManager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c, err := m.Get(ctx, nil)
