@@ -451,7 +451,10 @@ async function consentFlow(page) {
     }, [msgId, statusId]);
     if (s.shown && s.msg && s.msg !== last) { r.messages.push(s.msg); last = s.msg; log('consent: viewer shows', JSON.stringify(s.msg), 'status', s.status); }
     r.status = s.status;
-    if (c.expect === 'accept' && s.status.startsWith('Connected') && (!s.shown || !s.msg)) {
+    // MeshCentral says "Connected" once the relay pairs, a moment before the
+    // agent's waiting message arrives; an outcome counts only after it.
+    const waited = (await page.evaluate(() => window.__consentMsgs)).some((m) => m.indexOf('Waiting for user') >= 0);
+    if (c.expect === 'accept' && waited && s.status.startsWith('Connected') && (!s.shown || !s.msg)) {
       if (term) {
         r.accepted = await page.waitForFunction(() => { const x = document.querySelector('#termarea3x .xterm-rows, #termarea3x'); return x && x.textContent.trim().length > 0; }, null, { timeout: 30000 }).then(() => true, () => false);
       } else {
