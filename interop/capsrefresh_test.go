@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +21,12 @@ import (
 
 // An X server that starts after the agent makes MeshCentral show the
 // desktop capability (its Desktop tab) without a reconnect. The agent runs
-// in a mount namespace of its own with empty /tmp/.X11-unix and /run/user,
-// so the other X servers and Wayland sessions on this machine are hidden
-// from it; Xvfb is then started inside that namespace.
+// in mount and PID namespaces of its own, with empty /tmp/.X11-unix and
+// /run/user and a /proc that shows only its namespace, so the other X
+// servers and Wayland sessions on this machine (other tests run theirs at
+// the same time; the agent finds X servers by their processes and reaches
+// them through abstract sockets) are hidden from it; Xvfb is then started
+// inside those namespaces.
 func TestDesktopCapabilityAfterXStarts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a mount namespace")
@@ -42,15 +46,18 @@ func TestDesktopCapabilityAfterXStarts(t *testing.T) {
 	}
 	log := &syncBuffer{}
 	script := `mount -t tmpfs tmpfs /tmp/.X11-unix && mkdir -p /run/user && mount -t tmpfs tmpfs /run/user && exec "$@"`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-		agentBin, "run", "--msh", msh, "--log-level", "debug")
+	cmd := exec.Command("unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private",
+		"sh", "-c", script, "sh", agentBin, "run", "--msh", msh, "--log-level", "debug")
 	cmd.Env = agentbin.Env("DISPLAY=", "WAYLAND_DISPLAY=")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The agent is unshare's child (PID 1 of the new namespace); when it
+	// exits, the kernel ends everything else in the namespace.
+	inner := childPID(t, cmd.Process.Pid, 30*time.Second)
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		syscall.Kill(inner, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
 		select {
@@ -83,8 +90,12 @@ func TestDesktopCapabilityAfterXStarts(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no free X display number")
 	}
-	x := exec.Command("nsenter", "-t", strconv.Itoa(cmd.Process.Pid), "-m", "Xvfb", fmt.Sprintf(":%d", n), "-nolisten", "tcp", "-screen", "0", "320x240x24")
+	x := exec.Command("nsenter", "-t", strconv.Itoa(inner), "-m", "-p", "Xvfb", fmt.Sprintf(":%d", n), "-nolisten", "tcp", "-screen", "0", "320x240x24")
 	x.Stdout, x.Stderr = log, log
+	// Killing nsenter leaves Xvfb (its child, in the agent's namespace)
+	// holding the output pipe until the agent's cleanup ends the namespace:
+	// do not wait for the pipe.
+	x.WaitDelay = time.Second
 	if err := x.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,5 +107,23 @@ func TestDesktopCapabilityAfterXStarts(t *testing.T) {
 	t.Logf("desktop capability shown %v after Xvfb started (caps %d)", time.Since(start).Round(time.Second), dev.Agent.Caps)
 	if !dev.Online() {
 		t.Error("the agent reconnected instead of re-advertising")
+	}
+}
+
+// childPID waits for the first child of pid to appear and returns it.
+func childPID(t *testing.T, pid int, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+			if c, err := strconv.Atoi(f[0]); err == nil {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d has no child after %v (%v)", pid, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
