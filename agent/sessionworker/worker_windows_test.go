@@ -225,7 +225,7 @@ func TestWorkerDesktop(t *testing.T) {
 	info := session.Info{Protocol: session.ProtoDesktop, Rights: 0xFFFFFFFF, UserID: "user//admin"}
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, testLogger(t))
+		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, RelayOptions{Logger: testLogger(t)})
 	}()
 
 	sawScreen, pictures := false, 0
@@ -369,7 +369,7 @@ func TestWorkerPrompt(t *testing.T) {
 	}
 	got := make(chan res, 1)
 	go func() {
-		a, err := c.Prompt(ctx, Prompt{Kind: "consent", Title: title, Text: strings.ReplaceAll(DesktopConsent, "{0}", "admin"), Timeout: time.Minute})
+		a, err := c.Prompt(ctx, Prompt{Kind: "consent", Title: title, Text: consent.Options{}.PromptFor(consent.Desktop, consent.Who{RealName: "admin"}).Message, Timeout: time.Minute})
 		got <- res{a, err}
 	}()
 	h := waitWindow(t, title, true, got)
