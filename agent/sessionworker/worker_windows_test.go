@@ -2,6 +2,7 @@ package sessionworker
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"os"
 	"regexp"
@@ -453,4 +454,59 @@ func TestConsentUIPrompt(t *testing.T) {
 			waitWindow[res](t, p.Title, false, nil)
 		})
 	}
+}
+
+// The privacy bar over both routes: a window titled with its text comes
+// up, follows SetText, its Disconnect button (WM_COMMAND, as a click
+// sends) reaches the service's callback, and Close takes it down.
+func TestConsentUIBar(t *testing.T) {
+	m, _ := ownManager(t)
+	for _, tc := range []struct {
+		name string
+		ui   ConsentUI
+	}{
+		{"worker", ThroughWorkers(m.Get)},
+		{"own session", ConsentUI{Prompter: Windows(), Bar: WindowsBar}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "Sharing desktop with: Ann " + time.Now().Format("150405.000000")
+			clicked := make(chan struct{}, 2)
+			bar, err := tc.ui.ShowBar(text, func() { clicked <- struct{}{} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitWindow[struct{}](t, text, true, nil)
+			text2 := text + ", Bob"
+			if err := bar.SetText(text2); err != nil {
+				t.Fatal(err)
+			}
+			h := waitWindow[struct{}](t, text2, true, nil)
+			procPostMessage2.Call(h, wmCommand, idDisconnect, 0)
+			select {
+			case <-clicked:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Disconnect did not reach the callback")
+			}
+			bar.Close()
+			waitWindow[struct{}](t, text2, false, nil)
+			select {
+			case <-clicked:
+				t.Error("Close counted as the user's Disconnect")
+			default:
+			}
+		})
+	}
+}
+
+// Ctrl+Alt+Del: an agent that is not the service (as under wine, and an
+// agent run from a user's console) is refused with the reason, so the
+// desktop relay falls back to the keys.
+func TestSendSASRefused(t *testing.T) {
+	if IsSystem() {
+		t.Skip("as LocalSystem SendSAS may be allowed")
+	}
+	if err := SendSAS(); !errors.Is(err, ErrSASRefused) || !strings.Contains(err.Error(), "LocalSystem") {
+		t.Errorf("SendSAS = %v, want ErrSASRefused: not the service", err)
+	}
+	t.Logf("sas.dll's SendSAS here: %v (nil: present)", procSendSAS.Find())
 }
