@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"encoding/binary"
+	"log/slog"
+	"sync"
 	"os"
 	"regexp"
 	"sort"
@@ -13,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/meshgo/meshagent/agent/consent"
+	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
@@ -509,4 +512,92 @@ func TestSendSASRefused(t *testing.T) {
 		t.Errorf("SendSAS = %v, want ErrSASRefused: not the service", err)
 	}
 	t.Logf("sas.dll's SendSAS here: %v (nil: present)", procSendSAS.Find())
+}
+
+// lockedBuffer collects log output across goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The toolbar's lock through the worker: the worker's desktop session
+// calls LockWorkStation in its own session and its event (MeshCentral's
+// msgid 53) reaches the service's LogEvent over the pipe; Ctrl+Alt+Del
+// goes to the service's SendSAS first, and when that is refused (not the
+// service) on to the worker.
+func TestWorkerLockAndCtrlAltDel(t *testing.T) {
+	m, _ := ownManager(t)
+	var logs lockedBuffer
+	m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	agent, viewer := session.Pipe(64)
+	info := session.Info{Protocol: session.ProtoDesktop, Rights: session.RightAdmin, UserID: "user//admin"}
+	events := make(chan int, 4)
+	sas := make(chan error, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, RelayOptions{
+			Logger:     m.Logger,
+			LogEvent:   func(id int) { events <- id },
+			CtrlAltDel: func() error { err := SendSAS(); sas <- err; return err },
+		})
+	}()
+	go func() {
+		for {
+			if _, err := viewer.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	viewer.Write(ctx, session.Frame{Binary: true, Data: kvm.Encode(kvm.CtrlAltDel)})
+	select {
+	case err := <-sas:
+		if !errors.Is(err, ErrSASRefused) {
+			t.Errorf("SendSAS as an ordinary user = %v, want refused", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Ctrl+Alt+Del did not reach the service's SendSAS")
+	}
+	viewer.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"lock"}`)})
+	select {
+	case id := <-events:
+		if id != desktop.LockMsgID {
+			t.Errorf("event %d, want %d", id, desktop.LockMsgID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the worker's lock event did not reach the service")
+	}
+	// What LockWorkStation did in the worker (wine: see the log).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		l := logs.String()
+		if strings.Contains(l, "desktop: lock failed") || strings.Contains(l, "desktop: locked the local screen") {
+			for _, line := range strings.Split(l, "\n") {
+				if strings.Contains(line, "desktop: lock") {
+					t.Logf("the worker's lock: %s", line)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never reported its LockWorkStation")
+		}
+	}
+	viewer.Close()
+	<-done
+	if t.Failed() {
+		t.Logf("log:\n%s", logs.String())
+	}
 }
