@@ -239,3 +239,21 @@ func TestRelayEventsAndCtrlAltDel(t *testing.T) {
 		})
 	}
 }
+
+// Frames from a worker's desktop stream: only a well-formed event frame
+// is taken as an event, and nothing panics.
+func FuzzParseEvent(f *testing.F) {
+	f.Add([]byte(`{"meshgoWorkerEvent":53}`), false)
+	f.Add([]byte(`{"meshgoWorkerEvent":"x"}`), false)
+	f.Add(kvm.Encode(kvm.CtrlAltDel), true)
+	f.Add([]byte{0, 10, 0, 5, 0}, true)
+	f.Fuzz(func(t *testing.T, data []byte, binary bool) {
+		fr := session.Frame{Binary: binary, Data: data}
+		if id, ok := parseEvent(fr); ok && (binary || len(data) < len(eventPrefix)) {
+			t.Errorf("parseEvent(%q, binary %v) = %d, true", data, binary, id)
+		}
+		if isCtrlAltDel(fr) && (!binary || len(data) != 4) {
+			t.Errorf("isCtrlAltDel(%q, binary %v)", data, binary)
+		}
+	})
+}

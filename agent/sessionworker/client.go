@@ -177,7 +177,7 @@ var errViewerWrite = errors.New("viewer write")
 // alone (MeshCentral's viewer sends it as a message of its own).
 func isCtrlAltDel(f session.Frame) bool {
 	cmd, n, ok := kvm.Header(f.Data)
-	return f.Binary && ok && cmd == kvm.CtrlAltDel && n == len(f.Data)
+	return f.Binary && ok && cmd == kvm.CtrlAltDel && n == 4 && len(f.Data) == 4
 }
 
 // eventPrefix starts a desktop stream's text frame in which the worker's
