@@ -2,14 +2,14 @@ package sessionworker
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"log/slog"
-	"sync"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
