@@ -15,10 +15,11 @@
 //     display, over the X protocol the desktop already speaks.
 //   - macOS: agent/desktop.MacUI runs osascript as the console user
 //     (display dialog, display notification); no privacy bar.
-//   - Windows: agent/sessionworker.ConsentUI shows the prompt and the
-//     notification as MessageBoxes in the console user's session (through
-//     the session worker when the agent is the service), wired in
-//     cmd/meshagent; no privacy bar yet (ShowBar returns ErrNoUI).
+//   - Windows: agent/sessionworker.ConsentUI shows the prompt (Allow and
+//     Deny), the notification (a message box) and the privacy bar as
+//     small native windows in the user's session: the session the viewer
+//     chose (WithTSID) or the console's, through that session's worker
+//     when the agent is the service; wired in cmd/meshagent.
 //
 // A UI must return ErrNoUI (wrapped) when there is nobody's screen to show
 // anything on, so the policy can deny a prompt with MeshCentral's reason.

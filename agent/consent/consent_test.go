@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -106,5 +107,18 @@ func TestKindsAndIDs(t *testing.T) {
 	}
 	if StartedID(Desktop, true) != 35 || StartedID(Desktop, false) != 36 || StartedID(Files, true) != 42 || StartedID(Files, false) != 43 || StartedID(Terminal, true) != 0 {
 		t.Error("started ids")
+	}
+}
+
+// The viewer's chosen session travels in the context to the UI; without
+// one the UI's default (the console session) applies.
+func TestTSIDContext(t *testing.T) {
+	if _, ok := TSIDFrom(context.Background()); ok {
+		t.Error("a plain context carries a session")
+	}
+	for _, id := range []uint32{0, 2, 4294967295} {
+		if got, ok := TSIDFrom(WithTSID(context.Background(), id)); !ok || got != id {
+			t.Errorf("TSIDFrom(WithTSID(%d)) = %d, %v", id, got, ok)
+		}
 	}
 }

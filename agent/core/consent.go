@@ -48,6 +48,9 @@ func (a *Agent) askConsent(ctx context.Context, ch session.Channel, info session
 	bits := consent.BitsOf(k)
 	w := who(req)
 	ui := a.cfg.ConsentUI
+	if id, ok := info.TSID(); ok {
+		ctx = consent.WithTSID(ctx, id) // prompt the session the viewer chose
+	}
 	prompted := false
 	if info.Consent&bits.Prompt != 0 && !so.AutoAccept(k, a.presence()) {
 		sendRelayConsole(ctx, ch, consent.Waiting, 1)

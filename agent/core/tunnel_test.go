@@ -38,11 +38,14 @@ func TestTunnelThroughRelay(t *testing.T) {
 		served  bool
 		// consent: the local user's scripted answer (nil: no UI), the
 		// server's soptions, who is logged in, and what must be seen.
-		ui       *scriptedUI
-		soptions string
-		users    []string
-		logID    int    // a log entry with this msgid must arrive
-		console  string // a console frame containing this must arrive
+		ui *scriptedUI
+		// options: the viewer's options message (default without tsid);
+		// askedIn: the session the UI must be told to ask in ("" none).
+		options, askedIn string
+		soptions         string
+		users            []string
+		logID            int    // a log entry with this msgid must arrive
+		console          string // a console frame containing this must arrive
 	}{
 		{name: "admin files", rights: session.RightAdmin, proto: "5", served: true, logID: consent.MsgFilesQuiet},
 		{name: "remote control files", rights: session.RightRemoteControl, proto: "5", served: true},
@@ -62,6 +65,9 @@ func TestTunnelThroughRelay(t *testing.T) {
 			ui: &scriptedUI{answer: consent.Denied}, soptions: `{"consentAautoAcceptIfFileNoUser":true}`, served: true, logID: consent.MsgFilesQuiet},
 		{name: "files prompt, auto-accept but bob is logged in", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
 			ui: &scriptedUI{answer: consent.Denied}, users: []string{"bob"}, soptions: `{"consentAutoAcceptIfNoUser":true}`, logID: consent.MsgFilesRejected},
+		{name: "files prompt in the viewer's chosen session", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesPrompt,
+			ui: &scriptedUI{answer: consent.Accepted}, users: []string{"bob"}, options: `{"type":"options","consent":0,"tsid":3}`, askedIn: "3",
+			served: true, logID: consent.MsgFilesAccepted, console: consent.Waiting},
 		{name: "files notification", rights: session.RightAdmin, proto: "5", consent: session.ConsentFilesNotify,
 			ui: &scriptedUI{}, served: true, logID: consent.MsgFilesNotified},
 		{name: "protocol without handler", rights: session.RightAdmin, proto: "77"},
@@ -83,7 +89,7 @@ func TestTunnelThroughRelay(t *testing.T) {
 				}
 				defer ws.Close()
 				ws.WriteMessage(websocket.TextMessage, []byte("c"))
-				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"options","consent":0}`))
+				ws.WriteMessage(websocket.TextMessage, []byte(cmp.Or(tc.options, `{"type":"options","consent":0}`)))
 				ws.WriteMessage(websocket.TextMessage, []byte(tc.proto))
 				ws.WriteMessage(websocket.BinaryMessage, []byte("ping-data"))
 				var end relayEnd
@@ -144,7 +150,7 @@ func TestTunnelThroughRelay(t *testing.T) {
 				if !tc.served {
 					t.Fatal("a refused session reached its handler")
 				}
-				if info.UserID != "user//alice" || info.Protocol != 5 || info.SessionID != "sess-1" || string(info.Options) != `{"type":"options","consent":0}` {
+				if info.UserID != "user//alice" || info.Protocol != 5 || info.SessionID != "sess-1" || string(info.Options) != cmp.Or(tc.options, `{"type":"options","consent":0}`) {
 					t.Errorf("handler got %+v", info)
 				}
 				if n := len(end.frames); n == 0 || string(end.frames[n-1].Data) != "echo:ping-data" || !end.frames[n-1].Binary {
@@ -191,6 +197,9 @@ func TestTunnelThroughRelay(t *testing.T) {
 				if asked := tc.ui.asked.Load() > 0; asked != wantAsked {
 					t.Errorf("prompt shown = %v, want %v", asked, wantAsked)
 				}
+				if got := tc.ui.askedIn.Load(); (got == nil) != (tc.askedIn == "") || got != nil && *got != tc.askedIn {
+					t.Errorf("prompt asked in session %v, want %q (the viewer's tsid)", got, tc.askedIn)
+				}
 				if tc.consent&session.ConsentFilesNotify != 0 {
 					for deadline := time.Now().Add(5 * time.Second); tc.ui.notified.Load() == 0; time.Sleep(10 * time.Millisecond) {
 						if time.Now().After(deadline) {
@@ -236,10 +245,15 @@ type scriptedUI struct {
 	asked    atomic.Int32
 	notified atomic.Int32
 	lastNote atomic.Pointer[string]
+	askedIn  atomic.Pointer[string] // the session Ask was told to ask in
 }
 
 func (u *scriptedUI) Ask(ctx context.Context, p consent.Prompt) (consent.Answer, error) {
 	u.asked.Add(1)
+	if id, ok := consent.TSIDFrom(ctx); ok {
+		s := fmt.Sprint(id)
+		u.askedIn.Store(&s)
+	}
 	return u.answer, nil
 }
 

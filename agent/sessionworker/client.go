@@ -1,12 +1,15 @@
 package sessionworker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -44,6 +47,21 @@ func (c *Client) Info(ctx context.Context) (WorkerInfo, error) {
 	return wi, err
 }
 
+// RelayOptions are what Relay does for the service beside carrying frames.
+type RelayOptions struct {
+	Logger *slog.Logger
+	// LogEvent records an event the worker's desktop session reports
+	// (SendEvent: the toolbar's lock, desktop.LockMsgID) in the server's
+	// log for this session; nil drops them.
+	LogEvent func(msgID int)
+	// CtrlAltDel, when set, serves the viewer's Ctrl+Alt+Del (KVM 10, in a
+	// frame of its own, from a viewer with input rights) in the service
+	// instead of the worker: the service's SendSAS, which a user's worker
+	// cannot call. When it fails the command goes on to the worker, which
+	// presses the keys (what Windows makes of that is its business).
+	CtrlAltDel func() error
+}
+
 // Relay runs a remote desktop session: viewer frames go to a desktop
 // stream on a worker, the worker's KVM frames back to the viewer. When the
 // worker goes away while the viewer stays (logoff, fast user switching:
@@ -51,10 +69,12 @@ func (c *Client) Info(ctx context.Context) (WorkerInfo, error) {
 // typically in the new console session, and the session goes on there:
 // the new worker's desktop opens with a full screen. Relay returns when
 // the viewer leaves, ctx ends, or get fails.
-func Relay(ctx context.Context, viewer session.Channel, info session.Info, get func(ctx context.Context) (*Client, error), log *slog.Logger) error {
+func Relay(ctx context.Context, viewer session.Channel, info session.Info, get func(ctx context.Context) (*Client, error), o RelayOptions) error {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	input := session.AllowDesktopInput(info.Rights, info.ViewOnly)
 	defer viewer.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -67,6 +87,14 @@ func Relay(ctx context.Context, viewer session.Channel, info session.Info, get f
 				viewerErr <- err
 				cancel()
 				return
+			}
+			if o.CtrlAltDel != nil && input && isCtrlAltDel(f) {
+				err := o.CtrlAltDel()
+				if err == nil {
+					log.Info("desktop: Ctrl+Alt+Del sent (SendSAS)")
+					continue
+				}
+				log.Warn("desktop: Ctrl+Alt+Del through SendSAS failed; the worker presses the keys", "err", err)
 			}
 			select {
 			case in <- f:
@@ -101,6 +129,12 @@ func Relay(ctx context.Context, viewer session.Channel, info session.Info, get f
 		go func() {
 			for {
 				f, err := s.Read(ctx)
+				if id, ok := parseEvent(f); err == nil && ok {
+					if o.LogEvent != nil {
+						o.LogEvent(id)
+					}
+					continue
+				}
 				if err == nil {
 					err = viewer.Write(ctx, f)
 					if err != nil {
@@ -138,6 +172,37 @@ func Relay(ctx context.Context, viewer session.Channel, info session.Info, get f
 }
 
 var errViewerWrite = errors.New("viewer write")
+
+// isCtrlAltDel reports whether f is the viewer's Ctrl+Alt+Del command
+// alone (MeshCentral's viewer sends it as a message of its own).
+func isCtrlAltDel(f session.Frame) bool {
+	cmd, n, ok := kvm.Header(f.Data)
+	return f.Binary && ok && cmd == kvm.CtrlAltDel && n == 4 && len(f.Data) == 4
+}
+
+// eventPrefix starts a desktop stream's text frame in which the worker's
+// desktop session hands the service an event for the server's log; the
+// viewer never sends the worker one, and Relay does not pass it on.
+const eventPrefix = `{"meshgoWorkerEvent":`
+
+// SendEvent reports an event with MeshCentral's msgid (desktop.LockMsgID)
+// for the server's log from a worker's desktop stream to the service.
+func SendEvent(ctx context.Context, ch session.Channel, msgID int) error {
+	return ch.Write(ctx, session.Frame{Data: fmt.Appendf(nil, "%s%d}", eventPrefix, msgID)})
+}
+
+func parseEvent(f session.Frame) (int, bool) {
+	if f.Binary || !bytes.HasPrefix(f.Data, []byte(eventPrefix)) {
+		return 0, false
+	}
+	var e struct {
+		ID int `json:"meshgoWorkerEvent"`
+	}
+	if json.Unmarshal(f.Data, &e) != nil {
+		return 0, false
+	}
+	return e.ID, true
+}
 
 // pump forwards viewer frames to the stream until the stream's reader
 // reports an end.

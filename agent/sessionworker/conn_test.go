@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/agent/consent"
 	"github.com/meshgo/meshagent/agent/sessionworker/wire"
 	"github.com/meshgo/meshagent/proto/session"
 )
@@ -113,7 +114,7 @@ func TestRequestsServiceToWorker(t *testing.T) {
 		want Answer
 	}{
 		{Prompt{Kind: "messagebox", Title: "Title", Text: "Hello"}, Answer{Accepted: true}},
-		{Prompt{Kind: "consent", Title: ConsentTitle, Text: strings.ReplaceAll(DesktopConsent, "{0}", "admin"), Timeout: time.Second}, Answer{TimedOut: true}},
+		{Prompt{Kind: "consent", Title: consent.DefaultTitle, Text: consent.Options{}.PromptFor(consent.Desktop, consent.Who{RealName: "admin"}).Message, Timeout: time.Second}, Answer{TimedOut: true}},
 	}
 	for _, tt := range tests {
 		got, err := c.Prompt(ctx, tt.p)
@@ -247,7 +248,7 @@ func TestRelayDesktop(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(ctx, agent, session.Info{UserID: "user//admin"}, func(context.Context) (*Client, error) { return c, nil }, quiet())
+		done <- Relay(ctx, agent, session.Info{UserID: "user//admin"}, func(context.Context) (*Client, error) { return c, nil }, RelayOptions{Logger: quiet()})
 	}()
 	expect := func(want string) {
 		t.Helper()
@@ -287,7 +288,7 @@ func TestRelayWorkerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- Relay(ctx, agent, session.Info{UserID: "u"}, get, quiet()) }()
+	go func() { done <- Relay(ctx, agent, session.Info{UserID: "u"}, get, RelayOptions{Logger: quiet()}) }()
 	if f, err := viewer.Read(ctx); err != nil || string(f.Data) != "w1:u" {
 		t.Fatalf("first greeting %q, %v", f.Data, err)
 	}
@@ -386,7 +387,7 @@ func TestRelayNoWorker(t *testing.T) {
 	go func() {
 		done <- Relay(ctx, agent, session.Info{}, func(context.Context) (*Client, error) {
 			return nil, fmt.Errorf("%w: no session is attached to the console", ErrNoSession)
-		}, quiet())
+		}, RelayOptions{Logger: quiet()})
 	}()
 	f, err := viewer.Read(ctx)
 	if err != nil || f.Binary || !strings.Contains(string(f.Data), "no session is attached to the console") {

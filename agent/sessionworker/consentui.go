@@ -9,11 +9,16 @@ import (
 )
 
 // ConsentUI is the agent's consent seam (consent.UI) on Windows, over a
-// Prompter: the user session's MessageBox, reached through the session
-// worker when the agent is the service and directly when it already runs
-// in the user's session (cmd/meshagent picks the Prompter). It lives here,
+// Prompter and a ShowBarFunc: windows in the user's session, reached
+// through that session's worker when the agent is the service
+// (ThroughWorkers) and directly when it already runs in the user's
+// session (Windows(), WindowsBar; cmd/meshagent picks). It lives here,
 // not in agent/desktop, because this package imports desktop.
-type ConsentUI struct{ Prompter Prompter }
+type ConsentUI struct {
+	Prompter Prompter
+	// Bar shows the privacy bar; nil: none (ShowBar fails with ErrNoUI).
+	Bar ShowBarFunc
+}
 
 var _ consent.UI = ConsentUI{}
 
@@ -26,10 +31,9 @@ var askGrace = 15 * time.Second
 // session, no worker) before it takes the notice as shown.
 const notifyCheck = 500 * time.Millisecond
 
-// Ask shows p's message as a Yes/No question titled p.Title (Windows'
-// buttons: MessageBox cannot take p.Allow and p.Deny as labels) that
-// closes itself after p.Timeout. Yes is Accepted, No or closing the box
-// Denied, the box's own timeout TimedOut. When ctx ends (the viewer left)
+// Ask shows p's message as a question titled p.Title with p.Allow and
+// p.Deny as its buttons that closes itself after p.Timeout. Allow is
+// Accepted, Deny or closing it Denied, its own timeout TimedOut. When ctx ends (the viewer left)
 // the question is taken down and Denied returned. A prompt that could not
 // be shown (no user session, no worker) is an error wrapping
 // consent.ErrNoUI.
@@ -40,7 +44,7 @@ func (u ConsentUI) Ask(ctx context.Context, p consent.Prompt) (consent.Answer, e
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout+askGrace)
 	defer cancel()
-	a, err := u.Prompter.Prompt(pctx, Prompt{Kind: "consent", Title: p.Title, Text: p.Message, Timeout: timeout})
+	a, err := u.Prompter.Prompt(pctx, Prompt{Kind: "consent", Title: p.Title, Text: p.Message, Allow: p.Allow, Deny: p.Deny, Timeout: timeout})
 	switch {
 	case ctx.Err() != nil:
 		return consent.Denied, nil
@@ -79,9 +83,18 @@ func (u ConsentUI) Notify(ctx context.Context, title, message string) error {
 	}
 }
 
-// ShowBar has no Windows privacy bar yet: it returns an error wrapping
-// consent.ErrNoUI, which the core logs as MeshCentral's "bar failed"
-// event (msgid 32), as the C agent does when its bar cannot be shown.
-func (ConsentUI) ShowBar(string, func()) (consent.Bar, error) {
-	return nil, fmt.Errorf("privacy bar: none on Windows yet: %w", consent.ErrNoUI)
+// ShowBar shows the privacy bar (consent bit 0x40): a small topmost
+// window at the top of the user's screen naming the viewers, with a
+// Disconnect button that runs onDisconnect. A bar that cannot be shown is
+// an error wrapping consent.ErrNoUI, which the core logs as MeshCentral's
+// "bar failed" event (msgid 32), as the C agent does.
+func (u ConsentUI) ShowBar(text string, onDisconnect func()) (consent.Bar, error) {
+	if u.Bar == nil {
+		return nil, fmt.Errorf("privacy bar: none here: %w", consent.ErrNoUI)
+	}
+	b, err := u.Bar(text, onDisconnect)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", consent.ErrNoUI, err)
+	}
+	return b, nil
 }

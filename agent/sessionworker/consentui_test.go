@@ -40,7 +40,7 @@ func TestConsentUIAsk(t *testing.T) {
 			if tc.wantErr && (!errors.Is(err, consent.ErrNoUI) || !errors.Is(err, errNoWorker)) {
 				t.Errorf("error %v does not wrap ErrNoUI and the cause", err)
 			}
-			want := Prompt{Kind: "consent", Title: "MeshCentral", Text: "Ann Admin requesting remote desktop access. Grant access?", Timeout: 7 * time.Second}
+			want := Prompt{Kind: "consent", Title: "MeshCentral", Text: "Ann Admin requesting remote desktop access. Grant access?", Allow: "Allow", Deny: "Deny", Timeout: 7 * time.Second}
 			if got != want {
 				t.Errorf("prompt = %+v, want %+v", got, want)
 			}
@@ -95,7 +95,8 @@ func TestConsentUIAskHung(t *testing.T) {
 }
 
 // Notify shows a "notify" prompt without waiting for it to close, reports
-// a notice that fails at once as ErrNoUI, and ShowBar has no bar.
+// a notice that fails at once as ErrNoUI, and ShowBar without a Bar has
+// none.
 func TestConsentUINotifyAndBar(t *testing.T) {
 	shown := make(chan Prompt, 1)
 	release := make(chan struct{})

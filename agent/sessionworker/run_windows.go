@@ -36,6 +36,7 @@ func RunWorker(ctx context.Context, args []string, stderr io.Writer, log *slog.L
 	o := WorkerOptions{
 		Clipboard: WindowsClipboard{},
 		Prompter:  Windows(),
+		Bar:       WindowsBar,
 		Logger:    log,
 		// The worker has no console: its log goes to the service's.
 		ForwardLogs: slog.LevelDebug,

@@ -9,19 +9,18 @@ import (
 	"unicode/utf16"
 	"unsafe"
 
+	"github.com/meshgo/meshagent/agent/consent"
 	"golang.org/x/sys/windows"
 )
 
 // MessageBox flags and results (winuser.h).
 const (
 	mbOK            = 0x0
-	mbYesNo         = 0x4
 	mbIconInfo      = 0x40
-	mbIconQuestion  = 0x20
 	mbTopmost       = 0x40000
 	mbSetForeground = 0x10000
 	idOK            = 1
-	idYes           = 6
+	idYes           = 6 // a consent window's Allow has the same id
 	idTimeout       = 32000
 )
 
@@ -30,9 +29,10 @@ const (
 // so a notice is a message box without a question that closes itself.
 const NotifyTimeout = 10 * time.Second
 
-// Windows is the Windows Prompter: a MessageBox on the calling process's
-// desktop (the session worker's, which is the user's), with a timeout.
-// A consent prompt asks Yes/No; the other kinds show the text with OK.
+// Windows is the Windows Prompter: on the calling process's desktop (the
+// session worker's, which is the user's), with a timeout, a consent
+// question is a window of ours with Allow and Deny (consentWindow); the
+// other kinds are a MessageBox with OK.
 // It is a plain value the agent's consent and notification seam can use
 // directly when the agent already runs in the user's session, and that
 // the session worker serves when the agent is the service.
@@ -43,7 +43,6 @@ func messageBox(ctx context.Context, p Prompt) (Answer, error) {
 	timeout := p.Timeout
 	switch p.Kind {
 	case "consent":
-		flags |= mbYesNo | mbIconQuestion
 		if timeout == 0 {
 			timeout = DefaultConsentTimeout
 		}
@@ -62,7 +61,10 @@ func messageBox(ctx context.Context, p Prompt) (Answer, error) {
 	}
 	title := p.Title
 	if title == "" {
-		title = ConsentTitle
+		title = consent.DefaultTitle
+	}
+	if p.Kind == "consent" {
+		return consentWindow(ctx, p, title, timeout)
 	}
 	t, err := windows.UTF16PtrFromString(title)
 	if err != nil {

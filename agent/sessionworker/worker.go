@@ -34,6 +34,10 @@ type Prompt struct {
 	Kind  string `json:"kind"`
 	Title string `json:"title"`
 	Text  string `json:"text"`
+	// Allow and Deny label a consent question's buttons ("" is
+	// MeshCentral's English Allow and Deny).
+	Allow string `json:"allow,omitempty"`
+	Deny  string `json:"deny,omitempty"`
 	// Timeout closes the prompt unanswered; 0 means the kind's default
 	// (MeshCentral's: 120 s for a message box, 30 s for consent).
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -52,15 +56,6 @@ type Answer struct {
 const (
 	DefaultMessageBoxTimeout = 120 * time.Second
 	DefaultConsentTimeout    = 30 * time.Second
-)
-
-// Consent texts, MeshCentral's default core translations; {0} is the
-// requesting user's name.
-const (
-	ConsentTitle    = "MeshCentral"
-	DesktopConsent  = "{0} requesting remote desktop access. Grant access?"
-	TerminalConsent = "{0} requesting remote terminal access. Grant access?"
-	FilesConsent    = "{0} requesting remote file Access. Grant access?"
 )
 
 // Prompter shows prompts to the user of one desktop session. The Windows
@@ -97,8 +92,9 @@ type WorkerOptions struct {
 	// desktop.Serve with DesktopOptions.
 	Desktop        func(ctx context.Context, ch session.Channel, info session.Info) error
 	DesktopOptions desktop.Options
-	Clipboard      Clipboard // nil: getclip/setclip answer an error
-	Prompter       Prompter  // nil: prompt answers an error
+	Clipboard      Clipboard   // nil: getclip/setclip answer an error
+	Prompter       Prompter    // nil: prompt answers an error
+	Bar            ShowBarFunc // nil: a bar stream is refused
 	Info           func() WorkerInfo
 	Logger         *slog.Logger
 	// ForwardLogs, when set, sends records at or above this level to the
@@ -126,7 +122,11 @@ func ServeWorker(ctx context.Context, rwc io.ReadWriteCloser, o WorkerOptions) e
 			opts.Logger = log
 		}
 		serveDesktop = func(ctx context.Context, ch session.Channel, info session.Info) error {
-			return desktop.Serve(ctx, ch, info, opts)
+			o := opts
+			// The session's events for the server's log (the toolbar's
+			// lock) go to the service on the stream (Relay logs them).
+			o.LogEvent = func(id int) { SendEvent(ctx, ch, id) }
+			return desktop.Serve(ctx, ch, info, o)
 		}
 	}
 	h := Handler{
@@ -166,6 +166,9 @@ func ServeWorker(ctx context.Context, rwc io.ReadWriteCloser, o WorkerOptions) e
 			},
 		},
 		Streams: map[string]func(context.Context, *Stream, []byte) error{
+			KindBar: func(ctx context.Context, s *Stream, body []byte) error {
+				return serveBar(ctx, s, body, o.Bar)
+			},
 			KindDesktop: func(ctx context.Context, s *Stream, body []byte) error {
 				var info session.Info
 				if err := json.Unmarshal(body, &info); err != nil {

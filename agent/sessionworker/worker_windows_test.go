@@ -3,15 +3,19 @@ package sessionworker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"log/slog"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/meshgo/meshagent/agent/consent"
+	"github.com/meshgo/meshagent/agent/desktop"
 	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/meshgo/meshagent/proto/kvm"
 	"github.com/meshgo/meshagent/proto/session"
@@ -225,7 +229,7 @@ func TestWorkerDesktop(t *testing.T) {
 	info := session.Info{Protocol: session.ProtoDesktop, Rights: 0xFFFFFFFF, UserID: "user//admin"}
 	done := make(chan error, 1)
 	go func() {
-		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, testLogger(t))
+		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, RelayOptions{Logger: testLogger(t)})
 	}()
 
 	sawScreen, pictures := false, 0
@@ -369,7 +373,7 @@ func TestWorkerPrompt(t *testing.T) {
 	}
 	got := make(chan res, 1)
 	go func() {
-		a, err := c.Prompt(ctx, Prompt{Kind: "consent", Title: title, Text: strings.ReplaceAll(DesktopConsent, "{0}", "admin"), Timeout: time.Minute})
+		a, err := c.Prompt(ctx, Prompt{Kind: "consent", Title: title, Text: consent.Options{}.PromptFor(consent.Desktop, consent.Who{RealName: "admin"}).Message, Timeout: time.Minute})
 		got <- res{a, err}
 	}()
 	h := waitWindow(t, title, true, got)
@@ -452,5 +456,148 @@ func TestConsentUIPrompt(t *testing.T) {
 			}
 			waitWindow[res](t, p.Title, false, nil)
 		})
+	}
+}
+
+// The privacy bar over both routes: a window titled with its text comes
+// up, follows SetText, its Disconnect button (WM_COMMAND, as a click
+// sends) reaches the service's callback, and Close takes it down.
+func TestConsentUIBar(t *testing.T) {
+	m, _ := ownManager(t)
+	for _, tc := range []struct {
+		name string
+		ui   ConsentUI
+	}{
+		{"worker", ThroughWorkers(m.Get)},
+		{"own session", ConsentUI{Prompter: Windows(), Bar: WindowsBar}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "Sharing desktop with: Ann " + time.Now().Format("150405.000000")
+			clicked := make(chan struct{}, 2)
+			bar, err := tc.ui.ShowBar(text, func() { clicked <- struct{}{} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitWindow[struct{}](t, text, true, nil)
+			text2 := text + ", Bob"
+			if err := bar.SetText(text2); err != nil {
+				t.Fatal(err)
+			}
+			h := waitWindow[struct{}](t, text2, true, nil)
+			procPostMessage2.Call(h, wmCommand, idDisconnect, 0)
+			select {
+			case <-clicked:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Disconnect did not reach the callback")
+			}
+			bar.Close()
+			waitWindow[struct{}](t, text2, false, nil)
+			select {
+			case <-clicked:
+				t.Error("Close counted as the user's Disconnect")
+			default:
+			}
+		})
+	}
+}
+
+// Ctrl+Alt+Del: an agent that is not the service (as under wine, and an
+// agent run from a user's console) is refused with the reason, so the
+// desktop relay falls back to the keys.
+func TestSendSASRefused(t *testing.T) {
+	if IsSystem() {
+		t.Skip("as LocalSystem SendSAS may be allowed")
+	}
+	if err := SendSAS(); !errors.Is(err, ErrSASRefused) || !strings.Contains(err.Error(), "LocalSystem") {
+		t.Errorf("SendSAS = %v, want ErrSASRefused: not the service", err)
+	}
+	t.Logf("sas.dll's SendSAS here: %v (nil: present)", procSendSAS.Find())
+}
+
+// lockedBuffer collects log output across goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The toolbar's lock through the worker: the worker's desktop session
+// calls LockWorkStation in its own session and its event (MeshCentral's
+// msgid 53) reaches the service's LogEvent over the pipe; Ctrl+Alt+Del
+// goes to the service's SendSAS first, and when that is refused (not the
+// service) on to the worker.
+func TestWorkerLockAndCtrlAltDel(t *testing.T) {
+	m, _ := ownManager(t)
+	var logs lockedBuffer
+	m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	agent, viewer := session.Pipe(64)
+	info := session.Info{Protocol: session.ProtoDesktop, Rights: session.RightAdmin, UserID: "user//admin"}
+	events := make(chan int, 4)
+	sas := make(chan error, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- Relay(ctx, agent, info, func(ctx context.Context) (*Client, error) { return m.Get(ctx, nil) }, RelayOptions{
+			Logger:     m.Logger,
+			LogEvent:   func(id int) { events <- id },
+			CtrlAltDel: func() error { err := SendSAS(); sas <- err; return err },
+		})
+	}()
+	go func() {
+		for {
+			if _, err := viewer.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	viewer.Write(ctx, session.Frame{Binary: true, Data: kvm.Encode(kvm.CtrlAltDel)})
+	select {
+	case err := <-sas:
+		if !errors.Is(err, ErrSASRefused) {
+			t.Errorf("SendSAS as an ordinary user = %v, want refused", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Ctrl+Alt+Del did not reach the service's SendSAS")
+	}
+	viewer.Write(ctx, session.Frame{Data: []byte(`{"ctrlChannel":"102938","type":"lock"}`)})
+	select {
+	case id := <-events:
+		if id != desktop.LockMsgID {
+			t.Errorf("event %d, want %d", id, desktop.LockMsgID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the worker's lock event did not reach the service")
+	}
+	// What LockWorkStation did in the worker (wine: see the log).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		l := logs.String()
+		if strings.Contains(l, "desktop: lock failed") || strings.Contains(l, "desktop: locked the local screen") {
+			for _, line := range strings.Split(l, "\n") {
+				if strings.Contains(line, "desktop: lock") {
+					t.Logf("the worker's lock: %s", line)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never reported its LockWorkStation")
+		}
+	}
+	viewer.Close()
+	<-done
+	if t.Failed() {
+		t.Logf("log:\n%s", logs.String())
 	}
 }

@@ -50,8 +50,12 @@ func (u *userSession) worker(ctx context.Context, tsid *uint32) (*sessionworker.
 	return u.mgr.Get(ctx, tsid)
 }
 
-// serveDesktop serves a desktop session. Through the worker, opts'
-// LogEvent (the toolbar's lock event) is not carried over the pipe yet.
+// serveDesktop serves a desktop session. Through the worker, the worker
+// locks the user's session itself (the toolbar's lock: LockWorkStation
+// there) and hands the event for the server's log (opts.LogEvent) back
+// over the pipe; Ctrl+Alt+Del is the service's SendSAS when Windows
+// allows it (sessionworker.SendSAS says why not, and the worker then
+// presses the keys).
 func (u *userSession) serveDesktop(ctx context.Context, ch session.Channel, info session.Info, opts desktop.Options) error {
 	if u.mgr == nil {
 		return desktop.Serve(ctx, ch, info, opts)
@@ -66,7 +70,7 @@ func (u *userSession) serveDesktop(ctx context.Context, ch session.Channel, info
 	}
 	return sessionworker.Relay(ctx, ch, info, func(ctx context.Context) (*sessionworker.Client, error) {
 		return u.worker(ctx, tsid)
-	}, u.log)
+	}, sessionworker.RelayOptions{Logger: u.log, LogEvent: opts.LogEvent, CtrlAltDel: sessionworker.SendSAS})
 }
 
 func (u *userSession) clipboard() script.Clipboard {
@@ -109,11 +113,15 @@ func (u *userSession) prompter() sessionworker.Prompter {
 	})
 }
 
-// consentUI is the core's consent seam on Windows: prompts and session
-// notifications as message boxes in the console session, through the
-// worker as the service or in this process otherwise (prompter's route).
+// consentUI is the core's consent seam on Windows: the prompt, the
+// session notification and the privacy bar as windows in the user's
+// session: as the service through the worker of the session the viewer
+// chose (its tsid) or the console's, otherwise in this process.
 func (u *userSession) consentUI() consent.UI {
-	return sessionworker.ConsentUI{Prompter: u.prompter()}
+	if u.mgr == nil {
+		return sessionworker.ConsentUI{Prompter: sessionworker.Windows(), Bar: sessionworker.WindowsBar}
+	}
+	return sessionworker.ThroughWorkers(u.worker)
 }
 
 func (u *userSession) notify(ctx context.Context, kind, title, msg string) bool {

@@ -45,6 +45,46 @@ func startWine(t *testing.T, p *winetest.Prefix, exe string, args ...string) *sy
 	return &out
 }
 
+// startWindowsAgent runs our Windows agent in p (C:\meshgo) joined to
+// mesh with msh's extra lines appended to its .msh, waits until
+// MeshCentral lists it online with the desktop capability, and returns
+// its output and node id (without "node//").
+func startWindowsAgent(t *testing.T, p *winetest.Prefix, srv *mctest.Server, mesh, msh string) (*syncBuffer, string) {
+	t.Helper()
+	win, err := agentbin.BuildWindows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(p.Dir, "drive_c", "meshgo")
+	os.MkdirAll(dataDir, 0o755)
+	exe := filepath.Join(dataDir, "meshagent.exe")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "meshagent.msh"), append(srv.MSH(t, mesh), msh...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := startWine(t, p, exe, "run", "--msh", `C:\meshgo\meshagent.msh`, "--log-level", "debug")
+	if !waitOutput(agent, "core started", 2*time.Minute) {
+		t.Fatalf("the Windows agent did not authenticate and start its core:\n%s", agent.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	idCmd := p.Command(ctx, exe, "-nodeid", "--data", `C:\meshgo`)
+	idCmd.WaitDelay = 2 * time.Second
+	out, _ := idCmd.Output()
+	id := strings.TrimSpace(string(out))
+	if id == "" || strings.ContainsAny(id, " \n") {
+		t.Fatalf("-nodeid: %q", out)
+	}
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == "node//"+id && d.Online() && d.Agent.Caps&1 != 0 }, time.Minute)
+	return agent, id
+}
+
 func waitOutput(b *syncBuffer, s string, d time.Duration) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if strings.Contains(b.String(), s) {
@@ -81,43 +121,13 @@ func TestDesktopViewerWindows(t *testing.T) {
 
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "webui-windows")
-	win, err := agentbin.BuildWindows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(win)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(driveC, "meshgo")
-	os.MkdirAll(dataDir, 0o755)
-	exe := filepath.Join(dataDir, "meshagent.exe")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dataDir, "meshagent.msh"), srv.MSH(t, mesh), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	agent := startWine(t, p, exe, "run", "--msh", `C:\meshgo\meshagent.msh`, "--log-level", "debug")
+	agent, id := startWindowsAgent(t, p, srv, mesh, "")
 	defer func() {
 		if t.Failed() {
 			t.Logf("windows agent log:\n%s", agent.String())
 			t.Logf("paintwin:\n%s", pw.String())
 		}
 	}()
-	if !waitOutput(agent, "core started", 2*time.Minute) {
-		t.Fatal("the Windows agent did not authenticate and start its core")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	idCmd := p.Command(ctx, exe, "-nodeid", "--data", `C:\meshgo`)
-	idCmd.WaitDelay = 2 * time.Second
-	out, _ := idCmd.Output()
-	id := strings.TrimSpace(string(out))
-	if id == "" || strings.ContainsAny(id, " \n") {
-		t.Fatalf("-nodeid: %q", out)
-	}
-	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ID == "node//"+id && d.Online() && d.Agent.Caps&1 != 0 }, time.Minute)
 
 	// Probes inside the window, below the EDIT control.
 	cx, cy := winWindow.x+winWindow.w/2, winWindow.y+winWindow.h/2+40
