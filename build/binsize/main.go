@@ -14,6 +14,20 @@
 // ELF symbol table (so linux targets only). Symbol sizes cover code, read-only data and
 // initialised data; the runtime's function tables (go:func.*, pclntab)
 // and section padding are counted under "(runtime tables)".
+//
+// Measured with it (linux/amd64, Go 1.26, 2026-12-02): no flags 32.76 MB;
+// -w (no DWARF) 25.58; -s -w 23.16; -trimpath saves 0.03 on top; the
+// nethttpomithttp2 tag (release.sh) 22.79. Of the symbol bytes, goja is
+// 1.84 MB, golang.org/x/text 1.54 (1.27 of it collate's tables, reached
+// only through goja's String.prototype.localeCompare), pion 1.9 in all.
+// -why finds one root that keeps every exported method of every type:
+// goja's objectGoReflect (buildMethodsInfo, _getMethod call Method with a
+// variable index), reached through Runtime.ToValue, which goja's own
+// JSON.stringify and Promise code call, so no change in our code removes
+// it; godbus's exportedMethod entries only follow from it. Removing those
+// two calls in a scratch copy of goja (an experiment, not shipped) gave
+// 20.93 MB: 2.23 MB is what that costs. The .text (10.2 MB) and
+// .gopclntab (8.2 MB) sections are most of the file.
 package main
 
 import (
