@@ -25,6 +25,11 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.
 # The C agent's commit-date format, as MeshCentral shows it ("2026-Nov-23 10:04:05+0000").
 COMMIT_DATE=${COMMIT_DATE:-$(TZ=UTC git log -1 --date='format-local:%Y-%b-%d %H:%M:%S+0000' --format=%cd 2>/dev/null || date -u '+%Y-%b-%d %H:%M:%S+0000')}
 
+# nethttpomithttp2 leaves HTTP/2 out of net/http (0.38 MB of the binary):
+# the agent speaks HTTP/1.1 only (the WebSocket upgrade, update downloads,
+# the IP-location query). internal/agentbin builds the agent for tests with
+# the same tag. `go run ./build/binsize` says what each package costs.
+TAGS=nethttpomithttp2
 mkdir -p "$OUT"
 SYSO=cmd/meshagent/rsrc_windows_amd64.syso
 restore_syso() { [ -f "$OUT/.rsrc.committed" ] && mv -f "$OUT/.rsrc.committed" "$SYSO"; return 0; }
@@ -41,7 +46,7 @@ for t in "${TARGETS[@]}"; do
 		go run ./internal/winres/cmd/winres -version "$resver" -o "$SYSO"
 	fi
 	echo "building $OUT/$name ($VERSION, $COMMIT_DATE)"
-	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath \
+	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -tags "$TAGS" \
 		-ldflags "-s -w -X 'main.version=$VERSION' -X 'main.commitDate=$COMMIT_DATE'" \
 		-o "$OUT/$name" ./cmd/meshagent
 	restore_syso

@@ -123,6 +123,62 @@ func rssSplit(pid int) string {
 	return strings.Join(parts, ", ")
 }
 
+// rssByMapping says which mappings hold a process's resident memory, from
+// /proc/PID/smaps: the executable's code (r-x), read-only data (r--) and
+// writable data, the Go heap and other anonymous memory, and the rest
+// (libraries, vdso, stacks of a C program). Shared pages count in full.
+func rssByMapping(pid int) string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	order := []string{"exe r-x", "exe r--", "exe rw-", "anon", "heap", "other file"}
+	kb := map[string]int{}
+	var cur string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if strings.Contains(fields[0], "-") && len(fields) >= 5 {
+			// 00400000-00ac3000 r-xp 00000000 fd:01 1234 /path
+			path := ""
+			if len(fields) >= 6 {
+				path = fields[5]
+			}
+			perms := fields[1][:3]
+			switch {
+			case path == exe:
+				if perms[1] == 'w' {
+					perms = "rw-"
+				}
+				cur = "exe " + perms
+			case path == "" || path == "[anon]":
+				cur = "anon"
+			case path == "[heap]":
+				cur = "heap"
+			default:
+				cur = "other file"
+			}
+			continue
+		}
+		if fields[0] == "Rss:" && len(fields) >= 2 {
+			n, _ := strconv.Atoi(fields[1])
+			kb[cur] += n
+		}
+	}
+	var parts []string
+	for _, k := range order {
+		if kb[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d kB", k, kb[k]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // subject is one agent under measurement.
 type subject struct {
 	name    string
@@ -137,6 +193,7 @@ type figures struct {
 	restarts []time.Duration
 	rss      int
 	split    string // RssAnon / RssFile / RssShmem at the same moment
+	maps     string // the same by mapping (rssByMapping)
 }
 
 func measure(b *testing.B, srv *mctest.Server, ev <-chan nodeEvent, mesh string, s subject, restarts int, settle time.Duration) figures {
@@ -147,6 +204,7 @@ func measure(b *testing.B, srv *mctest.Server, ev <-chan nodeEvent, mesh string,
 	time.Sleep(settle)
 	f.rss = vmRSS(s.pid())
 	f.split = rssSplit(s.pid())
+	f.maps = rssByMapping(s.pid())
 	for i := 0; i < restarts; i++ {
 		s.stop()
 		waitConn(b, ev, mesh, false)
@@ -207,6 +265,7 @@ func BenchmarkOnline(b *testing.B) {
 		row("restart to online (median)", ms(median(fo.restarts)), ms(median(fc.restarts)), "ms")
 		row("idle RSS 20 s after online", float64(fo.rss)/1024, float64(fc.rss)/1024, "MB")
 		fmt.Printf("idle RSS split ours: %s\nidle RSS split C:    %s\n", fo.split, fc.split)
+		fmt.Printf("idle RSS by mapping ours: %s\nidle RSS by mapping C:    %s\n", fo.maps, fc.maps)
 		fmt.Printf("restarts ours: %v\nrestarts C:    %v\n", fo.restarts, fc.restarts)
 		b.ReportMetric(ms(median(fo.restarts)), "ours-restart-ms")
 		b.ReportMetric(ms(median(fc.restarts)), "c-restart-ms")

@@ -45,10 +45,13 @@ function sendNetInfo(force) {
     }, function (e) { console.error('netinfo: ' + errText(e)); });
 }
 
+// sysinfo.watch polls natively and calls back after its first reading and
+// then only when the state changed, so an idle agent runs no JS between
+// changes (the interpreter's code stays out of memory).
+sysinfo.watch('coreinfo', STATE_POLL, function () { sendCoreInfo(false); });
+sysinfo.watch('netinfo', 60 * 1000, function () { sendNetInfo(false); });
 sendCoreInfo(true);
 sendNetInfo(true);
-setInterval(function () { sendCoreInfo(false); }, STATE_POLL);
-setInterval(function () { sendNetInfo(false); }, 60 * 1000);
 
 // ---- helpers -----------------------------------------------------------
 

@@ -44,7 +44,7 @@ func (v *vm) install() {
 	clear := func(c goja.FunctionCall) goja.Value {
 		id := c.Argument(0).ToInteger()
 		if t, ok := v.timers[id]; ok {
-			t.t.Stop()
+			t.stop()
 			delete(v.timers, id)
 		}
 		return goja.Undefined()
@@ -124,17 +124,26 @@ func (v *vm) addTimer(c goja.FunctionCall, repeat bool) goja.Value {
 	if len(c.Arguments) > 2 {
 		args = append(args, c.Arguments[2:]...)
 	}
+	return v.rt.ToValue(v.newTimer(c.Argument(0), fn, args, d, d, repeat, nil))
+}
+
+// newTimer registers a timer calling fn (the JS value fnVal, for its name)
+// after first, then every d when repeat; gate as in jsTimer. It returns
+// the id clearTimeout/clearInterval take.
+func (v *vm) newTimer(fnVal goja.Value, fn goja.Callable, args []goja.Value, first, d time.Duration, repeat bool, gate func() bool) int64 {
 	v.nextTimer++
 	id := v.nextTimer
-	jt := &jsTimer{fn: fn, args: args, interval: d, repeat: repeat, due: time.Now().Add(d)}
-	if o, ok := c.Argument(0).(*goja.Object); ok {
+	jt := &jsTimer{fn: fn, args: args, interval: d, repeat: repeat, due: time.Now().Add(first), gate: gate}
+	if o, ok := fnVal.(*goja.Object); ok {
 		if n := o.Get("name"); n != nil && goja.IsString(n) {
 			jt.name = n.String()
 		}
 	}
-	jt.t = time.AfterFunc(d, func() { v.post(func() { v.fire(id) }) })
+	jt.mu.Lock() // tick may run before jt.t is set otherwise (d of 1 ms)
+	jt.t = time.AfterFunc(first, func() { jt.tick(v, id) })
+	jt.mu.Unlock()
 	v.timers[id] = jt
-	return v.rt.ToValue(id)
+	return id
 }
 
 func (v *vm) fire(id int64) {
@@ -143,8 +152,10 @@ func (v *vm) fire(id int64) {
 		return // cleared after it was queued
 	}
 	if jt.repeat {
+		jt.mu.Lock()
 		jt.t.Reset(jt.interval)
 		jt.due = time.Now().Add(jt.interval)
+		jt.mu.Unlock()
 	} else {
 		delete(v.timers, id)
 	}

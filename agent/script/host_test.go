@@ -434,3 +434,69 @@ func countAction(c *capture, a string) int {
 	}
 	return n
 }
+
+// sysinfo.watch reads the state natively every round and enters the
+// runtime only after the first reading and when the state changed: rounds
+// without a change (counted by the probe's CapsNow calls, not by time)
+// call nothing, a change calls the callback once, and clearInterval ends
+// the rounds.
+func TestSysinfoWatch(t *testing.T) {
+	var mu sync.Mutex
+	caps, rounds := 14, 0
+	capsNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		rounds++
+		return caps
+	}
+	readRounds := func() int { mu.Lock(); defer mu.Unlock(); return rounds }
+	c := newCapture()
+	h := New(Config{Send: c.send, Agent: AgentInfo{NodeID: "@node", DataDir: t.TempDir(), CapsNow: capsNow}})
+	t.Cleanup(h.Close)
+	core := `var mesh = require('mesh'), n = 0;
+var id = require('sysinfo').watch('coreinfo', 20, function () { n++; mesh.send({action: 'changed', n: n, caps: mesh.caps()}); });
+mesh.send({action: 'timers', list: mesh.timers()});
+mesh.on('message', function (m) { if (m.action === 'stop') { clearInterval(id); mesh.send({action: 'stopped', timers: mesh.timers().length}); } });`
+	if err := h.Start("watchcore", []byte(core)); err != nil {
+		t.Fatal(err)
+	}
+	m := c.wait(t, 10*time.Second, isAction("timers"))
+	if l, _ := m["list"].([]any); len(l) != 1 {
+		t.Fatalf("mesh.timers() = %v, want the watch", m["list"])
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The first reading calls back once.
+	m = c.wait(t, 30*time.Second, isAction("changed"))
+	if m["caps"] != float64(14) || m["n"] != float64(1) {
+		t.Fatalf("first callback = %v", m)
+	}
+	waitFor("5 unchanged rounds", func() bool { return readRounds() >= 6 })
+	if n := countAction(c, "changed"); n != 1 {
+		t.Fatalf("callback ran %d times, want once before any change", n)
+	}
+	mu.Lock()
+	caps = 15
+	mu.Unlock()
+	m = c.wait(t, 30*time.Second, func(m map[string]any) bool { return m["action"] == "changed" && m["n"] == float64(2) })
+	if m["caps"] != float64(15) {
+		t.Fatalf("changed = %v", m)
+	}
+	after := readRounds()
+	waitFor("5 more rounds", func() bool { return readRounds() >= after+5 })
+	if n := countAction(c, "changed"); n != 2 {
+		t.Fatalf("callback ran %d times, want 2 (first reading, one change)", n)
+	}
+	deliver(h, map[string]any{"action": "stop"})
+	if m := c.wait(t, 10*time.Second, isAction("stopped")); m["timers"] != float64(0) {
+		t.Fatalf("timers after clearInterval: %v", m)
+	}
+}

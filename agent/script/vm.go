@@ -74,6 +74,36 @@ type jsTimer struct {
 	repeat   bool
 	due      time.Time // when the Go timer fires next (mesh.timers)
 	name     string    // the callback's name, "" when anonymous
+	// gate, when set, runs on the timer's goroutine before the callback is
+	// queued; false skips this round without entering the runtime (see
+	// sysinfo.watch). mu and stopped keep a skipped round from re-arming a
+	// timer that was cleared meanwhile.
+	gate    func() bool
+	mu      sync.Mutex
+	stopped bool
+}
+
+// stop ends the timer for good (clearTimeout, the runtime's exit).
+func (jt *jsTimer) stop() {
+	jt.mu.Lock()
+	jt.stopped = true
+	jt.mu.Unlock()
+	jt.t.Stop()
+}
+
+// tick is the Go timer's function: it queues the callback unless the
+// gate says this round has nothing new, in which case it re-arms itself.
+func (jt *jsTimer) tick(v *vm, id int64) {
+	if jt.gate != nil && !jt.gate() {
+		jt.mu.Lock()
+		if !jt.stopped {
+			jt.t.Reset(jt.interval)
+			jt.due = time.Now().Add(jt.interval)
+		}
+		jt.mu.Unlock()
+		return
+	}
+	v.post(func() { v.fire(id) })
 }
 
 func newVM(h *Host, gen uint64, name string, prog *program) *vm {
@@ -119,7 +149,7 @@ func (v *vm) run() {
 			reason = fmt.Errorf("panic in script host: %v", r)
 		}
 		for _, t := range v.timers {
-			t.t.Stop()
+			t.stop()
 		}
 		v.timers = nil
 		close(v.done)
