@@ -66,7 +66,7 @@ ws.onopen = () => {
   pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === "failed") report("ICE failed"); };
   pc.onicecandidate = (e) => { if (!e.candidate) ws.send(JSON.stringify(pc.localDescription)); };
   pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((e) => report("offer: " + e));
-  setTimeout(() => report("timeout at " + expect + " open=" + open + " agentReady=" + agentReady), 30000);
+  setTimeout(() => report("timeout at " + expect + " open=" + open + " agentReady=" + agentReady), 90000);
 };
 ws.onmessage = (e) => {
   if (typeof e.data !== "string") { onData(e.data, false); return; }
@@ -171,19 +171,14 @@ func TestChromiumSwitchOver(t *testing.T) {
 			t.Fatalf("no echo came back on the data channel: %s", msg)
 		}
 		t.Logf("Chromium: all echoes in order, %d of them on the data channel", n)
-	case <-time.After(60 * time.Second):
+	case <-time.After(120 * time.Second): // past the page's own 90 s
 		t.Fatal("no result from Chromium")
 	}
 }
 
 // runChromium starts headless Chromium on url until the test ends.
 func runChromium(t *testing.T, bin, url string) {
-	flags := chromiumFlags
-	if drop := os.Getenv("CHROMIUM_DROP_FLAG"); drop != "" { // to show which flags matter
-		flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == drop })
-	}
-	cmd := exec.Command(bin, append(flags, "--user-data-dir="+t.TempDir(), url)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so its helpers end with it
+	cmd := chromiumCommand(bin, t.TempDir(), url)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -191,6 +186,20 @@ func runChromium(t *testing.T, bin, url string) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
 		cmd.Wait()
 	})
+}
+
+// chromiumCommand is headless Chromium on url with a fresh profile in
+// userDir, in a process group of its own so that its helpers end with it;
+// extra flags go before the URL.
+func chromiumCommand(bin, userDir, url string, extra ...string) *exec.Cmd {
+	flags := chromiumFlags
+	if drop := os.Getenv("CHROMIUM_DROP_FLAG"); drop != "" { // to show which flags matter
+		flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == drop })
+	}
+	args := append(slices.Clone(flags), extra...)
+	cmd := exec.Command(bin, append(args, "--user-data-dir="+userDir, url)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
 }
 
 // redirScript is MeshCentral's own viewer transport, agent-redir-ws.js,
@@ -244,7 +253,7 @@ redir = CreateAgentRedirect(null, mod, null, null, null, "/");
 redir.attemptWebRTC = true;
 redir.webrtcconfig = {iceServers: []};
 redir.Start("node//test");
-setTimeout(() => report("timeout at " + expect), 30000);
+setTimeout(() => report("timeout at " + expect), 90000);
 </script>`
 
 // TestMeshCentralRedirInChromium runs MeshCentral's browser transport
@@ -329,7 +338,7 @@ func TestMeshCentralRedirInChromium(t *testing.T) {
 			t.Fatalf("agent-redir-ws: %q, webRtcActive=%v, agent output switched=%v", r.Msg, r.WebRTC, agentSwitched.Load())
 		}
 		t.Log("agent-redir-ws switched to WebRTC; all echoes in order")
-	case <-time.After(60 * time.Second):
+	case <-time.After(120 * time.Second): // past the page's own 90 s
 		t.Fatal("no result from agent-redir-ws")
 	}
 }

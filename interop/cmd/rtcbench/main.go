@@ -3,7 +3,12 @@
 // to a loopback data channel: throughput each way, round-trip time, and the
 // bytes the relay no longer carries. ICE is restricted to 127.0.0.1.
 //
-//	go run ./interop/cmd/rtcbench [-mib 200] [-frame 16384] [-pings 2000]
+//	go run ./interop/cmd/rtcbench [-mib 200] [-frame 16384] [-pings 2000] [-reps 5] [-only rtc]
+//	    [-cpuprofile rtc.pprof] [-blockprofile block.pprof]
+//
+// With -reps the transports alternate, so a loaded machine slows both alike;
+// the CPU-seconds per MB are the steadier figure there. On non-Unix systems
+// the CPU columns read 0.
 package main
 
 import (
@@ -15,6 +20,9 @@ import (
 	"log"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +39,10 @@ func main() {
 	mib := flag.Int("mib", 200, "MiB to send each way")
 	frame := flag.Int("frame", 16384, "bytes per binary frame (the files protocol uses 16 KiB blocks)")
 	pings := flag.Int("pings", 2000, "round trips to time")
+	reps := flag.Int("reps", 1, "repetitions of each transport, alternating, so that a loaded machine affects both alike")
+	only := flag.String("only", "", `run only "relay" or "rtc"`)
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (with -only rtc: the data channel; this process is both agent and client)")
+	blockProfile := flag.String("blockprofile", "", "write a block profile of the whole run to this file")
 	flag.Parse()
 	quiet := slog.New(slog.DiscardHandler)
 
@@ -48,46 +60,132 @@ func main() {
 	ctx := context.Background()
 	total := int64(*mib) << 20
 
-	fmt.Printf("rtcbench: %d MiB each way in %d-byte frames, %d round trips; loopback, relay over TLS\n\n", *mib, *frame, *pings)
-	fmt.Printf("%-14s %14s %14s %12s %12s %12s %16s\n", "transport", "client→agent", "agent→client", "rtt p50", "rtt p99", "setup", "relay bytes")
-	for _, useRTC := range []bool{false, true} {
-		user, agent := env.pair()
-		ag := webrtc.Upgradable(agent, cfg)
-		go serveAgent(ag)
-		cl := webrtc.NewOfferer(user, cfg)
-		name, setup := "relay", "-"
-		if useRTC {
-			name = "data channel"
-			// The exchange runs on the relay, so the client keeps reading
-			// while it offers, as a viewer would.
-			dctx, stop := context.WithCancel(ctx)
-			drained := make(chan struct{})
-			go func() {
-				defer close(drained)
-				for dctx.Err() == nil {
-					cl.Read(dctx)
-				}
-			}()
-			t0 := time.Now()
-			if err := cl.Offer(ctx); err != nil {
-				log.Fatalf("offer: %v", err)
-			}
-			setup = time.Since(t0).Round(time.Millisecond).String()
-			stop()
-			<-drained
+	transports := []bool{false, true}
+	switch *only {
+	case "":
+	case "relay":
+		transports = []bool{false}
+	case "rtc":
+		transports = []bool{true}
+	default:
+		log.Fatalf("-only: want relay or rtc, not %q", *only)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
 		}
-		base := user.in.Load() + user.out.Load()
-		up := upload(ctx, cl, total, *frame)
-		down := download(ctx, cl, total)
-		p50, p99 := pingPong(ctx, cl, *pings)
-		onRelay := user.in.Load() + user.out.Load() - base
-		fmt.Printf("%-14s %11.0f MB/s %11.0f MB/s %12v %12v %12s %16s\n", name, up, down, p50, p99, setup, size(onRelay))
-		cl.Close()
-		if useRTC {
-			fmt.Printf("\nrelay bytes saved by switching: %s of %s payload (%.2f%%)\n",
-				size(2*total-onRelay), size(2*total), 100*float64(2*total-onRelay)/float64(2*total))
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		defer func() {
+			f, err := os.Create(*blockProfile)
+			if err == nil {
+				pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+
+	fmt.Printf("rtcbench: %d MiB each way in %d-byte frames, %d round trips, %d repetition(s); loopback, relay over TLS\n", *mib, *frame, *pings, *reps)
+	fmt.Printf("CPU is this process's (user+system): both session ends, and for the relay also the relay server\n\n")
+	fmt.Printf("%-14s %14s %14s %12s %12s %12s %12s %10s %16s\n", "transport", "client→agent", "agent→client", "up CPU", "down CPU", "rtt p50", "rtt p99", "setup", "relay bytes")
+	results := map[bool][]result{}
+	for range *reps {
+		for _, useRTC := range transports {
+			r := env.run(ctx, useRTC, cfg, total, *frame, *pings)
+			results[useRTC] = append(results[useRTC], r)
+			r.print()
+			if useRTC && *reps == 1 {
+				fmt.Printf("\nrelay bytes saved by switching: %s of %s payload (%.2f%%)\n",
+					size(2*total-r.onRelay), size(2*total), 100*float64(2*total-r.onRelay)/float64(2*total))
+			}
 		}
 	}
+	if *reps > 1 {
+		fmt.Printf("\nmedians of %d repetitions\n", *reps)
+		for _, useRTC := range transports {
+			median(results[useRTC]).print()
+		}
+	}
+}
+
+// result is one transport's run; CPU figures are seconds per MB moved.
+type result struct {
+	name, setup    string
+	up, down       float64 // MB/s
+	upCPU, downCPU float64 // CPU-seconds per MB
+	p50, p99       time.Duration
+	onRelay        int64
+}
+
+func (r result) print() {
+	fmt.Printf("%-14s %11.1f MB/s %11.1f MB/s %9.1f ms/MB %7.1f ms/MB %12v %12v %10s %16s\n", r.name, r.up, r.down,
+		1000*r.upCPU, 1000*r.downCPU, r.p50, r.p99, r.setup, size(r.onRelay))
+}
+
+// median takes each figure's median on its own.
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m := rs[0]
+	m.up = pick(func(r result) float64 { return r.up })
+	m.down = pick(func(r result) float64 { return r.down })
+	m.upCPU = pick(func(r result) float64 { return r.upCPU })
+	m.downCPU = pick(func(r result) float64 { return r.downCPU })
+	m.p50 = time.Duration(pick(func(r result) float64 { return float64(r.p50) }))
+	m.p99 = time.Duration(pick(func(r result) float64 { return float64(r.p99) }))
+	return m
+}
+
+func (e *env) run(ctx context.Context, useRTC bool, cfg webrtc.Config, total int64, frame, pings int) result {
+	user, agent := e.pair()
+	ag := webrtc.Upgradable(agent, cfg)
+	go serveAgent(ag)
+	cl := webrtc.NewOfferer(user, cfg)
+	defer cl.Close()
+	r := result{name: "relay", setup: "-"}
+	if useRTC {
+		r.name = "data channel"
+		// The exchange runs on the relay, so the client keeps reading
+		// while it offers, as a viewer would.
+		dctx, stop := context.WithCancel(ctx)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for dctx.Err() == nil {
+				cl.Read(dctx)
+			}
+		}()
+		t0 := time.Now()
+		if err := cl.Offer(ctx); err != nil {
+			log.Fatalf("offer: %v", err)
+		}
+		r.setup = time.Since(t0).Round(time.Millisecond).String()
+		stop()
+		<-drained
+	}
+	base := user.in.Load() + user.out.Load()
+	mb := float64(total) / 1e6
+	c0 := cpuTime()
+	r.up = upload(ctx, cl, total, frame)
+	c1 := cpuTime()
+	r.down = download(ctx, cl, total)
+	c2 := cpuTime()
+	r.upCPU, r.downCPU = (c1-c0).Seconds()/mb, (c2-c1).Seconds()/mb
+	r.p50, r.p99 = pingPong(ctx, cl, pings)
+	r.onRelay = user.in.Load() + user.out.Load() - base
+	return r
 }
 
 type env struct {
