@@ -12,6 +12,22 @@
 //	go run ./interop/cmd/loadgen -n 1000
 //	go run ./interop/cmd/loadgen -n 10000 -c 64
 //	go run ./interop/cmd/loadgen -msh meshagent.msh -pid 1234 -n 1000   # an already running server
+//	go run ./interop/cmd/loadgen -n 5000 -restart   # and the reconnect storm after a restart
+//	go run ./interop/cmd/loadgen -n 19000 -only skip -restart -key-bits 1024
+//
+// Agents connect from loopback source addresses 127.0.1.1 and up
+// (-sources; all of 127.0.0.0/8 is loopback on Linux), so that ephemeral
+// ports (~28,000 per source address) do not run out, and loadgen raises
+// RLIMIT_NOFILE for itself and the server it starts: soft to hard, and the
+// hard limit to what -n needs when the process has CAP_SYS_RESOURCE. It
+// prints what it did and warns when the limit stays too low: that limit,
+// not memory or ports, decides the largest -n a machine takes.
+//
+// With -restart, after the connect phase every agent stays connected,
+// server-lite is interrupted and started again on the same data, and the
+// agents reconnect on our agent's schedule (proto/reconnect; or the old one
+// with -legacy-backoff). loadgen prints when all were back, time offline per
+// agent, the new server's CPU until then and the storm's shape.
 //
 // Agent identities are RSA-3072 like the C agent's. Generating 100,000
 // RSA-3072 keys would take days, so identities are derived: a pool of
@@ -106,6 +122,9 @@ func main() {
 
 func run(c config) error {
 	raiseFileLimit(c.n)
+	if c.keyBits == 0 {
+		c.keyBits = 3072
+	}
 	ids, err := loadIdentities(c.keysDir, c.n, c.keyBits)
 	if err != nil {
 		return err
