@@ -111,6 +111,7 @@ func main() {
 	flag.IntVar(&c.keyBits, "key-bits", 3072, "agent RSA key size; 3072 is the C agent's. Smaller keys (e.g. 1024) cut loadgen's own signing CPU when 2 CPUs must simulate 100,000 agents; the server then verifies shorter signatures and stores shorter certificates, so calibrate against 3072 at a smaller -n")
 	flag.BoolVar(&c.restart, "restart", false, "after the connect phase, keep every agent connected, restart server-lite and measure the reconnect storm (agents use our agent's backoff)")
 	flag.DurationVar(&c.storm.spread, "spread", 5*time.Second, "with -restart: agents' first retry after losing the connection is spread over this (agent/core's BackoffSpread default)")
+	flag.DurationVar(&c.storm.limit, "storm-limit", 10*time.Minute, "with -restart: stop waiting for all agents after this")
 	flag.BoolVar(&c.storm.legacy, "legacy-backoff", false, "with -restart: agents retry on agent/core's schedule before proto/reconnect ([d, 1.5d), d doubling from 1 s; Retry-After ignored), to compare")
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
@@ -257,6 +258,11 @@ func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust 
 		}
 		if tc, ok := c.WS.NetConn().(*tls.Conn); ok && tc.ConnectionState().DidResume {
 			resumed.Add(1)
+		}
+		if keep {
+			// Read from now on, as an agent does: unanswered pings during
+			// a long connect phase make the server drop the agent.
+			c = watch(c)
 		}
 		conns[i] = c
 		return nil

@@ -21,6 +21,7 @@ import (
 type stormConfig struct {
 	spread time.Duration // reconnect.Backoff.Spread
 	legacy bool          // agent/core's schedule before proto/reconnect
+	limit  time.Duration // give up waiting for everyone after this
 }
 
 // legacyBackoff is agent/core's reconnect schedule before proto/reconnect,
@@ -36,6 +37,34 @@ func (b *legacyBackoff) next() time.Duration {
 		b.cur = min(2*b.cur, 5*time.Minute)
 	}
 	return b.cur + rand.N(b.cur/2+1)
+}
+
+// lost maps a watched connection to the channel closed when it drops.
+var lost sync.Map // *simagent.Conn -> chan struct{}
+
+// watch starts reading c (gorilla answers the server's pings while a read
+// is under way) until it drops.
+func watch(c *simagent.Conn) *simagent.Conn {
+	ch := make(chan struct{})
+	lost.Store(c, ch)
+	go func() {
+		defer close(ch)
+		for {
+			if _, _, err := c.WS.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// lostSignal is closed when watched connection c drops.
+func lostSignal(c *simagent.Conn) <-chan struct{} {
+	if _, ok := lost.Load(c); !ok {
+		watch(c)
+	}
+	ch, _ := lost.Load(c)
+	return ch.(chan struct{})
 }
 
 // errKind is err without addresses and numbers, to count failures by kind.
@@ -85,11 +114,7 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 		wg.Add(1)
 		go func(i int, c *simagent.Conn) {
 			defer wg.Done()
-			for {
-				if _, _, err := c.WS.ReadMessage(); err != nil {
-					break
-				}
-			}
+			<-lostSignal(c)
 			lost := time.Now()
 			c.WS.Close()
 			if !restarted.Load() {
@@ -150,10 +175,14 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 		cpu                        time.Duration
 	}
 	var samples []sample
-	deadline := t0.Add(10 * time.Minute)
+	deadline := t0.Add(sc.limit)
 	for online.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(time.Second)
 		samples = append(samples, sample{time.Since(t0), online.Load(), refused.Load(), attempts.Load(), cpuTime(pid)})
+		if k := len(samples); k%15 == 0 { // progress, in case the run is cut short
+			s := samples[k-1]
+			fmt.Printf("  ... %.0fs: %d online, %d attempts, %d refused, server CPU %.1f s\n", s.at.Seconds(), s.online, s.attempted, s.refused, s.cpu.Seconds())
+		}
 	}
 	all := time.Since(t0)
 	cpu := cpuTime(pid)
