@@ -51,6 +51,23 @@ type liteProc struct {
 	cmd *exec.Cmd
 	mu  sync.Mutex
 	out bytes.Buffer
+	// done closes when the one goroutine that calls cmd.Wait has returned.
+	// Nobody else may call cmd.Wait: two concurrent Waits race on the
+	// copying goroutines' result channel and the loser blocks forever
+	// (how TestDeployedServer once hung after SIGINT).
+	done chan struct{}
+}
+
+// stop interrupts server-lite (which stops its local agent) and waits for
+// it to exit, killing it after 30 s.
+func (p *liteProc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 func (p *liteProc) output() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
@@ -76,12 +93,15 @@ func startLite(t *testing.T, dir string, args ...string) *liteProc {
 	if err != nil {
 		t.Fatalf("build server-lite: %v %s", err, err.(*exec.ExitError).Stderr)
 	}
-	p := &liteProc{t: t, cmd: exec.Command(bin, args...)}
+	p := &liteProc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = agentbin.Env() // for its --local-agent's shells
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the local agent runs in its own group
+	// A local agent (or a process it started) that outlives server-lite
+	// holds the output pipe open; Wait then gives up on it after this.
+	p.cmd.WaitDelay = 10 * time.Second
 	go func() {
 		s := bufio.NewScanner(pr)
 		for s.Scan() {
@@ -93,16 +113,9 @@ func startLite(t *testing.T, dir string, args ...string) *liteProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); pw.Close(); close(done) }()
+	go func() { p.cmd.Wait(); pw.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(os.Interrupt) // stops its local agent too
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-done
-		}
+		p.stop()
 		if t.Failed() {
 			t.Logf("server-lite output:\n%s", p.output())
 		}
@@ -211,8 +224,7 @@ func TestDeployedServer(t *testing.T) {
 	if resp.StatusCode != 200 || sha512.Sum384(served) != sha512.Sum384(ours) {
 		t.Fatalf("/meshagents?id=6: %d, %d bytes (ours %d)", resp.StatusCode, len(served), len(ours))
 	}
-	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
+	p.stop()
 
 	// The administrator's certificate, and our agent's binary started by
 	// --local-agent with a relative --data (run in its own directory, so
@@ -276,8 +288,7 @@ func TestDeployedServer(t *testing.T) {
 	if !bytes.Equal(peerCert(t, local).Raw, der2) {
 		t.Fatal("a broken certificate file replaced the served one")
 	}
-	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
+	p.stop()
 
 	// The C agent through the administrator's certificate too.
 	cAgent := "/root/.cache/meshgo/meshcentral-1.1.55/node_modules/meshcentral/agents/meshagent_x86-64"

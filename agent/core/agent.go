@@ -31,6 +31,7 @@ import (
 	"github.com/meshgo/meshagent/agent/portfwd"
 	"github.com/meshgo/meshagent/proto/agentupdate"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/reconnect"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -75,7 +76,12 @@ type Config struct {
 	CoreWait         time.Duration // run a stored core if no 16 arrives; default 60 s
 	BackoffMin       time.Duration // default 1 s
 	BackoffMax       time.Duration // default 5 min
-	MaxMessage       int64         // post-auth frame limit, default 64 MiB
+	// BackoffSpread spreads the first retry after an authenticated
+	// connection ends over [BackoffMin, BackoffMin+BackoffSpread), so a
+	// restarting server does not get all its agents back within one
+	// second (proto/reconnect); default 5 s, negative: none.
+	BackoffSpread time.Duration
+	MaxMessage    int64 // post-auth frame limit, default 64 MiB
 
 	// Sessions maps relay protocol numbers (session.Proto*) to their
 	// handlers and upgrade policies; a protocol without a handler is
@@ -190,6 +196,8 @@ func New(cfg Config) (*Agent, error) {
 	setDefault(&cfg.CoreWait, 60*time.Second)
 	setDefault(&cfg.BackoffMin, time.Second)
 	setDefault(&cfg.BackoffMax, 5*time.Minute)
+	setDefault(&cfg.BackoffSpread, 5*time.Second)
+	cfg.BackoffSpread = max(cfg.BackoffSpread, 0)
 	if cfg.MaxMessage == 0 {
 		cfg.MaxMessage = 64 << 20
 	}
@@ -248,8 +256,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopCoreWait := a.startCoreWait(ctx)
 	defer stopCoreWait()
 	next := rand.IntN(len(a.servers)) // start at a random server, as the C agent
-	var bo backoff
-	bo.min, bo.max = a.cfg.BackoffMin, a.cfg.BackoffMax
+	bo := reconnect.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax, Spread: a.cfg.BackoffSpread}
 	for {
 		srv := a.servers[next]
 		next = (next + 1) % len(a.servers)
@@ -259,9 +266,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if authenticated {
-			bo.reset()
+			bo.Connected()
 		}
-		delay := bo.next()
+		// A server that refused us busy says when to come back (server-lite
+		// does under a reconnect storm; MeshCentral never does).
+		delay := bo.Next(reconnect.RetryAfter(err))
 		a.log.Warn("control channel ended", "server", srv.URL, "err", err, "retry_in", delay.Round(time.Millisecond))
 		a.emit(Event{Kind: EventDisconnected, URL: srv.URL, Err: err, Delay: delay})
 		select {
@@ -286,23 +295,6 @@ func (a *Agent) SendJSON(msg []byte) error {
 		return errors.New("agent: not a JSON object")
 	}
 	return c.write(websocket.TextMessage, msg)
-}
-
-// backoff yields capped exponential delays with jitter: each delay is drawn
-// from [d, 1.5d) where d doubles from min up to max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur + rand.N(b.cur/2+1)
 }
 
 // controlConn is one WebSocket to agent.ashx.
@@ -379,8 +371,8 @@ func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, *x509.Ce
 	}
 	ws, resp, err := d.DialContext(ctx, srv.URL, nil)
 	if err != nil {
-		if resp != nil {
-			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
+		if r := reconnect.Refused(resp); r != nil {
+			err = fmt.Errorf("%w (%w)", err, r)
 		}
 		return nil, nil, fmt.Errorf("connect %s: %w", srv.URL, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/internal/tlsmitm"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/reconnect"
 )
 
 // recordingHost is a ScriptHost that records what the agent asks of it.
@@ -115,6 +116,11 @@ func (fs *fakeServer) tlsHash() [handshake.HashLen]byte {
 }
 
 func (fs *fakeServer) handle(w http.ResponseWriter, r *http.Request) {
+	if fs.mode == "busy" { // server-lite under a reconnect storm
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
 	up := websocket.Upgrader{}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
@@ -222,7 +228,7 @@ func startAgent(t *testing.T, settings *MSH, dir string, mutate func(*Config)) *
 		Settings: settings, Identity: id, DataDir: dir, Host: r.host,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DefaultCore:      []byte("default core"),
-		HandshakeTimeout: 500 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
+		HandshakeTimeout: 500 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, BackoffSpread: 50 * time.Millisecond,
 		OnEvent: func(e Event) {
 			select {
 			case r.events <- e:
@@ -448,25 +454,30 @@ func TestTLSManInTheMiddleIsRefused(t *testing.T) {
 	}
 }
 
-func TestBackoffIsCappedAndJittered(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
-	prev := time.Duration(0)
-	for i := 0; i < 20; i++ {
-		d := b.next()
-		if d < b.cur || d > b.cur+b.cur/2 {
-			t.Fatalf("delay %v outside [%v, %v]", d, b.cur, b.cur+b.cur/2)
+// A server that refuses the upgrade busy with a Retry-After gets the agent
+// back within [Retry-After, 2 Retry-After), not on the agent's own (here
+// 50-400 ms) schedule.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	fs := newFakeServer(t, "busy")
+	key, _, _ := testKeys(t)
+	sid := handshake.NodeID(&key.PublicKey)
+	r := startAgent(t, fs.msh(sid[:]), t.TempDir(), nil)
+	for n := 0; n < 2; {
+		select {
+		case e := <-r.events:
+			if e.Kind != EventDisconnected {
+				continue
+			}
+			n++
+			if got := reconnect.RetryAfter(e.Err); got != 2*time.Second {
+				t.Fatalf("error %v carries Retry-After %v", e.Err, got)
+			}
+			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
+				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no refused attempt")
 		}
-		if b.cur > time.Second {
-			t.Fatalf("base %v above the cap", b.cur)
-		}
-		if i < 3 && d < prev/2 {
-			t.Fatalf("delays shrink: %v after %v", d, prev)
-		}
-		prev = d
-	}
-	b.reset()
-	if d := b.next(); d > 150*time.Millisecond {
-		t.Fatalf("after reset: %v", d)
 	}
 }
 

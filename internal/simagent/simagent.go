@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/reconnect"
 )
 
 // Identity is a node key and its self-signed certificate.
@@ -114,8 +115,13 @@ func dial(ctx context.Context, url string, sessions tls.ClientSessionCache, loca
 		ReadBufferSize:   1024,
 		WriteBufferSize:  1024,
 	}
-	ws, _, err := d.DialContext(ctx, url, nil)
+	ws, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
+		if r := reconnect.Refused(resp); r != nil {
+			// A busy server's 503 and its Retry-After, for callers that
+			// retry as an agent does (reconnect.RetryAfter).
+			return nil, h, fmt.Errorf("simagent: dial: %w (%w)", err, r)
+		}
 		return nil, h, fmt.Errorf("simagent: dial: %w", err)
 	}
 	tc, ok := ws.NetConn().(*tls.Conn)

@@ -128,7 +128,10 @@ func handshakeFlood(t *testing.T, cfg agentconn.Config, check bool) {
 	if pending > lim.Global || pending > lim.PerAddr*addrs {
 		t.Errorf("%d handshakes pending, limits %+v", pending, lim)
 	}
-	if online[len(online)-1] > 10*time.Second {
+	// Each enrollment generates its RSA-2048 key inside the timing, which
+	// alone takes seconds on a loaded 2-CPU machine (10 s flaked on main);
+	// locked-out agents would take the enrollment's whole minute.
+	if online[len(online)-1] > 30*time.Second {
 		t.Errorf("a real agent took %v to come online during the flood", online[len(online)-1])
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/meshgo/meshagent/internal/simagent"
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/proto/reconnect"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/app"
@@ -231,8 +232,21 @@ func (e *probeEnv) enroll(meshID, host string, ann *simagent.Announce) (string, 
 	copy(m[:], mid)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := simagent.Connect(ctx, simagent.Options{URL: e.app.AgentURL(), ServerID: e.app.Certs.ServerID, MeshID: m,
-		Identity: id, Hostname: host, Announce: ann, Timeout: 60 * time.Second})
+	var conn *simagent.Conn
+	for {
+		conn, err = simagent.Connect(ctx, simagent.Options{URL: e.app.AgentURL(), ServerID: e.app.Certs.ServerID, MeshID: m,
+			Identity: id, Hostname: host, Announce: ann, Timeout: 60 * time.Second})
+		// A busy server (a flood filling the pending handshakes) says when
+		// to come back; a real agent does (proto/reconnect).
+		ra := reconnect.RetryAfter(err)
+		if ra == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(ra):
+		}
+	}
 	if err != nil {
 		e.t.Fatalf("enroll %s: %v", host, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,11 +25,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agent.ashx needs TLS", http.StatusBadRequest)
 		return
 	}
-	// Pending handshakes are limited per address (refused before the
-	// upgrade, so cheaply) and in all (the oldest is evicted).
-	if s.crowded(r.RemoteAddr) {
-		s.log.Debug("agent refused before the handshake", "remote", r.RemoteAddr, "reason", "too many pending handshakes from this address")
-		w.Header().Set("Retry-After", "5")
+	// Pending handshakes are limited per address and in all; refused
+	// before the upgrade (so cheaply) with a Retry-After that paces a
+	// reconnect storm; a stalled pending one is evicted instead.
+	if busy, retry := s.crowded(r.RemoteAddr); busy {
+		s.log.Debug("agent refused before the handshake", "remote", r.RemoteAddr, "reason", "too many pending handshakes", "retry_after", retry)
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 		http.Error(w, "too many pending handshakes", http.StatusServiceUnavailable)
 		return
 	}
@@ -137,7 +139,7 @@ func (c *conn) closeReason() string {
 // handled, in order, on a short-lived goroutine (see inbox).
 func (c *conn) run() {
 	err := c.handshake()
-	c.s.handshakeDone(c)
+	c.s.handshakeDone(c, err == nil)
 	if err != nil {
 		if r := c.closeReason(); r != "" {
 			err = errors.New(r) // evicted

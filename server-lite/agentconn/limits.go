@@ -23,11 +23,18 @@ const (
 	// DefaultMaxPendingPerAddr: a further socket from an address with this
 	// many pending is refused (503) before the upgrade.
 	DefaultMaxPendingPerAddr = 32
-	// DefaultMaxPending: when this many are pending in all, the oldest
-	// pending one is closed to admit the new one. Real agents finish in
-	// milliseconds, so the oldest are the stalled ones: a flood from many
-	// addresses evicts itself instead of locking real agents out.
+	// DefaultMaxPending: when this many are pending in all, a newcomer
+	// evicts the oldest pending one if that one is stalled (pending four
+	// times as long as successful handshakes take on average, at least
+	// minStalled), and is otherwise refused before the upgrade with a 503
+	// whose Retry-After paces the reconnect storm (see pacer). Real agents
+	// finish in milliseconds, so a flood of stalled sockets from many
+	// addresses evicts itself instead of locking real agents out, while a
+	// storm of real agents (a restart with thousands connected, where
+	// handshakes queue for the CPU and take seconds) keeps the handshakes
+	// already paid for instead of throwing the oldest away.
 	DefaultMaxPending = 512
+	minStalled        = 500 * time.Millisecond
 )
 
 // HandshakeLimits are the pending-handshake limits in force.
@@ -41,6 +48,7 @@ type handshakeGate struct {
 	mu      sync.Mutex
 	byAddr  map[string]int
 	pending map[*conn]time.Time
+	pace    pacer
 }
 
 func addrOf(remote string) string {
@@ -51,14 +59,38 @@ func addrOf(remote string) string {
 	return host
 }
 
-// crowded reports, before the upgrade, whether remote's address already
-// has its limit of pending handshakes, so the refusal costs no WebSocket.
-// admit enforces the limit exactly afterwards.
-func (s *Server) crowded(remote string) bool {
+// crowded reports, before the upgrade, whether remote must be refused now
+// (its address has its limit of pending handshakes, or all are pending and
+// none is stalled), so the refusal costs no WebSocket, and in how many
+// seconds the agent should come back. admit enforces the limits exactly
+// afterwards.
+func (s *Server) crowded(remote string) (bool, int) {
 	lim := s.HandshakeLimits()
-	s.gate.mu.Lock()
-	defer s.gate.mu.Unlock()
-	return lim.PerAddr > 0 && s.gate.byAddr[addrOf(remote)] >= lim.PerAddr
+	g := &s.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	if lim.PerAddr > 0 && g.byAddr[addrOf(remote)] >= lim.PerAddr {
+		return true, g.pace.retryAfter(now, lim.Global)
+	}
+	if lim.Global > 0 && len(g.pending) >= lim.Global {
+		if _, t := g.oldest(); now.Sub(t) < g.pace.stalledAfter() {
+			return true, g.pace.retryAfter(now, lim.Global)
+		}
+	}
+	return false, 0
+}
+
+// oldest returns the longest pending connection (nil if none).
+func (g *handshakeGate) oldest() (*conn, time.Time) {
+	var c *conn
+	var t time.Time
+	for p, pt := range g.pending {
+		if c == nil || pt.Before(t) {
+			c, t = p, pt
+		}
+	}
+	return c, t
 }
 
 // admit registers c (upgraded, not yet authenticated) as pending, or says
@@ -77,12 +109,7 @@ func (s *Server) admit(c *conn) error {
 	}
 	var evict *conn
 	if lim.Global > 0 && len(g.pending) >= lim.Global {
-		var oldest time.Time
-		for p, t := range g.pending {
-			if evict == nil || t.Before(oldest) {
-				evict, oldest = p, t
-			}
-		}
+		evict, _ = g.oldest()
 		g.drop(evict)
 	}
 	g.byAddr[ip]++
@@ -94,11 +121,63 @@ func (s *Server) admit(c *conn) error {
 	return nil
 }
 
-// done ends c's pending state (authenticated or failed).
-func (s *Server) handshakeDone(c *conn) {
+// handshakeDone ends c's pending state (authenticated or failed).
+func (s *Server) handshakeDone(c *conn, authenticated bool) {
 	s.gate.mu.Lock()
+	if _, ok := s.gate.pending[c]; ok && authenticated {
+		s.gate.pace.completed(time.Since(s.gate.pending[c]))
+	}
 	s.gate.drop(c)
 	s.gate.mu.Unlock()
+}
+
+// pacer spreads the agents refused during a reconnect storm over the time
+// the server needs to take them. Its throughput estimate follows Little's
+// law: with the pending limit L full and handshakes taking D on average,
+// the server completes L/D per second. Each refused agent is given its own
+// slot in a virtual queue drained at that rate and told to come back at
+// about that time: an agent honouring Retry-After r returns within
+// [r, 2r) (proto/reconnect), so r is two thirds of the slot's distance,
+// and the slots' spread matches what the server can take. Agents that do
+// not honour it (MeshCentral's clients never hear one from MeshCentral)
+// are only refused, as before.
+type pacer struct {
+	avg  time.Duration // moving average of successful handshake durations
+	next time.Time     // the last slot handed out
+}
+
+// maxRetryAfter bounds the pacer's answer in seconds.
+const maxRetryAfter = 300
+
+// stalledAfter is the age from which a pending handshake counts as
+// stalled: four times the average, at least minStalled.
+func (p *pacer) stalledAfter() time.Duration { return max(4*p.avg, minStalled) }
+
+func (p *pacer) completed(d time.Duration) {
+	if p.avg == 0 {
+		p.avg = d
+		return
+	}
+	p.avg += (d - p.avg) / 64
+}
+
+// retryAfter hands out the next slot for limit pending handshakes and
+// returns the Retry-After in whole seconds, at least 1.
+func (p *pacer) retryAfter(now time.Time, limit int) int {
+	avg := p.avg
+	if avg <= 0 {
+		avg = time.Second // nothing measured yet (a fresh start)
+	}
+	if limit <= 0 {
+		limit = DefaultMaxPending
+	}
+	per := avg / time.Duration(limit) // one slot
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(per)
+	secs := int((p.next.Sub(now)*2/3 + time.Second - 1) / time.Second)
+	return min(max(secs, 1), maxRetryAfter)
 }
 
 func (g *handshakeGate) drop(c *conn) {

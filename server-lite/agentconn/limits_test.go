@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAgentReportChecks(t *testing.T) {
@@ -48,4 +49,60 @@ func FuzzAgentReportChecks(f *testing.F) {
 			t.Fatalf("clip(%q) = %q", b, s)
 		}
 	})
+}
+
+// TestPacer: refused agents get consecutive slots at the rate Little's law
+// gives (pending limit / average handshake), told as two thirds of the
+// slot's distance because an agent comes back within [r, 2r).
+func TestPacer(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	for _, tc := range []struct {
+		name    string
+		avg     time.Duration // measured handshake average; 0: none yet
+		limit   int
+		refused int   // refusals handed out at now
+		want    []int // Retry-After of refusal k (1-based) for the listed ones
+		at      []int
+	}{
+		{"fresh start assumes 1 s per handshake", 0, 512, 3000, []int{1, 1, 3, 4}, []int{1, 512, 2048, 3000}},
+		{"fast server: everyone within seconds", 10 * time.Millisecond, 512, 100000, []int{1, 1, 2}, []int{1, 50000, 100000}},
+		{"slow server: spread far, capped", 2 * time.Second, 100, 30000, []int{1, 27, 300}, []int{1, 2000, 30000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pacer
+			if tc.avg > 0 {
+				p.completed(tc.avg)
+			}
+			got := map[int]int{}
+			for k := 1; k <= tc.refused; k++ {
+				got[k] = p.retryAfter(now, tc.limit)
+			}
+			for i, k := range tc.at {
+				if got[k] != tc.want[i] {
+					t.Errorf("refusal %d: Retry-After %d, want %d", k, got[k], tc.want[i])
+				}
+			}
+			// A later moment with the queue drained starts again at 1.
+			if ra := p.retryAfter(now.Add(time.Hour), tc.limit); ra != 1 {
+				t.Errorf("after the queue drained: %d", ra)
+			}
+		})
+	}
+}
+
+func TestStalledAfter(t *testing.T) {
+	var p pacer
+	if p.stalledAfter() != minStalled {
+		t.Fatalf("no measurement: %v", p.stalledAfter())
+	}
+	p.completed(2 * time.Second) // a storm: handshakes queue for the CPU
+	if p.stalledAfter() != 8*time.Second {
+		t.Fatalf("2 s average: %v", p.stalledAfter())
+	}
+	for range 1000 { // the storm is over: handshakes take milliseconds
+		p.completed(5 * time.Millisecond)
+	}
+	if p.stalledAfter() != minStalled {
+		t.Fatalf("5 ms average: %v", p.stalledAfter())
+	}
 }

@@ -12,14 +12,33 @@
 //	go run ./interop/cmd/loadgen -n 1000
 //	go run ./interop/cmd/loadgen -n 10000 -c 64
 //	go run ./interop/cmd/loadgen -msh meshagent.msh -pid 1234 -n 1000   # an already running server
+//	go run ./interop/cmd/loadgen -n 5000 -restart   # and the reconnect storm after a restart
+//	go run ./interop/cmd/loadgen -n 19000 -only skip -restart -key-bits 1024
 //
-// Agent identities are RSA-3072 like the C agent's. Generating 10,000
-// RSA-3072 keys would take hours, so identities are derived: a few base
-// keys (cached in -keys) each give many distinct public keys by varying the
-// public exponent over small odd values coprime with φ(n) (65537 plus
-// values with at most 4 bits set, all 17 bits long). Each has its own node
-// id; the server's verification cost is that of a 17-bit exponent with up to
-// 4 bits set, a few percent above e = 65537. Certificates are cached too.
+// Agents connect from loopback source addresses 127.0.1.1 and up
+// (-sources; all of 127.0.0.0/8 is loopback on Linux), so that ephemeral
+// ports (~28,000 per source address) do not run out, and loadgen raises
+// RLIMIT_NOFILE for itself and the server it starts: soft to hard, and the
+// hard limit to what -n needs when the process has CAP_SYS_RESOURCE. It
+// prints what it did and warns when the limit stays too low: that limit,
+// not memory or ports, decides the largest -n a machine takes.
+//
+// With -restart, after the connect phase every agent stays connected,
+// server-lite is interrupted and started again on the same data, and the
+// agents reconnect on our agent's schedule (proto/reconnect; or the old one
+// with -legacy-backoff). loadgen prints when all were back, time offline per
+// agent, the new server's CPU until then and the storm's shape.
+//
+// Agent identities are RSA-3072 like the C agent's. Generating 100,000
+// RSA-3072 keys would take days, so identities are derived: a pool of
+// 1536-bit primes (cached in -keys) gives a modulus per pair, and each
+// modulus many distinct public keys by varying the public exponent over
+// small odd values coprime with φ(n) (65537 plus values with at most 4 bits
+// set, all 17 bits long). Each has its own node id; the server's
+// verification cost is that of a 17-bit exponent with up to 4 bits set, a
+// few percent above e = 65537. Certificates (self-signed, one RSA-3072
+// signature each: about 5 minutes of CPU for 100,000) are cached too;
+// -keys-only fills the cache and exits.
 package main
 
 import (
@@ -33,7 +52,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +86,11 @@ type config struct {
 	only       string
 	announce   bool
 	tls12      bool
+	keysOnly   bool
+	sources    int
+	restart    bool
+	keyBits    int
+	storm      stormConfig
 }
 
 func main() {
@@ -83,6 +106,13 @@ func main() {
 	flag.StringVar(&c.only, "only", "", `run one phase: "full" or "skip" (skip trusts the server's TLS hash directly)`)
 	flag.BoolVar(&c.announce, "announce", false, "after the core check, send coreinfo, netinfo and (when the server's hash differs) sysinfo as our agent's core does, with this machine's real system information: the store work of a real reconnect")
 	flag.BoolVar(&c.tls12, "tls12", false, "agents offer at most TLS 1.2: prices the skip path with TLS 1.2 session-ticket resumption, which needs no key exchange (and gives resumed sessions no forward secrecy of their own)")
+	flag.BoolVar(&c.keysOnly, "keys-only", false, "generate and cache the -n identities, then exit (certificates cost one RSA-3072 signature each)")
+	flag.IntVar(&c.sources, "sources", 0, "loopback source addresses 127.0.1.1.. to spread agents over (0: one per 50 agents, at least 4): each address has its own ~28,000 ephemeral ports, and server-lite limits pending handshakes per address")
+	flag.IntVar(&c.keyBits, "key-bits", 3072, "agent RSA key size; 3072 is the C agent's. Smaller keys (e.g. 1024) cut loadgen's own signing CPU when 2 CPUs must simulate 100,000 agents; the server then verifies shorter signatures and stores shorter certificates, so calibrate against 3072 at a smaller -n")
+	flag.BoolVar(&c.restart, "restart", false, "after the connect phase, keep every agent connected, restart server-lite and measure the reconnect storm (agents use our agent's backoff)")
+	flag.DurationVar(&c.storm.spread, "spread", 5*time.Second, "with -restart: agents' first retry after losing the connection is spread over this (agent/core's BackoffSpread default)")
+	flag.DurationVar(&c.storm.limit, "storm-limit", 10*time.Minute, "with -restart: stop waiting for all agents after this")
+	flag.BoolVar(&c.storm.legacy, "legacy-backoff", false, "with -restart: agents retry on agent/core's schedule before proto/reconnect ([d, 1.5d), d doubling from 1 s; Retry-After ignored), to compare")
 	serverArgs := flag.String("server-args", "", "extra arguments for the started server-lite, space separated (e.g. -cpuprofile /tmp/cpu.out)")
 	flag.Parse()
 	c.serverArgs = strings.Fields(*serverArgs)
@@ -92,19 +122,33 @@ func main() {
 }
 
 func run(c config) error {
-	raiseFileLimit()
-	ids, err := loadIdentities(c.keysDir, c.n)
+	raiseFileLimit(c.n)
+	if c.keyBits == 0 {
+		c.keyBits = 3072
+	}
+	ids, err := loadIdentities(c.keysDir, c.n, c.keyBits)
 	if err != nil {
 		return err
 	}
+	if c.keysOnly {
+		return nil
+	}
+	if c.sources <= 0 {
+		// Real agents come from many addresses; server-lite limits pending
+		// handshakes per address (32), which a few shared addresses would
+		// make the bottleneck of a storm.
+		c.sources = max(4, (c.n+49)/50)
+	}
+	var srv *liteServer
 	if c.mshPath == "" {
-		var stopServer func()
-		c.mshPath, c.pid, stopServer, err = startServer(c.serverBin, c.serverArgs, c.serverCPUs)
-		if err != nil {
+		if srv, err = startServer(c.serverBin, c.serverArgs, c.serverCPUs); err != nil {
 			return err
 		}
-		defer stopServer()
+		defer func() { srv.stop(); srv.remove() }()
+		c.mshPath, c.pid = srv.msh(), srv.pid()
 		gcSignal = true
+	} else if c.restart {
+		return errors.New("-restart needs the server-lite that loadgen starts (no -msh)")
 	}
 	if c.pid == 0 {
 		return errors.New("-pid is required with -msh")
@@ -135,7 +179,7 @@ func run(c config) error {
 			o.TLSMaxVersion = tls.VersionTLS12
 		}
 		if !c.oneSource {
-			o.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))}
+			o.LocalAddr = &net.TCPAddr{IP: sourceAddr(i, c.sources)}
 		}
 		return o
 	}
@@ -163,7 +207,10 @@ func run(c config) error {
 	if c.only == "full" {
 		return nil
 	}
-	skipPhase(c.pid, c.n, c.conc, opts, trust, fl)
+	conns = skipPhase(c.pid, c.n, c.conc, opts, trust, fl, c.restart)
+	if c.restart {
+		return stormPhase(srv, conns, opts, trust, c.storm)
+	}
 	return nil
 }
 
@@ -189,7 +236,9 @@ func fullPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, conns 
 }
 
 // skipPhase reconnects everyone with trust and TLS session resumption.
-func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust [][]byte, fl floor) {
+// With keep it returns the connections open instead of measuring the
+// server after everyone left.
+func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust [][]byte, fl floor, keep bool) []*simagent.Conn {
 	conns := make([]*simagent.Conn, n)
 	settle(pid)
 	// Prime the session cache with one connection.
@@ -210,6 +259,11 @@ func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust 
 		if tc, ok := c.WS.NetConn().(*tls.Conn); ok && tc.ConnectionState().DidResume {
 			resumed.Add(1)
 		}
+		if keep {
+			// Read from now on, as an agent does: unanswered pings during
+			// a long connect phase make the server drop the agent.
+			c = watch(c)
+		}
 		conns[i] = c
 		return nil
 	})
@@ -221,6 +275,9 @@ func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust 
 		fmt.Printf("  ratio to the floor (1 verify): %.2fx busy, %.2fx idle\n", per/ms(fl.busyVerify), per/ms(fl.verify))
 	}
 	fmt.Printf("  TLS sessions resumed: %d of %d\n", resumed.Load(), skip.ok)
+	if keep {
+		return conns
+	}
 	for _, c := range conns {
 		if c != nil {
 			c.WS.Close()
@@ -231,6 +288,7 @@ func skipPhase(pid, n, conc int, opts func(int, []byte) simagent.Options, trust 
 	settle(pid)
 	after := rssKB(pid)
 	fmt.Printf("  after all disconnected: server RSS %.1f MB (anonymous %.1f MB)\n", float64(after.rss)/1024, float64(after.anon)/1024)
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
@@ -489,11 +547,49 @@ func settle(pid int) {
 	}
 }
 
-func raiseFileLimit() {
+// sourceAddr is agent i's source address among k: 127.0.1.1 and up,
+// skipping .0 and .255 of each /24. The whole of 127.0.0.0/8 is loopback on
+// Linux, and every address has its own ephemeral port range, so k addresses
+// hold k times ~28,000 connections (ip_local_port_range) to one server
+// port, TIME_WAIT of refused attempts included.
+func sourceAddr(i, k int) net.IP {
+	j := i % k
+	return net.IPv4(127, 0, byte(1+j/254), byte(1+j%254))
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE to what n agents need: loadgen holds a
+// socket per agent and the server-lite it starts (which inherits the
+// limit) another, plus files. The soft limit goes up to the hard one; the
+// hard one too when loadgen may (root or CAP_SYS_RESOURCE, up to
+// /proc/sys/fs/nr_open). It says what it did.
+func raiseFileLimit(n int) {
 	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := uint64(n) + 512
+	before := l
+	if l.Max < want {
+		l.Max = want
+		if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+			if m, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && l.Max > m {
+				l.Max = m
+			}
+		}
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		// Not allowed to raise the hard limit: the soft one at least.
+		l = before
 		l.Cur = l.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	if l.Cur != before.Cur {
+		fmt.Printf("open files limit (RLIMIT_NOFILE) raised from %d/%d to %d/%d (soft/hard) for loadgen and the server it starts\n", before.Cur, before.Max, l.Cur, l.Max)
+	}
+	if l.Cur < want {
+		fmt.Printf("warning: open files limit %d (hard %d) is below the %d that %d agents need; raising the hard limit needs CAP_SYS_RESOURCE\n", l.Cur, l.Max, want, n)
 	}
 }
 
@@ -526,59 +622,98 @@ func readMsh(path string) (mshInfo, error) {
 	return m, nil
 }
 
+// liteServer is a server-lite that loadgen started and may restart on the
+// same data directory and address.
+type liteServer struct {
+	bin, dir, addr string
+	args           []string
+	env            []string
+	cmd            *exec.Cmd
+	logf           *os.File
+	done           chan struct{}
+}
+
 // startServer builds and starts server-lite with a fresh data directory on
-// a free loopback port and returns its .msh, pid and a stop function.
-func startServer(bin string, extra []string, cpus int) (string, int, func(), error) {
+// a free loopback port.
+func startServer(bin string, extra []string, cpus int) (*liteServer, error) {
 	dir, err := os.MkdirTemp("", "loadgen-server-")
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
 	if bin == "" {
 		bin = filepath.Join(dir, "server-lite")
 		b := exec.Command("go", "build", "-o", bin, "./server-lite")
 		b.Stdout, b.Stderr = os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
-			return "", 0, nil, fmt.Errorf("build server-lite (run from the repository root): %w", err)
+			return nil, fmt.Errorf("build server-lite (run from the repository root): %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
-	addr := ln.Addr().String()
+	s := &liteServer{bin: bin, dir: dir, addr: ln.Addr().String(), args: extra, env: os.Environ()}
 	ln.Close()
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	cmd := exec.Command(bin, append([]string{"--data", filepath.Join(dir, "data"), "--listen", addr}, extra...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	if cpus > 0 {
-		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", cpus))
+		s.env = append(s.env, fmt.Sprintf("GOMAXPROCS=%d", cpus))
 	}
-	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
+	if s.logf, err = os.Create(filepath.Join(dir, "server.log")); err != nil {
+		return nil, err
 	}
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		logf.Close()
-		os.RemoveAll(dir)
+	if err := s.start(); err != nil {
+		s.remove()
+		return nil, err
 	}
-	msh := filepath.Join(dir, "data", "meshagent.msh")
-	for i := 0; i < 600; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	return s, nil
+}
+
+func (s *liteServer) msh() string { return filepath.Join(s.dir, "data", "meshagent.msh") }
+func (s *liteServer) pid() int    { return s.cmd.Process.Pid }
+
+// start runs server-lite and waits until it accepts connections.
+func (s *liteServer) start() error {
+	s.cmd = exec.Command(s.bin, append([]string{"--data", filepath.Join(s.dir, "data"), "--listen", s.addr}, s.args...)...)
+	s.cmd.Stdout, s.cmd.Stderr, s.cmd.Env = s.logf, s.logf, s.env
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(s.cmd, s.done)
+	for i := 0; i < 1200; i++ {
+		if c, err := net.Dial("tcp", s.addr); err == nil {
 			c.Close()
-			if _, err := os.Stat(msh); err == nil {
-				return msh, cmd.Process.Pid, stop, nil
+			if _, err := os.Stat(s.msh()); err == nil {
+				return nil
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-s.done:
+			return fmt.Errorf("server-lite exited at start; see %s", s.logf.Name())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	stop()
-	return "", 0, nil, errors.New("server-lite did not start")
+	s.stop()
+	return errors.New("server-lite did not start")
+}
+
+// stop interrupts server-lite and waits for it to exit (killing it after a
+// minute).
+func (s *liteServer) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(time.Minute):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+func (s *liteServer) remove() {
+	s.logf.Close()
+	os.RemoveAll(s.dir)
 }
 
 // Identities ------------------------------------------------------------
-
-const perBase = 121 // 65537 plus 120 exponents 2^16 + (2..4 low bits) + 1
 
 // exponents returns odd 17-bit exponents with at most 4 bits set, 65537 first.
 func exponents() []int {
@@ -594,49 +729,40 @@ func exponents() []int {
 	return out
 }
 
-// loadIdentities returns n identities, generating and caching what is missing.
-func loadIdentities(dir string, n int) ([]simagent.Identity, error) {
+// loadIdentities returns n identities, generating and caching what is
+// missing. Keys come from a cached pool of 1536-bit primes: every pair of
+// pool primes is a 3072-bit modulus, and every exponent coprime with its
+// φ(n) a distinct key, so 100,000 identities need about 60 primes (seconds)
+// instead of 1,700 RSA key generations (an hour on 2 CPUs).
+func loadIdentities(dir string, n, bits int) ([]simagent.Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	// About half the exponents are coprime with a given φ(n); generate base
-	// keys in rounds until there are enough identities.
-	var derived []*rsa.PrivateKey
 	start := time.Now()
-	var wg sync.WaitGroup
-	for base := 0; len(derived) < n; {
-		need := (n-len(derived))*2/perBase + 1
-		keys := make([]*rsa.PrivateKey, need)
-		errs := make([]error, need)
-		sem := make(chan struct{}, runtime.NumCPU())
-		for j := range keys {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				keys[j], errs[j] = baseKey(dir, base+j)
-			}()
+	var derived []*rsa.PrivateKey
+	var primes []*big.Int
+	for j := 0; len(derived) < n; j++ {
+		p, err := poolPrime(dir, j, bits/2)
+		if err != nil {
+			return nil, err
 		}
-		wg.Wait()
-		base += need
-		for j, k := range keys {
-			if errs[j] != nil {
-				return nil, errs[j]
-			}
+		for i := 0; i < len(primes) && len(derived) < n; i++ {
 			for _, e := range exponents() {
 				if len(derived) == n {
 					break
 				}
-				if d := derive(k, e); d != nil {
+				if d := derive(primes[i], p, e); d != nil {
 					derived = append(derived, d)
 				}
 			}
 		}
+		primes = append(primes, p)
 	}
 	ids := make([]simagent.Identity, n)
 	errs := make(chan error, n)
 	next := atomic.Int64{}
+	var made atomic.Int64
+	var wg sync.WaitGroup
 	for w := 0; w < runtime.NumCPU(); w++ {
 		wg.Add(1)
 		go func() {
@@ -646,10 +772,15 @@ func loadIdentities(dir string, n int) ([]simagent.Identity, error) {
 				if i >= n {
 					return
 				}
-				id, err := identity(dir, i, derived[i])
+				id, fresh, err := identity(dir, derived[i])
 				if err != nil {
 					errs <- err
 					return
+				}
+				if fresh {
+					if m := made.Add(1); m%5000 == 0 {
+						fmt.Printf("  %d new certificates (%.0fs)\n", m, time.Since(start).Seconds())
+					}
 				}
 				ids[i] = id
 			}
@@ -661,40 +792,40 @@ func loadIdentities(dir string, n int) ([]simagent.Identity, error) {
 		return nil, err
 	}
 	if d := time.Since(start); d > 2*time.Second {
-		fmt.Printf("identities ready in %.1fs (cached in %s)\n", d.Seconds(), dir)
+		fmt.Printf("identities ready in %.1fs from %d primes, %d new certificates (cached in %s)\n", d.Seconds(), len(primes), made.Load(), dir)
 	}
 	return ids, nil
 }
 
-func baseKey(dir string, i int) (*rsa.PrivateKey, error) {
-	path := filepath.Join(dir, fmt.Sprintf("base-%04d.key", i))
+// poolPrime returns cached prime j of the given size, generating it if
+// missing.
+func poolPrime(dir string, j, bits int) (*big.Int, error) {
+	path := filepath.Join(dir, fmt.Sprintf("prime-%d-%04d.hex", bits, j))
 	if b, err := os.ReadFile(path); err == nil {
-		if blk, _ := pem.Decode(b); blk != nil {
-			if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
-				return k, nil
-			}
+		if p, ok := new(big.Int).SetString(strings.TrimSpace(string(b)), 16); ok && p.BitLen() == bits && p.ProbablyPrime(4) {
+			return p, nil
 		}
 	}
-	k, err := rsa.GenerateKey(rand.Reader, 3072)
+	p, err := rand.Prime(rand.Reader, bits)
 	if err != nil {
 		return nil, err
 	}
-	b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-	return k, os.WriteFile(path, b, 0o600)
+	return p, os.WriteFile(path, []byte(p.Text(16)+"\n"), 0o600)
 }
 
-func derive(k *rsa.PrivateKey, e int) *rsa.PrivateKey {
-	if e == k.E {
-		return k
-	}
+// derive makes the key of modulus p*q with public exponent e, or nil when e
+// is not coprime with φ(n).
+func derive(p, q *big.Int, e int) *rsa.PrivateKey {
 	one := big.NewInt(1)
-	p, q := k.Primes[0], k.Primes[1]
+	if p.Cmp(q) < 0 {
+		p, q = q, p
+	}
 	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
 	d := new(big.Int).ModInverse(big.NewInt(int64(e)), phi)
 	if d == nil {
 		return nil
 	}
-	nk := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: k.N, E: e}, D: d, Primes: []*big.Int{p, q}}
+	nk := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: e}, D: d, Primes: []*big.Int{p, q}}
 	// No Validate: it costs a signature per key, and a bad key shows up as
 	// a refused handshake anyway.
 	nk.Precompute()
@@ -703,21 +834,21 @@ func derive(k *rsa.PrivateKey, e int) *rsa.PrivateKey {
 
 // identity loads or creates the certificate of derived key i; the cache is
 // keyed by the public key so a changed derivation never reuses a stale one.
-func identity(dir string, i int, k *rsa.PrivateKey) (simagent.Identity, error) {
+func identity(dir string, k *rsa.PrivateKey) (simagent.Identity, bool, error) {
 	id := handshake.NodeID(&k.PublicKey)
 	path := filepath.Join(dir, fmt.Sprintf("cert-%x.der", id[:12]))
 	if der, err := os.ReadFile(path); err == nil {
 		if c, err := x509.ParseCertificate(der); err == nil {
 			if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.Equal(&k.PublicKey) {
-				return simagent.Identity{Key: k, CertDER: der}, nil
+				return simagent.Identity{Key: k, CertDER: der}, false, nil
 			}
 		}
 	}
 	ident, err := simagent.NewIdentity(k)
 	if err != nil {
-		return ident, err
+		return ident, false, err
 	}
-	return ident, os.WriteFile(path, ident.CertDER, 0o600)
+	return ident, true, os.WriteFile(path, ident.CertDER, 0o600)
 }
 
 func fatal(err error) {

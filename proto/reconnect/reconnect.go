@@ -1,0 +1,113 @@
+// Package reconnect is the agents' reconnect schedule and the server's
+// word on it (a Retry-After on a refused agent.ashx upgrade). Both roles
+// live here because they shape one thing together: the storm when a server
+// with many agents restarts. The agent side stays compatible with
+// MeshCentral, which never sends Retry-After on agent.ashx: without one,
+// the schedule is plain capped exponential backoff with jitter.
+package reconnect
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backoff yields the delays between an agent's connection attempts.
+//
+//   - After a connection that had authenticated ends (server restart,
+//     network cut), the first delay is drawn uniformly from
+//     [Min, Min+Spread): a server that drops N agents at once sees them
+//     back spread over Spread instead of within half a second.
+//   - The first attempt ever failing waits [Min, 1.5 Min).
+//   - After each further failure the window doubles up to Max, and the
+//     delay is drawn uniformly from [d/2, d) of the window d ("equal
+//     jitter"), so agents that failed together do not retry together.
+//   - A server that refused with a Retry-After of r gets the agent back
+//     uniformly within [r, 2r), even beyond Max: the server, which knows
+//     its own backlog, paces the storm (r is capped at MaxRetryAfter when
+//     parsed).
+//
+// The zero value is not usable; set Min and Max (Spread 0: no spread).
+type Backoff struct {
+	Min, Max, Spread time.Duration
+	cur              time.Duration // current window; 0: none yet
+	lost             bool          // the last session had authenticated
+}
+
+// Connected records an authenticated connection: the next delay is the
+// spread first retry.
+func (b *Backoff) Connected() { b.cur, b.lost = 0, true }
+
+// Next returns the delay before the next attempt after a failure or a
+// lost connection. retryAfter is the server's Retry-After, 0 if none.
+func (b *Backoff) Next(retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		b.lost = false
+		if b.cur == 0 {
+			b.cur = b.Min
+		}
+		return retryAfter + rand.N(retryAfter)
+	}
+	if b.lost {
+		b.lost = false
+		b.cur = b.Min
+		return b.Min + rand.N(b.Spread+1)
+	}
+	if b.cur == 0 { // the first attempt ever failed
+		b.cur = b.Min
+		return b.Min + rand.N(b.Min/2+1)
+	}
+	b.cur = min(2*b.cur, b.Max)
+	return max(b.cur/2+rand.N(b.cur/2+1), b.Min)
+}
+
+// ErrRefused is an agent.ashx upgrade the server answered with an HTTP
+// status (503 when busy) instead of a WebSocket.
+type ErrRefused struct {
+	Status     int
+	RetryAfter time.Duration // 0: the server gave none
+}
+
+func (e *ErrRefused) Error() string {
+	s := "server refused the connection: HTTP " + strconv.Itoa(e.Status)
+	if e.RetryAfter > 0 {
+		s += ", retry after " + e.RetryAfter.String()
+	}
+	return s
+}
+
+// Refused returns the refusal in resp (a failed WebSocket upgrade's
+// response), nil when resp is nil.
+func Refused(resp *http.Response) *ErrRefused {
+	if resp == nil {
+		return nil
+	}
+	return &ErrRefused{Status: resp.StatusCode, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"))}
+}
+
+// RetryAfter is the server's Retry-After carried by err, 0 if none.
+func RetryAfter(err error) time.Duration {
+	var r *ErrRefused
+	if errors.As(err, &r) {
+		return r.RetryAfter
+	}
+	return 0
+}
+
+// MaxRetryAfter caps what a server may ask: a hostile or broken server
+// must not park its agents for a day.
+const MaxRetryAfter = 10 * time.Minute
+
+// ParseRetryAfter reads a Retry-After header's delay in seconds (the
+// HTTP-date form is not used by agent servers and yields 0), capped at
+// MaxRetryAfter.
+func ParseRetryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, MaxRetryAfter)
+}
