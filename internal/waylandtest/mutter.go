@@ -34,7 +34,7 @@ pipewire >pipewire.log 2>&1 &
 i=0; while [ ! -S pipewire-0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 wireplumber >wireplumber.log 2>&1 &
 printf '%s\n' "$DBUS_SESSION_BUS_ADDRESS" >bus.tmp && mv bus.tmp bus.address
-exec mutter --headless --virtual-monitor "$MUTTER_SIZE" --no-x11 --wayland-display wayland-mesh >mutter.log 2>&1
+exec mutter --headless $MUTTER_MONITORS --no-x11 --wayland-display wayland-mesh >mutter.log 2>&1
 `
 
 // StartMutter runs mutter --headless with one w x h virtual monitor as
@@ -45,6 +45,18 @@ exec mutter --headless --virtual-monitor "$MUTTER_SIZE" --no-x11 --wayland-displ
 // wireplumber or dbus-run-session are missing or the test is not root.
 func StartMutter(t TB, w, h int) *Mutter {
 	t.Helper()
+	return StartMutterMonitors(t, [2]int{w, h})
+}
+
+// StartMutterMonitors is StartMutter with one virtual monitor of each
+// size (--virtual-monitor WxH each); mutter lays them out side by side,
+// the primary one first.
+func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
+	t.Helper()
+	var mons []string
+	for _, sz := range sizes {
+		mons = append(mons, fmt.Sprintf("--virtual-monitor %dx%d", sz[0], sz[1]))
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run mutter as an unprivileged user")
 	}
@@ -67,7 +79,7 @@ func StartMutter(t TB, w, h int) *Mutter {
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"XDG_RUNTIME_DIR=" + dir, "HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin",
-		"XDG_SESSION_TYPE=wayland", "MUTTER_SIZE=" + fmt.Sprintf("%dx%d", w, h),
+		"XDG_SESSION_TYPE=wayland", "MUTTER_MONITORS=" + strings.Join(mons, " "),
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setpgid: true}
 	if err := cmd.Start(); err != nil {
