@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshgo/meshagent/agent/mutter"
 )
 
 // Mutter is a running headless GNOME compositor (mutter) with its own
@@ -49,8 +51,8 @@ func StartMutter(t TB, w, h int) *Mutter {
 }
 
 // StartMutterMonitors is StartMutter with one virtual monitor of each
-// size (--virtual-monitor WxH each); mutter lays them out side by side,
-// the primary one first.
+// size (--virtual-monitor WxH each); mutter lays them out side by side
+// and picks the primary one itself.
 func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 	t.Helper()
 	var mons []string
@@ -109,7 +111,7 @@ func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 			m.Socket = sock
 			if log, _ := os.ReadFile(m.Log); strings.Contains(string(log), "Using Wayland display name") {
 				m.Pid = findMutter(uid, dir)
-				if m.Pid != 0 {
+				if m.Pid != 0 && mutterServing(m.Bus, uid) {
 					return m
 				}
 			}
@@ -119,6 +121,18 @@ func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 	b, _ := os.ReadFile(m.Log)
 	t.Fatalf("mutter did not come up in 30s: %s", b)
 	return nil
+}
+
+// mutterServing reports whether Mutter owns its RemoteDesktop and
+// ScreenCast names on the session bus yet (it takes them a moment after
+// its Wayland socket appears).
+func mutterServing(bus string, uid int) bool {
+	c, err := mutter.Dial(bus, uid)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return mutter.Available(c)
 }
 
 // testUser returns UserName's uid and gid, creating the account.
