@@ -266,8 +266,16 @@ func (s *gnomeScreen) watchMon(m *gnomeMon) error {
 			return z.err
 		}
 		if z.w != m.w || z.h != m.h {
-			fr.Close()
-			return fmt.Errorf("gnome: pipewire stream %dx%d for a %dx%d monitor", z.w, z.h, m.w, m.h)
+			// A scaled monitor streams more pixels than its logical size.
+			// Alone it is simply shown at the stream's size (input is in
+			// stream pixels too); beside others, mapping logical positions
+			// and pixel sizes together is not done.
+			if len(s.mons) != 1 {
+				fr.Close()
+				return fmt.Errorf("gnome: pipewire stream %dx%d for a %dx%d monitor: scaled monitors beside others are not supported", z.w, z.h, m.w, m.h)
+			}
+			m.x, m.y, m.w, m.h = 0, 0, z.w, z.h
+			s.w, s.h = z.w, z.h
 		}
 	case <-time.After(15 * time.Second):
 		fr.Close()

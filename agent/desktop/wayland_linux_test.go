@@ -201,11 +201,18 @@ func TestWaylandDesktop(t *testing.T) {
 				}
 				t.Fatalf("captured frame does not show the painted pattern: %s", why)
 			}
-			// Static screen: no damage once drained.
-			waitFor(2*time.Second, func() bool { _, _, w, _, known := scr.damage(); return known && w == 0 })
-			time.Sleep(500 * time.Millisecond)
-			if x, y, w, h, known := scr.damage(); !known || w != 0 {
-				t.Fatalf("static screen reports damage %d,%d %dx%d known=%v", x, y, w, h, known)
+			// Static screen: a half second with no damage once drained (a
+			// compositor may repaint the output once after start, as sway
+			// did in one run: a screen that keeps changing fails all tries).
+			var dx, dy, dw, dh int
+			var known bool
+			if !waitFor(10*time.Second, func() bool {
+				scr.damage()
+				time.Sleep(500 * time.Millisecond)
+				dx, dy, dw, dh, known = scr.damage()
+				return known && dw == 0
+			}) {
+				t.Fatalf("static screen reports damage %d,%d %dx%d known=%v", dx, dy, dw, dh, known)
 			}
 			// Move the square, damaging only the band it moved in: the
 			// damage box covers the change, not the screen.

@@ -43,8 +43,10 @@ exec mutter --headless $MUTTER_MONITORS --no-x11 --wayland-display wayland-mesh 
 // UserName (created when missing), under dbus-run-session with pipewire
 // and wireplumber, as a GNOME session would have them. It waits until
 // the Wayland socket exists and Mutter owns its ScreenCast and
-// RemoteDesktop bus names. It skips the test when mutter, pipewire,
-// wireplumber or dbus-run-session are missing or the test is not root.
+// RemoteDesktop bus names. One test on the machine runs mutter at a
+// time (the others wait): agents pick the newest GNOME session. It skips
+// the test when mutter, pipewire, wireplumber or dbus-run-session are
+// missing or the test is not root.
 func StartMutter(t TB, w, h int) *Mutter {
 	t.Helper()
 	return StartMutterMonitors(t, [2]int{w, h})
@@ -68,6 +70,7 @@ func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 		}
 	}
 	uid, gid := testUser(t)
+	lockMutter(t)
 	dir, err := os.MkdirTemp("", "meshgnome-")
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +124,24 @@ func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 	b, _ := os.ReadFile(m.Log)
 	t.Fatalf("mutter did not come up in 30s: %s", b)
 	return nil
+}
+
+// lockMutter makes this test the only one on the machine running mutter
+// until it ends (other packages' tests run in parallel): an agent finds a
+// GNOME session by its process, newest first, so a second mutter started
+// meanwhile would be taken for this test's. Registered before mutter's own
+// cleanup, the lock is released after mutter is gone.
+func lockMutter(t TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "meshgo-waylandtest-mutter.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock for mutter: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 // mutterServing reports whether Mutter owns its RemoteDesktop and
