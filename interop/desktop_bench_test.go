@@ -96,29 +96,7 @@ func newScreenPainter(tb testing.TB, display string) *screenPainter {
 	p.gc = xproto.Gcontext(gid)
 	xproto.CreateGC(c, p.gc, xproto.Drawable(p.win), 0, nil)
 
-	// The static screen: a desktop-like picture (gradient background,
-	// panels, text-like strokes) that JPEG keeps recognisable.
-	p.want = image.NewRGBA(image.Rect(0, 0, deskW, deskH))
-	for y := 0; y < deskH; y++ {
-		for x := 0; x < deskW; x++ {
-			o := p.want.PixOffset(x, y)
-			r, g, b := byte(40+x*120/deskW), byte(60+y*100/deskH), byte(140)
-			switch {
-			case y < 32: // a top bar
-				r, g, b = 30, 30, 36
-			case x > 200 && x < 1100 && y > 120 && y < 900: // a light window
-				r, g, b = 236, 236, 232
-				if (y-140)%22 < 12 && ((x-220)/9+(y-140)/22)%7 != 0 && x > 220 && x < 1080 && y > 140 && y < 880 {
-					if (x/3+y)%4 != 0 {
-						r, g, b = 32, 32, 32 // text-like strokes
-					}
-				}
-			case x > 1250 && x < 1800 && y > 300 && y < 800: // a coloured panel
-				r, g, b = byte(200-(y-300)/4), byte(90+(x-1250)/5), 60
-			}
-			p.want.Pix[o], p.want.Pix[o+1], p.want.Pix[o+2], p.want.Pix[o+3] = r, g, b, 255
-		}
-	}
+	p.want = staticPicture()
 	p.static = p.upload(tb, scr, deskW, deskH, func(x, y int) (byte, byte, byte) {
 		o := p.want.PixOffset(x, y)
 		return p.want.Pix[o], p.want.Pix[o+1], p.want.Pix[o+2]
@@ -207,9 +185,14 @@ func (p *screenPainter) changes() int {
 	return p.drawn
 }
 
-// animate changes the screen changesPerSecond times a second until the
-// returned stop is called; stop puts the static screen back.
 func (p *screenPainter) animate(mode string) (stop func()) {
+	return animate(mode, p.change, p.showStatic)
+}
+
+// animate calls change changesPerSecond times a second until the returned
+// stop is called; stop puts the static screen back with showStatic. Both
+// painters (X and Wayland) animate through it.
+func animate(mode string, change func(mode string, i int), showStatic func()) (stop func()) {
 	if mode == "static" {
 		return func() {}
 	}
@@ -220,7 +203,7 @@ func (p *screenPainter) animate(mode string) (stop func()) {
 		tk := time.NewTicker(time.Second / changesPerSecond)
 		defer tk.Stop()
 		for i := 0; ; i++ {
-			p.change(mode, i)
+			change(mode, i)
 			select {
 			case <-done:
 				return
@@ -228,7 +211,35 @@ func (p *screenPainter) animate(mode string) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-finished; p.showStatic() }
+	return func() { close(done); <-finished; showStatic() }
+}
+
+// staticPicture is the benchmark's static screen for both painters: a
+// desktop-like picture (gradient background, a top bar, a light window
+// with text-like strokes, a coloured panel) that JPEG keeps recognisable.
+func staticPicture() *image.RGBA {
+	want := image.NewRGBA(image.Rect(0, 0, deskW, deskH))
+	for y := 0; y < deskH; y++ {
+		for x := 0; x < deskW; x++ {
+			o := want.PixOffset(x, y)
+			r, g, b := byte(40+x*120/deskW), byte(60+y*100/deskH), byte(140)
+			switch {
+			case y < 32:
+				r, g, b = 30, 30, 36
+			case x > 200 && x < 1100 && y > 120 && y < 900:
+				r, g, b = 236, 236, 232
+				if (y-140)%22 < 12 && ((x-220)/9+(y-140)/22)%7 != 0 && x > 220 && x < 1080 && y > 140 && y < 880 {
+					if (x/3+y)%4 != 0 {
+						r, g, b = 32, 32, 32
+					}
+				}
+			case x > 1250 && x < 1800 && y > 300 && y < 800:
+				r, g, b = byte(200-(y-300)/4), byte(90+(x-1250)/5), 60
+			}
+			want.Pix[o], want.Pix[o+1], want.Pix[o+2], want.Pix[o+3] = r, g, b, 255
+		}
+	}
+	return want
 }
 
 // tileArrival is one PICTURE (or JUMBO-wrapped PICTURE) message as the

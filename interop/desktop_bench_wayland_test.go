@@ -82,51 +82,7 @@ func (p *wlPainter) changes() int {
 func (p *wlPainter) wantImage() *image.RGBA { return p.want }
 
 func (p *wlPainter) animate(mode string) (stop func()) {
-	if mode == "static" {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tk := time.NewTicker(time.Second / changesPerSecond)
-		defer tk.Stop()
-		for i := 0; ; i++ {
-			p.change(mode, i)
-			select {
-			case <-done:
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	return func() { close(done); <-finished; p.showStatic() }
-}
-
-// staticPicture is the X painter's static screen, for the Wayland scenes.
-func staticPicture() *image.RGBA {
-	want := image.NewRGBA(image.Rect(0, 0, deskW, deskH))
-	for y := 0; y < deskH; y++ {
-		for x := 0; x < deskW; x++ {
-			o := want.PixOffset(x, y)
-			r, g, b := byte(40+x*120/deskW), byte(60+y*100/deskH), byte(140)
-			switch {
-			case y < 32:
-				r, g, b = 30, 30, 36
-			case x > 200 && x < 1100 && y > 120 && y < 900:
-				r, g, b = 236, 236, 232
-				if (y-140)%22 < 12 && ((x-220)/9+(y-140)/22)%7 != 0 && x > 220 && x < 1080 && y > 140 && y < 880 {
-					if (x/3+y)%4 != 0 {
-						r, g, b = 32, 32, 32
-					}
-				}
-			case x > 1250 && x < 1800 && y > 300 && y < 800:
-				r, g, b = byte(200-(y-300)/4), byte(90+(x-1250)/5), 60
-			}
-			want.Pix[o], want.Pix[o+1], want.Pix[o+2], want.Pix[o+3] = r, g, b, 255
-		}
-	}
-	return want
+	return animate(mode, p.change, p.showStatic)
 }
 
 // BenchmarkDesktopWayland prints our agent's desktop figures on Wayland,

@@ -16,11 +16,12 @@ import (
 // separate entry points for whoever handles those messages. They find the
 // display the same way Serve does.
 
-// ReadClipboard returns the desktop's CLIPBOARD text (UTF-8): from X, or
-// from a wlroots compositor through data-control, in openScreen's order.
+// ReadClipboard returns the desktop's CLIPBOARD text (UTF-8): from X, from
+// a wlroots compositor through data-control, or from GNOME through
+// Mutter's RemoteDesktop clipboard, in openScreen's order.
 func ReadClipboard(ctx context.Context, opts Options) (string, error) {
 	var errs []error
-	for _, read := range clipOrder(opts, readXClipboard, readWLClipboard) {
+	for _, read := range clipOrder(opts, readXClipboard, readWLClipboard, readGNOMEClipboard) {
 		s, err := read(ctx, opts)
 		if err == nil {
 			return s, nil
@@ -31,10 +32,10 @@ func ReadClipboard(ctx context.Context, opts Options) (string, error) {
 }
 
 // WriteClipboard makes text the desktop's CLIPBOARD (and PRIMARY on X)
-// content, on X or a wlroots compositor, in openScreen's order.
+// content, on X, a wlroots compositor or GNOME, in openScreen's order.
 func WriteClipboard(ctx context.Context, opts Options, text string) error {
 	var errs []error
-	for _, write := range clipOrder(opts, writeXClipboard, writeWLClipboard) {
+	for _, write := range clipOrder(opts, writeXClipboard, writeWLClipboard, writeGNOMEClipboard) {
 		err := write(ctx, opts, text)
 		if err == nil {
 			return nil
@@ -44,12 +45,13 @@ func WriteClipboard(ctx context.Context, opts Options, text string) error {
 	return errors.Join(errs...)
 }
 
-// clipOrder puts the Wayland way first when openScreen would.
-func clipOrder[F any](opts Options, x, wl F) []F {
+// clipOrder puts the Wayland ways (wlroots, then GNOME) first when
+// openScreen would.
+func clipOrder[F any](opts Options, x, wl, gnome F) []F {
 	if waylandFirst(opts) {
-		return []F{wl, x}
+		return []F{wl, gnome, x}
 	}
-	return []F{x, wl}
+	return []F{x, wl, gnome}
 }
 
 func readXClipboard(ctx context.Context, opts Options) (string, error) {

@@ -120,7 +120,7 @@ func openGNOME(opts Options, log *slog.Logger) (screen, string, error) {
 		}
 		name := fmt.Sprintf("gnome:%d", t.pid)
 		log.Info("desktop: using GNOME (Mutter) remote desktop", "pid", t.pid, "uid", t.uid, "bus", t.bus,
-			"width", s.w, "height", s.h, "pipewire_node", s.sess.Node)
+			"width", s.w, "height", s.h, "monitors", len(s.mons))
 		return s, name, nil
 	}
 	if len(errs) == 0 {
@@ -129,31 +129,45 @@ func openGNOME(opts Options, log *slog.Logger) (screen, string, error) {
 	return nil, "", fmt.Errorf("%w: %w", errNoDisplay, errors.Join(errs...))
 }
 
-// gnomeScreen shows one Mutter monitor: frames from the ScreenCast
-// PipeWire stream (read by a gst-launch-1.0 subprocess run as the session
-// user), input through RemoteDesktop's Notify* calls. Mutter sends a frame
-// only when the monitor's content changed, so a static screen costs
-// nothing; each frame is compared with the last to find the changed box.
+// gnomeScreen shows a Mutter session's monitors: one ScreenCast stream
+// recorded per logical monitor, whose PipeWire video is read (by a
+// gst-launch-1.0 subprocess run as the session user) only while the
+// viewer's region covers that monitor; input goes through RemoteDesktop's
+// Notify* calls, the pointer relative to the stream of the monitor under
+// it. Mutter sends a frame only when a monitor's content changed, so a
+// static screen costs nothing; each frame is compared with the last to
+// find the changed box.
 type gnomeScreen struct {
-	log    *slog.Logger
-	conn   *dbus.Conn
-	sess   *mutter.Session
-	frames *mutter.Frames
+	log  *slog.Logger
+	t    gnomeTarget
+	conn *dbus.Conn
+	sess *mutter.Session
+	mons []*gnomeMon // in stream order (sess.Streams)
+	w, h int         // the stage's bounding box
 
-	mu      sync.Mutex
-	front   []byte
-	w, h    int
-	dmgBox  rect
-	dmgAll  bool
-	loopErr error
-	dead    atomic.Bool
-	loopEnd chan struct{}
-	frm     frame
-	bufs    [3]pixBuf // front, back, frm.pix
-	nFrames atomic.Int64
+	mu     sync.Mutex // guards each monitor's running state and pictures
+	frm    frame
+	frmBuf pixBuf
 
 	inMu   sync.Mutex
 	locked uint32 // lock keys toggled through us: 1 NumLock, 4 CapsLock
+}
+
+// gnomeMon is one recorded monitor and, while it is watched, its frame
+// reader.
+type gnomeMon struct {
+	idx        int // in sess.Streams
+	x, y, w, h int // in the stage
+	primary    bool
+
+	frames  *mutter.Frames // nil while not watched
+	front   []byte
+	bufs    [2]pixBuf
+	dmgBox  rect // monitor coordinates
+	loopErr error
+	dead    atomic.Bool
+	loopEnd chan struct{}
+	nFrames atomic.Int64
 }
 
 func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
@@ -165,62 +179,163 @@ func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
 		c.Close()
 		return nil, fmt.Errorf("gnome session of uid %d (%s): Mutter's RemoteDesktop/ScreenCast services are not on its bus", t.uid, t.bus)
 	}
-	sess, err := mutter.Start(c, "", mutter.CursorHidden)
+	// Every logical monitor, ordered left to right then top to bottom
+	// (the viewer's display 1, 2, ...); the primary one alone when
+	// DisplayConfig cannot tell.
+	var connectors []string
+	primary := map[string]bool{}
+	if lm, err := mutter.Monitors(c); err == nil {
+		sort.SliceStable(lm, func(i, j int) bool {
+			if lm[i].X != lm[j].X {
+				return lm[i].X < lm[j].X
+			}
+			return lm[i].Y < lm[j].Y
+		})
+		for _, m := range lm {
+			connectors = append(connectors, m.Connector)
+			primary[m.Connector] = m.Primary
+		}
+	} else {
+		log.Debug("desktop: gnome monitor list unavailable, recording the primary monitor", "err", err)
+	}
+	sess, err := mutter.Start(c, connectors, mutter.CursorHidden)
 	if err != nil {
 		c.Close()
 		return nil, err
+	}
+	s := &gnomeScreen{log: log, t: t, conn: c, sess: sess}
+	for i, st := range sess.Streams {
+		if st.W <= 0 || st.H <= 0 {
+			sess.Close()
+			c.Close()
+			return nil, fmt.Errorf("gnome: monitor %q has no size in its stream parameters", st.Connector)
+		}
+		m := &gnomeMon{idx: i, x: st.X, y: st.Y, w: st.W, h: st.H, primary: primary[st.Connector] || st.Connector == ""}
+		s.mons = append(s.mons, m)
+		s.w, s.h = max(s.w, st.X+st.W), max(s.h, st.Y+st.H)
+	}
+	// Watch the primary monitor now, so a session that cannot stream
+	// fails here (and the next desktop is tried) rather than later.
+	first := s.mons[0]
+	for _, m := range s.mons {
+		if m.primary {
+			first = m
+			break
+		}
+	}
+	s.mu.Lock()
+	err = s.watchMon(first)
+	s.mu.Unlock()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// watchMon starts reading m's stream and waits for its first frame; mu is
+// held.
+func (s *gnomeScreen) watchMon(m *gnomeMon) error {
+	if m.frames != nil {
+		return nil
 	}
 	var cred *syscall.Credential
-	if t.uid != syscall.Geteuid() {
-		cred = &syscall.Credential{Uid: uint32(t.uid), Gid: uint32(t.gid)}
+	if s.t.uid != syscall.Geteuid() {
+		cred = &syscall.Credential{Uid: uint32(s.t.uid), Gid: uint32(s.t.gid)}
 	}
-	env := []string{"XDG_RUNTIME_DIR=" + t.runtime, "PATH=" + osPath(), "HOME=/nonexistent",
+	env := []string{"XDG_RUNTIME_DIR=" + s.t.runtime, "PATH=" + osPath(), "HOME=/nonexistent",
 		// gst keeps its plugin registry cache in the session's runtime dir.
-		"GST_REGISTRY=" + filepath.Join(t.runtime, "meshagent-gst-registry.bin")}
-	fr, err := mutter.StartFrames(sess.Node, cred, env)
+		"GST_REGISTRY=" + filepath.Join(s.t.runtime, "meshagent-gst-registry.bin")}
+	fr, err := mutter.StartFrames(s.sess.Streams[m.idx].Node, cred, env)
 	if err != nil {
-		sess.Close()
-		c.Close()
-		return nil, err
+		return err
 	}
-	s := &gnomeScreen{log: log, conn: c, sess: sess, frames: fr, dmgAll: true, loopEnd: make(chan struct{})}
-	fail := func(err error) (*gnomeScreen, error) {
-		fr.Close()
-		sess.Close()
-		c.Close()
-		return nil, err
+	type sized struct {
+		w, h int
+		err  error
 	}
-	type sized struct{ w, h int }
 	sz := make(chan sized, 1)
-	var szErr error
 	go func() {
 		w, h, err := fr.Size()
-		szErr = err
-		sz <- sized{w, h}
+		sz <- sized{w, h, err}
 	}()
 	select {
 	case z := <-sz:
-		if szErr != nil {
-			return fail(szErr)
+		if z.err != nil {
+			fr.Close()
+			return z.err
 		}
-		s.w, s.h = z.w, z.h
+		if z.w != m.w || z.h != m.h {
+			// A scaled monitor streams more pixels than its logical size.
+			// Alone it is simply shown at the stream's size (input is in
+			// stream pixels too); beside others, mapping logical positions
+			// and pixel sizes together is not done.
+			if len(s.mons) != 1 {
+				fr.Close()
+				return fmt.Errorf("gnome: pipewire stream %dx%d for a %dx%d monitor: scaled monitors beside others are not supported", z.w, z.h, m.w, m.h)
+			}
+			m.x, m.y, m.w, m.h = 0, 0, z.w, z.h
+			s.w, s.h = z.w, z.h
+		}
 	case <-time.After(15 * time.Second):
-		return fail(errors.New("gnome: pipewire stream not negotiated in 15s"))
+		fr.Close()
+		return errors.New("gnome: pipewire stream not negotiated in 15s")
 	}
-	s.front = s.bufs[0].grow(s.w * s.h * 4)
+	m.frames = fr
+	m.front = m.bufs[0].grow(m.w * m.h * 4)
+	m.dead.Store(false)
+	m.loopErr = nil
+	m.loopEnd = make(chan struct{})
 	first := make(chan error, 1)
-	go s.loop(first)
+	go s.loop(m, fr, first)
+	// The loop takes mu to swap pictures: let it while waiting.
+	s.mu.Unlock()
+	var ferr error
 	select {
-	case err := <-first:
-		if err != nil {
-			<-s.loopEnd
-			return fail(err)
-		}
+	case ferr = <-first:
 	case <-time.After(15 * time.Second):
-		s.close()
-		return nil, errors.New("gnome: no first frame from the pipewire stream in 15s")
+		ferr = errors.New("gnome: no first frame from the pipewire stream in 15s")
 	}
-	return s, nil
+	s.mu.Lock()
+	if ferr != nil {
+		s.unwatchMon(m)
+		return ferr
+	}
+	return nil
+}
+
+// unwatchMon stops reading m's stream; mu is held.
+func (s *gnomeScreen) unwatchMon(m *gnomeMon) {
+	if m.frames == nil {
+		return
+	}
+	m.frames.Close()
+	s.mu.Unlock()
+	<-m.loopEnd
+	s.mu.Lock()
+	m.frames = nil
+	m.front = nil
+	m.dmgBox = rect{}
+	m.dead.Store(false) // stopped on purpose: not a failure
+	for i := range m.bufs {
+		m.bufs[i].free()
+	}
+}
+
+// focus watches the monitors the viewer's region covers and stops
+// reading the others (serve.go calls it when the region changes).
+func (s *gnomeScreen) focus(x, y, w, h int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.mons {
+		if !overlaps(m, x, y, w, h) {
+			s.unwatchMon(m)
+		}
+	}
+}
+
+func overlaps(m *gnomeMon, x, y, w, h int) bool {
+	return x < m.x+m.w && m.x < x+w && y < m.y+m.h && m.y < y+h
 }
 
 // osPath is the PATH for helpers: the agent's own, or a standard one.
@@ -231,28 +346,30 @@ func osPath() string {
 	return "/usr/local/bin:/usr/bin:/bin"
 }
 
-// loop reads frames, finds the changed box against the current picture
-// and swaps the new one in.
-func (s *gnomeScreen) loop(first chan<- error) {
-	defer close(s.loopEnd)
-	back := s.bufs[1].grow(s.w * s.h * 4)
-	stride := s.w * 4
+// loop reads m's frames, finds the changed box against its current
+// picture and swaps the new one in.
+func (s *gnomeScreen) loop(m *gnomeMon, fr *mutter.Frames, first chan<- error) {
+	defer close(m.loopEnd)
+	back := m.bufs[1].grow(m.w * m.h * 4)
+	stride := m.w * 4
 	sent := false
 	for {
-		if err := s.frames.Read(back); err != nil {
-			s.loopErr = err
-			s.dead.Store(true)
+		if err := fr.Read(back); err != nil {
+			s.mu.Lock()
+			m.loopErr = err
+			s.mu.Unlock()
+			m.dead.Store(true)
 			if !sent {
 				first <- err
 			}
 			return
 		}
-		s.nFrames.Add(1)
+		m.nFrames.Add(1)
 		s.mu.Lock()
-		if r, ok := changedBox(s.front, back, stride, s.w, s.h); ok {
-			s.dmgBox = union(s.dmgBox, r)
+		if r, ok := changedBox(m.front, back, stride, m.w, m.h); ok {
+			m.dmgBox = union(m.dmgBox, r)
 		}
-		s.front, back = back, s.front
+		m.front, back = back, m.front
 		s.mu.Unlock()
 		if !sent {
 			sent = true
@@ -325,8 +442,13 @@ func (s *gnomeScreen) ended() error {
 		return errors.New("gnome: Mutter closed the remote desktop session")
 	default:
 	}
-	if s.dead.Load() {
-		return fmt.Errorf("gnome: capture ended: %w", s.loopErr)
+	for _, m := range s.mons {
+		if m.dead.Load() {
+			s.mu.Lock()
+			err := m.loopErr
+			s.mu.Unlock()
+			return fmt.Errorf("gnome: capture ended: %w", err)
+		}
 	}
 	return nil
 }
@@ -335,9 +457,15 @@ func (s *gnomeScreen) monitors() ([]monitor, error) {
 	if err := s.ended(); err != nil {
 		return nil, err
 	}
-	return []monitor{{ID: 1, W: s.w, H: s.h, Primary: true}}, nil
+	out := make([]monitor, len(s.mons))
+	for i, m := range s.mons {
+		out[i] = monitor{ID: uint16(i + 1), X: m.x, Y: m.y, W: m.w, H: m.h, Primary: m.primary}
+	}
+	return out, nil
 }
 
+// capture composes the rectangle (stage coordinates) from the monitors it
+// covers, watching any not yet watched; what no monitor covers is black.
 func (s *gnomeScreen) capture(x, y, w, h int) (*frame, error) {
 	if err := s.ended(); err != nil {
 		return nil, err
@@ -345,24 +473,54 @@ func (s *gnomeScreen) capture(x, y, w, h int) (*frame, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if x < 0 || y < 0 || w <= 0 || h <= 0 || x+w > s.w || y+h > s.h {
-		return nil, fmt.Errorf("gnome: capture %dx%d+%d+%d outside the %dx%d monitor", w, h, x, y, s.w, s.h)
+		return nil, fmt.Errorf("gnome: capture %dx%d+%d+%d outside the %dx%d stage", w, h, x, y, s.w, s.h)
 	}
-	size := w * h * 4
-	s.frm = frame{pix: s.bufs[2].grow(size), stride: w * 4, w: w, h: h}
-	for row := 0; row < h; row++ {
-		o := ((y+row)*s.w + x) * 4
-		copy(s.frm.pix[row*w*4:(row+1)*w*4], s.front[o:o+w*4])
+	for _, m := range s.mons {
+		if overlaps(m, x, y, w, h) {
+			if err := s.watchMon(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.frm = frame{pix: s.frmBuf.grow(w * h * 4), stride: w * 4, w: w, h: h}
+	covered := 0
+	for _, m := range s.mons {
+		x0, y0 := max(x, m.x), max(y, m.y)
+		x1, y1 := min(x+w, m.x+m.w), min(y+h, m.y+m.h)
+		if x1 > x0 && y1 > y0 {
+			covered += (x1 - x0) * (y1 - y0)
+		}
+	}
+	if covered < w*h {
+		clear(s.frm.pix) // gaps between monitors of a non-rectangular layout
+	}
+	for _, m := range s.mons {
+		x0, y0 := max(x, m.x), max(y, m.y)
+		x1, y1 := min(x+w, m.x+m.w), min(y+h, m.y+m.h)
+		if x1 <= x0 || y1 <= y0 || m.front == nil {
+			continue
+		}
+		n := (x1 - x0) * 4
+		for row := y0; row < y1; row++ {
+			o := ((row-m.y)*m.w + x0 - m.x) * 4
+			d := ((row-y)*w + x0 - x) * 4
+			copy(s.frm.pix[d:d+n], m.front[o:o+n])
+		}
 	}
 	return &s.frm, nil
 }
 
+// damage is the union, in stage coordinates, of what changed on the
+// watched monitors.
 func (s *gnomeScreen) damage() (x, y, w, h int, known bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, all := s.dmgBox, s.dmgAll
-	s.dmgBox, s.dmgAll = rect{}, false
-	if all {
-		return 0, 0, 0, 0, false
+	var b rect
+	for _, m := range s.mons {
+		if m.dmgBox.w > 0 {
+			b = union(b, rect{m.x + m.dmgBox.x, m.y + m.dmgBox.y, m.dmgBox.w, m.dmgBox.h})
+		}
+		m.dmgBox = rect{}
 	}
 	return b.x, b.y, b.w, b.h, true
 }
@@ -377,9 +535,20 @@ func (s *gnomeScreen) keyState() byte {
 	return byte(s.locked)
 }
 
+// mouseMove moves the pointer to a stage point, relative to the stream of
+// the monitor under it (or nearest to it, in a gap of the layout).
 func (s *gnomeScreen) mouseMove(x, y int) error {
-	x, y = min(max(x, 0), s.w-1), min(max(y, 0), s.h-1)
-	return s.sess.PointerMotionAbsolute(float64(x), float64(y))
+	best, dist := s.mons[0], -1
+	for _, m := range s.mons {
+		dx := max(m.x-x, 0, x-(m.x+m.w-1))
+		dy := max(m.y-y, 0, y-(m.y+m.h-1))
+		if d := dx*dx + dy*dy; dist < 0 || d < dist {
+			best, dist = m, d
+		}
+	}
+	mx := min(max(x-best.x, 0), best.w-1)
+	my := min(max(y-best.y, 0), best.h-1)
+	return s.sess.PointerMotionAbsolute(best.idx, float64(mx), float64(my))
 }
 
 func (s *gnomeScreen) mouseButton(b int, down bool) error {
@@ -431,15 +600,14 @@ func (s *gnomeScreen) unicode(ch uint16, down bool) error {
 }
 
 func (s *gnomeScreen) close() error {
-	s.frames.Close()
-	<-s.loopEnd
+	s.mu.Lock()
+	for _, m := range s.mons {
+		s.unwatchMon(m)
+	}
+	s.frm = frame{}
+	s.frmBuf.free()
+	s.mu.Unlock()
 	err := s.sess.Close()
 	s.conn.Close()
-	s.mu.Lock()
-	s.front, s.frm = nil, frame{}
-	for i := range s.bufs {
-		s.bufs[i].free()
-	}
-	s.mu.Unlock()
 	return err
 }

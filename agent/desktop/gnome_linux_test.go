@@ -3,30 +3,11 @@ package desktop
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshgo/meshagent/internal/waylandtest"
 )
-
-// startMutterWindow runs headless mutter with a fullscreen test client
-// painted with testPattern(100) scaled to w x h.
-func startMutterWindow(t *testing.T, w, h int) (*waylandtest.Mutter, *waylandtest.Window) {
-	m := waylandtest.StartMutter(t, w, h)
-	win, err := waylandtest.OpenFullscreenWindow(m.Socket)
-	if err != nil {
-		t.Fatalf("test window: %v", err)
-	}
-	t.Cleanup(win.Close)
-	if ww, hh := win.Size(); ww != w || hh != h {
-		t.Fatalf("window configured %dx%d, want the whole %dx%d monitor", ww, hh, w, h)
-	}
-	if err := win.Paint(testPattern(100)); err != nil {
-		t.Fatal(err)
-	}
-	return m, win
-}
 
 // TestGNOMEDiscover: the mutter session is found from its process, with
 // its user, session bus and runtime dir.
@@ -49,153 +30,104 @@ func TestGNOMEDiscover(t *testing.T) {
 	}
 }
 
-// TestGNOMECaptureInput: as root with no hint, openScreen's Wayland half
-// finds the mutter session, shows what the client painted, reports only
-// the changed area, and its pointer, buttons, wheel and keys reach the
-// client.
-func TestGNOMECaptureInput(t *testing.T) {
-	_, win := startMutterWindow(t, 640, 480)
+// TestGNOMEMonitors: with two virtual monitors our screen lists both in
+// the stage's layout, shows each one's client, reads only the monitors
+// the viewer's region covers, and puts the pointer on the monitor under
+// it at the right place.
+func TestGNOMEMonitors(t *testing.T) {
+	m := waylandtest.StartMutterMonitors(t, [2]int{640, 480}, [2]int{800, 600})
 	t.Setenv("WAYLAND_DISPLAY", "")
 	t.Setenv("DISPLAY", "")
-	scr, name, err := openAnyWayland(Options{}, slog.Default())
+	scr, _, err := openGNOME(Options{ProcRoot: onlyProc(t, m.Pid)}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer scr.close()
-	if !strings.HasPrefix(name, "gnome:") {
-		t.Fatalf("screen %q, want the GNOME session", name)
-	}
+	gs := scr.(*gnomeScreen)
 	mons, err := scr.monitors()
-	if err != nil || len(mons) != 1 || mons[0].W != 640 || mons[0].H != 480 {
-		t.Fatalf("monitors %+v, %v; want one 640x480", mons, err)
+	if err != nil || len(mons) != 2 {
+		t.Fatalf("monitors %+v, %v; want two", mons, err)
 	}
-	check := func(want func(x, y int) uint32) string {
-		f, err := scr.capture(0, 0, 640, 480)
+	sizes := map[[2]int]bool{{mons[0].W, mons[0].H}: true, {mons[1].W, mons[1].H}: true}
+	if !sizes[[2]int{640, 480}] || !sizes[[2]int{800, 600}] || mons[0].X+mons[0].W != mons[1].X || mons[0].Y != 0 || mons[1].Y != 0 {
+		t.Fatalf("monitors %+v, want 640x480 and 800x600 side by side, left to right", mons)
+	}
+	if mons[0].Primary == mons[1].Primary {
+		t.Fatalf("monitors %+v, want exactly one primary", mons)
+	}
+	t.Logf("monitors %+v", mons)
+	// A client on each monitor, each with its own picture.
+	pats := []func(x, y int) uint32{testPattern(100), func(x, y int) uint32 {
+		if y < 300 {
+			return 0xffff00
+		}
+		return 0x00ffff
+	}}
+	wins := make([]*waylandtest.Window, 2)
+	for i, mo := range mons {
+		w, err := waylandtest.OpenFullscreenWindowAt(m.Socket, mo.X, mo.Y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		if ww, hh := w.Size(); ww != mo.W || hh != mo.H {
+			t.Fatalf("window on monitor %d is %dx%d, want %dx%d", mo.ID, ww, hh, mo.W, mo.H)
+		}
+		if err := w.Paint(pats[i]); err != nil {
+			t.Fatal(err)
+		}
+		wins[i] = w
+	}
+	check := func(i int) string {
+		mo := mons[i]
+		f, err := scr.capture(mo.X, mo.Y, mo.W, mo.H)
 		if err != nil {
 			return err.Error()
 		}
-		for _, p := range [][2]int{{10, 10}, {319, 479}, {320, 0}, {639, 479}, {130, 130}, {163, 163}, {200, 130}, {164, 140}} {
-			if got, w := pixelAt(f, p[0], p[1]), want(p[0], p[1]); got != w {
-				return fmt.Sprintf("pixel %v = %06x, want %06x", p, got, w)
+		for _, p := range [][2]int{{10, 10}, {130, 130}, {319, 299}, {320, 310}, {mo.W - 1, mo.H - 1}} {
+			if got, w := pixelAt(f, p[0], p[1]), pats[i](p[0], p[1]); got != w {
+				return fmt.Sprintf("monitor %d pixel %v = %06x, want %06x", mo.ID, p, got, w)
 			}
 		}
 		return ""
 	}
-	var why string
-	if !waitFor(10*time.Second, func() bool { why = check(testPattern(100)); return why == "" }) {
-		if f, err := scr.capture(0, 0, 640, 480); err == nil {
-			dumpPNG(t, f)
+	for i := range mons {
+		var why string
+		if !waitFor(15*time.Second, func() bool { why = check(i); return why == "" }) {
+			t.Fatal(why)
 		}
-		t.Fatalf("captured frame does not show the painted pattern: %s", why)
 	}
-	// Static: no frames, no damage.
-	scr.damage()
-	gs := scr.(*gnomeScreen)
-	n0 := gs.nFrames.Load()
-	time.Sleep(time.Second)
-	if x, y, w, h, known := scr.damage(); !known || w != 0 {
-		t.Fatalf("static screen reports damage %d,%d %dx%d known=%v", x, y, w, h, known)
+	// The viewer picks monitor 2: monitor 1's stream is no longer read.
+	gs.focus(mons[1].X, mons[1].Y, mons[1].W, mons[1].H)
+	if gs.mons[0].frames != nil || gs.mons[1].frames == nil {
+		t.Fatalf("after focusing monitor 2: reading monitor 1 %v, monitor 2 %v", gs.mons[0].frames != nil, gs.mons[1].frames != nil)
 	}
-	t.Logf("frames on a static screen in 1s: %d", gs.nFrames.Load()-n0)
-
-	if err := win.PaintDamage(testPattern(400), 100, 100, 364, 64); err != nil {
+	if why := check(1); why != "" {
+		t.Fatal(why)
+	}
+	// Both again (all displays): the whole stage, monitor 1 read again.
+	f, err := scr.capture(0, 0, mons[1].X+mons[1].W, max(mons[0].H, mons[1].H))
+	if err != nil {
 		t.Fatal(err)
 	}
-	var box rect
-	waitFor(10*time.Second, func() bool {
-		x, y, w, h, known := scr.damage()
-		if known {
-			box = union(box, rect{x, y, w, h})
-		}
-		return check(testPattern(400)) == ""
-	})
-	if why := check(testPattern(400)); why != "" {
-		t.Fatalf("after repaint: %s", why)
+	if got := pixelAt(f, mons[1].X+10, 10); got != pats[1](10, 10) {
+		t.Fatalf("whole stage at monitor 2's corner: %06x, want %06x", got, pats[1](10, 10))
 	}
-	x, y, w, h, _ := scr.damage()
-	box = union(box, rect{x, y, w, h})
-	if box.w == 0 || box.x > 100 || box.y > 100 || box.x+box.w < 464 || box.y+box.h < 164 || box.w*box.h > 640*480/2 {
-		t.Fatalf("damage %+v, want the moved square's band", box)
+	if got := pixelAt(f, 10, 10); got != pats[0](10, 10) {
+		t.Fatalf("whole stage at monitor 1's corner: %06x, want %06x", got, pats[0](10, 10))
 	}
-	t.Logf("damage box after moving the square: %+v", box)
-
-	// Input.
-	if err := scr.mouseMove(200, 150); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(5*time.Second, func() bool {
-		_, mo, _, _ := win.Snapshot()
-		return len(mo) > 0 && mo[len(mo)-1] == [2]float64{200, 150}
-	}) {
-		_, mo, _, _ := win.Snapshot()
-		t.Fatalf("pointer motions at the client %v, want last at 200,150", mo)
-	}
-	for _, b := range []struct {
-		n    int
-		down bool
-	}{{1, true}, {1, false}, {3, true}, {3, false}} {
-		if err := scr.mouseButton(b.n, b.down); err != nil {
+	// Input on each monitor lands on its client, in its coordinates.
+	for i, mo := range mons {
+		if err := scr.mouseMove(mo.X+37+i, mo.Y+41+i); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if !waitFor(5*time.Second, func() bool { _, _, b, _ := win.Snapshot(); return len(b) >= 4 }) {
-		_, _, b, _ := win.Snapshot()
-		t.Fatalf("buttons at the client %v, want 4", b)
-	}
-	_, _, b, _ := win.Snapshot()
-	if b[0] != [2]uint32{0x110, 1} || b[1] != [2]uint32{0x110, 0} || b[2] != [2]uint32{0x111, 1} || b[3] != [2]uint32{0x111, 0} {
-		t.Fatalf("buttons %v, want left press/release then right", b)
-	}
-	if err := scr.wheel(-120); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(5*time.Second, func() bool { return len(win.Scrolls()) >= 1 }) {
-		t.Fatal("no scroll at the client")
-	}
-	if sc := win.Scrolls(); sc[0] <= 0 {
-		t.Fatalf("scroll %v, want down (>0)", sc)
-	}
-	// Shift+A, b, then UNICODE 'z': evdev codes KEY_LEFTSHIFT 42, KEY_A 30,
-	// KEY_B 48, KEY_Z 44 in Mutter's default (us) keymap.
-	// Headless mutter has no keyboard: the seat gains one, and the client
-	// its wl_keyboard, only with our first key, which the client so misses.
-	// Tap Shift until the client has its keyboard.
-	if !waitFor(10*time.Second, func() bool {
-		scr.key(0x10, true, false)
-		scr.key(0x10, false, false)
-		time.Sleep(200 * time.Millisecond)
-		return win.HasKeyboard()
-	}) {
-		t.Fatal("the client never got a keyboard")
-	}
-	time.Sleep(200 * time.Millisecond)
-	keys0, _, _, _ := win.Snapshot()
-	// Shift+A, b, then UNICODE 'z': evdev codes KEY_LEFTSHIFT 42, KEY_A 30,
-	// KEY_B 48, KEY_Z 44 in Mutter's default (us) keymap.
-	for _, k := range []struct {
-		vk   byte
-		down bool
-	}{{0x10, true}, {'A', true}, {'A', false}, {0x10, false}, {'B', true}, {'B', false}} {
-		if err := scr.key(k.vk, k.down, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := scr.unicode('z', true); err != nil {
-		t.Fatal(err)
-	}
-	var keys []waylandtest.KeyEvent
-	if !waitFor(5*time.Second, func() bool { keys, _, _, _ = win.Snapshot(); keys = keys[len(keys0):]; return len(keys) >= 8 }) {
-		t.Fatalf("keys at the client %+v, want 8", keys)
-	}
-	want := []struct {
-		code  uint32
-		down  bool
-		shift bool
-	}{{42, true, false}, {30, true, true}, {30, false, true}, {42, false, true}, {48, true, false}, {48, false, false}, {44, true, false}, {44, false, false}}
-	for i, w := range want {
-		k := keys[i]
-		if k.Code != w.code || k.Down != w.down || (k.Mods&modShift != 0) != w.shift {
-			t.Errorf("key %d: code %d down=%v mods=%#x; want %d down=%v shift=%v", i, k.Code, k.Down, k.Mods, w.code, w.down, w.shift)
+		want := [2]float64{float64(37 + i), float64(41 + i)}
+		if !waitFor(10*time.Second, func() bool {
+			_, mv, _, _ := wins[i].Snapshot()
+			return len(mv) > 0 && mv[len(mv)-1] == want
+		}) {
+			_, mv, _, _ := wins[i].Snapshot()
+			t.Fatalf("pointer on monitor %d: client saw %v, want last %v", mo.ID, mv, want)
 		}
 	}
 }

@@ -553,6 +553,16 @@ func (s *sess) updateRegion() {
 	s.outW = max(1, r.W*s.scale/scaleFull)
 	s.outH = max(1, r.H*s.scale/scaleFull)
 	s.mu.Unlock()
+	if f, ok := s.scr.(regionFocuser); ok {
+		f.focus(r.X, r.Y, r.W, r.H)
+	}
+}
+
+// regionFocuser is a screen that reads each monitor separately (GNOME: a
+// PipeWire stream each) and stops reading the ones outside the captured
+// region; capture starts the others again when asked for them.
+type regionFocuser interface {
+	focus(x, y, w, h int)
 }
 
 func (s *sess) screenMsg() []byte { return kvm.Encode(kvm.Screen, uint16(s.outW), uint16(s.outH)) }

@@ -21,6 +21,8 @@ const (
 	scPath    = "/org/gnome/Mutter/ScreenCast"
 	scSession = scName + ".Session"
 	scStream  = scName + ".Stream"
+	dcName    = "org.gnome.Mutter.DisplayConfig"
+	dcPath    = "/org/gnome/Mutter/DisplayConfig"
 )
 
 // Cursor modes of RecordMonitor's cursor-mode property.
@@ -102,16 +104,22 @@ func Available(c *dbus.Conn) bool {
 	return true
 }
 
-// Session is one remote desktop session with one monitor stream.
-type Session struct {
-	c      *dbus.Conn
-	rd     dbus.BusObject
-	stream dbus.ObjectPath
-	// Node is the PipeWire node id of the monitor stream.
+// Stream is one recorded monitor of a Session.
+type Stream struct {
+	Path      dbus.ObjectPath
+	Connector string // as asked ("" = the primary monitor)
+	// Node is the PipeWire node id of the monitor's video.
 	Node uint32
-	// X, Y, W, H are the monitor's place in the stage, from the stream's
-	// Parameters.
+	// X, Y, W, H are the monitor's place in the stage (logical pixels),
+	// from the stream's Parameters.
 	X, Y, W, H int
+}
+
+// Session is one remote desktop session recording one or more monitors.
+type Session struct {
+	c       *dbus.Conn
+	rd      dbus.BusObject
+	Streams []Stream
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -119,10 +127,15 @@ type Session struct {
 }
 
 // Start creates a RemoteDesktop session, a ScreenCast session bound to it,
-// records connector ("" = the primary monitor) with the cursor mode given,
-// starts it and waits for the PipeWire stream. The session ends when Close
-// is called or the connection closes.
-func Start(c *dbus.Conn, connector string, cursorMode uint32) (*Session, error) {
+// records each connector ("" = the primary monitor) with the cursor mode
+// given, starts it and waits for every PipeWire stream. Mutter renders
+// into a stream only while a PipeWire consumer reads it, so recording a
+// monitor nobody watches costs nothing. The session ends when Close is
+// called or the connection closes.
+func Start(c *dbus.Conn, connectors []string, cursorMode uint32) (*Session, error) {
+	if len(connectors) == 0 {
+		connectors = []string{""}
+	}
 	s := &Session{c: c, closed: make(chan struct{}), sig: make(chan *dbus.Signal, 16)}
 	var rdp dbus.ObjectPath
 	if err := c.Object(rdName, rdPath).Call(rdName+".CreateSession", 0).Store(&rdp); err != nil {
@@ -143,42 +156,124 @@ func Start(c *dbus.Conn, connector string, cursorMode uint32) (*Session, error) 
 		map[string]dbus.Variant{"remote-desktop-session-id": dbus.MakeVariant(id)}).Store(&scp); err != nil {
 		return fail(fmt.Errorf("mutter ScreenCast.CreateSession: %w", err))
 	}
-	if err := c.Object(scName, scp).Call(scSession+".RecordMonitor", 0, connector,
-		map[string]dbus.Variant{"cursor-mode": dbus.MakeVariant(cursorMode)}).Store(&s.stream); err != nil {
-		return fail(fmt.Errorf("mutter ScreenCast RecordMonitor %q: %w", connector, err))
-	}
 	c.Signal(s.sig)
-	for _, m := range [][]dbus.MatchOption{
-		{dbus.WithMatchObjectPath(s.stream), dbus.WithMatchMember("PipeWireStreamAdded")},
-		{dbus.WithMatchObjectPath(rdp), dbus.WithMatchMember("Closed")},
-	} {
-		if err := c.AddMatchSignal(m...); err != nil {
+	if err := c.AddMatchSignal(dbus.WithMatchObjectPath(rdp), dbus.WithMatchMember("Closed")); err != nil {
+		return fail(fmt.Errorf("mutter match signals: %w", err))
+	}
+	for _, conn := range connectors {
+		st := Stream{Connector: conn}
+		if err := c.Object(scName, scp).Call(scSession+".RecordMonitor", 0, conn,
+			map[string]dbus.Variant{"cursor-mode": dbus.MakeVariant(cursorMode)}).Store(&st.Path); err != nil {
+			return fail(fmt.Errorf("mutter ScreenCast RecordMonitor %q: %w", conn, err))
+		}
+		if err := c.AddMatchSignal(dbus.WithMatchObjectPath(st.Path), dbus.WithMatchMember("PipeWireStreamAdded")); err != nil {
 			return fail(fmt.Errorf("mutter match signals: %w", err))
 		}
+		s.Streams = append(s.Streams, st)
 	}
 	if err := s.rd.Call(rdSession+".Start", 0).Err; err != nil {
 		return fail(fmt.Errorf("mutter RemoteDesktop Start: %w", err))
 	}
-	for s.Node == 0 {
+	for waiting := len(s.Streams); waiting > 0; {
 		sg, ok := <-s.sig
 		if !ok {
-			return fail(errors.New("mutter: bus closed before the PipeWire stream was added"))
+			return fail(errors.New("mutter: bus closed before the PipeWire streams were added"))
 		}
 		switch {
-		case sg.Path == s.stream && sg.Name == scStream+".PipeWireStreamAdded" && len(sg.Body) == 1:
-			s.Node, _ = sg.Body[0].(uint32)
 		case sg.Path == rdp && sg.Name == rdSession+".Closed":
 			return nil, errors.New("mutter closed the session before streaming")
+		case sg.Name == scStream+".PipeWireStreamAdded" && len(sg.Body) == 1:
+			for i := range s.Streams {
+				if s.Streams[i].Path == sg.Path && s.Streams[i].Node == 0 {
+					s.Streams[i].Node, _ = sg.Body[0].(uint32)
+					waiting--
+				}
+			}
 		}
 	}
-	if pv, err := c.Object(scName, s.stream).GetProperty(scStream + ".Parameters"); err == nil {
-		if p, ok := pv.Value().(map[string]dbus.Variant); ok {
-			s.X, s.Y = pair(p["position"])
-			s.W, s.H = pair(p["size"])
+	for i := range s.Streams {
+		st := &s.Streams[i]
+		if pv, err := c.Object(scName, st.Path).GetProperty(scStream + ".Parameters"); err == nil {
+			if p, ok := pv.Value().(map[string]dbus.Variant); ok {
+				st.X, st.Y = pair(p["position"])
+				st.W, st.H = pair(p["size"])
+			}
 		}
 	}
 	go s.watch(rdp)
 	return s, nil
+}
+
+// Monitor is one logical monitor of the stage, as DisplayConfig reports
+// it: the connector to record it by, its top-left corner, and whether it
+// is the primary one.
+type Monitor struct {
+	Connector string
+	X, Y      int
+	Primary   bool
+}
+
+// Monitors lists the logical monitors from org.gnome.Mutter.DisplayConfig's
+// GetCurrentState (one connector each: a mirrored logical monitor shows
+// the same picture on all of its monitors).
+func Monitors(c *dbus.Conn) ([]Monitor, error) {
+	call := c.Object(dcName, dcPath).Call(dcName+".GetCurrentState", 0)
+	if call.Err != nil {
+		return nil, fmt.Errorf("mutter DisplayConfig.GetCurrentState: %w", call.Err)
+	}
+	mons := logicalMonitors(call.Body)
+	if len(mons) == 0 {
+		return nil, errors.New("mutter DisplayConfig: no logical monitors")
+	}
+	return mons, nil
+}
+
+// logicalMonitors reads GetCurrentState's reply (serial, monitors,
+// logical_monitors a(iiduba(ssss)a{sv}), properties); malformed entries
+// are skipped.
+func logicalMonitors(body []any) []Monitor {
+	if len(body) < 3 {
+		return nil
+	}
+	var out []Monitor
+	for _, lm := range anySlice(body[2]) {
+		f := anySlice(lm)
+		if len(f) < 6 {
+			continue
+		}
+		x, ok1 := f[0].(int32)
+		y, ok2 := f[1].(int32)
+		primary, _ := f[4].(bool)
+		phys := anySlice(f[5])
+		if !ok1 || !ok2 || len(phys) == 0 {
+			continue
+		}
+		spec := anySlice(phys[0])
+		if len(spec) == 0 {
+			continue
+		}
+		conn, _ := spec[0].(string)
+		if conn == "" {
+			continue
+		}
+		out = append(out, Monitor{Connector: conn, X: int(x), Y: int(y), Primary: primary})
+	}
+	return out
+}
+
+// anySlice views a decoded D-Bus array or struct as []any.
+func anySlice(v any) []any {
+	switch t := v.(type) {
+	case []any:
+		return t
+	case [][]any:
+		out := make([]any, len(t))
+		for i := range t {
+			out[i] = t[i]
+		}
+		return out
+	}
+	return nil
 }
 
 // pair reads an (ii) struct variant.
@@ -216,10 +311,10 @@ func (s *Session) Close() error {
 	return err
 }
 
-// PointerMotionAbsolute moves the pointer to x, y in the stream's
+// PointerMotionAbsolute moves the pointer to x, y in stream i's
 // (monitor's) coordinates.
-func (s *Session) PointerMotionAbsolute(x, y float64) error {
-	return s.rd.Call(rdSession+".NotifyPointerMotionAbsolute", 0, string(s.stream), x, y).Err
+func (s *Session) PointerMotionAbsolute(i int, x, y float64) error {
+	return s.rd.Call(rdSession+".NotifyPointerMotionAbsolute", 0, string(s.Streams[i].Path), x, y).Err
 }
 
 // PointerButton presses or releases an evdev button (BTN_LEFT 0x110 ...).

@@ -47,3 +47,48 @@ func TestPair(t *testing.T) {
 		}
 	}
 }
+
+// TestLogicalMonitors: GetCurrentState's logical monitors (as godbus
+// decodes them) give each one's first connector, place and primary flag;
+// malformed entries are skipped.
+func TestLogicalMonitors(t *testing.T) {
+	spec := func(c string) []any { return []any{c, "MetaVendor", "MetaVirtualMonitor", "0x00"} }
+	body := []any{uint32(2), [][]any{},
+		[][]any{
+			{int32(0), int32(0), 1.0, uint32(0), true, [][]any{spec("Meta-1")}, map[string]dbus.Variant{}},
+			{int32(800), int32(0), 1.0, uint32(0), false, [][]any{spec("Meta-0"), spec("Meta-2")}, map[string]dbus.Variant{}},
+			{int32(5), int32(5), 1.0, uint32(0), false, [][]any{}, map[string]dbus.Variant{}}, // no monitor
+			{"x", int32(5), 1.0, uint32(0), false, [][]any{spec("Bad")}, map[string]dbus.Variant{}},
+			{int32(1)},
+		},
+		map[string]dbus.Variant{}}
+	got := logicalMonitors(body)
+	want := []Monitor{{"Meta-1", 0, 0, true}, {"Meta-0", 800, 0, false}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("logicalMonitors = %+v, want %+v", got, want)
+	}
+	if logicalMonitors(nil) != nil || logicalMonitors([]any{uint32(1), "x", "y"}) != nil {
+		t.Fatal("malformed replies should give no monitors")
+	}
+}
+
+// TestOwnerChange: SelectionOwnerChanged's mime-types as Mutter 43 sends
+// them (a struct holding the array) and as a plain array; no owner.
+func TestOwnerChange(t *testing.T) {
+	types := []string{"text/plain;charset=utf-8", "UTF8_STRING"}
+	for _, tc := range []struct {
+		opts  map[string]dbus.Variant
+		types []string
+		own   bool
+	}{
+		{map[string]dbus.Variant{"mime-types": dbus.MakeVariant([]any{types}), "session-is-owner": dbus.MakeVariant(true)}, types, true},
+		{map[string]dbus.Variant{"mime-types": dbus.MakeVariant(types), "session-is-owner": dbus.MakeVariant(false)}, types, false},
+		{map[string]dbus.Variant{}, nil, false},
+		{map[string]dbus.Variant{"mime-types": dbus.MakeVariant(7)}, nil, false},
+	} {
+		got, own := OwnerChange(tc.opts)
+		if len(got) != len(tc.types) || own != tc.own {
+			t.Errorf("OwnerChange(%v) = %v, %v; want %v, %v", tc.opts, got, own, tc.types, tc.own)
+		}
+	}
+}

@@ -51,16 +51,30 @@ type KeyEvent struct {
 
 // OpenWindow connects to the compositor and maps a toplevel; sway tiles it
 // over the whole output and focuses it.
-func OpenWindow(socket string) (*Window, error) { return openWindow(socket, false) }
+func OpenWindow(socket string) (*Window, error) { return openWindow(socket, false, nil) }
 
 // OpenFullscreenWindow maps a toplevel that asks to be fullscreen: how a
 // test client covers the output on a stacking compositor such as mutter.
-func OpenFullscreenWindow(socket string) (*Window, error) { return openWindow(socket, true) }
+func OpenFullscreenWindow(socket string) (*Window, error) { return openWindow(socket, true, nil) }
 
-func openWindow(socket string, fullscreen bool) (*Window, error) {
+// OpenFullscreenWindowAt maps a fullscreen toplevel on the output whose
+// top-left corner is at x, y in the compositor's layout (wl_output
+// geometry): one window per monitor.
+func OpenFullscreenWindowAt(socket string, x, y int) (*Window, error) {
+	return openWindow(socket, true, &image.Point{X: x, Y: y})
+}
+
+func openWindow(socket string, fullscreen bool, at *image.Point) (*Window, error) {
 	c, err := wayland.Dial(socket)
 	if err != nil {
 		return nil, err
+	}
+	output := uint32(0) // any
+	if at != nil {
+		if output, err = findOutput(c, *at); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	w := &Window{c: c, conf: make(chan struct{}), stale: map[*wayland.ShmBuffer]image.Rectangle{}}
 	need := func(iface string, ver uint32, h wayland.Handler) uint32 {
@@ -130,7 +144,7 @@ func openWindow(socket string, fullscreen bool) (*Window, error) {
 	c.Send(w.xdgSurf, 1, new(wayland.Writer).Uint(top))
 	c.Send(top, 2, new(wayland.Writer).String("meshagent-test"))
 	if fullscreen {
-		c.Send(top, 11, new(wayland.Writer).Uint(0)) // set_fullscreen(output: any)
+		c.Send(top, 11, new(wayland.Writer).Uint(output)) // set_fullscreen(output)
 	}
 	c.Send(w.surface, 6, nil) // initial commit without a buffer
 	select {
@@ -163,6 +177,44 @@ func openWindow(socket string, fullscreen bool) (*Window, error) {
 		}
 	}
 	return w, nil
+}
+
+// findOutput binds every wl_output and returns the one whose geometry
+// puts its top-left corner at p.
+func findOutput(c *wayland.Client, p image.Point) (uint32, error) {
+	var mu sync.Mutex
+	pos := map[int]image.Point{}
+	var ids []uint32
+	for _, g := range c.Globals() {
+		if g.Interface != "wl_output" {
+			continue
+		}
+		i := len(ids)
+		id, err := c.Bind(g, 1, func(m wayland.Message) {
+			if m.Opcode == 0 { // geometry(x, y, ...)
+				r := wayland.NewReader(m)
+				x, y := r.Int(), r.Int()
+				mu.Lock()
+				pos[i] = image.Point{X: int(x), Y: int(y)}
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := c.Roundtrip(5 * time.Second); err != nil {
+		return 0, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, id := range ids {
+		if q, ok := pos[i]; ok && q == p {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("no wl_output at %v (outputs at %v)", p, pos)
 }
 
 func (w *Window) isSized() bool {

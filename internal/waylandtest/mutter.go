@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshgo/meshagent/agent/mutter"
 )
 
 // Mutter is a running headless GNOME compositor (mutter) with its own
@@ -34,17 +36,31 @@ pipewire >pipewire.log 2>&1 &
 i=0; while [ ! -S pipewire-0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 wireplumber >wireplumber.log 2>&1 &
 printf '%s\n' "$DBUS_SESSION_BUS_ADDRESS" >bus.tmp && mv bus.tmp bus.address
-exec mutter --headless --virtual-monitor "$MUTTER_SIZE" --no-x11 --wayland-display wayland-mesh >mutter.log 2>&1
+exec mutter --headless $MUTTER_MONITORS --no-x11 --wayland-display wayland-mesh >mutter.log 2>&1
 `
 
 // StartMutter runs mutter --headless with one w x h virtual monitor as
 // UserName (created when missing), under dbus-run-session with pipewire
 // and wireplumber, as a GNOME session would have them. It waits until
 // the Wayland socket exists and Mutter owns its ScreenCast and
-// RemoteDesktop bus names. It skips the test when mutter, pipewire,
-// wireplumber or dbus-run-session are missing or the test is not root.
+// RemoteDesktop bus names. One test on the machine runs mutter at a
+// time (the others wait): agents pick the newest GNOME session. It skips
+// the test when mutter, pipewire, wireplumber or dbus-run-session are
+// missing or the test is not root.
 func StartMutter(t TB, w, h int) *Mutter {
 	t.Helper()
+	return StartMutterMonitors(t, [2]int{w, h})
+}
+
+// StartMutterMonitors is StartMutter with one virtual monitor of each
+// size (--virtual-monitor WxH each); mutter lays them out side by side
+// and picks the primary one itself.
+func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
+	t.Helper()
+	var mons []string
+	for _, sz := range sizes {
+		mons = append(mons, fmt.Sprintf("--virtual-monitor %dx%d", sz[0], sz[1]))
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run mutter as an unprivileged user")
 	}
@@ -54,6 +70,7 @@ func StartMutter(t TB, w, h int) *Mutter {
 		}
 	}
 	uid, gid := testUser(t)
+	lockMutter(t)
 	dir, err := os.MkdirTemp("", "meshgnome-")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +84,7 @@ func StartMutter(t TB, w, h int) *Mutter {
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"XDG_RUNTIME_DIR=" + dir, "HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin",
-		"XDG_SESSION_TYPE=wayland", "MUTTER_SIZE=" + fmt.Sprintf("%dx%d", w, h),
+		"XDG_SESSION_TYPE=wayland", "MUTTER_MONITORS=" + strings.Join(mons, " "),
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -97,7 +114,7 @@ func StartMutter(t TB, w, h int) *Mutter {
 			m.Socket = sock
 			if log, _ := os.ReadFile(m.Log); strings.Contains(string(log), "Using Wayland display name") {
 				m.Pid = findMutter(uid, dir)
-				if m.Pid != 0 {
+				if m.Pid != 0 && mutterServing(m.Bus, uid) {
 					return m
 				}
 			}
@@ -107,6 +124,36 @@ func StartMutter(t TB, w, h int) *Mutter {
 	b, _ := os.ReadFile(m.Log)
 	t.Fatalf("mutter did not come up in 30s: %s", b)
 	return nil
+}
+
+// lockMutter makes this test the only one on the machine running mutter
+// until it ends (other packages' tests run in parallel): an agent finds a
+// GNOME session by its process, newest first, so a second mutter started
+// meanwhile would be taken for this test's. Registered before mutter's own
+// cleanup, the lock is released after mutter is gone.
+func lockMutter(t TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "meshgo-waylandtest-mutter.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock for mutter: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}
+
+// mutterServing reports whether Mutter owns its RemoteDesktop and
+// ScreenCast names on the session bus yet (it takes them a moment after
+// its Wayland socket appears).
+func mutterServing(bus string, uid int) bool {
+	c, err := mutter.Dial(bus, uid)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return mutter.Available(c)
 }
 
 // testUser returns UserName's uid and gid, creating the account.

@@ -373,6 +373,44 @@ func keysym(t *testing.T, c *xgb.Conn, k xproto.Keycode) uint32 {
 	return uint32(r.Keysyms[(int(k)-int(su.MinKeycode))*int(r.KeysymsPerKeycode)])
 }
 
+// shot is what `screenshot --json -o FILE` reported and wrote.
+type shot struct {
+	Width, Height int
+	Display       int
+	Displays      []int
+	img           *image.RGBA
+}
+
+// screenshot runs the CLI's screenshot command against e's agent.
+func screenshot(t *testing.T, e *liveEnv, args ...string) shot {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "shot.png")
+	stdout, stderr, code := e.cli(append([]string{"screenshot", "--json", "-o", out}, args...)...)
+	if code != 0 {
+		t.Fatalf("screenshot %v: %d %s %s", args, code, stdout, stderr)
+	}
+	var s shot
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.img = image.NewRGBA(img.Bounds())
+	for y := 0; y < img.Bounds().Dy(); y++ {
+		for x := 0; x < img.Bounds().Dx(); x++ {
+			s.img.Set(x, y, img.At(x, y))
+		}
+	}
+	return s
+}
+
 // TestScreenshotDisplays selects displays with screenshot --display on an
 // X server with two RandR 1.5 monitors side by side: each monitor alone,
 // then all of them (0xFFFF).
@@ -405,40 +443,7 @@ func TestScreenshotDisplays(t *testing.T) {
 	window(t, xc, 640, 0, 640, 480, right, 0)
 	e := newLiveEnv(t, liveOptions{env: x.Env()})
 
-	type shot struct {
-		Width, Height int
-		Display       int
-		Displays      []int
-		img           *image.RGBA
-	}
-	take := func(args ...string) shot {
-		t.Helper()
-		out := filepath.Join(t.TempDir(), "shot.png")
-		stdout, stderr, code := e.cli(append([]string{"screenshot", "--json", "-o", out}, args...)...)
-		if code != 0 {
-			t.Fatalf("screenshot %v: %d %s %s", args, code, stdout, stderr)
-		}
-		var s shot
-		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := png.Decode(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.img = image.NewRGBA(img.Bounds())
-		for y := 0; y < img.Bounds().Dy(); y++ {
-			for x := 0; x < img.Bounds().Dx(); x++ {
-				s.img.Set(x, y, img.At(x, y))
-			}
-		}
-		return s
-	}
+	take := func(args ...string) shot { return screenshot(t, e, args...) }
 	def := take()
 	if len(def.Displays) != 3 || def.Displays[0] != 0xFFFF || def.Width != 640 || !near(def.img, 320, 240, right) {
 		t.Fatalf("default screenshot: %dx%d display %d of %v", def.Width, def.Height, def.Display, def.Displays)
