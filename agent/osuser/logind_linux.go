@@ -13,13 +13,16 @@ import (
 // logind is not there. A session whose properties cannot be read is left
 // out (it closed between the list and the read).
 func LogindSessions(ctx context.Context) ([]LogindSession, error) {
+	// One bound for the whole exchange: the connection closes when ctx
+	// ends, so a bus that hangs in its handshake cannot hold the caller
+	// (the core asks every 10 s).
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	c, err := dbus.ConnectSystemBus(dbus.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("logind sessions: %w", err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	var list []struct {
 		ID   string
 		UID  uint32
