@@ -57,7 +57,8 @@ type sshServer struct {
 // startSSHD starts sshd. Run as root, sshd insists on its privilege
 // separation directory /run/sshd (normally made by its systemd unit): it
 // gets one in a private mount namespace (a tmpfs on /run seen only by
-// this sshd), so nothing on the machine changes. Run as another user,
+// this sshd, and one on /var/log for the login records it writes), so
+// nothing on the machine changes. Run as another user,
 // sshd runs unprivileged and lets only that user in. The session's HOME
 // is a directory of the test: the user's own dotfiles play no part.
 func startSSHD(t *testing.T) *sshServer {
@@ -137,7 +138,7 @@ LogLevel VERBOSE
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
 		cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-			`mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "$0" -D -e -f "$1"`, sshd, cfgPath)
+			`mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && mount -t tmpfs -o mode=755 tmpfs /var/log && exec "$0" -D -e -f "$1"`, sshd, cfgPath)
 	} else {
 		cmd = exec.Command(sshd, "-D", "-e", "-f", cfgPath)
 	}
