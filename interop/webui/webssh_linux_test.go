@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,16 +179,17 @@ LogLevel VERBOSE
 	return nil
 }
 
-// established counts the ESTABLISHED IPv4 TCP connections with port at
-// either end (/proc/net/tcp), so a test can see a tunnel's connection go.
-func established(t *testing.T, port int) int {
+// established counts the ESTABLISHED IPv4 TCP connections between the
+// local ports a and b (/proc/net/tcp lists each end of a loopback
+// connection), so a test can see one tunnel's connection go.
+func established(t *testing.T, a, b int) int {
 	t.Helper()
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	hexPort := fmt.Sprintf(":%04X", port)
+	pa, pb := fmt.Sprintf(":%04X", a), fmt.Sprintf(":%04X", b)
 	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -195,7 +197,8 @@ func established(t *testing.T, port int) int {
 		if len(fs) < 4 || fs[3] != "01" {
 			continue
 		}
-		if strings.HasSuffix(fs[1], hexPort) || strings.HasSuffix(fs[2], hexPort) {
+		l, r := fs[1], fs[2]
+		if (strings.HasSuffix(l, pa) && strings.HasSuffix(r, pb)) || (strings.HasSuffix(l, pb) && strings.HasSuffix(r, pa)) {
 			n++
 		}
 	}
@@ -254,29 +257,38 @@ func TestWebSSH(t *testing.T) {
 		t.Errorf("sshd logged no key login for %s", sshd.User)
 	}
 
-	// The tunnel's end, seen from each side.
+	// The tunnel's end, seen from each side. sshd names the agent's end
+	// of the connection.
 	target := "127.0.0.1:" + strconv.Itoa(sshd.Port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ended := false
+	m := regexp.MustCompile(`Connection from 127\.0\.0\.1 port (\d+) on`).FindStringSubmatch(sshd.log.String())
+	if m == nil {
+		t.Fatal("sshd logged no connection")
+	}
+	agentPort, _ := strconv.Atoi(m[1])
+	var endLine string
+	var gone bool
+	conns := -1
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		for _, l := range agent.lines("port forwarding ended") {
 			if strings.Contains(l, target) {
-				ended = true
-				if !strings.Contains(l, "clean=true") {
-					t.Errorf("our agent's forwarding did not end cleanly: %s", l)
-				}
+				endLine = l
 			}
 		}
 		sshdLog := sshd.log.String()
-		gone := strings.Contains(sshdLog, "Disconnected from user "+sshd.User) || strings.Contains(sshdLog, "Connection closed by")
-		conns := established(t, sshd.Port)
-		if ended && gone && conns == 0 {
+		gone = strings.Contains(sshdLog, "Disconnected from user "+sshd.User) || strings.Contains(sshdLog, "Connection closed by")
+		conns = established(t, sshd.Port, agentPort)
+		if (endLine != "" && gone && conns == 0) || time.Now().After(deadline) {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after Disconnect: agent forwarding ended %v, sshd saw the client go %v, %d connections to sshd left", ended, gone, conns)
-		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	if endLine == "" || !strings.Contains(endLine, "clean=true") {
+		t.Errorf("our agent's forwarding did not end cleanly: %q", endLine)
+	}
+	if !gone {
+		t.Error("sshd did not see the client go")
+	}
+	if conns != 0 {
+		t.Errorf("the connection agent (port %d) to sshd is still established", agentPort)
 	}
 	// The page also sends the agent a terminal tunnel request for the
 	// same session (agent-redir-ws Start always does) that nobody pairs,
