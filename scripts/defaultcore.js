@@ -8,7 +8,7 @@ var proc = require('process');
 
 var CORE_VERSION = 'meshgo ' + (mesh.info.agentVersion || 'dev');
 var CAPS = mesh.info.caps || 14; // terminal, files, console (+1 when desktop works), at start
-// STATE_POLL: how often the logged-in users and the capabilities (a
+// STATE_POLL: how often the logged-in and locked users and the capabilities (a
 // desktop that appeared after the agent started) are checked; coreinfo
 // goes out only when they changed.
 var STATE_POLL = 10 * 1000;
@@ -30,7 +30,7 @@ function currentCaps() { return mesh.caps ? mesh.caps() : CAPS; }
 
 function sendCoreInfo(force) {
     return sysinfo.coreInfo().then(function (ci) {
-        var o = { action: 'coreinfo', value: CORE_VERSION, caps: currentCaps(), osdesc: ci.osdesc, root: ci.root, users: ci.users };
+        var o = { action: 'coreinfo', value: CORE_VERSION, caps: currentCaps(), osdesc: ci.osdesc, root: ci.root, users: ci.users, lusers: ci.lusers };
         if (ci.lastbootuptime) { o.lastbootuptime = ci.lastbootuptime; }
         var s = JSON.stringify(o);
         if (force || s !== lastCoreInfo) { lastCoreInfo = s; send(o); }

@@ -1,6 +1,10 @@
 package consent
 
-import "github.com/meshgo/meshagent/agent/osuser"
+import (
+	"context"
+
+	"github.com/meshgo/meshagent/agent/osuser"
+)
 
 // System is the Presence of this machine: the logged-in users are the
 // sessions osuser lists (the console user by its rule outside Windows,
@@ -28,6 +32,6 @@ func (System) Users() (active, locked []string, err error) {
 	if len(active) == 0 {
 		return nil, nil, nil
 	}
-	locked, _ = lockedUsers() // unknown means none locked
+	locked, _ = osuser.LockedUsers(context.Background()) // unknown means none locked
 	return active, locked, nil
 }

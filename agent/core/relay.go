@@ -323,7 +323,10 @@ func (a *Agent) forward(ctx context.Context, ch session.Channel, info session.In
 	if f == nil {
 		f = &portfwd.Forwarder{Logger: a.log}
 	}
-	return f.Serve(ctx, ch, t)
+	err := f.Serve(ctx, ch, t)
+	// clean: a side closed (the error, if any, is logged by OpenTunnel).
+	a.log.Info("port forwarding ended", "network", t.Network, "target", t.Addr(), "user", info.UserID, "clean", err == nil)
+	return err
 }
 
 // sessionKind names a protocol as MeshCentral's "sessions" messages do.

@@ -114,10 +114,7 @@ func (f *Forwarder) Serve(ctx context.Context, ch session.Channel, t Target) err
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close(); ch.Close() })
 	defer stop()
-	if t.Network == "udp" {
-		return bridgeUDP(ctx, ch, conn)
-	}
-	return bridgeTCP(ctx, ch, conn, f.logger())
+	return bridge(ctx, ch, conn, t.Network == "udp", f.logger())
 }
 
 func (f *Forwarder) logger() *slog.Logger {
@@ -127,16 +124,24 @@ func (f *Forwarder) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// bridgeTCP copies both ways. The relay has no half-close, so:
-//   - the target's EOF: everything it sent has been written to the relay,
+// bridge copies both ways, one binary frame to one write (a datagram for
+// UDP) and one read to one frame. The relay has no half-close, so:
+//   - the target's end (TCP EOF; a UDP socket has none and ends only when
+//     it is closed): everything it sent has been written to the relay,
 //     then the relay is closed (a WebSocket close after the last frame);
-//   - the relay's close: the target gets a TCP half-close (FIN) after the
-//     last byte, and has Linger to finish before the socket is closed.
-func bridgeTCP(ctx context.Context, ch session.Channel, conn net.Conn, log *slog.Logger) error {
+//   - the relay's close: a TCP target gets a half-close (FIN) after the
+//     last byte and has Linger to finish before the socket is closed; a
+//     UDP socket is closed at once.
+//
+// A relay that takes no frame for writeTimeout ends the session. While
+// the down pump waits for the relay, UDP datagrams pile up in the
+// kernel's socket buffer, which drops them as a UDP path would.
+func bridge(ctx context.Context, ch session.Channel, conn net.Conn, udp bool, log *slog.Logger) error {
+	p := pump{ctx: ctx, ch: ch, conn: conn, udp: udp}
 	up := make(chan error, 1) // relay -> target
-	go func() { up <- relayToConn(ctx, ch, conn) }()
+	go func() { up <- p.relayToConn() }()
 	down := make(chan error, 1) // target -> relay
-	go func() { down <- connToRelay(ctx, conn, ch) }()
+	go func() { down <- p.connToRelay() }()
 
 	select {
 	case err := <-down:
@@ -147,7 +152,7 @@ func bridgeTCP(ctx context.Context, ch session.Channel, conn net.Conn, log *slog
 	case err := <-up:
 		// The user's side is done: half-close towards the target so it
 		// sees the end of input after the last byte, then let it finish.
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok && !udp {
 			cw.CloseWrite()
 		} else {
 			conn.Close()
@@ -155,21 +160,35 @@ func bridgeTCP(ctx context.Context, ch session.Channel, conn net.Conn, log *slog
 		conn.SetReadDeadline(time.Now().Add(Linger))
 		derr := <-down
 		log.Debug("forwarded session: user side ended", "err", err, "target", derr)
-		if err != nil {
-			return err
-		}
-		return nil
+		return err
 	}
 }
 
-// relayToConn writes each binary frame to conn. Text frames are the
+// pump is one forwarded session's two copy loops.
+type pump struct {
+	ctx  context.Context
+	ch   session.Channel
+	conn net.Conn
+	udp  bool
+}
+
+// transient reports whether err from the target's socket leaves the
+// session going: a UDP socket reports an earlier datagram's ICMP refusal
+// (ECONNREFUSED) on its next read or write, as a UDP socket would to any
+// program. A TCP error always ends it.
+func (p pump) transient(err error) bool {
+	var oe *net.OpError
+	return p.udp && errors.As(err, &oe) && !errors.Is(err, net.ErrClosed) && !oe.Timeout() && p.ctx.Err() == nil
+}
+
+// relayToConn writes each binary frame to the target. Text frames are the
 // relay's and the client's control messages, never data (MeshCentral's
 // agent skips them too). A closed relay returns nil.
-func relayToConn(ctx context.Context, ch session.Channel, conn net.Conn) error {
+func (p pump) relayToConn() error {
 	for {
-		fr, err := ch.Read(ctx)
+		fr, err := p.ch.Read(p.ctx)
 		if err != nil {
-			if errors.Is(err, session.ErrClosed) || errors.Is(err, io.EOF) || ctx.Err() != nil {
+			if errors.Is(err, session.ErrClosed) || errors.Is(err, io.EOF) || p.ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("read relay: %w", err)
@@ -177,21 +196,22 @@ func relayToConn(ctx context.Context, ch session.Channel, conn net.Conn) error {
 		if !fr.Binary || len(fr.Data) == 0 {
 			continue
 		}
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := conn.Write(fr.Data); err != nil {
+		p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := p.conn.Write(fr.Data); err != nil && !p.transient(err) {
 			return fmt.Errorf("write target: %w", err)
 		}
 	}
 }
 
-// connToRelay sends what conn reads as binary frames; EOF returns nil.
-func connToRelay(ctx context.Context, conn net.Conn, ch session.Channel) error {
+// connToRelay sends what the target's socket reads as binary frames; the
+// target's end (EOF, the socket closed, Linger run out) returns nil.
+func (p pump) connToRelay() error {
 	buf := make([]byte, BufferSize)
 	for {
-		n, err := conn.Read(buf)
+		n, err := p.conn.Read(buf)
 		if n > 0 {
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			werr := ch.Write(wctx, session.Frame{Binary: true, Data: buf[:n]})
+			wctx, cancel := context.WithTimeout(p.ctx, writeTimeout)
+			werr := p.ch.Write(wctx, session.Frame{Binary: true, Data: buf[:n]})
 			cancel()
 			if werr != nil {
 				if errors.Is(werr, session.ErrClosed) {
@@ -201,7 +221,10 @@ func connToRelay(ctx context.Context, conn net.Conn, ch session.Channel) error {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, ctx.Err()) {
+			if p.transient(err) {
+				continue
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || p.ctx.Err() != nil {
 				return nil
 			}
 			var ne net.Error
@@ -209,60 +232,6 @@ func connToRelay(ctx context.Context, conn net.Conn, ch session.Channel) error {
 				return nil // Linger ran out after the user's side closed
 			}
 			return fmt.Errorf("read target: %w", err)
-		}
-	}
-}
-
-// bridgeUDP maps each binary frame to one datagram and back. UDP has no
-// end, so the session lasts until the relay closes or ctx ends; datagrams
-// the relay cannot take in time are left to the kernel, which drops them
-// as a UDP path would.
-func bridgeUDP(ctx context.Context, ch session.Channel, conn net.Conn) error {
-	down := make(chan error, 1)
-	go func() {
-		buf := make([]byte, BufferSize)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				// A refused port (ICMP) is reported on the next read; the
-				// session goes on, as a UDP socket would.
-				var oe *net.OpError
-				if errors.As(err, &oe) && !errors.Is(err, net.ErrClosed) && !oe.Timeout() && ctx.Err() == nil {
-					continue
-				}
-				down <- nil
-				return
-			}
-			if err := ch.Write(ctx, session.Frame{Binary: true, Data: buf[:n]}); err != nil {
-				down <- nil
-				return
-			}
-		}
-	}()
-	err := relayToUDP(ctx, ch, conn)
-	conn.Close()
-	<-down
-	return err
-}
-
-func relayToUDP(ctx context.Context, ch session.Channel, conn net.Conn) error {
-	for {
-		fr, err := ch.Read(ctx)
-		if err != nil {
-			if errors.Is(err, session.ErrClosed) || errors.Is(err, io.EOF) || ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read relay: %w", err)
-		}
-		if !fr.Binary || len(fr.Data) == 0 {
-			continue
-		}
-		if _, err := conn.Write(fr.Data); err != nil {
-			var oe *net.OpError
-			if errors.As(err, &oe) && !errors.Is(err, net.ErrClosed) {
-				continue // e.g. ECONNREFUSED from an earlier datagram
-			}
-			return fmt.Errorf("write target: %w", err)
 		}
 	}
 }

@@ -15,10 +15,12 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/agent/osuser"
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/mem"
@@ -31,41 +33,63 @@ const MaxString = 1024
 
 // CoreInfo holds the host-derived fields of a `coreinfo` message.
 type CoreInfo struct {
-	OSDesc         string   `json:"osdesc"`
-	Root           bool     `json:"root"`
-	Users          []string `json:"users"`
+	OSDesc string   `json:"osdesc"`
+	Root   bool     `json:"root"`
+	Users  []string `json:"users"`
+	// LockedUsers are the Users whose session is locked (meshcore.js's
+	// lusers; the web UI marks them "Locked"). Always a list, empty when
+	// none is, so a server's stale list is replaced when they unlock.
+	LockedUsers    []string `json:"lusers"`
 	LastBootUpTime int64    `json:"lastbootuptime,omitempty"` // ms since epoch
 }
 
 // GetCoreInfo returns the OS description, whether the agent runs privileged,
-// the logged-in users and the boot time. Partial failures leave fields empty
-// rather than failing: the server treats every field as optional.
+// the logged-in and locked users and the boot time. Partial failures leave
+// fields empty rather than failing: the server treats every field as
+// optional.
 func GetCoreInfo(ctx context.Context) CoreInfo {
-	ci := CoreInfo{OSDesc: OSDesc(ctx), Root: isRoot(), Users: users(ctx)}
+	ci := CoreInfo{OSDesc: OSDesc(ctx), Root: isRoot()}
+	// Without logind (not Linux, no system bus) only the login records count.
+	logind, _ := osuser.LogindSessions(ctx)
+	ci.Users, ci.LockedUsers = users(ctx, logind)
 	if bt, err := host.BootTimeWithContext(ctx); err == nil && bt > 0 {
 		ci.LastBootUpTime = int64(bt) * 1000
 	}
 	return ci
 }
 
-// users lists distinct logged-in user names in a stable order so that a
-// core comparing coreinfo snapshots does not resend on mere reordering.
-func users(ctx context.Context) []string {
-	out := []string{}
-	us, err := host.UsersWithContext(ctx)
-	if err != nil {
-		return out
-	}
+// users lists distinct logged-in user names, from the login records
+// (utmp) and logind's user sessions (a Wayland desktop often writes no
+// utmp record), and the locked ones among them (logind's LockedHint), each
+// in a stable order so that a core comparing coreinfo snapshots does not
+// resend on mere reordering.
+func users(ctx context.Context, logind []osuser.LogindSession) (all, locked []string) {
+	all, locked = []string{}, []string{}
 	seen := map[string]bool{}
-	for _, u := range us {
-		if u.User == "" || seen[u.User] {
-			continue
+	add := func(u string) {
+		if u != "" && !seen[u] {
+			seen[u] = true
+			all = append(all, u)
 		}
-		seen[u.User] = true
-		out = append(out, u.User)
 	}
-	sort.Strings(out)
-	return out
+	if us, err := host.UsersWithContext(ctx); err == nil {
+		for _, u := range us {
+			add(u.User)
+		}
+	}
+	for _, s := range logind {
+		if s.Class == "user" && s.State != "closing" {
+			add(s.User)
+		}
+	}
+	for _, s := range logind {
+		if s.Locked && seen[s.User] && !slices.Contains(locked, s.User) {
+			locked = append(locked, s.User)
+		}
+	}
+	sort.Strings(all)
+	sort.Strings(locked)
+	return all, locked
 }
 
 // OSDesc is the human-readable OS name shown in the UI's device header.

@@ -3,8 +3,11 @@ package sysinfo
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/meshgo/meshagent/agent/osuser"
 )
 
 // validateForMongo mirrors MeshCentral's common.js validateObjectForMongo:
@@ -188,5 +191,49 @@ func TestNetInfoAndCoreInfo(t *testing.T) {
 	ci := GetCoreInfo(context.Background())
 	if ci.OSDesc == "" || ci.Users == nil || ci.LastBootUpTime == 0 {
 		t.Errorf("coreinfo incomplete: %+v", ci)
+	}
+}
+
+// Logged-in users include logind's user sessions, and the locked ones
+// are those of them whose session has LockedHint; a greeter's or a
+// closing session's user is neither.
+func TestUsersFromLogind(t *testing.T) {
+	tests := []struct {
+		name         string
+		logind       []osuser.LogindSession
+		want, locked []string
+	}{
+		{"none", nil, nil, []string{}},
+		{"unlocked", []osuser.LogindSession{{ID: "2", User: "zed", Class: "user", State: "active"}}, []string{"zed"}, []string{}},
+		{"locked", []osuser.LogindSession{
+			{ID: "2", User: "zed", Class: "user", State: "active", Locked: true},
+			{ID: "3", User: "zed", Class: "user", State: "online"},
+			{ID: "4", User: "yan", Class: "user", State: "online", Locked: true},
+		}, []string{"yan", "zed"}, []string{"yan", "zed"}},
+		{"greeter and closing", []osuser.LogindSession{
+			{ID: "c1", User: "zgdm", Class: "greeter", State: "active", Locked: true},
+			{ID: "5", User: "zold", Class: "user", State: "closing", Locked: true},
+		}, nil, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			all, locked := users(context.Background(), tc.logind)
+			for _, u := range tc.want {
+				if !slices.Contains(all, u) {
+					t.Errorf("users %q lack %q", all, u)
+				}
+			}
+			for _, u := range []string{"zgdm", "zold"} {
+				if slices.Contains(all, u) {
+					t.Errorf("users %q include %q", all, u)
+				}
+			}
+			if !slices.Equal(locked, tc.locked) || locked == nil {
+				t.Errorf("locked %#v, want %#v", locked, tc.locked)
+			}
+			if !slices.IsSorted(all) {
+				t.Errorf("users %q not sorted", all)
+			}
+		})
 	}
 }

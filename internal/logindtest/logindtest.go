@@ -36,6 +36,7 @@ type Logind struct {
 	conn  *dbus.Conn
 
 	sessions []Session
+	props    map[string]*prop.Properties // by session ID
 }
 
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -216,12 +217,31 @@ func (l *Logind) AddSession(t testing.TB, s Session) {
 			"LockedHint": {Value: s.Locked},
 		},
 	}
-	if _, err := prop.Export(l.conn, s.path(), props); err != nil {
+	p, err := prop.Export(l.conn, s.path(), props)
+	if err != nil {
 		t.Fatal(err)
 	}
 	l.mu.Lock()
 	l.sessions = append(l.sessions, s)
+	if l.props == nil {
+		l.props = map[string]*prop.Properties{}
+	}
+	l.props[s.ID] = p
 	l.mu.Unlock()
+}
+
+// SetLocked changes session id's LockedHint, as a screen locker does
+// through logind's SetLockedHint (the stand-in emits no
+// PropertiesChanged: readers see it on their next read).
+func (l *Logind) SetLocked(t testing.TB, id string, locked bool) {
+	t.Helper()
+	l.mu.Lock()
+	p := l.props[id]
+	l.mu.Unlock()
+	if p == nil {
+		t.Fatalf("logindtest: no session %q", id)
+	}
+	p.SetMust("org.freedesktop.login1.Session", "LockedHint", locked)
 }
 
 type userRef struct {

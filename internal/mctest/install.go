@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,15 @@ const Version = "1.1.55"
 // directory into which MeshCentral is installed (the directory that holds
 // node_modules).
 const DirEnv = "MESHGO_MESHCENTRAL_DIR"
+
+// SSH2Version is the npm ssh2 release MeshCentral 1.1.55 requires for
+// Web-SSH (meshcentral.js pushes 'ssh2@1.17.0' onto its module list when
+// a domain has "ssh": true, and npm-installs it at start when missing).
+const SSH2Version = "1.17.0"
+
+// SSH2DirEnv overrides the directory ssh2 is installed into (the one that
+// holds node_modules), as DirEnv does for MeshCentral.
+const SSH2DirEnv = "MESHGO_SSH2_DIR"
 
 // CacheDir returns the directory the harness installs MeshCentral into: $MESHGO_MESHCENTRAL_DIR
 // when set, otherwise $(os.UserCacheDir())/meshgo/meshcentral-1.1.55. .ci/run
@@ -46,11 +56,15 @@ func Install(t testing.TB) string {
 }
 
 // EnsureInstalled is Install for use outside tests (the CI pre-install):
-// it returns the node_modules/meshcentral path or an error, logging progress
-// with logf.
+// it installs MeshCentral and the ssh2 module its servers get (see
+// installSSH2) and returns the node_modules/meshcentral path or an error,
+// logging progress with logf.
 func EnsureInstalled(logf func(format string, args ...any)) (string, error) {
 	p, err := install(logf)
 	if err != nil {
+		return "", fmt.Errorf("mctest: %w", err)
+	}
+	if _, err := installSSH2(logf); err != nil {
 		return "", fmt.Errorf("mctest: %w", err)
 	}
 	return p, nil
@@ -69,6 +83,34 @@ func install(logf func(string, ...any)) (string, error) {
 		Name: "meshcentral", Version: Version, Dir: dir, UserDir: fromEnv,
 		ProjectName: "meshgo-meshcentral", Timeout: 10 * time.Minute, LogPrefix: "mctest",
 	}, logf)
+}
+
+// installSSH2 makes sure npm ssh2@1.17.0 is installed in its own cache
+// directory ($MESHGO_SSH2_DIR or $(os.UserCacheDir())/meshgo/ssh2-1.17.0)
+// and returns its node_modules directory, which servers get as NODE_PATH.
+// MeshCentral would otherwise run `npm install ssh2@1.17.0` into its own
+// install at start (InstallModules in meshcentral.js) whenever a domain
+// has "ssh": true: a network fetch in the middle of a test, into a
+// directory other test binaries are running MeshCentral from. A separate
+// directory is built aside and renamed into place like MeshCentral's, so
+// an existing MeshCentral cache stays untouched. Optional dependencies
+// (cpu-features, a native build ssh2 only uses to pick a cipher order)
+// are left out.
+func installSSH2(logf func(string, ...any)) (string, error) {
+	dir, err := npmcache.CacheDir(SSH2DirEnv, "ssh2", SSH2Version)
+	if err != nil {
+		return "", err
+	}
+	_, fromEnv := os.LookupEnv(SSH2DirEnv)
+	mod, err := npmcache.Ensure(npmcache.Package{
+		Name: "ssh2", Version: SSH2Version, Dir: dir, UserDir: fromEnv,
+		ProjectName: "meshgo-ssh2", NPMArgs: []string{"--omit=optional"},
+		Timeout: 5 * time.Minute, LogPrefix: "mctest",
+	}, logf)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(mod), nil
 }
 
 // tail returns the last n lines of s.

@@ -41,6 +41,13 @@ type Options struct {
 	Settings map[string]any
 	// Domain is merged into the default domain ("") of config.json.
 	Domain map[string]any
+	// SSH turns on the domain's "ssh": MeshCentral's own SSH client
+	// (Web-SSH link, the Terminal tab's "SSH Connect", the Files tab's
+	// "SFTP Connect"), which reaches the device's SSH port through a
+	// port-forwarding tunnel of its agent. The npm ssh2 module it needs is
+	// installed beside MeshCentral's cache (installSSH2) and given to the
+	// server as NODE_PATH, so MeshCentral never npm-installs it itself.
+	SSH bool
 	// AdminUser is the administrator's user name (default "admin").
 	AdminUser string
 	// AdminPass is the administrator's password (default: random).
@@ -61,6 +68,7 @@ type Server struct {
 	pass    string
 	logPath string
 	opts    Options
+	env     []string // MeshCentral's environment: loopbackEnv, NODE_PATH for ssh2
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -140,6 +148,14 @@ func start(mcDir, root string, opts Options, logf func(string, ...any)) (*Server
 	if s.pass == "" {
 		s.pass = "P" + randomHex(12) + "!x"
 	}
+	s.env = loopbackEnv()
+	if opts.SSH {
+		nm, err := installSSH2(logf)
+		if err != nil {
+			return nil, err
+		}
+		s.env = append(s.env, "NODE_PATH="+nm)
+	}
 	s.logPath = filepath.Join(s.dataDir, "meshcentral.log")
 	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -218,6 +234,9 @@ func (s *Server) config() map[string]any {
 		"newAccounts":  false,
 		"agentNoProxy": true,
 	}
+	if s.opts.SSH {
+		domain["ssh"] = true
+	}
 	mergeFold(domain, s.opts.Domain)
 	return map[string]any{
 		"settings": settings,
@@ -273,7 +292,7 @@ func (s *Server) runMeshCentralCmd(timeout time.Duration, args ...string) (strin
 	full := append([]string{filepath.Join(s.mcDir, "meshcentral.js"), "--datapath", s.dataDir}, args...)
 	cmd := exec.CommandContext(ctx, "node", full...)
 	cmd.Dir = s.root
-	cmd.Env = loopbackEnv()
+	cmd.Env = s.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -287,7 +306,7 @@ func (s *Server) launch(timeout time.Duration) error {
 	fmt.Fprintf(logf, "---- mctest: starting MeshCentral on 127.0.0.1:%d at %s\n", s.port, time.Now().Format(time.RFC3339))
 	cmd := exec.Command("node", filepath.Join(s.mcDir, "meshcentral.js"), "--datapath", s.dataDir)
 	cmd.Dir = s.root
-	cmd.Env = loopbackEnv()
+	cmd.Env = s.env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	setupProc(cmd, sigInt)

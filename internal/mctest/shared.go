@@ -41,8 +41,9 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// Shared returns one MeshCentral server (started with default Options on the
-// first call) that all tests of the package share; it is stopped by Main,
+// Shared returns one MeshCentral server (started on the first call with
+// default Options and SSH, so the device page offers Web-SSH) that all
+// tests of the package share; it is stopped by Main,
 // which the package's TestMain must call (Shared fails the test otherwise).
 // Tests sharing it should create their own device groups. If the test
 // fails, the server's log tail is printed.
@@ -65,7 +66,7 @@ func Shared(t testing.TB) *Server {
 				return fmt.Errorf("create shared data dir: %w", err)
 			}
 			shared.root = root
-			shared.srv, err = start(mcDir, root, Options{}, t.Logf)
+			shared.srv, err = start(mcDir, root, Options{SSH: true}, t.Logf)
 			return err
 		}()
 	}

@@ -322,6 +322,7 @@ type uiConfig struct {
 	Toolbar     *struct{}    `json:"toolbar,omitempty"`
 	WebRelay    *webRelayCfg `json:"webrelay,omitempty"`
 	WebVNC      *webVNCCfg   `json:"webvnc,omitempty"`
+	WebSSH      *webSSHCfg   `json:"webssh,omitempty"`
 }
 
 type toolsCfg struct {
@@ -377,6 +378,7 @@ type uiResult struct {
 	Toolbar  *toolbarResult  `json:"toolbar"`
 	WebRelay *webRelayResult `json:"webrelay"`
 	WebVNC   *webVNCResult   `json:"webvnc"`
+	WebSSH   *webSSHResult   `json:"webssh"`
 	Tools    *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`

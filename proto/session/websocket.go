@@ -74,7 +74,9 @@ func (w *wsChannel) wrap(op string, err error) error {
 	default:
 	}
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
+	// ErrCloseSent: the peer's close frame arrived and was answered, so
+	// the channel is closed though this side never called Close.
+	if errors.As(err, &ce) || errors.Is(err, websocket.ErrCloseSent) {
 		return fmt.Errorf("%s: %w (%v)", op, ErrClosed, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -41,6 +41,13 @@
 //   webvnc       {port, w, h, rgb}: set the device's VNC port to port, click
 //                the device page's Web-VNC link, press noVNC's Connect and
 //                wait until its canvas is w x h with colour rgb at the centre
+//   webssh       {port, user, keyFile, command, expect}: set the device's SSH
+//                port to port (what the SSH port dialog sends), press the
+//                Terminal tab's "SSH Connect" (MeshCentral's own SSH client,
+//                sshterminalrelay.ashx, over a port-forwarding tunnel of the
+//                agent), log in as user with keyFile ("Username and Key"),
+//                type command in the terminal, wait until the terminal shows
+//                expect, then press Disconnect
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -405,6 +412,55 @@ async function webVNCFlow(page) {
   await popup.close();
 }
 
+// termText is what the terminal shows, a row a line (xterm's DOM
+// renderer; its buffer API is a "proposed API" this xterm build refuses).
+async function termText(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).map((d) => d.textContent.replace(/\s+$/, '')).join('\n'));
+}
+
+async function webSSHFlow(page) {
+  const w = cfg.webssh;
+  const r = (result.webssh = {});
+  await openDevice(page, 12);
+  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
+  // The SSH port dialog (cmsshportaction) sends this changedevice.
+  await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, sshport: port }), w.port);
+  r.portSet = await page.waitForFunction((port) => currentNode.sshport == port, w.port, { timeout: 30000 }).then(() => true, () => false);
+  r.buttonShown = await page.waitForSelector('#connectbutton2s:not([disabled])', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
+  log('webssh: port set', r.portSet, 'SSH Connect shown', r.buttonShown);
+  if (!r.buttonShown) return;
+  await page.click('#connectbutton2s');
+  // MeshCentral asks for the credentials (no stored ones): Username and Key.
+  r.authAsked = await page.waitForSelector('#dp2authmethod', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
+  log('webssh: authentication dialog shown', r.authAsked);
+  if (!r.authAsked) return;
+  await page.selectOption('#dp2authmethod', '2');
+  await page.fill('#dp2user', w.user);
+  await page.setInputFiles('#dp2key', w.keyFile);
+  await page.evaluate(() => sshAuthUpdate());
+  await page.waitForSelector('#idx_dlgOkButton:not([disabled])', { timeout: 15000 });
+  await page.click('#idx_dlgOkButton');
+  // The shell's prompt comes back through ssh2, the relay and our agent.
+  r.prompt = await page.waitForFunction(() => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).some((d) => d.textContent.trim() !== ''),
+    null, { timeout: 45000, polling: 200 }).then(() => true, () => false);
+  r.status = await statusText(page, 'termstatus');
+  log('webssh: status', r.status, 'prompt seen', r.prompt, JSON.stringify(await termText(page)));
+  // Typed as a user types: the terminal has the focus.
+  await page.click('#termarea3xdiv');
+  await page.keyboard.type(w.command + '\n', { delay: 5 });
+  r.output = await page.waitForFunction((e) => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).some((d) => d.textContent.trim() === e),
+    w.expect, { timeout: 30000, polling: 200 }).then(() => true, () => false);
+  r.text = await termText(page);
+  log('webssh: output seen', r.output);
+  r.screenshot = path.join(cfg.outDir, 'webssh.png');
+  await page.screenshot({ path: r.screenshot });
+  await page.click('#disconnectbutton2');
+  r.disconnected = await page.waitForFunction(() => terminal == null && document.getElementById('connectbutton2sspan').style.display !== 'none', null, { timeout: 15000 })
+    .then(() => true, () => false);
+  r.statusAfter = await statusText(page, 'termstatus');
+  log('webssh: disconnected', r.disconnected, 'status', r.statusAfter);
+}
+
 async function toolbarFlow(page) {
   const r = (result.toolbar = {});
   await openDevice(page, 11);
@@ -524,6 +580,7 @@ async function consentFlow(page) {
     if (cfg.toolbar) await toolbarFlow(page);
     if (cfg.webrelay) await webRelayFlow(page);
     if (cfg.webvnc) await webVNCFlow(page);
+    if (cfg.webssh) await webSSHFlow(page);
     result.ok = true;
   } catch (e) {
     result.error = String(e && e.stack || e);

@@ -1,6 +1,7 @@
-package consent
+package osuser
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -15,15 +16,28 @@ func TestLockedUsersFromLogind(t *testing.T) {
 	ld.AddSession(t, logindtest.Session{ID: "2", UID: 1000, User: "alice", Seat: "seat0", Locked: true})
 	ld.AddSession(t, logindtest.Session{ID: "3", UID: 1001, User: "bob", Seat: "seat0", Locked: false})
 	ld.AddSession(t, logindtest.Session{ID: "4", UID: 1000, User: "alice", Locked: true})
-	got, err := lockedUsers()
+	got, err := LockedUsers(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, []string{"alice"}) {
 		t.Fatalf("locked users %q, want [alice]", got)
 	}
+	ld.SetLocked(t, "2", false)
+	ld.SetLocked(t, "3", true)
+	if got, err := LockedUsers(context.Background()); err != nil || !slices.Equal(got, []string{"bob", "alice"}) {
+		t.Fatalf("after the flips: locked users %q (%v), want [bob alice]", got, err)
+	}
+	ld.AddSession(t, logindtest.Session{ID: "c1", UID: 0, User: "gdm", Class: "greeter", Active: true})
+	list, err := LogindSessions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 4 || list[3] != (LogindSession{ID: "c1", User: "gdm", Class: "greeter", State: "active"}) {
+		t.Errorf("sessions %+v", list)
+	}
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-	if _, err := lockedUsers(); err == nil {
+	if _, err := LockedUsers(context.Background()); err == nil {
 		t.Fatal("no error without a bus")
 	}
 }
