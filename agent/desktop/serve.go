@@ -589,6 +589,7 @@ func (s *sess) apply(ctx context.Context, c kvm.Command) error {
 	u16 := func(i int) int { return int(binary.BigEndian.Uint16(d[i:])) }
 	switch c.Cmd {
 	case kvm.Compression:
+		s.log.Debug("desktop: viewer settings", "compression", fmt.Sprintf("%x", d))
 		if len(d) >= 1 && d[0] != s.imageType {
 			s.imageType = d[0]
 			s.tiles.reset()
