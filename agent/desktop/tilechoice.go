@@ -64,15 +64,25 @@ func (s *sess) chooseLossless(f *frame, workers int) {
 		cost = losslessStartNs * 1024
 	}
 	budget := int(int64(s.interval/2) * int64(max(workers, 1)) * 1024 / cost)
+	over := false
 	for i, rc := range s.rects {
 		w, h := min(rc.w, f.w-rc.x), min(rc.h, f.h-rc.y)
-		if w <= 0 || h <= 0 || w*h > budget {
+		if w <= 0 || h <= 0 {
+			continue
+		}
+		if w*h > budget {
+			over = true
 			continue
 		}
 		if flatness(frame{pix: f.pix[rc.y*f.stride+rc.x*4:], stride: f.stride, w: w, h: h}) >= losslessFlatness {
 			s.lossless[i] = true
 			budget -= w * h
 		}
+	}
+	if over && cost > 2 {
+		// A cost measured while the machine was busy would otherwise keep
+		// lossless off for the rest of the session: let it age.
+		s.losslessNs.Store(cost * 15 / 16)
 	}
 }
 
