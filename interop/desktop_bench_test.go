@@ -8,8 +8,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
-	"image/jpeg"
+	_ "image/jpeg" // tile formats the viewer may get
+	_ "image/png"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,6 +29,11 @@ import (
 	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/internal/xvfbtest"
 	"github.com/meshgo/meshagent/proto/session"
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/math/fixed"
+	_ "golang.org/x/image/webp"
 )
 
 // Desktop benchmark geometry and pacing: the screen, the changing region of
@@ -40,7 +47,7 @@ const (
 	changesPerSecond   = 30
 	viewerQuality      = 40
 	viewerFrameMS      = 50
-	viewerImageType    = 4 // the browser asks for WebP; agents answer JPEG
+	viewerImageType    = 4 // the browser asks for WebP; the C agent answers JPEG, ours lossless WebP for flat areas
 	viewerScaling      = 1024
 	deskSettle         = 1500 * time.Millisecond
 	deskWindow         = 10 * time.Second
@@ -72,7 +79,8 @@ type screenPainter struct {
 	gc     xproto.Gcontext
 	static xproto.Pixmap
 	noise  []xproto.Pixmap
-	want   *image.RGBA // what the static screen shows, for the decode check
+	text   xproto.Pixmap // scenario (d): a page of text, scrolled through
+	want   *image.RGBA   // what the static screen shows, for the decode check
 	rng    *mrand.Rand
 	mu     sync.Mutex
 	drawn  int // changes drawn so far
@@ -111,8 +119,53 @@ func newScreenPainter(tb testing.TB, display string) *screenPainter {
 			return buf[0], buf[1], buf[2]
 		}))
 	}
+	txt := textPage(tb)
+	p.text = p.upload(tb, scr, txt.Rect.Dx(), txt.Rect.Dy(), func(x, y int) (byte, byte, byte) {
+		o := txt.PixOffset(x, y)
+		return txt.Pix[o], txt.Pix[o+1], txt.Pix[o+2]
+	})
 	p.showStatic()
 	return p
+}
+
+// Scenario (d): a textWxtextH document window whose text scrolls by one
+// line per change, the kind of screen lossless WebP pays on.
+const (
+	textW, textH = 1000, 600
+	textLine     = 22
+	textLines    = 40 // lines scrolled through before the page repeats
+)
+
+// textPage is the document: anti-aliased Go Regular text on white, a grey
+// gutter with line numbers, textH plus textLines lines tall.
+func textPage(tb testing.TB) *image.RGBA {
+	tb.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, textW, textH+textLines*textLine))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(0, 0, 56, img.Rect.Dy()), &image.Uniform{color.RGBA{0xe8, 0xe8, 0xec, 0xff}}, image.Point{}, draw.Src)
+	ft, err := opentype.Parse(goregular.TTF)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	face, err := opentype.NewFace(ft, &opentype.FaceOptions{Size: 13, DPI: 96, Hinting: font.HintingFull})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	words := strings.Fields("the agent sends tiles of the screen to the viewer as JPEG or WebP and the relay carries them quality frame timer bytes per frame session desktop")
+	rng := mrand.New(mrand.NewPCG(3, 5))
+	d := &font.Drawer{Dst: img, Face: face}
+	for i := 0; (i+1)*textLine < img.Rect.Dy(); i++ {
+		y := (i+1)*textLine - 6
+		d.Src, d.Dot = image.NewUniform(color.RGBA{0x70, 0x70, 0x78, 0xff}), fixed.P(8, y)
+		d.DrawString(strconv.Itoa(i%textLines + 1))
+		var line []string
+		for n := 8 + rng.IntN(10); n > 0; n-- {
+			line = append(line, words[rng.IntN(len(words))])
+		}
+		d.Src, d.Dot = image.NewUniform(color.RGBA{0x20, 0x20, 0x24, 0xff}), fixed.P(68, y)
+		d.DrawString(strings.Join(line, " "))
+	}
+	return img
 }
 
 // upload creates a w×h pixmap from px, sent in strips under the core
@@ -163,6 +216,8 @@ func (p *screenPainter) change(mode string, i int) {
 	case "full":
 		sx, sy := int16(p.rng.IntN(noiseMargin)), int16(p.rng.IntN(noiseMargin))
 		xproto.CopyArea(p.c, pm, xproto.Drawable(p.win), p.gc, sx, sy, 0, 0, deskW, deskH)
+	case "text":
+		xproto.CopyArea(p.c, xproto.Drawable(p.text), xproto.Drawable(p.win), p.gc, 0, int16(i%textLines*textLine), regionX-400, regionY-200, textW, textH)
 	}
 	p.sync()
 	p.drawn++
@@ -248,6 +303,7 @@ type tileArrival struct {
 	at    time.Time
 	x, y  int
 	bytes int // whole message, header included
+	webp  bool
 }
 
 // deskViewer plays the web viewer's part of a protocol 2 session: it
@@ -264,6 +320,7 @@ type deskViewer struct {
 	canvas   *image.RGBA // the first full frame, composed from decoded tiles
 	covered  []bool
 	left     int // pixels of the screen not yet covered by a tile
+	firstB   int // bytes of the tiles until the screen was covered
 	full     chan struct{}
 	checkErr error
 	readErr  error
@@ -370,14 +427,15 @@ func (v *deskViewer) command(now time.Time, m []byte) {
 func (v *deskViewer) tile(now time.Time, x, y int, img []byte, n int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.tiles = append(v.tiles, tileArrival{at: now, x: x, y: y, bytes: n})
+	v.tiles = append(v.tiles, tileArrival{at: now, x: x, y: y, bytes: n, webp: bytes.HasPrefix(img, []byte("RIFF"))})
 	if v.covered == nil || v.left == 0 || v.checkErr != nil {
 		return
 	}
 	if v.canvas == nil {
 		v.canvas = image.NewRGBA(image.Rect(0, 0, v.screenW, v.screenH))
 	}
-	dec, err := jpeg.Decode(bytes.NewReader(img))
+	v.firstB += n
+	dec, _, err := image.Decode(bytes.NewReader(img))
 	if err != nil {
 		v.checkErr = fmt.Errorf("tile at %d,%d (%d bytes) does not decode: %v", x, y, len(img), err)
 		close(v.full)
@@ -630,6 +688,8 @@ type deskFigures struct {
 	gapP50       time.Duration // between frame starts
 	gapP90       time.Duration
 	changesPerS  float64 // what the painter drew meanwhile
+	webpShare    float64 // of the bytes, in WebP tiles
+	firstFrameB  int     // the first full screen (the static picture)
 }
 
 // measureDesktop opens one desktop session to nodeID as the web viewer
@@ -649,6 +709,9 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p deskPainter
 		b.Fatalf("%s: %v", mode, err)
 	}
 	first, _ := v.firstTile()
+	v.mu.Lock()
+	f.firstFrameB = v.firstB
+	v.mu.Unlock()
 	f.firstTile, f.requestTile = first.Sub(opened), first.Sub(t0)
 
 	stopAnim := p.animate(mode)
@@ -668,9 +731,15 @@ func measureDesktop(b *testing.B, srv *mctest.Server, u *userConn, p deskPainter
 	frames, starts := countFrames(ts, frameMS)
 	f.gapP50, f.gapP90 = intervals(starts)
 	f.changesPerS = float64(n1-n0) / el
-	total := 0
+	total, webpBytes := 0, 0
 	for _, t := range ts {
 		total += t.bytes
+		if t.webp {
+			webpBytes += t.bytes
+		}
+	}
+	if total > 0 {
+		f.webpShare = float64(webpBytes) / float64(total)
 	}
 	f.tilesPerSec = float64(len(ts)) / el
 	f.framesPerSec = float64(frames) / el
@@ -790,6 +859,7 @@ func BenchmarkDesktop(b *testing.B) {
 		{"c", "full", "(c) every pixel changing", viewerFrameMS},
 		{"b20", "region", "(b) region, 20 ms timer", 20},
 		{"c20", "full", "(c) every pixel, 20 ms timer", 20},
+		{"d", "text", "(d) text scrolling, 1000x600", viewerFrameMS},
 	}
 	for i := 0; i < b.N; i++ {
 		fo := map[string]deskFigures{}
@@ -821,10 +891,14 @@ func BenchmarkDesktop(b *testing.B) {
 			row("", "peak RSS (process tree)", o.peakRSSMB, c.peakRSSMB, "MB")
 			row("", "relay open to first tile", ms(o.firstTile), ms(c.firstTile), "ms")
 			row("", "tunnel request to 1st tile", ms(o.requestTile), ms(c.requestTile), "ms")
+			if m.mode == "static" {
+				row("", "first full screen", float64(o.firstFrameB)/1024, float64(c.firstFrameB)/1024, "KB")
+			}
 			if m.mode != "static" {
 				row("", "frame gap median", ms(o.gapP50), ms(c.gapP50), "ms")
 				row("", "frame gap 90th pct", ms(o.gapP90), ms(c.gapP90), "ms")
 				row("", "screen changes drawn/s", o.changesPerS, c.changesPerS, "")
+				row("", "share of bytes in WebP", o.webpShare, c.webpShare, "")
 			}
 		}
 		firsts := func(f map[string]deskFigures) time.Duration {

@@ -63,4 +63,12 @@
 // linked statically from libturbojpeg.a (tag desktop_turbo_shared links the
 // shared library, desktop_stdjpeg forces image/jpeg); everything else uses
 // image/jpeg.
+//
+// WebP: a viewer that asks for WebP (COMPRESSION image type 4, MeshCentral's
+// default) gets lossless WebP for flat rectangles (UI, text; tilechoice.go
+// says when and why) from libwebp.so.7, loaded at run time with purego in
+// builds that link libc (cgo on Linux, macOS); everything else, and every
+// tile when libwebp is missing or fails, stays JPEG. The browser sniffs
+// the format, whatever the viewer's data: URL says. MESHGO_LIBWEBP names
+// another library, or "off".
 package desktop

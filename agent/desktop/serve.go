@@ -105,7 +105,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 		interval: defaultFrame,
 		tiles:    newTiler(),
 	}
-	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName())
+	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName(), "libwebp", webpVersion())
 	s.noteTSID(ctx, info)
 	s.autolock.Store(autolockOption(info.Options) && s.input)
 	defer func() {
@@ -163,16 +163,26 @@ type sess struct {
 	mons     []monitor
 	selected uint16
 	quality  int
-	interval time.Duration
-	paused   bool
-	tiles    *tiler
-	scaled   frame
-	rects    []rect
-	encs     []jpegEncoder
-	bufs     [][]byte
-	scratch  [][]byte
-	lastGeom time.Time
-	lastFull time.Time // last whole-region capture
+	// imageType is what the viewer asked for in COMPRESSION (1 JPEG,
+	// 2 PNG, 3 TIFF, 4 WebP; 0 from clients that send none).
+	imageType byte
+	interval  time.Duration
+	paused    bool
+	tiles     *tiler
+	scaled    frame
+	rects     []rect
+	encs      []jpegEncoder
+	webps     []jpegEncoder // lossless WebP, one per worker, made on first use
+	webpOff   atomic.Bool   // libwebp missing or failing: JPEG only
+	webpMu    sync.Mutex    // guards webps while workers make their encoders
+	lossless  []bool        // per rectangle of this pass
+	// losslessNs is the recent lossless WebP cost in ns per 1024 pixels
+	// (0 before the first), for chooseLossless's CPU budget.
+	losslessNs atomic.Int64
+	bufs       [][]byte
+	scratch    [][]byte
+	lastGeom   time.Time
+	lastFull   time.Time // last whole-region capture
 }
 
 func (s *sess) write(ctx context.Context, b []byte, binary bool) error {
@@ -372,6 +382,12 @@ func (s *sess) closeScreen() {
 		e.close()
 	}
 	s.encs = nil
+	for _, e := range s.webps {
+		if e != nil {
+			e.close()
+		}
+	}
+	s.webps = nil
 }
 
 // run is the capture loop: find a display, stream it, and when it goes
@@ -573,6 +589,11 @@ func (s *sess) apply(ctx context.Context, c kvm.Command) error {
 	u16 := func(i int) int { return int(binary.BigEndian.Uint16(d[i:])) }
 	switch c.Cmd {
 	case kvm.Compression:
+		s.log.Debug("desktop: viewer settings", "compression", fmt.Sprintf("%x", d))
+		if len(d) >= 1 && d[0] != s.imageType {
+			s.imageType = d[0]
+			s.tiles.reset()
+		}
 		if len(d) >= 2 {
 			q := int(d[1])
 			if q < 1 || q > 100 {
@@ -789,9 +810,10 @@ func (s *sess) pass(ctx context.Context) error {
 	return nil
 }
 
-// encodeRects JPEG-encodes every changed rectangle, spreading them over
-// one encoder per CPU (at most 4): a full-screen change is then bounded by
-// memory bandwidth rather than one core.
+// encodeRects encodes every changed rectangle, spreading them over one
+// encoder per CPU (at most 4): a full-screen change is then bounded by
+// memory bandwidth rather than one core. Rectangles chooseLossless picks
+// go out as lossless WebP, the rest as JPEG.
 func (s *sess) encodeRects(f *frame) error {
 	n := len(s.rects)
 	workers := min(runtime.NumCPU(), 4, n)
@@ -803,6 +825,7 @@ func (s *sess) encodeRects(f *frame) error {
 		s.encs = append(s.encs, e)
 		s.scratch = append(s.scratch, nil)
 	}
+	s.chooseLossless(f, workers)
 	for len(s.bufs) < n {
 		s.bufs = append(s.bufs, nil)
 	}
@@ -821,7 +844,15 @@ func (s *sess) encodeRects(f *frame) error {
 				var sub frame
 				sub, s.scratch[w] = f.sub(s.rects[i], s.scratch[w])
 				buf := append(s.bufs[i][:0], make([]byte, kvm.PictureHeader)...)
-				buf, err := s.encs[w].encode(buf, sub, s.quality)
+				var err error
+				if s.lossless[i] && !s.webpOff.Load() {
+					var ok bool
+					if buf, ok = s.encodeWebP(w, buf, sub); ok {
+						s.bufs[i] = buf
+						continue
+					}
+				}
+				buf, err = s.encs[w].encode(buf, sub, s.quality)
 				if err != nil {
 					errs[w] = err
 					return

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/jpeg"
 	"testing"
 	"time"
 
@@ -115,8 +114,10 @@ type viewer struct {
 	errors  []string
 	display []uint16
 	tiles   int
-	screens int
-	bytes   int
+	// webpTiles counts the tiles that came as WebP rather than JPEG.
+	webpTiles int
+	screens   int
+	bytes     int
 	// lockState is the last INPUT_LOCK answer, -1 before one.
 	lockState int
 }
@@ -165,9 +166,12 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("PICTURE before SCREEN")
 		}
 		x, y := int(binary.BigEndian.Uint16(d[4:])), int(binary.BigEndian.Uint16(d[6:]))
-		img, err := jpeg.Decode(bytes.NewReader(d[8:]))
+		img, err := decodeTile(d[8:])
 		if err != nil {
-			return 0, fmt.Errorf("tile jpeg: %w", err)
+			return 0, fmt.Errorf("tile: %w", err)
+		}
+		if bytes.HasPrefix(d[8:], []byte("RIFF")) {
+			v.webpTiles++
 		}
 		b := img.Bounds()
 		if x%16 != 0 || y%16 != 0 || b.Dx()%16 != 0 || b.Dy()%16 != 0 {

@@ -276,6 +276,8 @@ type desktopCfg struct {
 	Probes  []probe `json:"probes"`
 	Tol     int     `json:"tol"`
 	WebRTC  bool    `json:"webrtc"`
+	// WantWebP waits for a WebP tile after the probes match.
+	WantWebP bool `json:"wantWebP,omitempty"`
 	// Click is clicked (device screen coordinates), then TypeText is typed
 	// in the viewer once the probes match; TypedFile is read until it holds
 	// TypeText (the device's test program writes there
@@ -347,6 +349,9 @@ type uiResult struct {
 		InputChecked       bool    `json:"inputChecked"`
 		TypedResult        *string `json:"typedResult"`
 		TypedShot          string  `json:"typedShot"`
+		// TileKinds counts the tiles the viewer drew by their real
+		// format: jpeg, webp, png, other.
+		TileKinds map[string]int `json:"tileKinds"`
 	} `json:"desktop"`
 	Files *struct {
 		Status        string `json:"status"`

@@ -73,11 +73,12 @@ const ourAgentDownloadsOneBlockAhead = true
 // desktopCheck opens the device's desktop tab in the real viewer, connects
 // and compares the #Desk canvas with the known screen. requireConnect
 // fails the test when the tab hides its Connect button.
-func desktopCheck(t *testing.T, srv *mctest.Server, node, urlArgs string, webrtc, requireConnect bool) uiResult {
+func desktopCheck(t *testing.T, srv *mctest.Server, node, urlArgs string, webrtc, requireConnect bool, wantWebP ...bool) uiResult {
 	t.Helper()
 	r := runUI(t, srv, node, uiConfig{
 		URLArgs: urlArgs,
-		Desktop: &desktopCfg{ExpectW: knownScene.w, ExpectH: knownScene.h, Probes: sceneProbes(knownScene), Tol: jpegTol, WebRTC: webrtc},
+		Desktop: &desktopCfg{ExpectW: knownScene.w, ExpectH: knownScene.h, Probes: sceneProbes(knownScene), Tol: jpegTol, WebRTC: webrtc,
+			WantWebP: len(wantWebP) > 0 && wantWebP[0]},
 	})
 	d := r.Desktop
 	if d == nil {
@@ -95,7 +96,7 @@ func desktopCheck(t *testing.T, srv *mctest.Server, node, urlArgs string, webrtc
 			t.Logf("KNOWN BUG (reported): %s; unhid the button to go on", msg)
 		}
 	}
-	t.Logf("viewer status %q, canvas %dx%d, probes matched in the page: %v", d.Status, d.Width, d.Height, d.ProbesMatched)
+	t.Logf("viewer status %q, canvas %dx%d, probes matched in the page: %v, tiles drawn by format: %v", d.Status, d.Width, d.Height, d.ProbesMatched, d.TileKinds)
 	t.Logf("viewer screenshot: %s", d.Screenshot)
 	t.Logf("canvas dump: %s", d.CanvasPNG)
 	if !strings.HasPrefix(d.Status, "Connected") {
@@ -121,7 +122,13 @@ func TestDesktopViewer(t *testing.T) {
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "webui-desktop")
 	_, node := startOurAgent(t, srv, srv.MSH(t, mesh), x.Env()...)
-	desktopCheck(t, srv, node, "&webrtc=0", false, ourAgentShowsConnect)
+	r := desktopCheck(t, srv, node, "&webrtc=0", false, ourAgentShowsConnect, true)
+	// The page asks for WebP (agentencoding 4) and the scene is flat, so
+	// our agent (a cgo build, libwebp7 installed from .ci/packages.txt)
+	// sends lossless WebP tiles, which the checks above saw drawn right.
+	if k := r.Desktop.TileKinds; k["webp"] == 0 || k["other"] != 0 {
+		t.Errorf("tiles drawn by format %v: want WebP tiles from our agent and nothing unknown", k)
+	}
 }
 
 // TestDesktopViewerCAgent is the same check with the real C agent, for

@@ -14,7 +14,8 @@
 //   node         device id without "node//"
 //   urlArgs      extra query arguments for the device page ("&webrtc=1")
 //   desktop      {expectW, expectH, probes: [{x, y, rgb: [r, g, b]}], tol, webrtc,
-//                click, typeText, typedFile}: once the probes match, click
+//                wantWebP, click, typeText, typedFile}: once the probes match
+//                (and, with wantWebP, a WebP tile was drawn), click
 //                ({x, y} on the device's screen) is clicked, typeText typed,
 //                then typedFile is read until it holds typeText
 //   files        {dir, text: {name, content}, binary: [{name, size}], webrtc}
@@ -100,6 +101,26 @@ async function desktopFlow(page) {
     log('desktop: Connect button hidden (agent.caps = ' + r.agentCaps + '); showing it to go on');
     await page.evaluate(() => { QV('connectbutton1span', true); QE('connectbutton1', true); });
   }
+  // Count the tiles by what their bytes are (the viewer puts every tile in
+  // a data:image/jpeg URL and the browser sniffs the real format): the
+  // wrapper goes round the viewer object the page creates on Connect.
+  await page.evaluate(() => {
+    window.meshgoTileKinds = { jpeg: 0, webp: 0, png: 0, other: 0 };
+    const make = window.CreateAgentRemoteDesktop;
+    window.CreateAgentRemoteDesktop = function () {
+      const m = make.apply(this, arguments);
+      const draw = m.ProcessPictureMsg;
+      m.ProcessPictureMsg = function (data) {
+        const b = data.slice(4, 16), k = window.meshgoTileKinds;
+        if (b[0] === 0xff && b[1] === 0xd8) k.jpeg++;
+        else if (String.fromCharCode(b[0], b[1], b[2], b[3]) === 'RIFF' && String.fromCharCode(b[8], b[9], b[10], b[11]) === 'WEBP') k.webp++;
+        else if (b[0] === 0x89 && b[1] === 0x50) k.png++;
+        else k.other++;
+        return draw.apply(this, arguments);
+      };
+      return m;
+    };
+  });
   log('desktop: connect');
   await page.click('#connectbutton1');
   await page.waitForFunction(() => { const e = document.getElementById('deskstatus'); return e && e.textContent.startsWith('Connected'); }, null, { timeout: 60000 });
@@ -121,12 +142,19 @@ async function desktopFlow(page) {
     return true;
   }, d, { timeout: 45000, polling: 250 }).then(() => true, () => false);
   r.probesMatched = poll;
+  if (d.wantWebP) {
+    // The first frame may leave before the page's COMPRESSION reaches the
+    // agent (JPEG); the agent re-sends the screen in the asked-for format.
+    await page.waitForFunction(() => window.meshgoTileKinds.webp > 0, null, { timeout: 45000, polling: 250 })
+      .catch(() => log('desktop: no WebP tile within 45 s'));
+  }
   Object.assign(r, await page.evaluate(() => {
     const c = document.getElementById('Desk');
     return {
       width: c ? c.width : 0, height: c ? c.height : 0,
       webRtcActive: desktop != null && desktop.webRtcActive === true,
       status: document.getElementById('deskstatus').textContent,
+      tileKinds: window.meshgoTileKinds,
       png: c ? c.toDataURL('image/png') : '',
     };
   }));
@@ -135,7 +163,7 @@ async function desktopFlow(page) {
   delete r.png;
   r.screenshot = path.join(cfg.outDir, 'viewer' + (d.webrtc ? '-webrtc' : '') + '.png');
   await page.screenshot({ path: r.screenshot });
-  log('desktop:', r.width + 'x' + r.height, 'probes matched:', poll, 'status:', r.status);
+  log('desktop:', r.width + 'x' + r.height, 'probes matched:', poll, 'status:', r.status, 'tiles:', JSON.stringify(r.tileKinds));
   if (d.typeText) {
     // Keys typed in the viewer, as a user types them: the page sends them
     // to the device while its Input box is checked and no control of the
