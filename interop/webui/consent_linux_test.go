@@ -111,27 +111,7 @@ func TestConsentPrompt(t *testing.T) {
 			if err := <-person; err != nil {
 				t.Fatalf("at the screen: %v", err)
 			}
-			cr := r.Consent
-			if cr == nil {
-				t.Fatal("the browser did not get to the consent flow")
-			}
-			t.Logf("viewer messages %q, status %q then %q; screenshot %s", cr.Messages, cr.Status, cr.StatusAfter, cr.Screenshot)
-			if len(cr.Messages) == 0 || !strings.Contains(cr.Messages[0], "Waiting for user to grant access...") {
-				t.Errorf("the viewer did not show MeshCentral's waiting message: %q", cr.Messages)
-			}
-			switch tc.viewer {
-			case "connected":
-				if !cr.Accepted {
-					t.Errorf("the viewer never got the session after Allow (status %q)", cr.Status)
-				}
-				if tc.cfg.HoldMs > 0 && !cr.EndedByAgent {
-					t.Error("the privacy bar's Disconnect did not end the desktop session")
-				}
-			case "denied":
-				if !cr.Denied || strings.HasPrefix(cr.StatusAfter, "Connected") {
-					t.Errorf("the viewer did not show Denied and disconnect: %q, %q", cr.Messages, cr.StatusAfter)
-				}
-			}
+			checkConsentOutcome(t, r.Consent, tc.viewer, tc.cfg.HoldMs > 0)
 			waitLog(t, srv, node, tc.logID, before)
 			if tc.cfg.HoldMs > 0 {
 				waitLog(t, srv, node, 31, 0) // privacy bar shown
@@ -141,6 +121,33 @@ func TestConsentPrompt(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("agent consent lines: %q", agent.lines("consent"))
+	}
+}
+
+// checkConsentOutcome checks what the viewer showed in a consent flow:
+// MeshCentral's waiting message first, then the session ("connected",
+// ended by the privacy bar's Disconnect when bar is set) or "denied".
+func checkConsentOutcome(t *testing.T, cr *consentResult, viewer string, bar bool) {
+	t.Helper()
+	if cr == nil {
+		t.Fatal("the browser did not get to the consent flow")
+	}
+	t.Logf("viewer messages %q, status %q then %q; screenshot %s", cr.Messages, cr.Status, cr.StatusAfter, cr.Screenshot)
+	if len(cr.Messages) == 0 || !strings.Contains(cr.Messages[0], "Waiting for user to grant access...") {
+		t.Errorf("the viewer did not show MeshCentral's waiting message: %q", cr.Messages)
+	}
+	switch viewer {
+	case "connected":
+		if !cr.Accepted {
+			t.Errorf("the viewer never got the session after Allow (status %q)", cr.Status)
+		}
+		if bar && !cr.EndedByAgent {
+			t.Error("the privacy bar's Disconnect did not end the desktop session")
+		}
+	case "denied":
+		if !cr.Denied || strings.HasPrefix(cr.StatusAfter, "Connected") {
+			t.Errorf("the viewer did not show Denied and disconnect: %q, %q", cr.Messages, cr.StatusAfter)
+		}
 	}
 }
 
