@@ -109,5 +109,9 @@ func ParseRetryAfter(v string) time.Duration {
 	if err != nil || n <= 0 {
 		return 0
 	}
-	return min(time.Duration(n)*time.Second, MaxRetryAfter)
+	// Compare in seconds: a large n times time.Second overflows.
+	if int64(n) >= int64(MaxRetryAfter/time.Second) {
+		return MaxRetryAfter
+	}
+	return time.Duration(n) * time.Second
 }
