@@ -176,8 +176,13 @@ var watchProbes = map[string]func(v *vm) string{
 		if f := v.h.cfg.Agent.CapsNow; f != nil {
 			caps = f()
 		}
-		return strings.Join(append([]string{strconv.Itoa(caps), strconv.FormatInt(ci.LastBootUpTime, 10),
-			strconv.FormatBool(ci.Root), ci.OSDesc}, ci.Users...), "\x00")
+		// The whole record, so a field added to CoreInfo (lusers was
+		// missed once) counts as a change without touching this probe.
+		b, err := jsonBytes(ci)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return strconv.Itoa(caps) + "\x00" + string(b)
 	},
 	"netinfo": func(*vm) string {
 		ni, err := sysinfo.NetInfo(context.Background())
