@@ -25,11 +25,11 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo 0.
 # The C agent's commit-date format, as MeshCentral shows it ("2026-Nov-23 10:04:05+0000").
 COMMIT_DATE=${COMMIT_DATE:-$(TZ=UTC git log -1 --date='format-local:%Y-%b-%d %H:%M:%S+0000' --format=%cd 2>/dev/null || date -u '+%Y-%b-%d %H:%M:%S+0000')}
 
-# nethttpomithttp2 leaves HTTP/2 out of net/http (0.38 MB of the binary):
-# the agent speaks HTTP/1.1 only (the WebSocket upgrade, update downloads,
-# the IP-location query). internal/agentbin builds the agent for tests with
-# the same tag. `go run ./build/binsize` says what each package costs.
-TAGS=nethttpomithttp2
+# The agent's build tags have one source, build/agentflags/tags.txt (its
+# package says why each is there); internal/agentbin and server-lite's
+# agent builds read the same list. `go run ./build/binsize` says what each
+# package costs.
+TAGS=$(tr -s ' \n' ',' < build/agentflags/tags.txt | sed 's/,$//')
 mkdir -p "$OUT"
 SYSO=cmd/meshagent/rsrc_windows_amd64.syso
 restore_syso() { [ -f "$OUT/.rsrc.committed" ] && mv -f "$OUT/.rsrc.committed" "$SYSO"; return 0; }

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshgo/meshagent/build/agentflags"
 	"github.com/meshgo/meshagent/proto/handshake"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/app"
@@ -176,7 +177,7 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 		// the server and the agent, and the agent would outlive a killed
 		// server (issue 20, finding 9).
 		exe := filepath.Join(dir, "meshagent")
-		b := exec.Command("go", "build", "-o", exe+".new", "./cmd/meshagent")
+		b := exec.Command("go", "build", "-tags", agentflags.Tags, "-o", exe+".new", "./cmd/meshagent")
 		b.Stdout, b.Stderr = os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
 			return nil, fmt.Errorf("build the Go agent: %w", err)

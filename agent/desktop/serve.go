@@ -75,6 +75,14 @@ const (
 	scaleFull       = 1024
 	minScale        = 64
 	noDisplayNotice = "Unable to capture display: no desktop found yet, still looking"
+	// settingsWait bounds how long the first frame waits for the viewer's
+	// settings. MeshCentral's viewer answers the first SCREEN with
+	// COMPRESSION (image type, quality, scaling, frame timer), UNPAUSE and
+	// an input-lock query (agent-desktop-0.0.2.js ProcessScreenMsg); a
+	// frame sent before that answer is in the wrong type and quality and
+	// is sent again in full once it arrives. A client that sends no
+	// settings gets its first frame this much later.
+	settingsWait = time.Second
 )
 
 // Serve runs a remote desktop (relay protocol 2) session on ch until the
@@ -166,16 +174,19 @@ type sess struct {
 	// imageType is what the viewer asked for in COMPRESSION (1 JPEG,
 	// 2 PNG, 3 TIFF, 4 WebP; 0 from clients that send none).
 	imageType byte
-	interval  time.Duration
-	paused    bool
-	tiles     *tiler
-	scaled    frame
-	rects     []rect
-	encs      []jpegEncoder
-	webps     []jpegEncoder // lossless WebP, one per worker, made on first use
-	webpOff   atomic.Bool   // libwebp missing or failing: JPEG only
-	webpMu    sync.Mutex    // guards webps while workers make their encoders
-	lossless  []bool        // per rectangle of this pass
+	// settings: a COMPRESSION has arrived (the first frame waits for it,
+	// up to settingsWait).
+	settings bool
+	interval time.Duration
+	paused   bool
+	tiles    *tiler
+	scaled   frame
+	rects    []rect
+	encs     []jpegEncoder
+	webps    []jpegEncoder // lossless WebP, one per worker, made on first use
+	webpOff  atomic.Bool   // libwebp missing or failing: JPEG only
+	webpMu   sync.Mutex    // guards webps while workers make their encoders
+	lossless []bool        // per rectangle of this pass
 	// losslessNs is the recent lossless WebP cost in ns per 1024 pixels
 	// (0 before the first), for chooseLossless's CPU budget.
 	losslessNs atomic.Int64
@@ -449,6 +460,11 @@ func (s *sess) stream(ctx context.Context) error {
 	if err := s.start(ctx); err != nil {
 		return err
 	}
+	if !s.settings {
+		if err := s.awaitSettings(ctx, settingsWait); err != nil {
+			return err
+		}
+	}
 	next := time.Now()
 	for {
 		if err := s.idle(ctx, time.Until(next)); err != nil {
@@ -495,6 +511,28 @@ func (s *sess) idle(ctx context.Context, d time.Duration) error {
 			}
 		}
 	}
+}
+
+// awaitSettings applies viewer commands until the viewer's COMPRESSION
+// has arrived or d has passed, so the first frame goes out once, in the
+// image type and quality the viewer chose (see settingsWait).
+func (s *sess) awaitSettings(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for !s.settings {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			s.log.Debug("desktop: no viewer settings yet, sending the first frame as JPEG")
+			return nil
+		case c := <-s.cmds:
+			if err := s.apply(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // start sends the opening sequence: sizes, display list, key state.
@@ -590,6 +628,7 @@ func (s *sess) apply(ctx context.Context, c kvm.Command) error {
 	switch c.Cmd {
 	case kvm.Compression:
 		s.log.Debug("desktop: viewer settings", "compression", fmt.Sprintf("%x", d))
+		s.settings = true
 		if len(d) >= 1 && d[0] != s.imageType {
 			s.imageType = d[0]
 			s.tiles.reset()

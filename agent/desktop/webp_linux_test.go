@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/meshgo/meshagent/proto/kvm"
 )
@@ -60,6 +61,45 @@ func TestServeWebPWhenAsked(t *testing.T) {
 				t.Errorf("type %d: %d of %d tiles WebP (libwebp %q), want WebP: %v", tc.imageType, v.webpTiles, v.tiles, webpVersion(), tc.wantWebP)
 			}
 			t.Logf("type %d: %d of %d tiles WebP, %d bytes, libwebp %q", tc.imageType, v.webpTiles, v.tiles, v.bytes, webpVersion())
+		})
+	}
+}
+
+// TestFirstFrameOnce: a viewer that answers SCREEN with its settings, as
+// MeshCentral's does, gets the first full frame once, in the type it asked
+// for; before, a JPEG frame at the default quality went out first and the
+// same screen again once COMPRESSION arrived. The tiles' pixels over the
+// first frame and one second after it add up to one screen.
+func TestFirstFrameOnce(t *testing.T) {
+	x := startXvfb(t, 1280, 800)
+	flatScene(t, x)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		imageType byte
+	}{{"webp", 4}, {"jpeg", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := serve(t, ctx, x, fullRights).v
+			v.until(ctx, "screen size", func() bool { return v.canvas != nil })
+			v.send(ctx, compressionCmd(tc.imageType, 40, 1024, 50))
+			v.until(ctx, "the screen", func() bool { return checkFlatScene(v) })
+			// Anything sent again would follow within a frame interval
+			// (50 ms); read on for a second.
+			quiet, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			for {
+				if _, err := v.next(quiet); err != nil {
+					break
+				}
+			}
+			frames := float64(v.area) / float64(v.w*v.h)
+			t.Logf("type %d: %d tiles, %d bytes, %.2f screens of pixels, %d WebP", tc.imageType, v.tiles, v.bytes, frames, v.webpTiles)
+			if v.area != v.w*v.h {
+				t.Errorf("type %d: tiles cover %.2f screens in the first frame and the second after it, want exactly 1", tc.imageType, frames)
+			}
+			if wantWebP := tc.imageType == 4 && webpVersion() != ""; (v.webpTiles > 0) != wantWebP {
+				t.Errorf("type %d: %d of %d tiles WebP (libwebp %q)", tc.imageType, v.webpTiles, v.tiles, webpVersion())
+			}
 		})
 	}
 }

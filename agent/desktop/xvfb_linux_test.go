@@ -118,6 +118,9 @@ type viewer struct {
 	webpTiles int
 	screens   int
 	bytes     int
+	// area is the pixels of every tile received, so area/(w*h) counts
+	// full frames.
+	area int
 	// lockState is the last INPUT_LOCK answer, -1 before one.
 	lockState int
 }
@@ -186,6 +189,7 @@ func (v *viewer) next(ctx context.Context) (int, error) {
 		}
 		v.tiles++
 		v.bytes += len(f.Data)
+		v.area += b.Dx() * b.Dy()
 	case kvm.Cursor:
 		v.cursor = int(d[4])
 	case kvm.InputLock:

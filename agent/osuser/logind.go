@@ -14,6 +14,10 @@ type LogindSession struct {
 	Class  string // "user", "greeter", "lock-screen", "background", "manager"
 	State  string // "active", "online", "closing"
 	Locked bool   // LockedHint
+	// TTY, Seat and RemoteHost are as logind has them ("" when none);
+	// Started is the login time in Unix seconds (0 when unknown).
+	TTY, Seat, RemoteHost string
+	Started               int
 }
 
 // LockedUsers lists, once each in logind's order, the users with a

@@ -43,7 +43,12 @@ func LogindSessions(ctx context.Context) ([]LogindSession, error) {
 		}
 		str := func(k string) string { v, _ := props[k].Value().(string); return v }
 		locked, _ := props["LockedHint"].Value().(bool)
-		out = append(out, LogindSession{ID: e.ID, User: e.User, Class: str("Class"), State: str("State"), Locked: locked})
+		ls := LogindSession{ID: e.ID, User: e.User, Class: str("Class"), State: str("State"), Locked: locked,
+			TTY: str("TTY"), Seat: e.Seat, RemoteHost: str("RemoteHost")}
+		if us, ok := props["Timestamp"].Value().(uint64); ok && us > 0 {
+			ls.Started = int(us / 1e6) // microseconds since the epoch
+		}
+		out = append(out, ls)
 	}
 	return out, nil
 }

@@ -112,7 +112,8 @@ func Console() (*User, error) { return (&Detector{}).Console() }
 type Detector struct {
 	// SeatFile is logind's seat0 state; "" means /run/systemd/seats/seat0.
 	SeatFile string
-	// Logins lists the login records; nil means the system's utmp.
+	// Logins lists the login records; nil means the system's utmp, or
+	// logind's sessions where there is no utmp (LoginRecords).
 	Logins func() ([]Login, error)
 	// XSocketDir holds the X display sockets; "" means /tmp/.X11-unix.
 	XSocketDir string

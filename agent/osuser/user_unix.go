@@ -5,7 +5,6 @@ package osuser
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,8 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/shirou/gopsutil/v4/host"
 )
 
 // Lookup resolves an account by name, or by decimal uid when no account
@@ -174,21 +171,6 @@ func (d *Detector) Console() (*User, error) {
 		}
 	}
 	return nil, ErrNoConsoleUser
-}
-
-// utmpLogins reads the system's login records.
-func utmpLogins() ([]Login, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	us, err := host.UsersWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("login records: %w", err)
-	}
-	out := make([]Login, len(us))
-	for i, u := range us {
-		out[i] = Login{User: u.User, Terminal: u.Terminal, Host: u.Host, Started: u.Started}
-	}
-	return out, nil
 }
 
 // waylandSocketOwners lists the owners of Wayland compositor sockets

@@ -72,7 +72,9 @@ func users(ctx context.Context, logind []osuser.LogindSession) (all, locked []st
 			all = append(all, u)
 		}
 	}
-	if us, err := host.UsersWithContext(ctx); err == nil {
+	// utmp only: logind's sessions are added below (LoginRecords runs no
+	// loginctl where utmp is missing).
+	if us, err := osuser.LoginRecords(ctx); err == nil {
 		for _, u := range us {
 			add(u.User)
 		}

@@ -43,6 +43,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/meshgo/meshagent/build/agentflags"
 )
 
 func main() {
@@ -51,7 +53,7 @@ func main() {
 	goos := flag.String("goos", "linux", "GOOS to build for (ELF targets)")
 	goarch := flag.String("goarch", "amd64", "GOARCH to build for")
 	pkg := flag.String("pkg", "./cmd/meshagent", "package to build")
-	flag.StringVar(&tags, "tags", "nethttpomithttp2", "build tags (build/release.sh's by default)")
+	flag.StringVar(&tags, "tags", agentflags.Tags, "build tags (build/agentflags, as build/release.sh, by default)")
 	flag.Parse()
 	if err := run(os.Stdout, *pkg, *goos, *goarch, *top, *why); err != nil {
 		fmt.Fprintln(os.Stderr, "binsize:", err)

@@ -9,15 +9,16 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/meshgo/meshagent/build/agentflags"
 )
 
 // Package is the import path that is built.
 const Package = "github.com/meshgo/meshagent/cmd/meshagent"
 
-// Tags are the build tags build/release.sh builds the agent with, so tests
-// run what ships: nethttpomithttp2 leaves HTTP/2 out of net/http (the agent
-// speaks HTTP/1.1 only; 0.38 MB of the binary).
-const Tags = "nethttpomithttp2"
+// Tags are the build tags build/release.sh builds the agent with (their one
+// source is build/agentflags), so tests run what ships.
+var Tags = agentflags.Tags
 
 var (
 	once sync.Once

@@ -37,6 +37,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgo/meshagent/build/agentflags"
 )
 
 // Config says where binaries come from.
@@ -181,7 +183,8 @@ func (h *Handler) build(goos, goarch, name string) (string, error) {
 		begin := time.Now()
 		// Not -trimpath as release.sh: that misses the build cache of
 		// every package, and the first download waits for the build.
-		cmd := exec.Command(goTool, "build", "-ldflags", "-s -w", "-o", tmp, "./cmd/meshagent")
+		// The tags are release.sh's (build/agentflags).
+		cmd := exec.Command(goTool, "build", "-tags", agentflags.Tags, "-ldflags", "-s -w", "-o", tmp, "./cmd/meshagent")
 		cmd.Dir = h.cfg.SourceTree
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 		if msg, err := cmd.CombinedOutput(); err != nil {

@@ -3,6 +3,7 @@ package agentdl
 import (
 	"bytes"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/pe"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/meshgo/meshagent/build/agentflags"
 )
 
 // mcAgents is MeshCentral 1.1.55's agents directory (its C agents and
@@ -209,8 +212,8 @@ func TestNewRefusesMissingDirs(t *testing.T) {
 }
 
 // TestBuildOnFirstUse: with the source tree and no release build, the
-// first request builds our agent (CGO_ENABLED=0, as release.sh) and later
-// ones serve the same file.
+// first request builds our agent (CGO_ENABLED=0 and the tags, as
+// release.sh) and later ones serve the same file.
 func TestBuildOnFirstUse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent")
@@ -234,6 +237,17 @@ func TestBuildOnFirstUse(t *testing.T) {
 	}
 	if !bytes.HasPrefix(built, []byte("\x7fELF")) {
 		t.Fatal("not an ELF binary")
+	}
+	bi, err := buildinfo.ReadFile(filepath.Join(cache, "meshagent-linux-amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["-tags"] != agentflags.Tags || settings["CGO_ENABLED"] != "0" {
+		t.Fatalf("built with -tags %q CGO_ENABLED=%q, want %q and 0", settings["-tags"], settings["CGO_ENABLED"], agentflags.Tags)
 	}
 	if w2 := get(h, "GET", "?id=6"); !bytes.Equal(w2.Body.Bytes(), w.Body.Bytes()) {
 		t.Fatal("second download differs")
