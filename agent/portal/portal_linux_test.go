@@ -1,0 +1,189 @@
+//go:build linux
+
+package portal
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/meshgo/meshagent/agent/mutter"
+	"github.com/meshgo/meshagent/internal/waylandtest"
+)
+
+// TestPortalScreenCastSway drives the real xdg-desktop-portal 1.16 with
+// its wlroots backend on headless sway, from root as the agent runs: the
+// helper-dialled connection is served (a uid-switched one is refused),
+// a ScreenCast session with persist_mode 2 starts and returns a restore
+// token, the PipeWire remote fd reaches gst's pipewiresrc and frames of
+// the output's size arrive, and a second session started with the token
+// is granted again and returns a new token.
+func TestPortalScreenCastSway(t *testing.T) {
+	ps := waylandtest.StartPortalSway(t, 640, 480)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// The uid-switched connection mutter uses: the bus accepts it, the
+	// portal refuses its requests (it cannot open the root peer's /proc).
+	if c, err := mutter.Dial(ps.Bus, ps.UID); err == nil {
+		v, err := Probe(ctx, c)
+		if err != nil {
+			t.Fatalf("probe over the uid-switched connection: %v", err)
+		}
+		if _, err := Start(ctx, c, v, Options{}); err == nil {
+			t.Errorf("portal served a root process's connection; the helper would not be needed")
+		} else {
+			t.Logf("uid-switched connection refused, as expected: %v", err)
+		}
+		c.Close()
+	}
+
+	c, err := DialAs(ps.Bus, ps.UID, ps.GID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := Probe(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("portal versions: %+v", v)
+	if v.RemoteDesktop != 0 {
+		t.Logf("RemoteDesktop version %d offered (devices %#x)", v.RemoteDesktop, v.Devices)
+	}
+	pending := false
+	s, err := Start(ctx, c, v, Options{Persist: true, CursorMode: CursorHidden, OnPending: func() { pending = true }})
+	if !pending {
+		t.Fatalf("CreateSession/SelectSources (persist_mode 2) not accepted: %v\n%s", err, ps.Logs())
+	}
+	if err != nil {
+		// xdg-desktop-portal-wlr 0.7 starts a cast only when screencopy
+		// offers both a shm and a dmabuf format; sway's pixman renderer
+		// on a machine without a GPU offers no dmabuf.
+		if b, _ := os.ReadFile(filepath.Join(ps.Dir, "xdpw.log")); strings.Contains(string(b), "unable to receive a valid format from wlr_screencopy") {
+			t.Skipf("the portal accepted CreateSession and SelectSources with persist_mode 2 from the helper-dialled root agent; "+
+				"Start failed in xdg-desktop-portal-wlr, which needs a dmabuf screencopy format (no GPU here): %v", err)
+		}
+		t.Fatalf("%v\n%s", err, ps.Logs())
+	}
+	if len(s.Streams) != 1 || s.Streams[0].Node == 0 {
+		t.Fatalf("streams %+v", s.Streams)
+	}
+	t.Logf("stream %+v, restore token %q", s.Streams[0], s.RestoreToken)
+	if err := s.PointerButton(0x110, true); err == nil {
+		t.Error("input on a view-only session did not fail")
+	}
+	fd, err := s.OpenPipeWireRemote()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_RUNTIME_DIR=" + ps.Runtime, "PATH=/usr/bin:/bin", "HOME=/nonexistent",
+		"GST_REGISTRY=" + filepath.Join(ps.Runtime, "gst-registry.bin")}
+	fr, err := mutter.StartFramesRemote(s.Streams[0].Node, fd, &syscall.Credential{Uid: uint32(ps.UID), Gid: uint32(ps.GID)}, env)
+	fd.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, h, err := fr.Size()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, ps.Logs())
+	}
+	if w != 640 || h != 480 {
+		t.Errorf("stream %dx%d, want 640x480", w, h)
+	}
+	buf := make([]byte, w*h*4)
+	if err := fr.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	fr.Close()
+	<-fr.Done()
+	s.Close()
+
+	if v.CanPersistView() {
+		if s.RestoreToken == "" {
+			t.Fatal("persist_mode 2 on ScreenCast version >= 4 returned no restore_token")
+		}
+		s2, err := Start(ctx, c, v, Options{Persist: true, RestoreToken: s.RestoreToken})
+		if err != nil {
+			t.Fatalf("second session with the restore token: %v", err)
+		}
+		if s2.RestoreToken == "" {
+			t.Error("second session returned no new restore token")
+		}
+		t.Logf("second session: %+v, token %q", s2.Streams, s2.RestoreToken)
+		s2.Close()
+	}
+}
+
+// TestTokens: stored per uid and kind, owner-only, and removed by an
+// empty token; a corrupt file is replaced, not fatal.
+func TestTokens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	tk := Tokens{Dir: dir}
+	if got, err := tk.Load(1000, "remote-desktop"); err != nil || got != "" {
+		t.Fatalf("empty store: %q, %v", got, err)
+	}
+	if err := tk.Save(1000, "remote-desktop", "tok-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Save(1000, "screencast", "tok-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Save(1001, "remote-desktop", "tok-c"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		uid        int
+		kind, want string
+	}{{1000, "remote-desktop", "tok-a"}, {1000, "screencast", "tok-b"}, {1001, "remote-desktop", "tok-c"}, {1001, "screencast", ""}} {
+		if got, err := tk.Load(tc.uid, tc.kind); err != nil || got != tc.want {
+			t.Errorf("Load(%d, %s) = %q, %v; want %q", tc.uid, tc.kind, got, err, tc.want)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "portal-1000.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if di, _ := os.Stat(dir); di.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", di.Mode().Perm())
+	}
+	if err := tk.Save(1000, "remote-desktop", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tk.Load(1000, "remote-desktop"); got != "" {
+		t.Errorf("removed token still loads: %q", got)
+	}
+	os.WriteFile(filepath.Join(dir, "portal-1000.json"), []byte("{not json"), 0o600)
+	if _, err := tk.Load(1000, "screencast"); err == nil {
+		t.Error("corrupt file loaded without error")
+	}
+	if err := tk.Save(1000, "screencast", "tok-d"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tk.Load(1000, "screencast"); got != "tok-d" {
+		t.Errorf("after replacing a corrupt file: %q", got)
+	}
+}
+
+// TestParseResponse: a Response body is (u a{sv}); anything else is an
+// error, not a panic.
+func TestParseResponse(t *testing.T) {
+	if _, _, err := parseResponse([]any{uint32(0)}); err == nil {
+		t.Error("short body accepted")
+	}
+	if _, _, err := parseResponse([]any{"0", map[string]any{}}); err == nil {
+		t.Error("string code accepted")
+	}
+	if c, _, err := parseResponse([]any{uint32(1), map[string]dbus.Variant{}}); err != nil || c != 1 {
+		t.Errorf("good body: %d, %v", c, err)
+	}
+}
