@@ -99,11 +99,7 @@ func StartPortalSway(t TB, w, h int) *PortalSway {
 			s.Bus = strings.TrimSpace(string(b))
 		}
 		if s.Bus != "" {
-			q := exec.Command("dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
-				"org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.portal.Desktop")
-			q.Env = []string{"DBUS_SESSION_BUS_ADDRESS=" + s.Bus}
-			q.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-			if out, err := q.Output(); err == nil && strings.Contains(string(out), "boolean true") {
+			if hasName(s.Bus, uid, gid, "org.freedesktop.portal.Desktop") {
 				s.Socket = filepath.Join(dir, "wayland-1")
 				return s
 			}
@@ -119,6 +115,71 @@ func (s *PortalSway) Logs() string {
 	var b strings.Builder
 	for _, n := range []string{"sway.log", "xdp.log", "xdpw.log", "pipewire.log", "wireplumber.log"} {
 		data, _ := os.ReadFile(filepath.Join(s.Dir, n))
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		fmt.Fprintf(&b, "--- %s\n%s\n", n, data)
+	}
+	return b.String()
+}
+
+// mutterPortalScript is mutterScript with xdg-desktop-portal and its GNOME
+// backend (xdg-desktop-portal-gnome) on the session bus, the backend's
+// dialogs drawn on mutter's screen. The activation environment gets the
+// Wayland display so the bus can restart the backend.
+const mutterPortalScript = `cd "$XDG_RUNTIME_DIR"
+pipewire >pipewire.log 2>&1 &
+i=0; while [ ! -S pipewire-0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+wireplumber >wireplumber.log 2>&1 &
+mutter --headless $MUTTER_MONITORS --no-x11 --wayland-display wayland-mesh >mutter.log 2>&1 &
+i=0; while [ ! -S wayland-mesh ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+export WAYLAND_DISPLAY=wayland-mesh
+dbus-update-activation-environment WAYLAND_DISPLAY XDG_CURRENT_DESKTOP XDG_SESSION_TYPE >/dev/null 2>&1
+/usr/libexec/xdg-desktop-portal-gnome >xdpg.log 2>&1 &
+/usr/libexec/xdg-desktop-portal -r >xdp.log 2>&1 &
+printf '%s\n' "$DBUS_SESSION_BUS_ADDRESS" >bus.tmp && mv bus.tmp bus.address
+wait
+`
+
+// StartMutterPortal is StartMutter with xdg-desktop-portal and
+// xdg-desktop-portal-gnome running in the session: the portal's
+// RemoteDesktop and ScreenCast, whose grant dialog appears on mutter's
+// screen (answer it with ClickAt). It waits until the portal owns its
+// name, and skips when the portal or its GNOME backend is missing.
+func StartMutterPortal(t TB, w, h int) *Mutter {
+	t.Helper()
+	for _, b := range []string{"/usr/libexec/xdg-desktop-portal", "/usr/libexec/xdg-desktop-portal-gnome", "dbus-send"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skip(b + " not installed (apt-get install xdg-desktop-portal xdg-desktop-portal-gnome)")
+		}
+	}
+	m := startMutter(t, mutterPortalScript, [2]int{w, h})
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		if hasName(m.Bus, m.UID, m.GID, "org.freedesktop.portal.Desktop") {
+			return m
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("xdg-desktop-portal did not come up in 45s: %s", m.PortalLogs())
+	return nil
+}
+
+// hasName asks bus (as uid) whether name has an owner.
+func hasName(bus string, uid, gid int, name string) bool {
+	q := exec.Command("dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+		"org.freedesktop.DBus.NameHasOwner", "string:"+name)
+	q.Env = []string{"DBUS_SESSION_BUS_ADDRESS=" + bus}
+	q.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := q.Output()
+	return err == nil && strings.Contains(string(out), "boolean true")
+}
+
+// PortalLogs returns the tails of the portal's and mutter's logs.
+func (m *Mutter) PortalLogs() string {
+	var b strings.Builder
+	for _, n := range []string{"mutter.log", "xdp.log", "xdpg.log"} {
+		data, _ := os.ReadFile(filepath.Join(m.Runtime, n))
 		if len(data) > 2000 {
 			data = data[len(data)-2000:]
 		}
