@@ -97,7 +97,9 @@ type Options struct {
 	// asks for a ScreenCast-only session (view only).
 	Devices uint32
 	// RestoreToken is the token a previous session's Start returned; ""
-	// for none. The portal uses it up: a session hands back a new one.
+	// for none. The portal takes it out of its store on use and Start
+	// hands back the token to keep (1.16 returns the same one for a
+	// persistent grant; keep whatever comes back).
 	RestoreToken string
 	// Persist asks for a grant that lasts until revoked (persist_mode 2),
 	// where the portal's version allows it for this kind of session.
