@@ -155,12 +155,20 @@ func DialAs(addr string, uid, gid int) (*dbus.Conn, error) {
 	_, oobn, _, _, err := ctl.(*net.UnixConn).ReadMsgUnix(buf, oob)
 	fds := rights(oob[:oobn])
 	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
 		ctl.Close()
 		stop()
 		return nil, fmt.Errorf("portal helper as uid %d got no bus connection (%v): %s", uid, err, strings.TrimSpace(stderr.String()))
 	}
-	busConn, err := net.FileConn(os.NewFile(uintptr(fds[0]), "bus"))
-	syscall.Close(fds[0])
+	// The *os.File owns fds[0]: close it through the File, never with a
+	// raw close. A raw close leaves the File's finalizer to close the same
+	// number again at some later GC, by then another file's (a frame
+	// pipe's, a later bus connection's).
+	bf := os.NewFile(uintptr(fds[0]), "bus")
+	busConn, err := net.FileConn(bf)
+	bf.Close()
 	if err != nil {
 		ctl.Close()
 		stop()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/meshgo/meshagent/agent/mutter"
+	"github.com/meshgo/meshagent/internal/logindtest"
 	"github.com/meshgo/meshagent/internal/waylandtest"
 )
 
@@ -297,4 +299,57 @@ func TestPortalRestoreGNOME(t *testing.T) {
 		t.Errorf("second session returned no token (first %q): the grant would not outlive it", tok)
 	}
 	s2.Close()
+}
+
+// TestDialAsLeavesOtherFilesAlone: connections made with DialAs and
+// closed again leave every file opened afterwards open through garbage
+// collection. DialAs once closed the passed bus socket with a raw close
+// while an *os.File still owned the number, so a later GC's finalizer
+// closed whatever file had that number by then: in the package run the
+// Operator's frame pipe of the next test, whose gst then died (the
+// reason TestPortalRestoreGNOME failed only after TestPortalScreenCastSway).
+func TestDialAsLeavesOtherFilesAlone(t *testing.T) {
+	bus := logindtest.Start(t)
+	for i := 0; i < 3; i++ {
+		c, err := DialAs(bus.Address, os.Geteuid(), os.Getegid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		if err := c.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil || id == "" {
+			t.Fatalf("call over the helper-dialled connection: %q, %v", id, err)
+		}
+		c.Close()
+	}
+	// New files take the lowest free numbers: those just freed among them.
+	type opened struct {
+		f        *os.File
+		dev, ino uint64
+	}
+	var files []opened
+	for i := 0; i < 16; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []*os.File{r, w} {
+			defer f.Close()
+			var st syscall.Stat_t
+			if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, opened{f, st.Dev, st.Ino})
+		}
+	}
+	// A finalizer runs some time after the GC that finds its object
+	// unreachable; give several GCs the chance.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		runtime.GC()
+		for _, o := range files {
+			var st syscall.Stat_t
+			if err := syscall.Fstat(int(o.f.Fd()), &st); err != nil || st.Dev != o.dev || st.Ino != o.ino {
+				t.Fatalf("fd %d (a pipe opened after DialAs's connections closed) was closed behind its File: %v", o.f.Fd(), err)
+			}
+		}
+	}
 }

@@ -28,6 +28,7 @@ type Operator struct {
 
 	mu     sync.Mutex
 	latest []byte
+	ended  error // why the view's pipeline stopped, nil while it runs
 }
 
 // Operator starts one; it ends with the test.
@@ -60,7 +61,10 @@ func (m *Mutter) Operator(t TB) *Operator {
 	go func() {
 		for {
 			buf := make([]byte, w*h*4)
-			if f.Read(buf) != nil {
+			if err := f.Read(buf); err != nil {
+				o.mu.Lock()
+				o.ended = err
+				o.mu.Unlock()
 				return
 			}
 			o.mu.Lock()
@@ -91,6 +95,14 @@ func (o *Operator) WaitPixel(x, y int, d time.Duration, want func(r, g, b uint8)
 			return nil
 		}
 		if time.Now().After(deadline) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.ended != nil {
+				return fmt.Errorf("pixel %d,%d never as wanted in %s: the operator's view ended: %w", x, y, d, o.ended)
+			}
+			if o.latest == nil {
+				return fmt.Errorf("pixel %d,%d: no frame from the operator's view in %s", x, y, d)
+			}
 			return fmt.Errorf("pixel %d,%d is %02x%02x%02x after %s", x, y, r, g, b, d)
 		}
 		time.Sleep(50 * time.Millisecond)
