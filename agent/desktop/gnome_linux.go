@@ -215,6 +215,12 @@ func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
 	} else {
 		log.Debug("desktop: gnome monitor list unavailable, recording the primary monitor", "err", err)
 	}
+	// Recorded without the pointer (cursor-mode 0), as X11 capture is:
+	// MeshCentral's viewer shows the browser's own pointer over the canvas
+	// (shaped by the KVM cursor message), so a pointer embedded in the
+	// frames (mode 1) would be a second one trailing it by a frame's
+	// delay. Mode 2 (metadata) gives position and bitmap in PipeWire
+	// buffer metadata, which the gst-launch reader drops.
 	sess, err := mutter.Start(c, connectors, mutter.CursorHidden)
 	if err != nil {
 		c.Close()

@@ -115,7 +115,7 @@ func newPortalScreen(t compositorProc, opts Options, log *slog.Logger) (*gnomeSc
 	}
 	start := time.Now()
 	sess, err := portal.Start(ctx, c, v, portal.Options{Devices: devices, RestoreToken: tok, Persist: persist,
-		CursorMode: portal.CursorHidden,
+		CursorMode: portal.CursorHidden, // as the Mutter route: the viewer draws its own pointer
 		OnPending: func() {
 			if ask == "" {
 				return
