@@ -137,13 +137,18 @@ func openGNOME(opts Options, log *slog.Logger) (screen, string, error) {
 // it. Mutter sends a frame only when a monitor's content changed, so a
 // static screen costs nothing; each frame is compared with the last to
 // find the changed box.
+//
+// The portal route (portal_linux.go) uses the same screen with a portal
+// session and its one stream: what differs is only how the session is got
+// and how a stream's frames are started.
 type gnomeScreen struct {
-	log  *slog.Logger
-	t    gnomeTarget
-	conn *dbus.Conn
-	sess *mutter.Session
-	mons []*gnomeMon // in stream order (sess.Streams)
-	w, h int         // the stage's bounding box
+	log   *slog.Logger
+	what  string // "gnome" or "portal", for errors
+	conn  *dbus.Conn
+	sess  rdSession
+	start func(idx int) (*mutter.Frames, error) // starts reading stream idx
+	mons  []*gnomeMon                           // in stream order
+	w, h  int                                   // the stage's bounding box
 
 	mu     sync.Mutex // guards each monitor's running state and pictures
 	frm    frame
@@ -168,6 +173,18 @@ type gnomeMon struct {
 	dead    atomic.Bool
 	loopEnd chan struct{}
 	nFrames atomic.Int64
+}
+
+// rdSession is a remote desktop session whose monitors come as PipeWire
+// streams: Mutter's (mutter.Session) or a portal's (portal.Session).
+// Pointer positions are relative to stream i.
+type rdSession interface {
+	Done() <-chan struct{}
+	Close() error
+	PointerMotionAbsolute(i int, x, y float64) error
+	PointerButton(code int32, down bool) error
+	PointerAxisDiscrete(axis uint32, steps int32) error
+	KeyboardKeysym(sym uint32, down bool) error
 }
 
 func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
@@ -198,24 +215,60 @@ func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
 	} else {
 		log.Debug("desktop: gnome monitor list unavailable, recording the primary monitor", "err", err)
 	}
+	// Recorded without the pointer (cursor-mode 0), as X11 capture is:
+	// MeshCentral's viewer shows the browser's own pointer over the canvas
+	// (shaped by the KVM cursor message), so a pointer embedded in the
+	// frames (mode 1) would be a second one trailing it by a frame's
+	// delay. Mode 2 (metadata) gives position and bitmap in PipeWire
+	// buffer metadata, which the gst-launch reader drops.
 	sess, err := mutter.Start(c, connectors, mutter.CursorHidden)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	s := &gnomeScreen{log: log, t: t, conn: c, sess: sess}
+	var mons []*gnomeMon
 	for i, st := range sess.Streams {
 		if st.W <= 0 || st.H <= 0 {
 			sess.Close()
 			c.Close()
 			return nil, fmt.Errorf("gnome: monitor %q has no size in its stream parameters", st.Connector)
 		}
-		m := &gnomeMon{idx: i, x: st.X, y: st.Y, w: st.W, h: st.H, primary: primary[st.Connector] || st.Connector == ""}
-		s.mons = append(s.mons, m)
-		s.w, s.h = max(s.w, st.X+st.W), max(s.h, st.Y+st.H)
+		mons = append(mons, &gnomeMon{idx: i, x: st.X, y: st.Y, w: st.W, h: st.H, primary: primary[st.Connector] || st.Connector == ""})
 	}
-	// Watch the primary monitor now, so a session that cannot stream
-	// fails here (and the next desktop is tried) rather than later.
+	cred, env := userCred(t.uid, t.gid), userEnv(t.runtime)
+	start := func(idx int) (*mutter.Frames, error) {
+		return mutter.StartFrames(sess.Streams[idx].Node, cred, env)
+	}
+	return newPipeWireScreen(log, "gnome", c, sess, mons, start)
+}
+
+// userCred is who helpers for a session user's run as (nil: the agent
+// itself, when it is that user).
+func userCred(uid, gid int) *syscall.Credential {
+	if uid == syscall.Geteuid() {
+		return nil
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// userEnv is the environment of helpers run for a session user: where
+// its PipeWire is, and gst's plugin registry cache in its runtime dir.
+func userEnv(runtime string) []string {
+	return []string{"XDG_RUNTIME_DIR=" + runtime, "PATH=" + osPath(), "HOME=/nonexistent",
+		"GST_REGISTRY=" + filepath.Join(runtime, "meshagent-gst-registry.bin")}
+}
+
+// newPipeWireScreen is the screen of sess's monitors (mons, stage
+// coordinates; a size of 0 for a lone monitor means the stream's), whose
+// frames start reads. It watches the primary monitor now, so a session
+// that cannot stream fails here (and the next desktop is tried) rather
+// than later; on failure it closes sess and c.
+func newPipeWireScreen(log *slog.Logger, what string, c *dbus.Conn, sess rdSession, mons []*gnomeMon,
+	start func(idx int) (*mutter.Frames, error)) (*gnomeScreen, error) {
+	s := &gnomeScreen{log: log, what: what, conn: c, sess: sess, start: start, mons: mons}
+	for _, m := range mons {
+		s.w, s.h = max(s.w, m.x+m.w), max(s.h, m.y+m.h)
+	}
 	first := s.mons[0]
 	for _, m := range s.mons {
 		if m.primary {
@@ -224,7 +277,7 @@ func newGnomeScreen(t gnomeTarget, log *slog.Logger) (*gnomeScreen, error) {
 		}
 	}
 	s.mu.Lock()
-	err = s.watchMon(first)
+	err := s.watchMon(first)
 	s.mu.Unlock()
 	if err != nil {
 		s.close()
@@ -239,14 +292,7 @@ func (s *gnomeScreen) watchMon(m *gnomeMon) error {
 	if m.frames != nil {
 		return nil
 	}
-	var cred *syscall.Credential
-	if s.t.uid != syscall.Geteuid() {
-		cred = &syscall.Credential{Uid: uint32(s.t.uid), Gid: uint32(s.t.gid)}
-	}
-	env := []string{"XDG_RUNTIME_DIR=" + s.t.runtime, "PATH=" + osPath(), "HOME=/nonexistent",
-		// gst keeps its plugin registry cache in the session's runtime dir.
-		"GST_REGISTRY=" + filepath.Join(s.t.runtime, "meshagent-gst-registry.bin")}
-	fr, err := mutter.StartFrames(s.sess.Streams[m.idx].Node, cred, env)
+	fr, err := s.start(m.idx)
 	if err != nil {
 		return err
 	}
@@ -272,14 +318,14 @@ func (s *gnomeScreen) watchMon(m *gnomeMon) error {
 			// and pixel sizes together is not done.
 			if len(s.mons) != 1 {
 				fr.Close()
-				return fmt.Errorf("gnome: pipewire stream %dx%d for a %dx%d monitor: scaled monitors beside others are not supported", z.w, z.h, m.w, m.h)
+				return fmt.Errorf("%s: pipewire stream %dx%d for a %dx%d monitor: scaled monitors beside others are not supported", s.what, z.w, z.h, m.w, m.h)
 			}
 			m.x, m.y, m.w, m.h = 0, 0, z.w, z.h
 			s.w, s.h = z.w, z.h
 		}
 	case <-time.After(15 * time.Second):
 		fr.Close()
-		return errors.New("gnome: pipewire stream not negotiated in 15s")
+		return fmt.Errorf("%s: pipewire stream not negotiated in 15s", s.what)
 	}
 	m.frames = fr
 	m.front = m.bufs[0].grow(m.w * m.h * 4)
@@ -294,7 +340,7 @@ func (s *gnomeScreen) watchMon(m *gnomeMon) error {
 	select {
 	case ferr = <-first:
 	case <-time.After(15 * time.Second):
-		ferr = errors.New("gnome: no first frame from the pipewire stream in 15s")
+		ferr = fmt.Errorf("%s: no first frame from the pipewire stream in 15s", s.what)
 	}
 	s.mu.Lock()
 	if ferr != nil {
@@ -439,6 +485,9 @@ func lastDiff(a, b []byte) int {
 func (s *gnomeScreen) ended() error {
 	select {
 	case <-s.sess.Done():
+		if s.what == "portal" {
+			return errors.New("portal: the portal closed the remote desktop session")
+		}
 		return errors.New("gnome: Mutter closed the remote desktop session")
 	default:
 	}
@@ -447,7 +496,7 @@ func (s *gnomeScreen) ended() error {
 			s.mu.Lock()
 			err := m.loopErr
 			s.mu.Unlock()
-			return fmt.Errorf("gnome: capture ended: %w", err)
+			return fmt.Errorf("%s: capture ended: %w", s.what, err)
 		}
 	}
 	return nil
@@ -473,7 +522,7 @@ func (s *gnomeScreen) capture(x, y, w, h int) (*frame, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if x < 0 || y < 0 || w <= 0 || h <= 0 || x+w > s.w || y+h > s.h {
-		return nil, fmt.Errorf("gnome: capture %dx%d+%d+%d outside the %dx%d stage", w, h, x, y, s.w, s.h)
+		return nil, fmt.Errorf("%s: capture %dx%d+%d+%d outside the %dx%d stage", s.what, w, h, x, y, s.w, s.h)
 	}
 	for _, m := range s.mons {
 		if overlaps(m, x, y, w, h) {

@@ -34,14 +34,38 @@ func openScreen(opts Options, log *slog.Logger) (screen, string, error) {
 	if werr == nil {
 		return ws, wname, nil
 	}
-	if errors.Is(werr, errNoDisplay) && len(discoverWayland(opts)) == 0 && len(discoverGNOME(opts)) == 0 {
+	if errors.Is(werr, errNoDisplay) && len(discoverWayland(opts)) == 0 && len(discoverGNOME(opts)) == 0 && len(portalTargets(opts)) == 0 {
 		return nil, "", err
 	}
 	return nil, "", errors.Join(err, werr)
 }
 
-// openAnyWayland tries wlroots compositors, then GNOME sessions.
+// openAnyWayland tries wlroots compositors, then GNOME sessions, then the
+// xdg-desktop-portal route for the others (KDE Plasma ...); with
+// opts.Portal only the portal route.
 func openAnyWayland(opts Options, log *slog.Logger) (screen, string, error) {
+	if opts.Portal {
+		return openPortal(opts, log)
+	}
+	s, name, err := openNativeWayland(opts, log)
+	if err == nil {
+		return s, name, nil
+	}
+	if len(portalTargets(opts)) == 0 {
+		return nil, "", err
+	}
+	ps, pname, perr := openPortal(opts, log)
+	if perr == nil {
+		return ps, pname, nil
+	}
+	if errors.Is(err, errNoDisplay) && len(discoverWayland(opts)) == 0 && len(discoverGNOME(opts)) == 0 {
+		return nil, "", perr
+	}
+	return nil, "", errors.Join(err, perr)
+}
+
+// openNativeWayland tries wlroots compositors, then GNOME sessions.
+func openNativeWayland(opts Options, log *slog.Logger) (screen, string, error) {
 	s, name, err := openWayland(opts, log)
 	if err == nil {
 		return s, name, nil
@@ -66,5 +90,5 @@ func waylandFirst(opts Options) bool {
 	if opts.Display != "" || os.Getenv("DISPLAY") != "" {
 		return false
 	}
-	return os.Getenv("WAYLAND_DISPLAY") != "" || len(discoverGNOME(opts)) > 0
+	return os.Getenv("WAYLAND_DISPLAY") != "" || len(discoverGNOME(opts)) > 0 || len(portalTargets(opts)) > 0
 }

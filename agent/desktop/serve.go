@@ -50,6 +50,19 @@ type Options struct {
 	// current input desktop there, so capture and input follow the lock
 	// screen and the UAC secure desktop.
 	ThreadSetup func()
+	// StateDir is where the agent keeps state (its data directory): the
+	// xdg-desktop-portal route stores each user's restore token there
+	// (owner-only), so the user's one grant allows later sessions. ""
+	// keeps no token: every portal session asks the user.
+	StateDir string
+	// Portal makes the Wayland route the xdg-desktop-portal one for every
+	// compositor, not only those without a route of their own (KDE
+	// Plasma and others); tests use it on compositors that have one.
+	Portal bool
+
+	// notice, set by Serve, tells the viewer something it should show
+	// (a portal waiting for the user's grant).
+	notice func(string)
 }
 
 // WebRTC is the desktop's WebRTC upgrade policy (sessions.md §5): the
@@ -113,6 +126,7 @@ func Serve(ctx context.Context, ch session.Channel, info session.Info, opts Opti
 		interval: defaultFrame,
 		tiles:    newTiler(),
 	}
+	s.opts.notice = func(msg string) { s.send(ctx, kvm.EncodeText(kvm.Error, msg)) }
 	s.log.Debug("desktop: session start", "input", s.input, "jpeg", encoderName(), "libwebp", webpVersion())
 	s.noteTSID(ctx, info)
 	s.autolock.Store(autolockOption(info.Options) && s.input)

@@ -34,15 +34,29 @@ type Frames struct {
 }
 
 // GstArgs is the gst-launch-1.0 command line for node.
-func GstArgs(node uint32) []string {
-	return []string{"-v", "pipewiresrc", "path=" + strconv.FormatUint(uint64(node), 10),
-		"!", "videoconvert", "!", "video/x-raw,format=BGRx", "!", "fdsink", "fd=3", "sync=false"}
+func GstArgs(node uint32) []string { return gstArgs(node, false) }
+
+// gstArgs is the command line; with remote, pipewiresrc connects through
+// the PipeWire fd the child has as fd 4 (a portal's OpenPipeWireRemote).
+func gstArgs(node uint32, remote bool) []string {
+	src := []string{"-v", "pipewiresrc", "path=" + strconv.FormatUint(uint64(node), 10)}
+	if remote {
+		src = append(src, "fd=4")
+	}
+	return append(src, "!", "videoconvert", "!", "video/x-raw,format=BGRx", "!", "fdsink", "fd=3", "sync=false")
 }
 
 // StartFrames starts the pipeline for node. cred (nil: the agent's own)
 // and env say who runs it and where PipeWire is (XDG_RUNTIME_DIR or
 // PIPEWIRE_RUNTIME_DIR): the session user's own daemon.
 func StartFrames(node uint32, cred *syscall.Credential, env []string) (*Frames, error) {
+	return StartFramesRemote(node, nil, cred, env)
+}
+
+// StartFramesRemote is StartFrames through a PipeWire connection already
+// open (remote, nil for the daemon's socket): a portal hands one that sees
+// only its session's streams. The child gets its own copy of the fd.
+func StartFramesRemote(node uint32, remote *os.File, cred *syscall.Credential, env []string) (*Frames, error) {
 	bin, err := exec.LookPath("gst-launch-1.0")
 	if err != nil {
 		return nil, fmt.Errorf("pipewire frames need gst-launch-1.0 (gstreamer1.0-tools, gstreamer1.0-pipewire): %w", err)
@@ -51,10 +65,13 @@ func StartFrames(node uint32, cred *syscall.Credential, env []string) (*Frames, 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, GstArgs(node)...)
+	cmd := exec.Command(bin, gstArgs(node, remote != nil)...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{pw}
+	if remote != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, remote)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

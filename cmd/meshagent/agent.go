@@ -48,7 +48,7 @@ func buildAgent(o options, temporary bool, log *slog.Logger) (*built, error) {
 	agent, err := core.New(core.Config{
 		Settings: settings, Identity: id, DataDir: o.data, Logger: log,
 		Host: host.host, DefaultCore: host.defaultCore,
-		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }, us), UpgradeSession: upgrade,
+		Sessions: sessionHandlers(log, func() *core.Agent { return host.agent }, us, o.data), UpgradeSession: upgrade,
 		ConsentUI: us.consentUI(),
 		Temporary: temporary, CommitDate: commitDate,
 		HandshakeTimeout: o.handshakeTimeout,

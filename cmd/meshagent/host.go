@@ -90,7 +90,7 @@ func scriptTunnels(open []core.OpenSession) []script.Tunnel {
 // with its own WebRTC upgrade policy.
 // agent gives the handlers the agent, made after them, for the server's
 // event log.
-func sessionHandlers(log *slog.Logger, agent func() *core.Agent, us *userSession) map[int]core.Session {
+func sessionHandlers(log *slog.Logger, agent func() *core.Agent, us *userSession, dataDir string) map[int]core.Session {
 	term := core.Session{Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
 		return terminal.Serve(ctx, ch, info, terminal.Options{Logger: log})
 	}}
@@ -107,7 +107,7 @@ func sessionHandlers(log *slog.Logger, agent func() *core.Agent, us *userSession
 		// The user's session: directly, or through a session worker when
 		// the agent is the Windows service (usersession_*.go).
 		session.ProtoDesktop: {Serve: func(ctx context.Context, ch session.Channel, info session.Info) error {
-			return us.serveDesktop(ctx, ch, info, desktop.Options{Logger: log,
+			return us.serveDesktop(ctx, ch, info, desktop.Options{Logger: log, StateDir: dataDir,
 				LogEvent: func(id int) { agent().LogEvent(info, id) }})
 		}, WebRTC: desktop.WebRTC},
 		// Protocol 10 is an HTTP download on its own tunnel: it stays on

@@ -17,7 +17,7 @@ import (
 // stay on the relay (sessions.md §5.1).
 func TestSessionHandlers(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hs := sessionHandlers(log, func() *core.Agent { return nil }, newUserSession(log, false))
+	hs := sessionHandlers(log, func() *core.Agent { return nil }, newUserSession(log, false), t.TempDir())
 	want := map[int]session.UpgradePolicy{
 		session.ProtoTerminal: {}, session.ProtoPowerShell: {}, session.ProtoUserShell: {}, session.ProtoUserPS: {},
 		session.ProtoDesktop:      {Allow: true, FragmentBinary: true},

@@ -25,6 +25,7 @@ type Mutter struct {
 	Bus     string // DBUS_SESSION_BUS_ADDRESS of its session
 	Log     string // mutter's stdout and stderr
 	UID     int
+	GID     int
 	Pid     int // the mutter process
 	cmd     *exec.Cmd
 }
@@ -57,6 +58,13 @@ func StartMutter(t TB, w, h int) *Mutter {
 // and picks the primary one itself.
 func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 	t.Helper()
+	return startMutter(t, mutterScript, sizes...)
+}
+
+// startMutter is StartMutterMonitors with the session script given (it
+// finds the monitors in $MUTTER_MONITORS).
+func startMutter(t TB, script string, sizes ...[2]int) *Mutter {
+	t.Helper()
 	var mons []string
 	for _, sz := range sizes {
 		mons = append(mons, fmt.Sprintf("--virtual-monitor %dx%d", sz[0], sz[1]))
@@ -80,17 +88,17 @@ func StartMutterMonitors(t TB, sizes ...[2]int) *Mutter {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o700)
-	cmd := exec.Command("dbus-run-session", "--", "/bin/sh", "-c", mutterScript)
+	cmd := exec.Command("dbus-run-session", "--", "/bin/sh", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"XDG_RUNTIME_DIR=" + dir, "HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin",
-		"XDG_SESSION_TYPE=wayland", "MUTTER_MONITORS=" + strings.Join(mons, " "),
+		"XDG_SESSION_TYPE=wayland", "XDG_CURRENT_DESKTOP=GNOME", "MUTTER_MONITORS=" + strings.Join(mons, " "),
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dbus-run-session mutter: %v", err)
 	}
-	m := &Mutter{Runtime: dir, Log: filepath.Join(dir, "mutter.log"), UID: uid, cmd: cmd}
+	m := &Mutter{Runtime: dir, Log: filepath.Join(dir, "mutter.log"), UID: uid, GID: gid, cmd: cmd}
 	t.Cleanup(func() {
 		// dbus-run-session, the bus, pipewire, wireplumber, mutter and
 		// the clients it started share one process group.
