@@ -324,7 +324,7 @@ type uiConfig struct {
 	Toolbar     *struct{}    `json:"toolbar,omitempty"`
 	WebRelay    *webRelayCfg `json:"webrelay,omitempty"`
 	WebVNC      *webVNCCfg   `json:"webvnc,omitempty"`
-	WebSSH      *webSSHCfg   `json:"webssh,omitempty"`
+	WebSSH      []webSSHCfg  `json:"webssh,omitempty"`
 }
 
 type toolsCfg struct {
@@ -383,7 +383,7 @@ type uiResult struct {
 	Toolbar  *toolbarResult  `json:"toolbar"`
 	WebRelay *webRelayResult `json:"webrelay"`
 	WebVNC   *webVNCResult   `json:"webvnc"`
-	WebSSH   *webSSHResult   `json:"webssh"`
+	WebSSH   []webSSHResult  `json:"webssh"`
 	Tools    *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`
