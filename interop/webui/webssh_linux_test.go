@@ -452,7 +452,8 @@ func TestWebSSH(t *testing.T) {
 	cases = append(cases, sc)
 	checks["sftp"] = check{login: "Accepted " + map[string]string{"password": "password", "key": "publickey"}[sc.Auth] + " for " + sftpUser}
 
-	r := runUI(t, srv, node, uiConfig{WebSSH: cases})
+	// Three sessions: a loaded machine's page loads take 10 s each.
+	r := runUI(t, srv, node, uiConfig{WebSSH: cases, Timeout: 5 * time.Minute})
 	if len(r.WebSSH) == 0 {
 		t.Fatal("the browser did not get to the Terminal tab")
 	}

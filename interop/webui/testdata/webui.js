@@ -487,17 +487,23 @@ async function setSSHPort(page, port) {
 }
 
 async function webSSHTerminal(page, w, r) {
-  await openDevice(page, 12);
-  r.portSet = await setSSHPort(page, w.port);
+  // A session after another on the Terminal tab stays on the page, as a
+  // user who connects again does.
+  const onTab = await page.evaluate((port) => typeof currentNode !== 'undefined' && currentNode != null && currentNode.sshport == port &&
+    document.getElementById('connectbutton2s') != null && document.getElementById('connectbutton2s').offsetParent != null, w.port).catch(() => false);
+  if (onTab) r.portSet = true; else { await openDevice(page, 12); r.portSet = await setSSHPort(page, w.port); }
   r.buttonShown = await page.waitForSelector('#connectbutton2s:not([disabled])', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
   log('webssh: port set', r.portSet, 'SSH Connect shown', r.buttonShown);
   if (!r.buttonShown) return;
+  const before = await termText(page); // a previous session's, if any
   await page.click('#connectbutton2s');
   // MeshCentral asks for the credentials (no stored ones).
   if (!await sshLogin(page, w, r)) return;
   // The shell's prompt comes back through ssh2, the relay and our agent.
-  r.prompt = await page.waitForFunction(() => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).some((d) => d.textContent.trim() !== ''),
-    null, { timeout: 45000, polling: 200 }).then(() => true, () => false);
+  r.prompt = await page.waitForFunction((before) => {
+    const rows = Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).map((d) => d.textContent.replace(/\s+$/, ''));
+    return rows.some((t) => t.trim() !== '') && rows.join('\n') !== before;
+  }, before, { timeout: 45000, polling: 200 }).then(() => true, () => false);
   r.status = await statusText(page, 'termstatus');
   log('webssh: status', r.status, 'prompt seen', r.prompt, JSON.stringify(await termText(page)));
   if (!r.prompt) return;
