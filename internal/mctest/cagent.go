@@ -3,10 +3,12 @@ package mctest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +22,23 @@ type CAgent struct {
 	dir     string
 	logPath string
 
+	hosts map[string]string // name -> address, in its own /etc/hosts
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// CAgentOptions tunes StartCAgentWith.
+type CAgentOptions struct {
+	// Hosts maps host names to addresses the agent alone sees, for a
+	// service meshcore.js names by a fixed Internet address (ipinfo.io's
+	// location service) that a test stands in for on loopback: the agent
+	// runs in a private mount namespace where a copy of /etc/hosts with
+	// these lines is bound over the real one. Each name is checked to
+	// resolve to its address there before the agent starts, so nothing
+	// reaches the real service. Needs root (the test is skipped otherwise).
+	Hosts map[string]string
 }
 
 // cAgentBinary names the C agent build for this machine in MeshCentral's
@@ -48,6 +64,15 @@ func cAgentBinary() string {
 // it by PID. It skips the test on platforms without a C agent build.
 func StartCAgent(t testing.TB, msh []byte) *CAgent {
 	t.Helper()
+	return StartCAgentWith(t, msh, CAgentOptions{})
+}
+
+// StartCAgentWith is StartCAgent with options.
+func StartCAgentWith(t testing.TB, msh []byte, o CAgentOptions) *CAgent {
+	t.Helper()
+	if len(o.Hosts) > 0 && os.Geteuid() != 0 {
+		t.Skip("mctest: a private /etc/hosts for the C agent needs root")
+	}
 	name := cAgentBinary()
 	if name == "" {
 		t.Skipf("mctest: no C MeshAgent build for %s/%s", runtime.GOOS, runtime.GOARCH)
@@ -64,7 +89,20 @@ func StartCAgent(t testing.TB, msh []byte) *CAgent {
 	if err := os.WriteFile(filepath.Join(dir, "meshagent.msh"), msh, 0o644); err != nil {
 		t.Fatalf("mctest: write meshagent.msh: %v", err)
 	}
-	a := &CAgent{t: t, dir: dir, logPath: filepath.Join(dir, "meshagent-output.log")}
+	a := &CAgent{t: t, dir: dir, logPath: filepath.Join(dir, "meshagent-output.log"), hosts: o.Hosts}
+	if len(a.hosts) > 0 {
+		real, err := os.ReadFile("/etc/hosts")
+		if err != nil {
+			t.Fatalf("mctest: %v", err)
+		}
+		lines := strings.TrimRight(string(real), "\n") + "\n"
+		for _, n := range slices.Sorted(maps.Keys(a.hosts)) {
+			lines += a.hosts[n] + " " + n + "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(lines), 0o644); err != nil {
+			t.Fatalf("mctest: %v", err)
+		}
+	}
 	if err := a.start(); err != nil {
 		t.Fatalf("mctest: %v", err)
 	}
@@ -84,13 +122,21 @@ func (a *CAgent) start() error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- mctest: starting C agent at %s\n", time.Now().Format(time.RFC3339))
-	var cmd *exec.Cmd
+	argv := []string{"./meshagent", "run"}
 	if sb, err := exec.LookPath("stdbuf"); err == nil {
 		// stdbuf execs the agent, so the PID is the agent's.
-		cmd = exec.Command(sb, "-oL", "-eL", "./meshagent", "run")
-	} else {
-		cmd = exec.Command("./meshagent", "run")
+		argv = append([]string{sb, "-oL", "-eL"}, argv...)
 	}
+	if len(a.hosts) > 0 {
+		// unshare and sh exec the agent too: the PID stays the agent's.
+		script := `mount --bind hosts /etc/hosts || exit 1`
+		for _, n := range slices.Sorted(maps.Keys(a.hosts)) {
+			script += fmt.Sprintf(` && getent ahosts %s | awk '$1 != "%s" { bad = 1 } END { exit bad }' && getent hosts %s >/dev/null`, n, a.hosts[n], n)
+		}
+		script += ` || { echo "mctest: the private /etc/hosts does not take" >&2; exit 1; }; exec "$0" "$@"`
+		argv = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = a.dir
 	cmd.Env = loopbackEnv()
 	cmd.Stdout = logf

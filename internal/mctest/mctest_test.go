@@ -147,6 +147,26 @@ func TestConfigMerge(t *testing.T) {
 	}
 }
 
+// TestDomainView: Options.Domains become config.json domains beside the
+// default one, and a Domain view's URLs are under /ID.
+func TestDomainView(t *testing.T) {
+	s := &Server{port: 1234, root: "/r", opts: Options{SSH: true, Domains: map[string]map[string]any{"geo": {"ipLocation": true}}}}
+	doms := s.config()["domains"].(map[string]any)
+	if d, _ := doms["geo"].(map[string]any); d["ipLocation"] != true || len(doms) != 2 {
+		t.Errorf("domains = %v", doms)
+	}
+	if d, _ := doms[""].(map[string]any); d["ssh"] != true {
+		t.Errorf("default domain = %v", d)
+	}
+	v := s.Domain(t, "geo")
+	if v.URL() != "wss://127.0.0.1:1234/geo" || v.HTTPSURL() != "https://127.0.0.1:1234/geo" || s.URL() != "wss://127.0.0.1:1234" {
+		t.Errorf("URLs %s %s, server %s", v.URL(), v.HTTPSURL(), s.URL())
+	}
+	if v.owner() != s {
+		t.Error("the view does not act on its server")
+	}
+}
+
 func TestParseMSH(t *testing.T) {
 	kv := ParseMSH([]byte("\r\nMeshName=g\r\nMeshType=2\r\nMeshServer=wss://127.0.0.1:1/agent.ashx\r\nx=a=b\r\n"))
 	if kv["MeshName"] != "g" || kv["MeshType"] != "2" || kv["MeshServer"] != "wss://127.0.0.1:1/agent.ashx" || kv["x"] != "a=b" || len(kv) != 4 {

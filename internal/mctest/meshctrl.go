@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/meshgo/meshagent/proto/handshake"
 )
 
 // CtrlOptions tunes one meshctrl run.
@@ -120,7 +118,8 @@ func IsRelayCookieFailure(out string) bool {
 }
 
 // AddDeviceGroup creates an agent device group (mesh type 2) named name and
-// returns its id, "mesh//..." (64 characters after the prefix).
+// returns its id, "mesh//..." ("mesh/ID/..." in a Domain view; 64
+// characters after the prefix).
 func (s *Server) AddDeviceGroup(t testing.TB, name string) string {
 	t.Helper()
 	out, err := s.Meshctrl(t, "adddevicegroup", "--name", name)
@@ -129,7 +128,7 @@ func (s *Server) AddDeviceGroup(t testing.TB, name string) string {
 	}
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
-		if id, ok := strings.CutPrefix(line, "ok "); ok && strings.HasPrefix(id, handshake.MeshIDPrefix) {
+		if id, ok := strings.CutPrefix(line, "ok "); ok && strings.HasPrefix(id, "mesh/"+s.domain+"/") {
 			return id
 		}
 	}
@@ -150,7 +149,7 @@ func (s *Server) MSH(t testing.TB, meshID string) []byte {
 }
 
 func (s *Server) msh(meshID string) ([]byte, error) {
-	id := strings.TrimPrefix(meshID, handshake.MeshIDPrefix)
+	id := strings.TrimPrefix(meshID, "mesh/"+s.domain+"/")
 	u := s.HTTPSURL() + "/meshsettings?id=" + url.QueryEscape(id)
 	resp, err := insecureClient(30 * time.Second).Get(u)
 	if err != nil {
@@ -212,9 +211,9 @@ type AgentInfo struct {
 // Online reports whether the agent is connected (conn & 1).
 func (d Device) Online() bool { return d.Conn&1 != 0 }
 
-// ShortID returns the node id without its "node//" prefix, the form
+// ShortID returns the node id without its "node//" (or "node/ID/") prefix, the form
 // meshctrl's shell, upload and download commands need.
-func (d Device) ShortID() string { return strings.TrimPrefix(d.ID, handshake.NodeIDPrefix) }
+func (d Device) ShortID() string { return d.ID[strings.LastIndexByte(d.ID, '/')+1:] }
 
 // ListDevices returns all devices (`meshctrl listdevices --json`).
 func (s *Server) ListDevices(t testing.TB) []Device {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,12 @@ type Options struct {
 	// installed beside MeshCentral's cache (installSSH2) and given to the
 	// server as NODE_PATH, so MeshCentral never npm-installs it itself.
 	SSH bool
+	// Domains are further domains besides the default one (""), by id
+	// (lower case), each with its config.json settings: MeshCentral serves
+	// one under /ID/ with its own accounts, device groups and settings
+	// (iplocation, for one, is per domain). Each gets an administrator with
+	// the same name and password; Domain gives the server as seen there.
+	Domains map[string]map[string]any
 	// AdminUser is the administrator's user name (default "admin").
 	AdminUser string
 	// AdminPass is the administrator's password (default: random).
@@ -70,18 +77,54 @@ type Server struct {
 	opts    Options
 	env     []string // MeshCentral's environment: loopbackEnv, NODE_PATH for ssh2
 
+	// domain is the domain this view of the server is in ("" the
+	// default), base the Server that owns the process (nil: this one).
+	domain string
+	base   *Server
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
 }
 
-// URL returns the server's WebSocket base URL, wss://127.0.0.1:PORT, as
-// meshctrl's --url wants it.
-func (s *Server) URL() string { return "wss://127.0.0.1:" + strconv.Itoa(s.port) }
+// URL returns the server's WebSocket base URL, wss://127.0.0.1:PORT (with
+// /ID for a Domain view), as meshctrl's --url wants it.
+func (s *Server) URL() string { return "wss://127.0.0.1:" + strconv.Itoa(s.port) + s.domainPath() }
 
-// HTTPSURL returns https://127.0.0.1:PORT.
-func (s *Server) HTTPSURL() string { return "https://127.0.0.1:" + strconv.Itoa(s.port) }
+// HTTPSURL returns https://127.0.0.1:PORT (with /ID for a Domain view).
+func (s *Server) HTTPSURL() string {
+	return "https://127.0.0.1:" + strconv.Itoa(s.port) + s.domainPath()
+}
+
+func (s *Server) domainPath() string {
+	if s.domain == "" {
+		return ""
+	}
+	return "/" + s.domain
+}
+
+// owner is the Server that runs the process.
+func (s *Server) owner() *Server {
+	if s.base != nil {
+		return s.base
+	}
+	return s
+}
+
+// Domain returns the server as seen in its domain id (one of
+// Options.Domains): its URLs are under /ID, and meshctrl, control.ashx and
+// the helpers built on them (AddDeviceGroup, MSH, ListDevices, Events, ...)
+// act as that domain's administrator. Stop and Restart act on the server.
+func (s *Server) Domain(t testing.TB, id string) *Server {
+	t.Helper()
+	o := s.owner()
+	if _, ok := o.opts.Domains[id]; !ok || id == "" {
+		t.Fatalf("mctest: the server has no domain %q (Options.Domains)", id)
+	}
+	return &Server{mcDir: o.mcDir, root: o.root, dataDir: o.dataDir, port: o.port, user: o.user, pass: o.pass,
+		logPath: o.logPath, opts: o.opts, env: o.env, domain: id, base: o}
+}
 
 // Port returns the HTTPS/WebSocket port the server listens on (127.0.0.1 only).
 func (s *Server) Port() int { return s.port }
@@ -238,9 +281,13 @@ func (s *Server) config() map[string]any {
 		domain["ssh"] = true
 	}
 	mergeFold(domain, s.opts.Domain)
+	domains := map[string]any{"": domain}
+	for id, d := range s.opts.Domains {
+		domains[id] = maps.Clone(d)
+	}
 	return map[string]any{
 		"settings": settings,
-		"domains":  map[string]any{"": domain},
+		"domains":  domains,
 	}
 }
 
@@ -271,10 +318,15 @@ func (s *Server) writeConfig() error {
 // createAdmin runs MeshCentral's own --createaccount and --adminaccount while
 // the server is stopped.
 func (s *Server) createAdmin() error {
-	for _, args := range [][]string{
+	runs := [][]string{
 		{"--createaccount", s.user, "--pass", s.pass},
 		{"--adminaccount", s.user},
-	} {
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.opts.Domains)) {
+		runs = append(runs, []string{"--createaccount", s.user, "--pass", s.pass, "--domain", id},
+			[]string{"--adminaccount", s.user, "--domain", id})
+	}
+	for _, args := range runs {
 		out, err := s.runMeshCentralCmd(time.Minute, args...)
 		if err != nil {
 			return fmt.Errorf("meshcentral %s: %w\n%s", args[0], err, out)
@@ -394,7 +446,7 @@ func (s *Server) stop() error {
 // Shared returns: other tests use it.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if err := s.stop(); err != nil {
+	if err := s.owner().stop(); err != nil {
 		t.Logf("mctest: %v", err)
 	}
 }
@@ -404,6 +456,7 @@ func (s *Server) Stop(t testing.TB) {
 // server Shared returns, only do this in tests that do not run in parallel.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
+	s = s.owner()
 	if err := s.stop(); err != nil {
 		t.Logf("mctest: %v", err)
 	}

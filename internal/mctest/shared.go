@@ -7,6 +7,18 @@ import (
 	"testing"
 )
 
+// GeoDomain is a domain of the Shared server (Domain(t, GeoDomain)) with
+// IP location on: MeshCentral asks each agent that connects there for its
+// public IP location ("iplocation") and keeps and shows it
+// ("geolocation"). It is a domain of its own so that agents of other
+// tests are never asked: they would ask a service on the Internet.
+const GeoDomain = "geo"
+
+// sharedOptions are the Shared server's.
+var sharedOptions = Options{SSH: true, Domains: map[string]map[string]any{
+	GeoDomain: {"ipLocation": true, "geoLocation": true},
+}}
+
 var shared struct {
 	mu      sync.Mutex
 	inMain  bool
@@ -42,7 +54,8 @@ func Main(m *testing.M) int {
 }
 
 // Shared returns one MeshCentral server (started on the first call with
-// default Options and SSH, so the device page offers Web-SSH) that all
+// default Options and SSH, so the device page offers Web-SSH, and the
+// extra domain GeoDomain) that all
 // tests of the package share; it is stopped by Main,
 // which the package's TestMain must call (Shared fails the test otherwise).
 // Tests sharing it should create their own device groups. If the test
@@ -66,7 +79,7 @@ func Shared(t testing.TB) *Server {
 				return fmt.Errorf("create shared data dir: %w", err)
 			}
 			shared.root = root
-			shared.srv, err = start(mcDir, root, Options{SSH: true}, t.Logf)
+			shared.srv, err = start(mcDir, root, sharedOptions, t.Logf)
 			return err
 		}()
 	}

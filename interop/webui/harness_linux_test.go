@@ -324,7 +324,9 @@ type uiConfig struct {
 	Toolbar     *struct{}    `json:"toolbar,omitempty"`
 	WebRelay    *webRelayCfg `json:"webrelay,omitempty"`
 	WebVNC      *webVNCCfg   `json:"webvnc,omitempty"`
-	WebSSH      *webSSHCfg   `json:"webssh,omitempty"`
+	WebSSH      []webSSHCfg  `json:"webssh,omitempty"`
+	// Timeout bounds the browser's run (default 3 min).
+	Timeout time.Duration `json:"-"`
 }
 
 type toolsCfg struct {
@@ -383,7 +385,7 @@ type uiResult struct {
 	Toolbar  *toolbarResult  `json:"toolbar"`
 	WebRelay *webRelayResult `json:"webrelay"`
 	WebVNC   *webVNCResult   `json:"webvnc"`
-	WebSSH   *webSSHResult   `json:"webssh"`
+	WebSSH   []webSSHResult  `json:"webssh"`
 	Tools    *struct {
 		ServicesTabShown bool    `json:"servicesTabShown"`
 		ServicesMs       int     `json:"servicesMs"`
@@ -423,7 +425,11 @@ func runUI(t *testing.T, srv *mctest.Server, node string, cfg uiConfig) uiResult
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, cfgPath)
 	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")

@@ -42,13 +42,23 @@
 //   webvnc       {port, w, h, rgb}: set the device's VNC port to port, click
 //                the device page's Web-VNC link, press noVNC's Connect and
 //                wait until its canvas is w x h with colour rgb at the centre
-//   webssh       {port, user, keyFile, command, expect}: set the device's SSH
-//                port to port (what the SSH port dialog sends), press the
-//                Terminal tab's "SSH Connect" (MeshCentral's own SSH client,
-//                sshterminalrelay.ashx, over a port-forwarding tunnel of the
-//                agent), log in as user with keyFile ("Username and Key"),
-//                type command in the terminal, wait until the terminal shows
-//                expect, then press Disconnect
+//   webssh       [{mode, port, auth, user, keyFile, password, command, expect,
+//                sftp}]: sessions of MeshCentral's own SSH client, one after
+//                the other, each with the device's SSH port set to port (what
+//                the SSH port dialog sends) and logged in from MeshCentral's
+//                authentication dialog as user, with keyFile ("Username and
+//                Key", auth "key") or password ("Username & Password", auth
+//                "password"). mode "terminal": the Terminal tab's "SSH
+//                Connect" (sshterminalrelay.ashx, over a port-forwarding
+//                tunnel of the agent): type command, wait until the terminal
+//                shows expect, press Disconnect. mode "sftp": the Files tab's
+//                "SFTP Connect" (sshfilesrelay.ashx, the same tunnel), with
+//                sftp {dir, text: {name, content}, upload: {path, name, size},
+//                download: {name, size}}: go to dir, see it listed, open text
+//                in the editor (Edit), upload the file at upload.path with the
+//                Upload dialog until the listing shows it with its size,
+//                download download.name through the tab's tunnel (saved to
+//                outDir), press Disconnect
 //
 // Progress goes to stderr; the last stdout line is the JSON result:
 //   {ok, error, desktop: {...}, files: {...}}
@@ -446,33 +456,57 @@ async function termText(page) {
   return page.evaluate(() => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).map((d) => d.textContent.replace(/\s+$/, '')).join('\n'));
 }
 
-async function webSSHFlow(page) {
-  const w = cfg.webssh;
-  const r = (result.webssh = {});
-  await openDevice(page, 12);
-  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
-  // The SSH port dialog (cmsshportaction) sends this changedevice.
-  await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, sshport: port }), w.port);
-  r.portSet = await page.waitForFunction((port) => currentNode.sshport == port, w.port, { timeout: 30000 }).then(() => true, () => false);
-  r.buttonShown = await page.waitForSelector('#connectbutton2s:not([disabled])', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
-  log('webssh: port set', r.portSet, 'SSH Connect shown', r.buttonShown);
-  if (!r.buttonShown) return;
-  await page.click('#connectbutton2s');
-  // MeshCentral asks for the credentials (no stored ones): Username and Key.
+// sshLogin answers MeshCentral's SSH authentication dialog (the same for
+// the Terminal tab and the Files tab) for session w; false when it never
+// appeared.
+async function sshLogin(page, w, r) {
   r.authAsked = await page.waitForSelector('#dp2authmethod', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
   log('webssh: authentication dialog shown', r.authAsked);
-  if (!r.authAsked) return;
-  await page.selectOption('#dp2authmethod', '2');
-  await page.fill('#dp2user', w.user);
-  await page.setInputFiles('#dp2key', w.keyFile);
+  if (!r.authAsked) return false;
+  if (w.auth === 'password') {
+    await page.selectOption('#dp2authmethod', '1');
+    await page.evaluate(() => sshAuthUpdate());
+    await page.fill('#dp2user', w.user);
+    await page.fill('#dp2pass', w.password);
+  } else {
+    await page.selectOption('#dp2authmethod', '2');
+    await page.fill('#dp2user', w.user);
+    await page.setInputFiles('#dp2key', w.keyFile);
+  }
   await page.evaluate(() => sshAuthUpdate());
   await page.waitForSelector('#idx_dlgOkButton:not([disabled])', { timeout: 15000 });
   await page.click('#idx_dlgOkButton');
+  return true;
+}
+
+// setSSHPort sends what the SSH port dialog (cmsshportaction) sends.
+async function setSSHPort(page, port) {
+  await page.waitForFunction(() => currentNode != null, null, { timeout: 30000 });
+  await page.evaluate((port) => meshserver.send({ action: 'changedevice', nodeid: currentNode._id, sshport: port }), port);
+  return page.waitForFunction((port) => currentNode.sshport == port, port, { timeout: 30000 }).then(() => true, () => false);
+}
+
+async function webSSHTerminal(page, w, r) {
+  // A session after another on the Terminal tab stays on the page, as a
+  // user who connects again does.
+  const onTab = await page.evaluate((port) => typeof currentNode !== 'undefined' && currentNode != null && currentNode.sshport == port &&
+    document.getElementById('connectbutton2s') != null && document.getElementById('connectbutton2s').offsetParent != null, w.port).catch(() => false);
+  if (onTab) r.portSet = true; else { await openDevice(page, 12); r.portSet = await setSSHPort(page, w.port); }
+  r.buttonShown = await page.waitForSelector('#connectbutton2s:not([disabled])', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
+  log('webssh: port set', r.portSet, 'SSH Connect shown', r.buttonShown);
+  if (!r.buttonShown) return;
+  const before = await termText(page); // a previous session's, if any
+  await page.click('#connectbutton2s');
+  // MeshCentral asks for the credentials (no stored ones).
+  if (!await sshLogin(page, w, r)) return;
   // The shell's prompt comes back through ssh2, the relay and our agent.
-  r.prompt = await page.waitForFunction(() => Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).some((d) => d.textContent.trim() !== ''),
-    null, { timeout: 45000, polling: 200 }).then(() => true, () => false);
+  r.prompt = await page.waitForFunction((before) => {
+    const rows = Array.from(document.querySelectorAll('#termarea3xdiv .xterm-rows > div')).map((d) => d.textContent.replace(/\s+$/, ''));
+    return rows.some((t) => t.trim() !== '') && rows.join('\n') !== before;
+  }, before, { timeout: 45000, polling: 200 }).then(() => true, () => false);
   r.status = await statusText(page, 'termstatus');
   log('webssh: status', r.status, 'prompt seen', r.prompt, JSON.stringify(await termText(page)));
+  if (!r.prompt) return;
   // Typed as a user types: the terminal has the focus.
   await page.click('#termarea3xdiv');
   await page.keyboard.type(w.command + '\n', { delay: 5 });
@@ -480,13 +514,95 @@ async function webSSHFlow(page) {
     w.expect, { timeout: 30000, polling: 200 }).then(() => true, () => false);
   r.text = await termText(page);
   log('webssh: output seen', r.output);
-  r.screenshot = path.join(cfg.outDir, 'webssh.png');
+  if (!r.output) return;
+  r.screenshot = path.join(cfg.outDir, 'webssh-' + w.name + '.png');
   await page.screenshot({ path: r.screenshot });
   await page.click('#disconnectbutton2');
   r.disconnected = await page.waitForFunction(() => terminal == null && document.getElementById('connectbutton2sspan').style.display !== 'none', null, { timeout: 15000 })
     .then(() => true, () => false);
   r.statusAfter = await statusText(page, 'termstatus');
   log('webssh: disconnected', r.disconnected, 'status', r.statusAfter);
+}
+
+async function webSSHFiles(page, w, r) {
+  const f = w.sftp;
+  await openDevice(page, 13);
+  r.portSet = await setSSHPort(page, w.port);
+  r.buttonShown = await page.waitForSelector('#p13Connects:not([disabled])', { state: 'visible', timeout: 30000 }).then(() => true, () => false);
+  log('sftp: port set', r.portSet, 'SFTP Connect shown', r.buttonShown);
+  if (!r.buttonShown) return;
+  await page.click('#p13Connects');
+  if (!await sshLogin(page, w, r)) return;
+  r.connected = await page.waitForFunction(() => { const e = document.getElementById('p13Status'); return e && e.textContent === 'Connected, SFTP'; }, null, { timeout: 45000, polling: 200 })
+    .then(() => true, () => false);
+  r.status = await statusText(page, 'p13Status');
+  log('sftp: status', r.status);
+  if (!r.connected) return;
+  const listed = (name, size) => page.waitForFunction(({ n, s }) => p13filetree != null && p13filetree.dir != null && p13filetree.dir.some((x) => x.n === n && (s == null || x.s === s)),
+    { n: name, s: size }, { timeout: 30000, polling: 200 }).then(() => true, () => false);
+  // The tab's own "GoTo" dialog.
+  await page.waitForSelector('#p13GoToFolderButton:not([disabled])', { timeout: 30000 });
+  await page.click('#p13GoToFolderButton');
+  await page.fill('#p13folderinput', f.dir);
+  await page.click('#idx_dlgOkButton');
+  r.listed = await listed(f.text.name, f.text.content.length) && await listed(f.download.name, f.download.size);
+  r.names = await page.evaluate(() => (p13filetree && p13filetree.dir) ? p13filetree.dir.map((x) => x.n) : null);
+  log('sftp: listed', r.listed, JSON.stringify(r.names));
+  if (!r.listed) return;
+
+  // The editor ("Edit") reads the file through the SFTP session.
+  await page.evaluate((name) => {
+    for (const cb of document.getElementsByName('fd')) cb.checked = (p13filetree.dir[cb.value].n === name);
+    p13setActions();
+  }, f.text.name);
+  await page.click('#p13ViewFileButton:not([disabled])');
+  r.editorMatched = await page.waitForFunction((c) => { const e = document.getElementById('d4editorarea'); return e && e.value === c; }, f.text.content, { timeout: 30000 })
+    .then(() => true, () => false);
+  if (!r.editorMatched) r.editorValue = await page.evaluate(() => (document.getElementById('d4editorarea') || {}).value);
+  await page.evaluate(() => setDialogMode(0));
+  log('sftp: editor matched', r.editorMatched);
+
+  // Upload with the Upload button's dialog.
+  await page.evaluate(() => { for (const cb of document.getElementsByName('fd')) cb.checked = false; p13setActions(); });
+  await page.click('#p13UploadButton:not([disabled])');
+  await page.setInputFiles('#p13uploadinput', f.upload.path);
+  await page.waitForSelector('#idx_dlgOkButton:not([disabled])', { timeout: 15000 });
+  await page.click('#idx_dlgOkButton');
+  r.uploaded = await listed(f.upload.name, f.upload.size);
+  log('sftp: upload listed with its size', r.uploaded);
+
+  // Download through the tab's tunnel (p13downloadfile: what the editor
+  // and local-device links use; it ends in saveAs, a browser download).
+  const dl = page.waitForEvent('download', { timeout: 60000 });
+  await page.evaluate((b) => p13downloadfile(encodeURIComponentEx(b.dir + '/' + b.name), encodeURIComponentEx(b.name), b.size), { dir: f.dir, name: f.download.name, size: f.download.size });
+  try {
+    r.downloadPath = path.join(cfg.outDir, 'sftp-' + f.download.name);
+    await (await dl).saveAs(r.downloadPath);
+  } catch (e) { r.downloadError = String(e); delete r.downloadPath; }
+  log('sftp: download', r.downloadError || 'saved');
+  await page.evaluate(() => setDialogMode(0));
+  r.screenshot = path.join(cfg.outDir, 'webssh-' + w.name + '.png');
+  await page.screenshot({ path: r.screenshot });
+  await page.click('#p13Disconnect');
+  r.disconnected = await page.waitForFunction(() => files == null && document.getElementById('p13Status').textContent === 'Disconnected', null, { timeout: 15000 })
+    .then(() => true, () => false);
+  r.statusAfter = await statusText(page, 'p13Status');
+  log('sftp: disconnected', r.disconnected, 'status', r.statusAfter);
+}
+
+async function webSSHFlow(page) {
+  result.webssh = [];
+  for (const w of cfg.webssh) {
+    const r = { name: w.name };
+    result.webssh.push(r);
+    log('webssh: session', w.name, '(' + w.mode + ', ' + w.auth + ')');
+    try {
+      if (w.mode === 'sftp') await webSSHFiles(page, w, r); else await webSSHTerminal(page, w, r);
+    } catch (e) {
+      r.error = String(e && e.stack || e);
+      log('webssh:', w.name, 'error:', r.error);
+    }
+  }
 }
 
 async function toolbarFlow(page) {
