@@ -6,14 +6,23 @@ import (
 )
 
 // LogindSession is one session systemd-logind lists, with the properties
-// the agent reports: MeshCentral's logged-in users (class "user") and
-// locked users (LockedHint, which the screen locker sets).
+// the agent uses: MeshCentral's logged-in users (class "user") and locked
+// users (LockedHint, which the screen locker sets), and what the desktop
+// handler needs to pick and reach a graphical session (type, seat, X
+// display, active, remote). One reader serves both, so they agree on what
+// logind said.
 type LogindSession struct {
-	ID     string
-	User   string
-	Class  string // "user", "greeter", "lock-screen", "background", "manager"
-	State  string // "active", "online", "closing"
-	Locked bool   // LockedHint
+	ID      string
+	UID     int
+	User    string
+	Seat    string // "seat0"; "" for a session on no seat (ssh)
+	Type    string // "x11", "wayland", "tty", "mir", "unspecified"
+	Class   string // "user", "greeter", "lock-screen", "background", "manager"
+	State   string // "active", "online", "closing"
+	Display string // the X display of an x11 session (":0")
+	Active  bool
+	Remote  bool
+	Locked  bool // LockedHint
 }
 
 // LockedUsers lists, once each in logind's order, the users with a

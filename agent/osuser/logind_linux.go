@@ -42,8 +42,10 @@ func LogindSessions(ctx context.Context) ([]LogindSession, error) {
 			continue
 		}
 		str := func(k string) string { v, _ := props[k].Value().(string); return v }
-		locked, _ := props["LockedHint"].Value().(bool)
-		out = append(out, LogindSession{ID: e.ID, User: e.User, Class: str("Class"), State: str("State"), Locked: locked})
+		boolean := func(k string) bool { v, _ := props[k].Value().(bool); return v }
+		out = append(out, LogindSession{ID: e.ID, UID: int(e.UID), User: e.User, Seat: e.Seat,
+			Type: str("Type"), Class: str("Class"), State: str("State"), Display: str("Display"),
+			Active: boolean("Active"), Remote: boolean("Remote"), Locked: boolean("LockedHint")})
 	}
 	return out, nil
 }
