@@ -153,6 +153,32 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	t.Logf("deviceinfo sections: %v", keys(info))
+	// The display adapter (SetupAPI's display class; wine lists its "Wine
+	// Adapter") is in the sysinfo record the device page's Motherboard
+	// section renders (identifiers.gpu_name, asked with the page's own
+	// getsysinfo; meshctrl's deviceinfo prints that section only for a
+	// board vendor/name, which wine has none of).
+	var gpus []any
+	for _, m := range srv.ControlSend(t, map[string]any{"action": "getsysinfo", "nodeid": nodeID}, 10*time.Second) {
+		if m["action"] != "getsysinfo" {
+			continue
+		}
+		hw, _ := m["hardware"].(map[string]any)
+		ident, _ := hw["identifiers"].(map[string]any)
+		gpus, _ = ident["gpu_name"].([]any)
+		win, _ := hw["windows"].(map[string]any)
+		wg, _ := win["gpu"].([]any)
+		if len(gpus) == 0 || len(wg) != len(gpus) {
+			t.Errorf("getsysinfo: gpu_name %v, windows.gpu %v", ident["gpu_name"], win["gpu"])
+		}
+	}
+	if len(gpus) == 0 {
+		t.Errorf("the server's sysinfo record names no GPU")
+	} else if s, _ := gpus[0].(string); s == "" {
+		t.Errorf("GPU %v", gpus)
+	} else {
+		t.Logf("GPU under wine, as the device page gets it: %q", gpus)
+	}
 
 	out := relayCmd(t, srv, mctest.CtrlOptions{Timeout: 90 * time.Second}, "runcommand", "--id", id, "--run", "echo wine-%OS%-ok", "--reply")
 	if !strings.Contains(out, "wine-Windows_NT-ok") {

@@ -3,16 +3,14 @@ package desktop
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/godbus/dbus/v5"
+	"github.com/meshgo/meshagent/agent/osuser"
 )
 
 // compositorFamilies maps Wayland compositor process names to how the
@@ -228,41 +226,17 @@ func userName(uid int) string {
 	return ""
 }
 
-// logindSessions asks systemd-logind for its sessions and their type,
-// class, state, seat and X display.
+// logindSessions is logind's sessions (osuser's one reader) as desktop
+// sessions.
 func logindSessions() ([]Session, error) {
-	conn, err := dbus.ConnectSystemBus()
+	ls, err := osuser.LogindSessions(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("system bus: %w", err)
+		return nil, err
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var list []struct {
-		ID   string
-		UID  uint32
-		User string
-		Seat string
-		Path dbus.ObjectPath
-	}
-	if err := conn.Object("org.freedesktop.login1", "/org/freedesktop/login1").
-		CallWithContext(ctx, "org.freedesktop.login1.Manager.ListSessions", 0).Store(&list); err != nil {
-		return nil, fmt.Errorf("logind ListSessions: %w", err)
-	}
-	var out []Session
-	for _, e := range list {
-		var props map[string]dbus.Variant
-		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := conn.Object("org.freedesktop.login1", e.Path).CallWithContext(pctx,
-			"org.freedesktop.DBus.Properties.GetAll", 0, "org.freedesktop.login1.Session").Store(&props)
-		pcancel()
-		if err != nil {
-			continue
-		}
-		str := func(k string) string { v, _ := props[k].Value().(string); return v }
-		boolean := func(k string) bool { v, _ := props[k].Value().(bool); return v }
-		s := Session{ID: e.ID, UID: int(e.UID), User: e.User, Seat: e.Seat, Source: "logind",
-			Type: str("Type"), Class: str("Class"), Active: boolean("Active"), Remote: boolean("Remote"), Display: str("Display")}
+	out := make([]Session, 0, len(ls))
+	for _, e := range ls {
+		s := Session{ID: e.ID, UID: e.UID, User: e.User, Seat: e.Seat, Source: "logind",
+			Type: e.Type, Class: e.Class, Active: e.Active, Remote: e.Remote, Display: e.Display}
 		if s.Type == "x11" {
 			s.Desktop = "x11"
 		}

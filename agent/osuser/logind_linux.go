@@ -42,9 +42,11 @@ func LogindSessions(ctx context.Context) ([]LogindSession, error) {
 			continue
 		}
 		str := func(k string) string { v, _ := props[k].Value().(string); return v }
-		locked, _ := props["LockedHint"].Value().(bool)
-		ls := LogindSession{ID: e.ID, User: e.User, Class: str("Class"), State: str("State"), Locked: locked,
-			TTY: str("TTY"), Seat: e.Seat, RemoteHost: str("RemoteHost")}
+		boolean := func(k string) bool { v, _ := props[k].Value().(bool); return v }
+		ls := LogindSession{ID: e.ID, UID: int(e.UID), User: e.User, Seat: e.Seat,
+			Type: str("Type"), Class: str("Class"), State: str("State"), Display: str("Display"),
+			Active: boolean("Active"), Remote: boolean("Remote"), Locked: boolean("LockedHint"),
+			TTY: str("TTY"), RemoteHost: str("RemoteHost")}
 		if us, ok := props["Timestamp"].Value().(uint64); ok && us > 0 {
 			ls.Started = int(us / 1e6) // microseconds since the epoch
 		}

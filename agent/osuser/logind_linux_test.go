@@ -29,11 +29,14 @@ func TestLockedUsersFromLogind(t *testing.T) {
 		t.Fatalf("after the flips: locked users %q (%v), want [bob alice]", got, err)
 	}
 	ld.AddSession(t, logindtest.Session{ID: "c1", UID: 0, User: "gdm", Class: "greeter", Active: true})
+	ld.AddSession(t, logindtest.Session{ID: "5", UID: 1002, User: "carol", Seat: "seat0", Type: "x11", Class: "user", Display: ":7", Remote: true})
 	list, err := LogindSessions(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 4 || list[3] != (LogindSession{ID: "c1", User: "gdm", Class: "greeter", State: "active"}) {
+	// The fields the desktop handler picks a session by come through too.
+	if len(list) != 5 || list[3] != (LogindSession{ID: "c1", User: "gdm", Class: "greeter", State: "active", Active: true}) ||
+		list[4] != (LogindSession{ID: "5", UID: 1002, User: "carol", Seat: "seat0", Type: "x11", Class: "user", State: "online", Display: ":7", Remote: true}) {
 		t.Errorf("sessions %+v", list)
 	}
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")

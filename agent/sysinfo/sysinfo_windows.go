@@ -11,7 +11,6 @@ import (
 
 	"github.com/shirou/gopsutil/v4/host"
 	"golang.org/x/sys/windows"
-	"golang.org/x/sys/windows/registry"
 )
 
 // isRoot reports an elevated token (SYSTEM or admin), the Windows meaning of
@@ -92,22 +91,6 @@ func smbiosTable() ([]byte, error) {
 		l = len(buf) - 8
 	}
 	return buf[8 : 8+l], nil
-}
-
-// fillExtras adds a pending reboot the way meshcore.js's win-info reads
-// it (the registry flags of Component Based Servicing and Windows Update).
-// Battery, GPU and TPM need WMI or SetupAPI here and are not read.
-func fillExtras(hw, ident, data map[string]any) {
-	for _, c := range []struct{ path, why string }{
-		{`SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending`, "Component Based Servicing"},
-		{`SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired`, "Windows Update"},
-	} {
-		if k, err := registry.OpenKey(registry.LOCAL_MACHINE, c.path, registry.QUERY_VALUE); err == nil {
-			k.Close()
-			data["pendingReboot"] = c.why
-			return
-		}
-	}
 }
 
 // fillBootTime: in hardware.windows.osinfo, where MeshCentral's web UI
