@@ -59,6 +59,10 @@ type settings struct {
 
 	// Not in the file: profiling for load measurements.
 	CPUProfile, MemProfile string `json:"-"`
+	// MutexProfile and BlockProfile are written at shutdown: where
+	// goroutines waited on locks and channels (contention under load is
+	// the evidence on a machine with too few cores to show scaling).
+	MutexProfile, BlockProfile string `json:"-"`
 }
 
 func defaults() settings {
@@ -131,6 +135,8 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 	fs.IntVar(&cli.HandshakesPending, "handshakes-pending", agentconn.DefaultMaxPending, "agent.ashx handshakes pending in all before the oldest is dropped; -1: no limit")
 	fs.StringVar(&cli.CPUProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for load measurements)")
 	fs.StringVar(&cli.MemProfile, "memprofile", "", "write a heap profile to this file on each SIGUSR1 (for load measurements)")
+	fs.StringVar(&cli.MutexProfile, "mutexprofile", "", "record every lock contention and write the mutex profile to this file at shutdown (for load measurements)")
+	fs.StringVar(&cli.BlockProfile, "blockprofile", "", "record blocking on locks, channels and select and write the block profile to this file at shutdown (for load measurements)")
 	addNotifyFlags(fs, &nf)
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
@@ -191,6 +197,10 @@ func parseSettings(args []string, errOut io.Writer) (settings, error) {
 			s.CPUProfile = cli.CPUProfile
 		case "memprofile":
 			s.MemProfile = cli.MemProfile
+		case "mutexprofile":
+			s.MutexProfile = cli.MutexProfile
+		case "blockprofile":
+			s.BlockProfile = cli.BlockProfile
 		}
 	})
 	if (s.Cert == "") != (s.Key == "") {

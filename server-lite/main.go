@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -52,6 +53,14 @@ func run() int {
 	}
 	if cfg.MemProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation: the profile is for counting bytes per agent
+	}
+	if cfg.MutexProfile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile(os.Stderr, "mutex", cfg.MutexProfile)
+	}
+	if cfg.BlockProfile != "" {
+		runtime.SetBlockProfileRate(1)
+		defer writeProfile(os.Stderr, "block", cfg.BlockProfile)
 	}
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
@@ -96,7 +105,9 @@ func run() int {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	began := time.Now()
 	a.Close()
+	log.Info("stopped", "seconds", fmt.Sprintf("%.3f", time.Since(began).Seconds()))
 	return 0
 }
 
@@ -226,4 +237,19 @@ func startLocalAgent(spec string, a *app.App) (*exec.Cmd, error) {
 	}
 	slog.Info("local agent started", "pid", cmd.Process.Pid, "cmd", strings.Join(cmd.Args, " "))
 	return cmd, nil
+}
+
+// writeProfile writes the named runtime/pprof profile to path, reporting a
+// failure on w (the logger may be gone at that point of shutdown).
+func writeProfile(w io.Writer, name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "server-lite: %s profile: %v\n", name, err)
+	}
 }

@@ -476,3 +476,45 @@ func TestBadClientsAreDisconnected(t *testing.T) {
 	}
 	_ = json.Valid
 }
+
+// TestShutdownRecordsEveryDisconnect shuts agent.ashx down with agents
+// connected (its closers work in parallel) and reads the store afterwards:
+// every device's LastSeen is from the shutdown, and each has a disconnect
+// event with the shutdown's reason after its connect event.
+func TestShutdownRecordsEveryDisconnect(t *testing.T) {
+	e := newEnv(t, agentconn.Config{})
+	var ids []simagent.Identity
+	for i := range 3 {
+		id := e.identity(i)
+		e.connect(id, nil)
+		waitFor(t, "registry", func() bool { _, ok := e.srv.Agent(nodeID(id)); return ok })
+		ids = append(ids, id)
+	}
+	e.st.Flush()
+	before := time.Now().UTC()
+	e.srv.Shutdown()
+	if n := len(e.srv.Agents()); n != 0 {
+		t.Fatalf("%d agents still listed after Shutdown", n)
+	}
+	e.st.Flush()
+	for _, id := range ids {
+		d, err := e.st.Device(nodeID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.LastSeen.Before(before) || d.LastSeen.Before(d.LastConnect) {
+			t.Errorf("%s: LastSeen %v, want from the shutdown (began %v, connected %v)", d.ID, d.LastSeen, before, d.LastConnect)
+		}
+		ev, err := e.st.Events(store.EventFilter{NodeID: d.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, x := range ev {
+			kinds = append(kinds, x.Kind+":"+x.Msg)
+		}
+		if len(ev) != 2 || ev[0].Kind != store.EvConnect || ev[1].Kind != store.EvDisconnect || ev[1].Msg != "server shutting down" {
+			t.Errorf("%s: events %q, want a connect then the shutdown's disconnect", d.ID, kinds)
+		}
+	}
+}

@@ -418,3 +418,44 @@ func TestRecords(t *testing.T) {
 		t.Fatalf("deleted record still there: %q", v)
 	}
 }
+
+// BenchmarkShutdownLastSeen prices what a server shutting down with n
+// agents connected writes: each agent's LastSeen and disconnect event as
+// one queued write (UpdateDeviceAsync, as agentconn does), until Flush has
+// committed them all.
+func BenchmarkShutdownLastSeen(b *testing.B) {
+	for _, n := range []int{3000, 19000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("node//%064d", i)
+				id := ids[i]
+				s.UpdateDeviceAsync(id, func(d *Device, _ bool) error {
+					d.Name, d.RName, d.OSDesc, d.IP = id[6:14], "sim00000", "Debian GNU/Linux 12 (bookworm)", "127.0.1.1"
+					return nil
+				})
+			}
+			s.Flush()
+			b.ResetTimer()
+			for b.Loop() {
+				now := time.Now().UTC()
+				for _, id := range ids {
+					s.UpdateDeviceAsync(id, func(d *Device, found bool) error {
+						if !found {
+							return ErrNoChange
+						}
+						d.LastSeen = now
+						return nil
+					}, Event{Kind: EvDisconnect, NodeID: id, Who: id, From: "127.0.1.1:40000", Msg: "server shutting down"})
+				}
+				s.Flush()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/shutdown")
+		})
+	}
+}
