@@ -213,24 +213,7 @@ func startOurAgent(t *testing.T, srv *mctest.Server, msh []byte, env ...string) 
 	// server's certificate with crypto/x509 too.
 	cmd.Env = agentbin.Env(append([]string{"GODEBUG=x509negativeserial=1"}, env...)...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("our agent's log:\n%s", a.log.String())
-		}
-	})
+	agentbin.Run(t, cmd, a.log)
 	// The identity exists once the agent has started; ask for the node id
 	// as an admin would.
 	var id string
