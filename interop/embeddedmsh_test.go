@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,29 +38,12 @@ func TestAgentReadsAppendedMsh(t *testing.T) {
 	if err := os.WriteFile(exe, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
+	log := &syncBuffer{}
 	cmd := exec.Command(exe, "run")
 	cmd.Dir = dir
 	cmd.Env = agentbin.Env()
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", log.String())
-		}
-	})
+	cmd.Stdout, cmd.Stderr = log, log
+	done := agentbin.Run(t, cmd, log)
 	deadline := time.Now().Add(60 * time.Second)
 	for len(srv.Agents.Agents()) == 0 {
 		if time.Now().After(deadline) {

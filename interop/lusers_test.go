@@ -4,10 +4,7 @@ package interop
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,22 +22,7 @@ func TestLockedUsers(t *testing.T) {
 	l.AddSession(t, logindtest.Session{ID: "7", UID: 4242, User: user, Seat: "seat0", Type: "x11", Class: "user", Active: true})
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "lusers-test")
-	a := &agentProc{t: t, dir: t.TempDir(), env: []string{"DBUS_SYSTEM_BUS_ADDRESS=" + l.Address}}
-	if err := os.WriteFile(filepath.Join(a.dir, "meshagent.msh"), srv.MSH(t, mesh), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.args = []string{"run", "--msh", filepath.Join(a.dir, "meshagent.msh"), "--log-level", "debug"}
-	a.start()
-	t.Cleanup(func() {
-		a.stop()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", a.log.String())
-		}
-	})
-	if _, ok := a.waitLog(30*time.Second, "core started"); !ok {
-		t.Fatal("agent did not start its core")
-	}
-	node := strings.TrimPrefix(a.nodeID(), "node//")
+	_, node := startLogindAgent(t, srv, mesh, l)
 	list := func(d mctest.Device, k string) []string {
 		var out []string
 		v, _ := d.Raw[k].([]any)

@@ -66,11 +66,17 @@ func (s *syncBuffer) String() string {
 // startAgent writes msh into a fresh directory and runs our agent there.
 func startAgent(t testing.TB, msh []byte, extra ...string) *agentProc {
 	t.Helper()
+	return startAgentEnv(t, msh, nil, extra...)
+}
+
+// startAgentEnv is startAgent with env added to the agent's environment.
+func startAgentEnv(t testing.TB, msh []byte, env []string, extra ...string) *agentProc {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "meshagent.msh"), msh, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &agentProc{t: t, dir: dir, args: append([]string{"run", "--msh", filepath.Join(dir, "meshagent.msh"), "--log-level", "debug"}, extra...)}
+	a := &agentProc{t: t, dir: dir, env: env, args: append([]string{"run", "--msh", filepath.Join(dir, "meshagent.msh"), "--log-level", "debug"}, extra...)}
 	a.start()
 	t.Cleanup(func() {
 		a.stop()

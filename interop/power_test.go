@@ -15,6 +15,27 @@ import (
 	"github.com/meshgo/meshagent/internal/mctest"
 )
 
+// startLogindAgent runs our agent in srv's group mesh with the stand-in
+// logind l as its system bus (DBUS_SYSTEM_BUS_ADDRESS), waits until
+// MeshCentral lists it online and returns it with its node id (without
+// "node//"). The bus is not optional: this sandbox runs as root with
+// CAP_SYS_BOOT, and an agent without logind takes a power action to the
+// kernel's reboot call, which reboots the machine. Every interop test whose
+// agent may be sent a power action or reads logind starts it here.
+func startLogindAgent(t *testing.T, srv *mctest.Server, mesh string, l *logindtest.Logind) (*agentProc, string) {
+	t.Helper()
+	if l == nil || !strings.HasPrefix(l.Address, "unix:path=") {
+		t.Fatal("startLogindAgent needs the stand-in logind's private bus")
+	}
+	a := startAgentEnv(t, srv.MSH(t, mesh), []string{"DBUS_SYSTEM_BUS_ADDRESS=" + l.Address})
+	if _, ok := a.waitLog(60*time.Second, "core started"); !ok {
+		t.Fatal("agent did not start its core")
+	}
+	node := strings.TrimPrefix(a.nodeID(), "node//")
+	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ShortID() == node && d.Online() }, 60*time.Second)
+	return a, node
+}
+
 // agentLog returns the msg of every agentlog event MeshCentral stored for
 // the device (the device page's Events tab).
 func agentLog(t *testing.T, srv *mctest.Server, node string) []string {
@@ -56,25 +77,8 @@ func TestMeshctrlDevicePower(t *testing.T) {
 	srv := mctest.Shared(t)
 	mesh := srv.AddDeviceGroup(t, "power-test")
 	// The agent must never reach the kernel fallback here: it would
-	// reboot the test machine. Every agent this test runs as root has
-	// the stand-in's bus.
-	a := &agentProc{t: t, dir: t.TempDir(), env: []string{"DBUS_SYSTEM_BUS_ADDRESS=" + l.Address}}
-	if err := os.WriteFile(filepath.Join(a.dir, "meshagent.msh"), srv.MSH(t, mesh), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.args = []string{"run", "--msh", filepath.Join(a.dir, "meshagent.msh"), "--log-level", "debug"}
-	a.start()
-	t.Cleanup(func() {
-		a.stop()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", a.log.String())
-		}
-	})
-	if _, ok := a.waitLog(30*time.Second, "core started"); !ok {
-		t.Fatal("agent did not start its core")
-	}
-	node := strings.TrimPrefix(a.nodeID(), "node//")
-	srv.WaitDevice(t, func(d mctest.Device) bool { return d.ShortID() == node && d.Online() }, 30*time.Second)
+	// reboot the test machine. startLogindAgent gives it the stand-in's bus.
+	a, node := startLogindAgent(t, srv, mesh, l)
 
 	for i, tc := range []struct {
 		flag, call, event string

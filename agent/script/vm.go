@@ -336,8 +336,7 @@ func (v *vm) overLimit() bool {
 	if heapObjects() <= v.h.cfg.MemoryLimit {
 		return false
 	}
-	runtime.GC()
-	if h := heapObjects(); h > v.h.cfg.MemoryLimit {
+	if h := liveAfterCollection(); h > v.h.cfg.MemoryLimit {
 		v.h.log.Error("script memory limit exceeded", "script", v.name, "heap", h, "limit", v.h.cfg.MemoryLimit)
 		return true
 	}
@@ -346,7 +345,40 @@ func (v *vm) overLimit() bool {
 
 // heapObjects is the bytes of heap objects, live or not yet swept.
 func heapObjects() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	return readMetric("/memory/classes/heap/objects:bytes")
+}
+
+// liveAfterCollection forces a collection and returns the heap its mark
+// found live. It returns once that mark is done, not after runtime.GC's
+// sweep: the watchdog checks while the script still runs, and runtime.GC
+// sweeps span by span with a yield to the running goroutines after each,
+// so with the CPU contended (GOMAXPROCS 1, a loaded machine) a script
+// allocating in a tight loop got a time slice per span: the confirmation
+// took up to 8.6 s on a loaded 2-CPU machine (1-90 ms for the mark alone)
+// while the heap grew to twice the limit before the kill. The mark is the
+// same confirmation: it finds what is live, plus what is allocated while
+// it marks.
+func liveAfterCollection() uint64 {
+	// runtime.GC's cycle counts as forced once its mark is done. A forced
+	// cycle already under way may end first: its figure can only be lower
+	// (older), and the next check, 25 ms on, forces another.
+	forced := readMetric("/gc/cycles/forced:gc-cycles")
+	done := make(chan struct{})
+	go func() { runtime.GC(); close(done) }()
+	for readMetric("/gc/cycles/forced:gc-cycles") == forced {
+		select {
+		case <-done: // the sweep finished before the poll saw the count
+		case <-time.After(time.Millisecond):
+			continue
+		}
+		break
+	}
+	return readMetric("/gc/heap/live:bytes")
+}
+
+// readMetric reads one uint64 runtime metric (about a microsecond).
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

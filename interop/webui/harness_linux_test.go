@@ -71,6 +71,14 @@ func chromiumFlags() []string {
 		"--force-color-profile=srgb", "--hide-scrollbars", "--mute-audio",
 		"--disable-background-timer-throttling", "--disable-renderer-backgrounding",
 		"--disable-backgrounding-occluded-windows",
+		// MeshCentral's self-signed certificate: Playwright's
+		// ignoreHTTPSErrors covers the page's requests but not a download
+		// Chromium makes itself (<a download>, the file list's
+		// devicefile.ashx link) on a new connection; that one failed its
+		// certificate check and Playwright reported "saveAs: canceled"
+		// (3 runs of 3 here; it passed only when an accepted connection
+		// was reused). Loopback only: nothing else is reached.
+		"--ignore-certificate-errors",
 	}
 	if !slices.Contains(off, "loopback") {
 		flags = append(flags, "--allow-loopback-in-peer-connection")
@@ -213,24 +221,7 @@ func startOurAgent(t *testing.T, srv *mctest.Server, msh []byte, env ...string) 
 	// server's certificate with crypto/x509 too.
 	cmd.Env = agentbin.Env(append([]string{"GODEBUG=x509negativeserial=1"}, env...)...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("our agent's log:\n%s", a.log.String())
-		}
-	})
+	agentbin.Run(t, cmd, a.log)
 	// The identity exists once the agent has started; ask for the node id
 	// as an admin would.
 	var id string
@@ -377,7 +368,6 @@ type uiResult struct {
 			Href  string `json:"href"`
 			Path  string `json:"path"`
 			Error string `json:"error"`
-			Fetch string `json:"fetch"`
 		} `json:"link"`
 		Screenshot string `json:"screenshot"`
 	} `json:"files"`

@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/meshgo/meshagent/proto/session"
 )
 
@@ -92,38 +88,9 @@ func benchChromium(b *testing.B, bin, script string, rtc bool) {
 	upDone := make(chan struct{}, 1)
 	var upWant atomic.Int64
 	chans := make(chan session.Channel, 1)
-	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
 	// TLS like MeshCentral's relay, so that the WebSocket figures carry
 	// the encryption the data channel's DTLS does.
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/agent-redir-ws.js":
-			http.ServeFile(w, r, script)
-			return
-		case "/meshrelay.ashx":
-		default:
-			w.Header().Set("Content-Type", "text/html")
-			w.Write([]byte(benchPage))
-			return
-		}
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		relay := session.WebSocket(ws)
-		ctx := context.Background()
-		if relay.Write(ctx, session.Frame{Data: []byte("c")}) != nil {
-			return
-		}
-		for {
-			f, err := relay.Read(ctx)
-			if err != nil {
-				return
-			}
-			if !f.Binary && string(f.Data) == "5" {
-				break
-			}
-		}
+	srv := redirServer(b, script, benchPage, true, func(ctx context.Context, relay session.Channel) {
 		cfg := testConfig()
 		cfg.Logger = slog.New(slog.DiscardHandler) // the benchmark's output stays readable
 		ch := Upgradable(relay, cfg)
@@ -146,31 +113,21 @@ func benchChromium(b *testing.B, bin, script string, rtc bool) {
 				msgs <- m
 			}
 		}
-	}))
-	defer srv.Close()
+	})
 	url := srv.URL + "/"
 	if rtc {
 		url += "?rtc=1"
 	}
-	pgid := startChromium(b, bin, url)
-	var ch session.Channel
+	// The test server's certificate is its own; nothing else is reached.
+	pgid := runChromium(b, bin, url, "--ignore-certificate-errors")
 	wait := func(what string) ctrlMsg {
-		select {
-		case m := <-msgs:
-			if m.Type != what {
-				b.Fatalf("browser said %q, want %q", m.Type, what)
-			}
-			return m
-		case <-time.After(120 * time.Second):
-			b.Fatalf("no %q from the browser", what)
+		m := await(b, msgs, 120*time.Second, fmt.Sprintf("%q from the browser", what))
+		if m.Type != what {
+			b.Fatalf("browser said %q, want %q", m.Type, what)
 		}
-		return ctrlMsg{}
+		return m
 	}
-	select {
-	case ch = <-chans:
-	case <-time.After(120 * time.Second):
-		b.Fatal("the browser did not connect")
-	}
+	ch := await(b, chans, 120*time.Second, "connection from the browser")
 	if m := wait("ready"); m.WebRTC != rtc {
 		b.Fatalf("browser webRtcActive=%v, want %v", m.WebRTC, rtc)
 	}
@@ -229,22 +186,6 @@ func benchChromium(b *testing.B, bin, script string, rtc bool) {
 	b.ReportMetric(1000*ourUp.Seconds()/mb, "agent-up-CPU-ms/MB")
 	b.ReportMetric(1000*peerDown.Seconds()/mb, "chromium-down-CPU-ms/MB")
 	b.ReportMetric(1000*peerUp.Seconds()/mb, "chromium-up-CPU-ms/MB")
-}
-
-// startChromium is runChromium for a benchmark, returning Chromium's
-// process group so that its CPU can be read.
-func startChromium(b *testing.B, bin, url string) int {
-	dir := b.TempDir()
-	// The test server's certificate is its own; nothing else is reached.
-	cmd := chromiumCommand(bin, filepath.Join(dir, "profile"), url, "--ignore-certificate-errors")
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start chromium: %v", err)
-	}
-	b.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
-		cmd.Wait()
-	})
-	return cmd.Process.Pid
 }
 
 // selfCPU is this process's user plus system CPU time.

@@ -134,58 +134,123 @@ func TestChromiumSwitchOver(t *testing.T) {
 		}
 		ch := Upgradable(session.WebSocket(ws), testConfig())
 		defer ch.Close()
-		ctx := context.Background()
-		for {
-			f, err := ch.Read(ctx)
-			if err != nil {
-				return
-			}
-			if f.Binary {
-				if ch.Write(ctx, f) != nil {
-					return
-				}
-				continue
-			}
+		echoAgent(context.Background(), ch, func(text []byte) {
 			var m struct{ Type, Msg string }
-			if json.Unmarshal(f.Data, &m) == nil && m.Type == "result" {
+			if json.Unmarshal(text, &m) == nil && m.Type == "result" {
 				select {
 				case result <- m.Msg:
 				default:
 				}
 			}
-		}
+		})
 	}))
 	defer srv.Close()
 
 	runChromium(t, bin, srv.URL+"/")
-	select {
-	case msg := <-result:
-		if !strings.HasPrefix(msg, "ok ") {
-			t.Fatalf("browser: %s", msg)
-		}
-		var n int
-		for _, c := range strings.TrimPrefix(msg, "ok ") {
-			n = n*10 + int(c-'0')
-		}
-		if n == 0 {
-			t.Fatalf("no echo came back on the data channel: %s", msg)
-		}
-		t.Logf("Chromium: all echoes in order, %d of them on the data channel", n)
-	case <-time.After(120 * time.Second): // past the page's own 90 s
-		t.Fatal("no result from Chromium")
+	msg := await(t, result, 120*time.Second, "a result from Chromium") // past the page's own 90 s
+	if !strings.HasPrefix(msg, "ok ") {
+		t.Fatalf("browser: %s", msg)
 	}
+	var n int
+	for _, c := range strings.TrimPrefix(msg, "ok ") {
+		n = n*10 + int(c-'0')
+	}
+	if n == 0 {
+		t.Fatalf("no echo came back on the data channel: %s", msg)
+	}
+	t.Logf("Chromium: all echoes in order, %d of them on the data channel", n)
 }
 
-// runChromium starts headless Chromium on url until the test ends.
-func runChromium(t *testing.T, bin, url string) {
-	cmd := chromiumCommand(bin, t.TempDir(), url)
+// runChromium starts headless Chromium on url with a fresh profile until
+// the test or benchmark ends, extra flags before the URL, and returns its
+// process group (a benchmark reads the group's CPU).
+func runChromium(tb testing.TB, bin, url string, extra ...string) int {
+	tb.Helper()
+	cmd := chromiumCommand(bin, tb.TempDir(), url, extra...)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		tb.Fatalf("start chromium: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we created
 		cmd.Wait()
 	})
+	return cmd.Process.Pid
+}
+
+// await returns the next value from c, failing tb when none comes within d.
+func await[T any](tb testing.TB, c <-chan T, d time.Duration, what string) T {
+	tb.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(d):
+		tb.Fatalf("no %s within %v", what, d)
+	}
+	panic("unreachable")
+}
+
+// redirServer serves page and MeshCentral's agent-redir-ws.js (script) and,
+// on /meshrelay.ashx, plays the relay's and the agent's negotiation ("c",
+// then the viewer's protocol number 5, sessions.md §1.6-1.7) before handing
+// the relay WebSocket to agent, which is the agent side until it returns.
+// With useTLS the server speaks TLS like MeshCentral's relay.
+func redirServer(tb testing.TB, script, page string, useTLS bool, agent func(ctx context.Context, relay session.Channel)) *httptest.Server {
+	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/agent-redir-ws.js":
+			http.ServeFile(w, r, script)
+			return
+		case "/meshrelay.ashx":
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(page))
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		relay := session.WebSocket(ws)
+		ctx := context.Background()
+		if relay.Write(ctx, session.Frame{Data: []byte("c")}) != nil {
+			return
+		}
+		for {
+			f, err := relay.Read(ctx)
+			if err != nil {
+				return
+			}
+			if !f.Binary && string(f.Data) == "5" {
+				break
+			}
+		}
+		agent(ctx, relay)
+	})
+	var srv *httptest.Server
+	if useTLS {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// echoAgent is the agent side of the echo tests: every binary frame on ch
+// goes back, every text frame goes to text, until ch ends.
+func echoAgent(ctx context.Context, ch session.Channel, text func([]byte)) {
+	for {
+		f, err := ch.Read(ctx)
+		if err != nil {
+			return
+		}
+		if !f.Binary {
+			text(f.Data)
+		} else if ch.Write(ctx, f) != nil {
+			return
+		}
+	}
 }
 
 // chromiumCommand is headless Chromium on url with a fresh profile in
@@ -271,74 +336,28 @@ func TestMeshCentralRedirInChromium(t *testing.T) {
 		WebRTC bool
 	}, 1)
 	var agentSwitched atomic.Bool
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/agent-redir-ws.js":
-			http.ServeFile(w, r, script)
-			return
-		case "/meshrelay.ashx":
-		default:
-			w.Header().Set("Content-Type", "text/html")
-			w.Write([]byte(redirPage))
-			return
-		}
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		relay := session.WebSocket(ws)
-		ctx := context.Background()
-		// Play the relay and the agent's negotiation: "c", then wait for
-		// the protocol number (sessions.md §1.6-1.7).
-		if relay.Write(ctx, session.Frame{Data: []byte("c")}) != nil {
-			return
-		}
-		for {
-			f, err := relay.Read(ctx)
-			if err != nil {
-				return
-			}
-			if !f.Binary && string(f.Data) == "5" {
-				break
-			}
-		}
+	srv := redirServer(t, script, redirPage, false, func(ctx context.Context, relay session.Channel) {
 		cfg := testConfig()
 		cfg.OnSwitched = func() { agentSwitched.Store(true) }
 		ch := Upgradable(relay, cfg)
 		defer ch.Close()
-		for {
-			f, err := ch.Read(ctx)
-			if err != nil {
-				return
-			}
-			if f.Binary {
-				if ch.Write(ctx, f) != nil {
-					return
-				}
-				continue
-			}
+		echoAgent(ctx, ch, func(text []byte) {
 			var m struct {
 				Type, Msg string
 				WebRTC    bool
 			}
-			if json.Unmarshal(f.Data, &m) == nil && m.Type == "result" {
+			if json.Unmarshal(text, &m) == nil && m.Type == "result" {
 				result <- struct {
 					Msg    string
 					WebRTC bool
 				}{m.Msg, m.WebRTC}
 			}
-		}
-	}))
-	defer srv.Close()
+		})
+	})
 	runChromium(t, bin, srv.URL+"/")
-	select {
-	case r := <-result:
-		if r.Msg != "ok" || !r.WebRTC || !agentSwitched.Load() {
-			t.Fatalf("agent-redir-ws: %q, webRtcActive=%v, agent output switched=%v", r.Msg, r.WebRTC, agentSwitched.Load())
-		}
-		t.Log("agent-redir-ws switched to WebRTC; all echoes in order")
-	case <-time.After(120 * time.Second): // past the page's own 90 s
-		t.Fatal("no result from agent-redir-ws")
+	r := await(t, result, 120*time.Second, "result from agent-redir-ws") // past the page's own 90 s
+	if r.Msg != "ok" || !r.WebRTC || !agentSwitched.Load() {
+		t.Fatalf("agent-redir-ws: %q, webRtcActive=%v, agent output switched=%v", r.Msg, r.WebRTC, agentSwitched.Load())
 	}
+	t.Log("agent-redir-ws switched to WebRTC; all echoes in order")
 }

@@ -303,37 +303,16 @@ async function filesFlow(page) {
     for (const a of document.querySelectorAll('#p13files a')) if (a.textContent === n) { const m = /downloadFile\("([^"]*)"/.exec(a.getAttribute('onclick') || ''); return m ? m[1] : null; }
     return null;
   }, big.name);
-  // Chromium now and then cancels a download under load ("saveAs:
-  // canceled") with the server's response fine; a person clicks again, and
-  // so does this, once. A second failure is the outcome.
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    r.link.attempts = attempt;
-    delete r.link.error;
-    const linkDl = page.waitForEvent('download', { timeout: 60000 });
-    await page.click('#p13files a:text-is("' + big.name + '")');
-    try {
-      const dl = await linkDl;
-      r.link.path = path.join(cfg.outDir, 'link-' + big.name);
-      await dl.saveAs(r.link.path);
-      log('files: link download saved, attempt', attempt);
-      break;
-    } catch (e) {
-      r.link.error = String(e);
-      log('files: link download failed, attempt', attempt + ':', r.link.error);
-      if (attempt === 1 && r.link.error.indexOf('canceled') >= 0) continue;
-      break;
-    }
-  }
-  if (r.link.error) {
+  const linkDl = page.waitForEvent('download', { timeout: 60000 });
+  await page.click('#p13files a:text-is("' + big.name + '")');
+  try {
+    const dl = await linkDl;
+    r.link.path = path.join(cfg.outDir, 'link-' + big.name);
+    await dl.saveAs(r.link.path);
+    log('files: link download saved');
+  } catch (e) {
+    r.link.error = String(e);
     log('files: link download failed:', r.link.error, 'href', r.link.href);
-    r.link.fetch = await page.evaluate(async (u) => {
-      try {
-        const x = await fetch(u); const b = await x.arrayBuffer();
-        const h = new Uint8Array(await crypto.subtle.digest('SHA-256', b));
-        return x.status + ' ' + b.byteLength + ' bytes sha256 ' + Array.from(h, (v) => v.toString(16).padStart(2, '0')).join('');
-      } catch (e) { return String(e); }
-    }, r.link.href);
-    log('files: fetch of the link:', r.link.fetch);
   }
   r.status = await statusText(page, 'p13Status');
   r.screenshot = path.join(cfg.outDir, 'files' + (f.webrtc ? '-webrtc' : '') + '.png');
