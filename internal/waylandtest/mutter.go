@@ -99,19 +99,9 @@ func startMutter(t TB, script string, sizes ...[2]int) *Mutter {
 		t.Fatalf("start dbus-run-session mutter: %v", err)
 	}
 	m := &Mutter{Runtime: dir, Log: filepath.Join(dir, "mutter.log"), UID: uid, GID: gid, cmd: cmd}
-	t.Cleanup(func() {
-		// dbus-run-session, the bus, pipewire, wireplumber, mutter and
-		// the clients it started share one process group.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	// dbus-run-session, the bus, pipewire, wireplumber, mutter and
+	// the clients it started share one process group.
+	stopGroupOnCleanup(t, cmd)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(filepath.Join(dir, "bus.address")); err == nil && m.Bus == "" {

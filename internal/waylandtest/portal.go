@@ -82,17 +82,7 @@ func StartPortalSway(t TB, w, h int) *PortalSway {
 		t.Fatalf("start dbus-run-session sway: %v", err)
 	}
 	s := &PortalSway{Runtime: dir, Dir: dir, UID: uid, GID: gid}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	stopGroupOnCleanup(t, cmd) // the session bus, portals, pipewire and sway
 	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(filepath.Join(dir, "bus.address")); err == nil && s.Bus == "" {

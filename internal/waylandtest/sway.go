@@ -78,11 +78,7 @@ func StartSway(t TB, w, h int) *Sway {
 		t.Fatalf("start sway: %v", err)
 	}
 	s := &Sway{Runtime: dir, Log: logPath, UID: uid, cmd: cmd}
-	t.Cleanup(func() {
-		// sway and the clients it started share its process group.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		cmd.Wait()
-	})
+	stopGroupOnCleanup(t, cmd) // sway and the clients it started
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m, _ := filepath.Glob(filepath.Join(dir, "wayland-[0-9]")); len(m) > 0 {
@@ -106,4 +102,22 @@ func (s *Sway) Msg(args ...string) ([]byte, error) {
 	}
 	cmd := exec.Command("swaymsg", append([]string{"-s", ipc[0]}, args...)...)
 	return cmd.CombinedOutput()
+}
+
+// stopGroupOnCleanup ends cmd's process group when the test ends: SIGTERM
+// first, so compositors and portals can tidy their sockets, then SIGKILL
+// after 10 s for a child that ignores it, so no test leaves a session
+// running for the next one to find.
+func stopGroupOnCleanup(t TB, cmd *exec.Cmd) {
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
 }
