@@ -270,7 +270,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// A server that refused us busy says when to come back (server-lite
 		// does under a reconnect storm; MeshCentral never does).
-		delay := bo.Next(reconnect.RetryAfter(err))
+		delay := bo.NextAfter(err)
 		a.log.Warn("control channel ended", "server", srv.URL, "err", err, "retry_in", delay.Round(time.Millisecond))
 		a.emit(Event{Kind: EventDisconnected, URL: srv.URL, Err: err, Delay: delay})
 		select {
