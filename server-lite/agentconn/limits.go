@@ -152,7 +152,7 @@ func (s *Server) handshakeDone(c *conn, authenticated bool) {
 // restarted with 19,000 agents then admitted 40 to 170 a second at a tenth
 // of its CPU). Slots are spaced by the faster of the two estimates, so a
 // recovering server is not paced by its past, and a handshake counts as
-// stalled against the slower one, so handshakes that only slowed down
+// stalled against the larger one, so handshakes that only slowed down
 // under the storm are not evicted as stalled (each eviction throws away a
 // signature already paid for and sends the agent into its backoff).
 type pacer struct {
@@ -166,7 +166,7 @@ type pacer struct {
 const maxRetryAfter = 300
 
 // stalledAfter is the age from which a pending handshake counts as
-// stalled: four times the slower average, at least minStalled.
+// stalled: four times the larger average, at least minStalled.
 func (p *pacer) stalledAfter() time.Duration { return max(4*p.avg, 4*p.fast, minStalled) }
 
 func (p *pacer) completed(d time.Duration) {
