@@ -81,7 +81,11 @@ type Config struct {
 	// restarting server does not get all its agents back within one
 	// second (proto/reconnect); default 5 s, negative: none.
 	BackoffSpread time.Duration
-	MaxMessage    int64 // post-auth frame limit, default 64 MiB
+	// BackoffRefusedMax caps the backoff window while the server refuses
+	// TCP outright (nothing listens: restarting or down), which costs it
+	// nothing; default reconnect.DefaultRefusedMax (15 s).
+	BackoffRefusedMax time.Duration
+	MaxMessage        int64 // post-auth frame limit, default 64 MiB
 
 	// Sessions maps relay protocol numbers (session.Proto*) to their
 	// handlers and upgrade policies; a protocol without a handler is
@@ -256,7 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopCoreWait := a.startCoreWait(ctx)
 	defer stopCoreWait()
 	next := rand.IntN(len(a.servers)) // start at a random server, as the C agent
-	bo := reconnect.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax, Spread: a.cfg.BackoffSpread}
+	bo := reconnect.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax, Spread: a.cfg.BackoffSpread, RefusedMax: a.cfg.BackoffRefusedMax}
 	for {
 		srv := a.servers[next]
 		next = (next + 1) % len(a.servers)
@@ -270,7 +274,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// A server that refused us busy says when to come back (server-lite
 		// does under a reconnect storm; MeshCentral never does).
-		delay := bo.Next(reconnect.RetryAfter(err))
+		delay := bo.NextAfter(err)
 		a.log.Warn("control channel ended", "server", srv.URL, "err", err, "retry_in", delay.Round(time.Millisecond))
 		a.emit(Event{Kind: EventDisconnected, URL: srv.URL, Err: err, Delay: delay})
 		select {

@@ -9,14 +9,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -474,6 +477,39 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			}
 			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
 				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no refused attempt")
+		}
+	}
+}
+
+// A server whose port refuses connections (restarting, down) costs nothing
+// to retry: the agent's window stops at BackoffRefusedMax instead of
+// doubling towards BackoffMax, so it is back soon after the server listens.
+func TestRefusedConnectionsHoldTheBackoff(t *testing.T) {
+	fs := newFakeServer(t, "")
+	key, _, _ := testKeys(t)
+	sid := handshake.NodeID(&key.PublicKey)
+	settings := fs.msh(sid[:])
+	fs.srv.Close() // nothing listens on its port now
+	const refusedMax = 200 * time.Millisecond
+	r := startAgent(t, settings, t.TempDir(), func(c *Config) {
+		c.BackoffMax, c.BackoffRefusedMax = time.Minute, refusedMax
+	})
+	// Doubling from 50 ms would pass 200 ms at the fourth failure.
+	for n := 0; n < 8; {
+		select {
+		case e := <-r.events:
+			if e.Kind != EventDisconnected {
+				continue
+			}
+			n++
+			if !errors.Is(e.Err, syscall.ECONNREFUSED) && runtime.GOOS != "windows" {
+				t.Skipf("attempt %d: %v is not connection refused (something took the port?)", n, e.Err)
+			}
+			if e.Delay > refusedMax {
+				t.Fatalf("attempt %d: retry in %v while refused (cap %v)", n, e.Delay, refusedMax)
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatal("no refused attempt")

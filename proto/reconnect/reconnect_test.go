@@ -1,6 +1,9 @@
 package reconnect
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -110,4 +113,95 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Fatalf("%q: %v", v, d)
 		}
 	})
+}
+
+// refusedErr is a real refused connection: a dial to a loopback port
+// nothing listens on any more, wrapped as agent/core wraps it.
+func refusedErr(t *testing.T) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err == nil {
+		c.Close()
+		t.Skip("something listens on the closed port again")
+	}
+	if !connRefused(err) {
+		t.Fatalf("dialling a closed port: %v is not connection refused", err)
+	}
+	return fmt.Errorf("connect wss://%s/agent.ashx: %w", addr, err)
+}
+
+// TestNextAfter: while nothing listens, the window stops at RefusedMax
+// (and falls back to it from a longer one); timeouts and other failures
+// double to Max as before; a Retry-After is honoured.
+func TestNextAfter(t *testing.T) {
+	const s = time.Second
+	refused := refusedErr(t)
+	timeout := fmt.Errorf("connect: %w", context.DeadlineExceeded)
+	busy := &ErrRefused{Status: http.StatusServiceUnavailable, RetryAfter: 20 * s}
+	type step struct {
+		err    error
+		lo, hi time.Duration
+	}
+	for _, tc := range []struct {
+		name       string
+		refusedMax time.Duration
+		steps      []step
+	}{
+		{"a restart: refusals hold at the default 15 s", 0, []step{
+			{nil, 1 * s, 6 * s}, // the lost connection's spread retry
+			{refused, 1 * s, 2 * s},
+			{refused, 2 * s, 4 * s},
+			{refused, 4 * s, 8 * s},
+			{refused, 7500 * time.Millisecond, 15 * s},
+			{refused, 7500 * time.Millisecond, 15 * s},
+			{refused, 7500 * time.Millisecond, 15 * s},
+			{timeout, 15 * s, 30 * s}, // listening but overloaded: doubling again
+		}},
+		{"timeouts double to Max, a refusal brings the window back", 0, []step{
+			{nil, 1 * s, 6 * s},
+			{timeout, 1 * s, 2 * s},
+			{timeout, 2 * s, 4 * s},
+			{timeout, 4 * s, 8 * s},
+			{timeout, 8 * s, 16 * s},
+			{timeout, 16 * s, 32 * s},
+			{timeout, 30 * s, 60 * s},
+			{refused, 7500 * time.Millisecond, 15 * s},
+		}},
+		{"RefusedMax set, and never above Max", 90 * s, []step{
+			{nil, 1 * s, 6 * s},
+			{refused, 1 * s, 2 * s},
+			{refused, 2 * s, 4 * s},
+			{refused, 4 * s, 8 * s},
+			{refused, 8 * s, 16 * s},
+			{refused, 16 * s, 32 * s},
+			{refused, 30 * s, 60 * s},
+			{refused, 30 * s, 60 * s},
+		}},
+		{"a Retry-After wins", 0, []step{
+			{nil, 1 * s, 6 * s},
+			{refused, 1 * s, 2 * s},
+			{busy, 20 * s, 40 * s},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := 0; round < 200; round++ { // the jitter is random
+				b := Backoff{Min: s, Max: 60 * s, Spread: 5 * s, RefusedMax: tc.refusedMax}
+				b.Connected()
+				for i, st := range tc.steps {
+					if d := b.NextAfter(st.err); d < st.lo || d > st.hi {
+						t.Fatalf("step %d (%v): %v not in [%v, %v]", i, st.err, d, st.lo, st.hi)
+					}
+				}
+			}
+		})
+	}
+	if connRefused(timeout) || connRefused(busy) || connRefused(nil) {
+		t.Fatal("a timeout or a 503 counted as connection refused")
+	}
 }

@@ -141,42 +141,70 @@ func (s *Server) handshakeDone(c *conn, authenticated bool) {
 // and the slots' spread matches what the server can take. Agents that do
 // not honour it (MeshCentral's clients never hear one from MeshCentral)
 // are only refused, as before.
+//
+// D is measured twice, by a slow and a fast moving average, because a
+// storm changes it quickly both ways: at its peak handshakes queue for the
+// CPU (and for the agents' own answers) and take seconds, and once the
+// refused agents are spread they take milliseconds again. The queue is
+// kept as a number of slots, not as a point in time, and drains at the
+// rate measured now: a queue built while handshakes took seconds must not
+// push later refusals out by the seconds-per-slot of the peak (a server
+// restarted with 19,000 agents then admitted 40 to 170 a second at a tenth
+// of its CPU). Slots are spaced by the faster of the two estimates, so a
+// recovering server is not paced by its past, and a handshake counts as
+// stalled against the larger one, so handshakes that only slowed down
+// under the storm are not evicted as stalled (each eviction throws away a
+// signature already paid for and sends the agent into its backoff).
 type pacer struct {
-	avg  time.Duration // moving average of successful handshake durations
-	next time.Time     // the last slot handed out
+	avg    time.Duration // slow moving average of successful handshake durations
+	fast   time.Duration // fast one
+	queued float64       // slots handed out and not yet drained
+	at     time.Time     // when queued was last drained
 }
 
 // maxRetryAfter bounds the pacer's answer in seconds.
 const maxRetryAfter = 300
 
 // stalledAfter is the age from which a pending handshake counts as
-// stalled: four times the average, at least minStalled.
-func (p *pacer) stalledAfter() time.Duration { return max(4*p.avg, minStalled) }
+// stalled: four times the larger average, at least minStalled.
+func (p *pacer) stalledAfter() time.Duration { return max(4*p.avg, 4*p.fast, minStalled) }
 
 func (p *pacer) completed(d time.Duration) {
 	if p.avg == 0 {
-		p.avg = d
+		p.avg, p.fast = d, d
 		return
 	}
 	p.avg += (d - p.avg) / 64
+	p.fast += (d - p.fast) / 8
+}
+
+// slot is the spacing of the virtual queue for limit pending handshakes:
+// the faster average over limit (1 s per handshake before any is measured,
+// a fresh start).
+func (p *pacer) slot(limit int) time.Duration {
+	d := min(p.avg, p.fast)
+	if d <= 0 {
+		d = time.Second
+	}
+	if limit <= 0 {
+		limit = DefaultMaxPending
+	}
+	return max(d/time.Duration(limit), time.Nanosecond)
 }
 
 // retryAfter hands out the next slot for limit pending handshakes and
 // returns the Retry-After in whole seconds, at least 1.
 func (p *pacer) retryAfter(now time.Time, limit int) int {
-	avg := p.avg
-	if avg <= 0 {
-		avg = time.Second // nothing measured yet (a fresh start)
+	per := p.slot(limit)
+	if el := now.Sub(p.at); el > 0 {
+		p.queued = max(p.queued-float64(el)/float64(per), 0)
 	}
-	if limit <= 0 {
-		limit = DefaultMaxPending
-	}
-	per := avg / time.Duration(limit) // one slot
-	if p.next.Before(now) {
-		p.next = now
-	}
-	p.next = p.next.Add(per)
-	secs := int((p.next.Sub(now)*2/3 + time.Second - 1) / time.Second)
+	p.at = now
+	// Past the cap every agent hears maxRetryAfter; counting further slots
+	// would only keep later ones there after the queue has moved on.
+	p.queued = min(p.queued+1, float64(maxRetryAfter*time.Second*3/2)/float64(per))
+	dist := time.Duration(p.queued * float64(per))
+	secs := int((dist*2/3 + time.Second - 1) / time.Second)
 	return min(max(secs, 1), maxRetryAfter)
 }
 

@@ -90,6 +90,58 @@ func TestPacer(t *testing.T) {
 	}
 }
 
+// TestPacerFollowsTheRateNow: a queue built while handshakes took seconds
+// drains at the rate measured now, so once they are fast again a refusal
+// is not sent behind the slow peak's schedule.
+func TestPacerFollowsTheRateNow(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	for _, tc := range []struct {
+		name    string
+		peak    time.Duration // handshake duration while the queue builds
+		refused int           // refusals at t0
+		then    time.Duration // durations measured afterwards (64 completions)
+		after   time.Duration // when the next refusal comes, after t0
+		lo, hi  int           // its Retry-After
+	}{
+		// 3,000 refusals at 2 s per 512 handshakes: 11.7 s of queue.
+		{"still slow: the queue stands", 2 * time.Second, 3000, 2 * time.Second, time.Second, 7, 8},
+		// Handshakes now take 20 ms: the 3,000 slots drain in 0.12 s.
+		{"fast again: the queue drains at the new rate", 2 * time.Second, 3000, 20 * time.Millisecond, time.Second, 1, 1},
+		// The queue is drained at the new rate, also what remains of it:
+		// 60,000 slots at 0.2 s per 512 handshakes, 1 s later.
+		{"a long queue shrinks by the new rate", 2 * time.Second, 60000, 200 * time.Millisecond, time.Second, 15, 16},
+		{"capped", 2 * time.Second, 200000, 2 * time.Second, 0, maxRetryAfter, maxRetryAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pacer
+			p.completed(tc.peak)
+			for range tc.refused {
+				p.retryAfter(t0, 512)
+			}
+			for range 64 {
+				p.completed(tc.then)
+			}
+			if got := p.retryAfter(t0.Add(tc.after), 512); got < tc.lo || got > tc.hi {
+				t.Errorf("Retry-After %d, want [%d, %d]", got, tc.lo, tc.hi)
+			}
+		})
+	}
+}
+
+// TestPacerCapDoesNotHoldTheQueue: refusals beyond the cap do not keep
+// growing the queue, so it drains within the cap's time.
+func TestPacerCapDoesNotHoldTheQueue(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	var p pacer
+	p.completed(time.Second)
+	for range 1_000_000 {
+		p.retryAfter(t0, 100)
+	}
+	if got := p.retryAfter(t0.Add(maxRetryAfter*3/2*time.Second), 100); got != 1 {
+		t.Fatalf("after the capped queue's time: Retry-After %d", got)
+	}
+}
+
 func TestStalledAfter(t *testing.T) {
 	var p pacer
 	if p.stalledAfter() != minStalled {
@@ -98,6 +150,18 @@ func TestStalledAfter(t *testing.T) {
 	p.completed(2 * time.Second) // a storm: handshakes queue for the CPU
 	if p.stalledAfter() != 8*time.Second {
 		t.Fatalf("2 s average: %v", p.stalledAfter())
+	}
+	// A storm after a fresh start: the first handshakes took 50 ms, then
+	// they queue behind the storm and take 3 s. Within 16 completions a
+	// pending handshake of 5 s no longer counts as stalled (the slow
+	// average alone would still say 4 x 0.9 s).
+	var q pacer
+	q.completed(50 * time.Millisecond)
+	for range 16 {
+		q.completed(3 * time.Second)
+	}
+	if q.stalledAfter() < 8*time.Second {
+		t.Fatalf("storm after a fresh start: stalled after %v", q.stalledAfter())
 	}
 	for range 1000 { // the storm is over: handshakes take milliseconds
 		p.completed(5 * time.Millisecond)

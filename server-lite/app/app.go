@@ -246,7 +246,10 @@ func New(cfg Config) (*App, error) {
 		a.closeListeners()
 		return fail(err)
 	}
-	if err := os.WriteFile(a.MshPath, m, 0o600); err != nil {
+	// Written whole under a temporary name and renamed: the listeners are
+	// already open, so a reader that waits for the file (loadgen, a
+	// script) must never see it half written.
+	if err := writeWhole(a.MshPath, m); err != nil {
 		a.closeListeners()
 		return fail(fmt.Errorf("write .msh: %w", err))
 	}
@@ -486,4 +489,19 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Debug("http", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// writeWhole writes b to path through a temporary file in the same
+// directory and a rename, so path is either absent, the old content or all
+// of b (owner-only: a .msh names the server and its group).
+func writeWhole(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

@@ -131,7 +131,7 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 				if sc.legacy {
 					d = lb.next()
 				} else {
-					d = bo.Next(reconnect.RetryAfter(err))
+					d = bo.NextAfter(err)
 				}
 				select {
 				case <-ctx.Done():
