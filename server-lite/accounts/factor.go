@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -178,4 +179,20 @@ func (m *Manager) SetFactorData(userID, name string, data json.RawMessage) error
 // reset when the user lost the device).
 func (m *Manager) ClearFactors(userID string) error {
 	return m.update(normID(userID), func(u *User) error { u.Factors = nil; return nil })
+}
+
+// Code gives a numeric login code of n digits as it was issued, from the
+// spelling a client sent: spaces dropped, and leading zeros put back when
+// only they are missing. meshctrl parses --token with minimist, as a
+// number, so "012345" reaches the server as "12345"; every factor whose
+// codes are digits must accept that spelling, or one code in ten fails
+// for meshctrl users. Anything that is not digits is returned trimmed and
+// fails the factor's own comparison. The set of codes that pass is the
+// same: "12345" is only another spelling of 012345.
+func Code(code string, n int) string {
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if len(code) > 0 && len(code) < n && strings.Trim(code, "0123456789") == "" {
+		code = strings.Repeat("0", n-len(code)) + code
+	}
+	return code
 }

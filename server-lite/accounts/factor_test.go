@@ -75,3 +75,20 @@ func TestSecondFactorSeam(t *testing.T) {
 		t.Fatalf("after clear: %v", got)
 	}
 }
+
+func TestCode(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"012345", "012345"},
+		{"12345", "012345"}, // meshctrl's minimist dropped the zero
+		{"5", "000005"},
+		{" 123 456 ", "123456"},
+		{"1234567", "1234567"}, // too long stays wrong
+		{"12a45", "12a45"},     // not digits: left to fail
+		{"", ""},
+		{"-1234", "-1234"},
+	} {
+		if got := Code(tc.in, 6); got != tc.want {
+			t.Errorf("Code(%q, 6) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

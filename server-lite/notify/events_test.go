@@ -169,3 +169,47 @@ func TestRecreatedUserStartsClean(t *testing.T) {
 		t.Fatal("message queued to the old carol's handle")
 	}
 }
+
+// A login code with leading zeros is accepted in the spelling meshctrl
+// sends (minimist parses --token as a number: 012345 arrives as 12345),
+// and only once; a wrong number is still wrong.
+func TestLoginCodeWithoutLeadingZeros(t *testing.T) {
+	e := newEnv(t)
+	nt := notifytest.Ntfy(t)
+	n, err := notify.New(notify.Config{Settings: notify.Settings{Ntfy: notify.NtfyConfig{URL: nt.URL}}, Store: e.st, Accounts: e.acc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	defer n.Close()
+	u, err := e.acc.Create("carol", "pw-carol-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verified(t, n, nt, u.ID, "ntfy:carol-codes")
+	// Codes are random: ask until one starts with a zero (one in ten).
+	for i := 0; ; i++ {
+		if i == 300 {
+			t.Fatal("no login code with a leading zero in 300")
+		}
+		before := len(nt.Msgs())
+		if err := n.SendLoginCode(u.ID); err != nil {
+			t.Fatal(err)
+		}
+		code := codeRE.FindString(nt.Wait(t, before+1, 30*time.Second)[before].Text)
+		if code == "" || code[0] != '0' {
+			continue
+		}
+		stripped := strings.TrimLeft(code, "0")
+		if wrong := fmt.Sprint((atoi(code) + 1) % 1000000); n.CheckLoginCode(u.ID, wrong) {
+			t.Fatalf("wrong code %s accepted for %s", wrong, code)
+		}
+		if !n.CheckLoginCode(u.ID, stripped) {
+			t.Fatalf("code %s refused as meshctrl sends it (%q)", code, stripped)
+		}
+		if n.CheckLoginCode(u.ID, code) {
+			t.Fatalf("code %s accepted twice", code)
+		}
+		return
+	}
+}

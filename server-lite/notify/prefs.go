@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/meshgo/meshagent/server-lite/accounts"
 )
 
 // bucketPrefs holds each user's messaging settings by user id. They live
@@ -314,6 +316,7 @@ func (n *Notifier) CheckLoginCode(userID, code string) bool {
 	if p == nil || time.Now().After(p.expires) {
 		return false
 	}
+	code = accounts.Code(code, len(p.code)) // meshctrl drops leading zeros
 	if subtle.ConstantTimeCompare([]byte(p.code), []byte(code)) == 1 {
 		delete(n.login, userID)
 		return true

@@ -150,13 +150,7 @@ func hotp(key []byte, counter uint64) string {
 // Check reports whether code is key's code for a step within skew of t and
 // after last (0: none used yet), and which step it was.
 func Check(key []byte, code string, t time.Time, last int64) (int64, bool) {
-	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
-	// meshctrl parses --token as a number (minimist), so a code with
-	// leading zeros arrives without them: put them back. The set of codes
-	// that pass stays the same; "12345" is only another spelling of 012345.
-	if len(code) > 0 && len(code) < digits && strings.Trim(code, "0123456789") == "" {
-		code = strings.Repeat("0", digits-len(code)) + code
-	}
+	code = accounts.Code(code, digits) // meshctrl drops leading zeros
 	if len(code) != digits {
 		return 0, false
 	}
