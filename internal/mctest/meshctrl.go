@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -88,16 +89,30 @@ func (s *Server) runMeshctrl(o CtrlOptions, args ...string) (string, string, err
 		return nil
 	}
 	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
+	// meshctrl ends with process.exit() right after printing, and node
+	// writes to a pipe asynchronously: output over the pipe's 64 KiB
+	// buffer is cut off (a long listevents --json ends mid-record). Writes
+	// to a file are synchronous in node, so stdout goes to one.
+	outFile, err := os.CreateTemp("", "mctest-meshctrl-*.out")
+	if err != nil {
+		return "", "", fmt.Errorf("meshctrl %s: output file: %w", firstArg(args), err)
+	}
+	defer os.Remove(outFile.Name())
+	defer outFile.Close()
+	var stderr bytes.Buffer
+	cmd.Stdout = outFile
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("meshctrl %s timed out after %s: %w", firstArg(args), timeout, ctx.Err())
 	} else if err != nil {
 		err = fmt.Errorf("meshctrl %s: %w", firstArg(args), err)
 	}
-	return stdout.String(), stderr.String(), err
+	stdout, rerr := os.ReadFile(outFile.Name())
+	if rerr != nil && err == nil {
+		err = fmt.Errorf("meshctrl %s: read output: %w", firstArg(args), rerr)
+	}
+	return string(stdout), stderr.String(), err
 }
 
 // IsRelayCookieFailure reports whether meshctrl output is the known
