@@ -119,16 +119,7 @@ func TestPortalGNOME(t *testing.T) {
 		t.Fatalf("the portal's stream does not show the painted pattern: %s", why)
 	}
 
-	if err := scr.mouseMove(200, 150); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(10*time.Second, func() bool {
-		_, mo, _, _ := win.Snapshot()
-		return len(mo) > 0 && mo[len(mo)-1] == [2]float64{200, 150}
-	}) {
-		_, mo, _, _ := win.Snapshot()
-		t.Fatalf("pointer motions at the client %v, want last at 200,150", mo)
-	}
+	movePointerAndCheck(t, scr, win, 200, 150)
 	for _, down := range []bool{true, false} {
 		if err := scr.mouseButton(1, down); err != nil {
 			t.Fatal(err)

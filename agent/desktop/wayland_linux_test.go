@@ -36,6 +36,24 @@ func pixelAt(f *frame, x, y int) uint32 {
 }
 
 // waitFor polls cond for up to d.
+// movePointerAndCheck moves the pointer through the capture route's input
+// and waits until the Wayland test client saw its last motion at x,y:
+// the route's absolute coordinates land where the viewer meant.
+func movePointerAndCheck(t *testing.T, scr interface{ mouseMove(x, y int) error }, win *waylandtest.Window, x, y int) {
+	t.Helper()
+	if err := scr.mouseMove(x, y); err != nil {
+		t.Fatal(err)
+	}
+	want := [2]float64{float64(x), float64(y)}
+	if !waitFor(10*time.Second, func() bool {
+		_, mo, _, _ := win.Snapshot()
+		return len(mo) > 0 && mo[len(mo)-1] == want
+	}) {
+		_, mo, _, _ := win.Snapshot()
+		t.Fatalf("pointer motions at the client %v, want last at %d,%d", mo, x, y)
+	}
+}
+
 func waitFor(d time.Duration, cond func() bool) bool {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
@@ -240,16 +258,7 @@ func TestWaylandDesktop(t *testing.T) {
 			}
 			t.Logf("damage box after moving the square: %+v", box)
 
-			if err := scr.mouseMove(200, 150); err != nil {
-				t.Fatal(err)
-			}
-			if !waitFor(10*time.Second, func() bool {
-				_, mo, _, _ := win.Snapshot()
-				return len(mo) > 0 && mo[len(mo)-1] == [2]float64{200, 150}
-			}) {
-				_, mo, _, _ := win.Snapshot()
-				t.Fatalf("pointer motions at the client %v, want last at 200,150", mo)
-			}
+			movePointerAndCheck(t, scr, win, 200, 150)
 			for _, b := range []struct {
 				n    int
 				down bool
