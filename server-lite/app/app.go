@@ -28,6 +28,7 @@ import (
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
+	"github.com/meshgo/meshagent/server-lite/atomicfile"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/notify"
@@ -249,7 +250,7 @@ func New(cfg Config) (*App, error) {
 	// Written whole under a temporary name and renamed: the listeners are
 	// already open, so a reader that waits for the file (loadgen, a
 	// script) must never see it half written.
-	if err := writeWhole(a.MshPath, m); err != nil {
+	if err := atomicfile.Write(a.MshPath, m); err != nil {
 		a.closeListeners()
 		return fail(fmt.Errorf("write .msh: %w", err))
 	}
@@ -489,19 +490,4 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Debug("http", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// writeWhole writes b to path through a temporary file in the same
-// directory and a rename, so path is either absent, the old content or all
-// of b (owner-only: a .msh names the server and its group).
-func writeWhole(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

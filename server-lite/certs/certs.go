@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/meshgo/meshagent/proto/handshake"
+	"github.com/meshgo/meshagent/server-lite/atomicfile"
 )
 
 // File names inside the data directory. They follow MeshCentral's names so
@@ -395,23 +396,7 @@ func EnsureWebHosts(dir string, s *Set, hosts []string) (*Set, bool, error) {
 
 // writeFile writes atomically (temp file + rename) with owner-only access.
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	return nil
