@@ -280,10 +280,10 @@ func TestWorkerDesktop(t *testing.T) {
 
 	// Keys: a key the worker holds down is down in the desktop's async key
 	// state, which every process reads alike, and up again once released.
-	// (Caps Lock's toggle bit, checked before, comes from the calling
-	// thread's input state, which wine syncs from the desktop only while
-	// no message is in hand on that thread; Go moves this goroutine across
-	// OS threads, and under CI load the toggle was once never seen.)
+	// (Caps Lock's toggle bit, checked before, was once never seen under
+	// CI load and not reproduced since. GetKeyState reads the calling
+	// thread's input state and Go moves this goroutine across OS threads:
+	// the likely cause, not a proven one.)
 	getAsync := windows.NewLazySystemDLL("user32.dll").NewProc("GetAsyncKeyState")
 	const vkF13 = 0x7C
 	isDown := func() bool { r, _, _ := getAsync.Call(vkF13); return r&0x8000 != 0 }
