@@ -33,7 +33,10 @@ type Tile struct {
 
 // Desktop is a remote desktop viewer (relay protocol 2, sessions.md §4):
 // it follows SCREEN sizes, draws the JPEG tiles onto a canvas the way the
-// web UI does, and tells when one full frame has been assembled. Input
+// web UI does, and tells when one full frame has been assembled. Like
+// MeshCentral's viewer it answers every SCREEN with its settings
+// (COMPRESSION: JPEG, quality, scaling, frame timer): an agent holds its
+// first frame until a viewer's settings arrive (ours up to 1 s). Input
 // helpers encode mouse and keyboard commands.
 type Desktop struct {
 	ch session.Channel
@@ -54,11 +57,24 @@ type Desktop struct {
 	errs     []string
 	err      error  // the session's end
 	partial  []byte // a command still arriving in fragments
+	// settings is the COMPRESSION sent after each SCREEN; answer is set
+	// when a SCREEN arrived and the loop has not sent it yet.
+	settings []byte
+	answer   bool
 }
+
+// Default viewer settings, the agent's own defaults: JPEG quality 60, no
+// scaling, a 100 ms frame timer.
+const (
+	defaultQuality = 60
+	defaultScaling = 1024
+	defaultFrameMS = 100
+)
 
 // NewDesktop starts a viewer on ch, which must already carry protocol 2.
 func NewDesktop(ch session.Channel) *Desktop {
-	d := &Desktop{ch: ch, r: newReader(ch, 64), changed: make(chan struct{}), selected: -1}
+	d := &Desktop{ch: ch, r: newReader(ch, 64), changed: make(chan struct{}), selected: -1,
+		settings: kvm.CompressionCmd(defaultQuality, defaultScaling, defaultFrameMS)}
 	go d.loop()
 	return d
 }
@@ -92,8 +108,23 @@ func (d *Desktop) loop() {
 		} else if msg, ok := ConsoleMessage(f.Data); ok {
 			d.errs = append(d.errs, msg)
 		}
+		var answer []byte
+		if d.answer {
+			answer, d.answer = d.settings, false
+		}
 		d.notifyLocked()
 		d.mu.Unlock()
+		if answer != nil {
+			// Outside the lock: a full channel must not stop State and Wait.
+			if err := d.ch.Write(context.Background(), session.Frame{Binary: true, Data: answer}); err != nil {
+				d.mu.Lock()
+				d.err = fmt.Errorf("desktop: sending settings: %w", err)
+				d.notifyLocked()
+				d.mu.Unlock()
+				d.r.close()
+				return
+			}
+		}
 	}
 }
 
@@ -138,6 +169,7 @@ func (d *Desktop) applyLocked(b []byte) error {
 		d.covered = make([]bool, d.cw*d.chh)
 		d.left = len(d.covered)
 		d.screens++
+		d.answer = true
 	case kvm.Picture:
 		if d.canvas == nil {
 			return fmt.Errorf("desktop: PICTURE before SCREEN")
@@ -304,9 +336,13 @@ func (d *Desktop) SetDisplay(ctx context.Context, id uint16) error {
 }
 
 // Compression sets JPEG quality (1-100), scaling (1024 = 100 %) and the
-// frame interval in milliseconds.
+// frame interval in milliseconds, now and in the answer to later SCREENs.
 func (d *Desktop) Compression(ctx context.Context, quality, scaling, frameMS int) error {
-	return d.Send(ctx, kvm.CompressionCmd(quality, scaling, frameMS))
+	c := kvm.CompressionCmd(quality, scaling, frameMS)
+	d.mu.Lock()
+	d.settings = c
+	d.mu.Unlock()
+	return d.Send(ctx, c)
 }
 
 // MouseCmd encodes a mouse command at screen coordinates x, y.

@@ -109,9 +109,27 @@ func TestDesktopFrameAndFragments(t *testing.T) {
 	if _, err := d.Frame(ctx, 5); !errors.Is(err, ErrNoDisplay) {
 		t.Errorf("display 5: %v", err)
 	}
+	// The SCREEN was answered with the default settings, as MeshCentral's
+	// viewer answers it, so the agent need not wait for them.
+	f, _ := a.Read(ctx)
+	if want := kvm.CompressionCmd(60, 1024, 100); !bytes.Equal(f.Data, want) {
+		t.Errorf("answer to SCREEN %x, want COMPRESSION %x", f.Data, want)
+	}
+	// New settings go out at once and answer the next SCREEN.
+	if err := d.Compression(ctx, 30, 512, 50); err != nil {
+		t.Fatal(err)
+	}
+	want := kvm.CompressionCmd(30, 512, 50)
+	if f, _ := a.Read(ctx); !bytes.Equal(f.Data, want) {
+		t.Errorf("Compression sent %x, want %x", f.Data, want)
+	}
+	a.Write(ctx, session.Frame{Binary: true, Data: kvm.Encode(kvm.Screen, 50, 25)})
+	if f, _ := a.Read(ctx); !bytes.Equal(f.Data, want) {
+		t.Errorf("answer to the second SCREEN %x, want %x", f.Data, want)
+	}
 	// Viewer input encodes as the protocol says.
 	d.Mouse(ctx, MouseLeftDown, 300, 200)
-	f, _ := a.Read(ctx)
+	f, _ = a.Read(ctx)
 	if !bytes.Equal(f.Data, []byte{0, 2, 0, 10, 0, 2, 1, 44, 0, 200}) {
 		t.Errorf("mouse command %x", f.Data)
 	}
