@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,6 +43,8 @@ type conn struct {
 	out       chan []byte
 	closed    chan struct{}
 	closeOnce sync.Once
+	// shed counts the live events sendEvent dropped since it last queued one.
+	shed atomic.Int64
 }
 
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -195,10 +198,20 @@ func (c *conn) send(v any) {
 // sendEvent queues a live event unless the queue is already half full: a
 // burst of agent connects must not push out replies (and so end the
 // session of a meshctrl that is waiting for one). Dropped events can be
-// recovered with a fresh nodes or events request.
+// recovered with a fresh nodes or events request. The protocol has no way
+// to tell the client it missed some (MeshCentral never drops them), so the
+// log says when a session starts to lose events and, once it keeps up
+// again, how many it lost.
 func (c *conn) sendEvent(v any) {
 	if len(c.out) > cap(c.out)/2 {
+		if c.shed.Add(1) == 1 {
+			c.s.log.Warn("control session behind: dropping its live events until it catches up", "user", c.userID, "from", c.ip)
+		}
 		return
+	}
+	if n := c.shed.Swap(0); n > 0 {
+		c.s.log.Warn("control session caught up: it missed live events and shows stale devices until it reads nodes or events again",
+			"user", c.userID, "from", c.ip, "dropped", n)
 	}
 	c.send(v)
 }
