@@ -81,8 +81,8 @@ func (p *wlPainter) changes() int {
 
 func (p *wlPainter) wantImage() *image.RGBA { return p.want }
 
-func (p *wlPainter) animate(mode string) (stop func()) {
-	return animate(mode, p.change, p.showStatic)
+func (p *wlPainter) animate(mode string, perSecond int) (stop func()) {
+	return animate(mode, perSecond, p.change, p.showStatic)
 }
 
 // BenchmarkDesktopWayland prints our agent's desktop figures on Wayland,
@@ -165,7 +165,7 @@ func BenchmarkDesktopWayland(b *testing.B) {
 					sc.name, deskW, deskH, dev.Agent.Caps, viewerQuality, viewerFrameMS, changesPerSecond, deskWindow)
 				fmt.Fprintf(&out, "%-30s agent CPU %6.3f s/s\n", "no session (idle agent)", idle)
 				for _, m := range modes {
-					f := measureDesktop(b, srv, u, p, "ours-"+sc.name, id, ours.cmd.Process.Pid, m.mode, viewerFrameMS)
+					f := measureDesktop(b, srv, u, p, "ours-"+sc.name, id, ours.cmd.Process.Pid, m.mode, viewerFrameMS, changesPerSecond)
 					fmt.Fprintf(&out, "%-30s frames/s %6.1f  bytes/frame %8.1f KB  agent CPU %6.3f s/s  peak RSS %6.1f MB  first tile %5.0f ms  changes drawn/s %5.1f\n",
 						m.title, f.framesPerSec, f.bytesPerFrm/1024, f.cpuPerSec, f.peakRSSMB, ms(f.firstTile), f.changesPerS)
 					b.ReportMetric(f.cpuPerSec, m.mode+"-cpu-s/s")
