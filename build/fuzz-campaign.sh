@@ -9,6 +9,7 @@
 #   build/fuzz-campaign.sh                 every target, 10 minutes each
 #   FUZZTIME=30m build/fuzz-campaign.sh    longer
 #   build/fuzz-campaign.sh ./proto/...     only these packages
+#   TARGETS='^Fuzz(Parser|Handle)$' build/fuzz-campaign.sh   only the targets whose names match
 #
 # Exit status: 0 when no target found a failing input, 1 otherwise.
 set -uo pipefail
@@ -16,6 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 FUZZTIME=${FUZZTIME:-10m}
+TARGETS=${TARGETS:-.}
 PKGS=("$@")
 [ ${#PKGS[@]} -eq 0 ] && PKGS=(./...)
 
@@ -30,6 +32,7 @@ while IFS= read -r line; do
 	ok*)
 		pkg=$(awk '{print $2}' <<<"$line")
 		for name in "${names[@]}"; do
+			[[ $name =~ $TARGETS ]] || continue
 			dir=$(go list -f '{{.Dir}}' "$pkg")
 			corpus="$dir/testdata/fuzz/$name"
 			before=$(ls "$corpus" 2>/dev/null | wc -l)
