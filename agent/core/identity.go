@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/atomicfile"
 	"github.com/meshgo/meshagent/proto/handshake"
 )
 
@@ -196,39 +197,15 @@ func (id *Identity) Save(dir string) error {
 	return writeFileAtomic(path, data, 0o600)
 }
 
-// writeFileAtomic writes data to a temporary file in the same directory,
-// syncs it and renames it over path, so readers see the old or the new
-// content, never a partial file.
+// writeFileAtomic replaces path whole (atomicfile). An owner-only perm is
+// also an owner-only ACL on Windows, set before a byte is written; the
+// rename keeps it.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// Owner-only before a byte is written; the rename keeps it.
+	var o atomicfile.Options
 	if perm&0o077 == 0 {
-		if err := restrictPath(tmp, false); err != nil {
-			f.Close()
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+		o.Prepare = func(tmp string) error { return restrictPath(tmp, false) }
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteWith(path, data, perm, o); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

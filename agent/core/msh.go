@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/meshgo/meshagent/internal/atomicfile"
 )
 
 // MSH is a MeshCentral agent settings file (.msh), read exactly as the C
@@ -241,25 +242,7 @@ func EditMSHFile(path, key, value string, remove bool) error {
 	} else {
 		m.Set(key, strings.TrimSpace(value))
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".msh-*")
-	if err != nil {
-		return fmt.Errorf("msh: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	_, err = tmp.Write(m.Bytes())
-	if err == nil {
-		err = tmp.Chmod(st.Mode().Perm())
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, m.Bytes(), st.Mode().Perm()); err != nil {
 		return fmt.Errorf("msh: write %s: %w", path, err)
 	}
 	return nil

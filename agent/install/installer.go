@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshgo/meshagent/internal/atomicfile"
 )
 
 // Status is what the service manager says about the service.
@@ -195,28 +197,7 @@ func (in *Installer) writeFile(f File, real string) error {
 // over path: readers never see half a file, and a running binary can be
 // replaced (overwriting it in place fails with "text file busy").
 func replaceFile(path string, content []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(content); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return renameOver(name, path)
+	return atomicfile.WriteWith(path, content, mode, atomicfile.Options{Rename: renameOver})
 }
 
 func sameFile(a, b string) (bool, error) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/meshgo/meshagent/internal/atomicfile"
 )
 
 // Tokens keeps the portal's restore tokens in the agent's state, one file
@@ -82,23 +84,7 @@ func (t Tokens) Save(uid int, kind, token string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(t.Dir, ".portal-*.tmp")
-	if err != nil {
-		return fmt.Errorf("portal tokens: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("portal tokens: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("portal tokens: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("portal tokens: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), t.path(uid)); err != nil {
+	if err := atomicfile.Write(t.path(uid), b, 0o600); err != nil {
 		return fmt.Errorf("portal tokens: %w", err)
 	}
 	return nil

@@ -24,11 +24,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/atomicfile"
 	"github.com/meshgo/meshagent/server-lite/accounts"
 	"github.com/meshgo/meshagent/server-lite/adminapi"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/agentdl"
-	"github.com/meshgo/meshagent/server-lite/atomicfile"
 	"github.com/meshgo/meshagent/server-lite/certs"
 	"github.com/meshgo/meshagent/server-lite/msh"
 	"github.com/meshgo/meshagent/server-lite/notify"
@@ -250,7 +250,7 @@ func New(cfg Config) (*App, error) {
 	// Written whole under a temporary name and renamed: the listeners are
 	// already open, so a reader that waits for the file (loadgen, a
 	// script) must never see it half written.
-	if err := atomicfile.Write(a.MshPath, m); err != nil {
+	if err := atomicfile.Write(a.MshPath, m, 0o600); err != nil {
 		a.closeListeners()
 		return fail(fmt.Errorf("write .msh: %w", err))
 	}

@@ -31,8 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/atomicfile"
 	"github.com/meshgo/meshagent/proto/handshake"
-	"github.com/meshgo/meshagent/server-lite/atomicfile"
 )
 
 // File names inside the data directory. They follow MeshCentral's names so
@@ -396,7 +396,7 @@ func EnsureWebHosts(dir string, s *Set, hosts []string) (*Set, bool, error) {
 
 // writeFile writes atomically (temp file + rename) with owner-only access.
 func writeFile(path string, data []byte) error {
-	if err := atomicfile.Write(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	return nil
