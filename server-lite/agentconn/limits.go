@@ -49,6 +49,7 @@ type handshakeGate struct {
 	byAddr  map[string]int
 	pending map[*conn]time.Time
 	pace    pacer
+	open    openGate // connections between accept and their first request (listener.go)
 }
 
 func addrOf(remote string) string {
@@ -70,15 +71,23 @@ func (s *Server) crowded(remote string) (bool, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
-	if lim.PerAddr > 0 && g.byAddr[addrOf(remote)] >= lim.PerAddr {
+	if g.pendingFull(addrOf(remote), now, lim) {
 		return true, g.pace.retryAfter(now, lim.Global)
+	}
+	return false, 0
+}
+
+// pendingFull is crowded's test, with g.mu held.
+func (g *handshakeGate) pendingFull(ip string, now time.Time, lim HandshakeLimits) bool {
+	if lim.PerAddr > 0 && g.byAddr[ip] >= lim.PerAddr {
+		return true
 	}
 	if lim.Global > 0 && len(g.pending) >= lim.Global {
 		if _, t := g.oldest(); now.Sub(t) < g.pace.stalledAfter() {
-			return true, g.pace.retryAfter(now, lim.Global)
+			return true
 		}
 	}
-	return false, 0
+	return false
 }
 
 // oldest returns the longest pending connection (nil if none).
