@@ -170,3 +170,39 @@ func TestStalledAfter(t *testing.T) {
 		t.Fatalf("5 ms average: %v", p.stalledAfter())
 	}
 }
+
+// TestPacerMeasuredRate: when the server authenticates faster than
+// Little's law on the measured durations says (they also hold the agents'
+// side on a loaded machine), slots follow the measured rate; a rate from
+// before an idle spell is not used.
+func TestPacerMeasuredRate(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	for _, tc := range []struct {
+		name   string
+		rate   int           // authentications per second measured over the second before t0; 0: none
+		age    time.Duration // how long before the refusals the rate was measured
+		lo, hi int           // Retry-After of the 3,000th refusal at t0+age
+	}{
+		// 3,000 slots at 2 s / 512: 11.7 s, told as 7.8 s.
+		{"no rate measured: Little's law", 0, 0, 8, 8},
+		// 3,000 slots at 1 ms: 3 s, told as 2 s.
+		{"faster measured rate wins", 1000, 0, 2, 2},
+		{"slower measured rate is not used", 100, 0, 8, 8},
+		{"stale rate is not used", 1000, 10 * time.Second, 8, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pacer
+			p.completed(2 * time.Second)
+			for k := range tc.rate + 1 {
+				p.count(t0.Add(-time.Second + time.Duration(k)*time.Second/time.Duration(max(tc.rate, 1))))
+			}
+			var got int
+			for range 3000 {
+				got = p.retryAfter(t0.Add(tc.age), 512)
+			}
+			if got < tc.lo || got > tc.hi {
+				t.Errorf("Retry-After %d, want [%d, %d]", got, tc.lo, tc.hi)
+			}
+		})
+	}
+}
