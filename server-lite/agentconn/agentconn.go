@@ -92,8 +92,8 @@ type Server struct {
 	coreHash    [handshake.HashLen]byte
 
 	wg     sync.WaitGroup // serve goroutines
-	mu     sync.RWMutex
-	conns  map[string]*conn
+	conns  *connShards    // live connection per node; its own locks
+	mu     sync.RWMutex   // subs, nextID, closed
 	subs   map[int]*subscriber
 	nextID int
 	closed bool // Shutdown began: no new sessions (wg.Add must not race wg.Wait)
@@ -139,7 +139,7 @@ func New(cfg Config) *Server {
 			HandshakeTimeout: 20 * time.Second,
 			CheckOrigin:      func(*http.Request) bool { return true },
 		},
-		conns: map[string]*conn{},
+		conns: newConnShards(),
 		subs:  map[int]*subscriber{},
 	}
 	s.corePayload, s.coreHash = CorePayload(cfg.DefaultCore)
