@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -86,7 +87,8 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	gate handshakeGate // pending handshakes
+	gate     handshakeGate // pending handshakes
+	draining atomic.Int64  // connections refused before TLS, still being closed (listener.go)
 
 	corePayload []byte // 4 zero bytes + script
 	coreHash    [handshake.HashLen]byte

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/meshgo/meshagent/proto/reconnect"
@@ -109,17 +108,17 @@ func (l *gateListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		oc, retry := l.s.opening(c)
+		oc, retry, why := l.s.opening(c)
 		if oc != nil {
 			return oc, nil
 		}
-		l.s.refuseBeforeTLS(c, retry)
+		l.s.refuseBeforeTLS(c, retry, why)
 	}
 }
 
-// opening admits c as an opening connection, or returns nil and the
-// Retry-After to refuse it with.
-func (s *Server) opening(c net.Conn) (*openConn, int) {
+// opening admits c as an opening connection, or returns nil, the
+// Retry-After to refuse it with and why.
+func (s *Server) opening(c net.Conn) (*openConn, int, string) {
 	lim := s.HandshakeLimits()
 	ip := addrOf(c.RemoteAddr().String())
 	g := &s.gate
@@ -128,10 +127,17 @@ func (s *Server) opening(c net.Conn) (*openConn, int) {
 	now := time.Now()
 	o := &g.open
 	o.prune(now)
-	if g.pendingFull(ip, now, lim) ||
-		(lim.PerAddr > 0 && o.byAddr[ip] >= lim.PerAddr) ||
-		(lim.Global > 0 && o.n >= lim.Global) {
-		return nil, g.pace.retryAfter(now, lim.Global)
+	why := ""
+	switch {
+	case g.pendingFull(ip, now, lim):
+		why = "too many pending handshakes"
+	case lim.PerAddr > 0 && o.byAddr[ip] >= lim.PerAddr:
+		why = "too many connections in TLS from this address"
+	case lim.Global > 0 && o.n >= lim.Global:
+		why = "too many connections in TLS"
+	}
+	if why != "" {
+		return nil, g.pace.retryAfter(now, lim.Global), why
 	}
 	if o.byAddr == nil {
 		o.byAddr = map[string]int{}
@@ -140,7 +146,7 @@ func (s *Server) opening(c net.Conn) (*openConn, int) {
 	o.q = append(o.q, oc)
 	o.n++
 	o.byAddr[ip]++
-	return oc, 0
+	return oc, 0, ""
 }
 
 // openDone ends c's opening phase; first says its first request arrived.
@@ -164,6 +170,8 @@ func (s *Server) openDone(c *openConn, first bool) {
 
 // ConnState is for the http.Server serving Listener's connections: a
 // connection's opening phase ends with its first request (or its end).
+// http.Server runs no hook when it hands a connection to HTTP/2 (a
+// browser's), so such a connection counts until it is stalled or closed.
 func (s *Server) ConnState(c net.Conn, st http.ConnState) {
 	if st == http.StateNew {
 		return
@@ -181,25 +189,23 @@ func (s *Server) ConnState(c net.Conn, st http.ConnState) {
 // closed at once.
 const maxDraining = 4096
 
-var draining atomic.Int64
-
 // refuseBeforeTLS answers c with the plain refusal and closes it. Closing a
 // socket with the ClientHello unread would send a reset, which may reach
 // the agent before it read the answer; so the write side is shut first and
 // the ClientHello read away (briefly, in the background) before closing.
-func (s *Server) refuseBeforeTLS(c net.Conn, retry int) {
-	s.log.Debug("agent refused before TLS", "remote", c.RemoteAddr().String(), "reason", "too many pending handshakes", "retry_after", retry)
+func (s *Server) refuseBeforeTLS(c net.Conn, retry int, why string) {
+	s.log.Debug("connection refused before TLS", "remote", c.RemoteAddr().String(), "reason", why, "retry_after", retry)
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := c.Write(reconnect.PlainRefusal(retry))
 	tc, ok := c.(*net.TCPConn)
-	if err != nil || !ok || draining.Load() >= maxDraining {
+	if err != nil || !ok || s.draining.Load() >= maxDraining {
 		c.Close()
 		return
 	}
 	tc.CloseWrite()
-	draining.Add(1)
+	s.draining.Add(1)
 	go func() {
-		defer draining.Add(-1)
+		defer s.draining.Add(-1)
 		defer c.Close()
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
