@@ -25,9 +25,12 @@ import (
 // A stalled opening connection (older than four times the average, at
 // least minStalled) stops counting but is not closed: http.Server's own
 // timeouts end it, as before. So holding sockets open without a
-// ClientHello cannot keep real agents out; to keep the gate shut an
-// attacker must open fresh connections faster than they go stale, which
-// already exhausts the server's file descriptors without this gate.
+// ClientHello cannot keep real agents out for long. To keep the gate shut
+// an attacker must open fresh connections, from at least limit/per-address
+// addresses, faster than they go stale (about 1,000 a second with the
+// defaults): TCP connections, where keeping the 503 gate in ServeHTTP
+// shut takes as many TLS handshakes and upgrades. What such a flood costs
+// real agents after it stops is bounded by maxRetryAfter.
 type openGate struct {
 	q      []*openConn // counted ones and finished ones not yet popped, in accept order
 	n      int         // counted
