@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -356,6 +357,10 @@ func (c *controlConn) send(msgs [][]byte) error {
 func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, *x509.Certificate, error) {
 	validate := a.cfg.Settings.Get(MSHValidateCert)
 	d := websocket.Dialer{
+		// A server-lite under a reconnect storm may refuse before TLS, in
+		// plain HTTP with a Retry-After: the detector turns that into the
+		// refusal the backoff honours.
+		NetDialContext:   dialDetecting,
 		HandshakeTimeout: a.cfg.DialTimeout,
 		TLSClientConfig: &tls.Config{
 			// Trust comes from the in-band handshake, which pins the
@@ -391,6 +396,16 @@ func (a *Agent) dial(ctx context.Context, srv Server) (*websocket.Conn, *x509.Ce
 		return nil, nil, fmt.Errorf("connect %s: server presented no certificate", srv.URL)
 	}
 	return ws, certs[0], nil
+}
+
+// dialDetecting dials TCP and wraps the connection in
+// reconnect.DetectPlainRefusal.
+func dialDetecting(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return reconnect.DetectPlainRefusal(c), nil
 }
 
 // sessionCache lets reconnects resume TLS sessions, which makes the skip

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -474,6 +475,58 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			n++
 			if got := reconnect.RetryAfter(e.Err); got != 2*time.Second {
 				t.Fatalf("error %v carries Retry-After %v", e.Err, got)
+			}
+			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
+				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no refused attempt")
+		}
+	}
+}
+
+// A server that refuses before TLS (server-lite under a reconnect storm: a
+// plain 503 with Retry-After in answer to the ClientHello) gets the agent
+// back within [Retry-After, 2 Retry-After) too, not on the failure backoff.
+func TestRetryAfterBeforeTLSIsHonoured(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(reconnect.PlainRefusal(2))
+			c.(*net.TCPConn).CloseWrite()
+			go func() {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	key, _, _ := testKeys(t)
+	sid := handshake.NodeID(&key.PublicKey)
+	m, err := ParseMSH([]byte(fmt.Sprintf("MeshServer=wss://%s/agent.ashx\nServerID=%X\nMeshID=0x%s\nMeshName=test\n",
+		ln.Addr(), sid[:], strings.Repeat("AB", 48))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startAgent(t, m, t.TempDir(), func(c *Config) { c.BackoffMax = time.Second })
+	for n := 0; n < 2; {
+		select {
+		case e := <-r.events:
+			if e.Kind != EventDisconnected {
+				continue
+			}
+			n++
+			var ref *reconnect.ErrRefused
+			if !errors.As(e.Err, &ref) || !ref.BeforeTLS || reconnect.RetryAfter(e.Err) != 2*time.Second {
+				t.Fatalf("error %v: want a refusal before TLS with Retry-After 2 s", e.Err)
 			}
 			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
 				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)

@@ -103,7 +103,14 @@ func dial(ctx context.Context, url string, sessions tls.ClientSessionCache, loca
 	var h [handshake.HashLen]byte
 	nd := &net.Dialer{LocalAddr: local}
 	d := websocket.Dialer{
-		NetDialContext: nd.DialContext,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// As our agent: a refusal before TLS carries a Retry-After.
+			return reconnect.DetectPlainRefusal(c), nil
+		},
 		// Trust comes from the in-band handshake, as with the C agent
 		// (control.md §3.1): any TLS certificate is accepted here.
 		// X25519 only, as the C agent's OpenSSL offers: Go's default

@@ -104,14 +104,20 @@ func (b *Backoff) next(retryAfter, limit time.Duration) time.Duration {
 }
 
 // ErrRefused is an agent.ashx upgrade the server answered with an HTTP
-// status (503 when busy) instead of a WebSocket.
+// status (503 when busy) instead of a WebSocket, or, with BeforeTLS, a
+// connection it answered in plain HTTP instead of TLS (see
+// DetectPlainRefusal).
 type ErrRefused struct {
-	Status     int
+	Status     int           // 0: a plain answer that was not a readable HTTP response
 	RetryAfter time.Duration // 0: the server gave none
+	BeforeTLS  bool
 }
 
 func (e *ErrRefused) Error() string {
 	s := "server refused the connection: HTTP " + strconv.Itoa(e.Status)
+	if e.BeforeTLS {
+		s = "server refused the connection before TLS: HTTP " + strconv.Itoa(e.Status)
+	}
 	if e.RetryAfter > 0 {
 		s += ", retry after " + e.RetryAfter.String()
 	}

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -86,14 +87,15 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	gate handshakeGate // pending handshakes
+	gate     handshakeGate // pending handshakes
+	draining atomic.Int64  // connections refused before TLS, still being closed (listener.go)
 
 	corePayload []byte // 4 zero bytes + script
 	coreHash    [handshake.HashLen]byte
 
 	wg     sync.WaitGroup // serve goroutines
-	mu     sync.RWMutex
-	conns  map[string]*conn
+	conns  *connShards    // live connection per node; its own locks
+	mu     sync.RWMutex   // subs, nextID, closed
 	subs   map[int]*subscriber
 	nextID int
 	closed bool // Shutdown began: no new sessions (wg.Add must not race wg.Wait)
@@ -139,7 +141,7 @@ func New(cfg Config) *Server {
 			HandshakeTimeout: 20 * time.Second,
 			CheckOrigin:      func(*http.Request) bool { return true },
 		},
-		conns: map[string]*conn{},
+		conns: newConnShards(),
 		subs:  map[int]*subscriber{},
 	}
 	s.corePayload, s.coreHash = CorePayload(cfg.DefaultCore)

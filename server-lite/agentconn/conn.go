@@ -149,14 +149,16 @@ func (c *conn) run() {
 		return
 	}
 	c.res.Cert = nil // parsed certificate: not needed once verified
-	c.s.mu.Lock()
+	// A read lock suffices: Shutdown sets closed under the write lock
+	// before it waits, so no Add follows its Wait.
+	c.s.mu.RLock()
 	if c.s.closed {
-		c.s.mu.Unlock()
+		c.s.mu.RUnlock()
 		c.close(reasonShutdown)
 		return
 	}
 	c.s.wg.Add(1)
-	c.s.mu.Unlock()
+	c.s.mu.RUnlock()
 	if err := c.startSession(); err != nil {
 		c.s.log.Warn("agent refused after authentication", "remote", c.remote, "node", c.nodeID, "reason", err)
 		c.close(err.Error())

@@ -49,6 +49,7 @@ type handshakeGate struct {
 	byAddr  map[string]int
 	pending map[*conn]time.Time
 	pace    pacer
+	open    openGate // connections between accept and their first request (listener.go)
 }
 
 func addrOf(remote string) string {
@@ -70,15 +71,23 @@ func (s *Server) crowded(remote string) (bool, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
-	if lim.PerAddr > 0 && g.byAddr[addrOf(remote)] >= lim.PerAddr {
+	if g.pendingFull(addrOf(remote), now, lim) {
 		return true, g.pace.retryAfter(now, lim.Global)
+	}
+	return false, 0
+}
+
+// pendingFull is crowded's test, with g.mu held.
+func (g *handshakeGate) pendingFull(ip string, now time.Time, lim HandshakeLimits) bool {
+	if lim.PerAddr > 0 && g.byAddr[ip] >= lim.PerAddr {
+		return true
 	}
 	if lim.Global > 0 && len(g.pending) >= lim.Global {
 		if _, t := g.oldest(); now.Sub(t) < g.pace.stalledAfter() {
-			return true, g.pace.retryAfter(now, lim.Global)
+			return true
 		}
 	}
-	return false, 0
+	return false
 }
 
 // oldest returns the longest pending connection (nil if none).
@@ -125,7 +134,9 @@ func (s *Server) admit(c *conn) error {
 func (s *Server) handshakeDone(c *conn, authenticated bool) {
 	s.gate.mu.Lock()
 	if _, ok := s.gate.pending[c]; ok && authenticated {
-		s.gate.pace.completed(time.Since(s.gate.pending[c]))
+		now := time.Now()
+		s.gate.pace.completed(now.Sub(s.gate.pending[c]))
+		s.gate.pace.count(now)
 	}
 	s.gate.drop(c)
 	s.gate.mu.Unlock()
@@ -155,15 +166,58 @@ func (s *Server) handshakeDone(c *conn, authenticated bool) {
 // stalled against the larger one, so handshakes that only slowed down
 // under the storm are not evicted as stalled (each eviction throws away a
 // signature already paid for and sends the agent into its backoff).
+//
+// Little's law needs the limit to be full and D to be the server's own
+// time; on a loaded machine D also holds the agents' side and whatever
+// else shares the CPUs, and then L/D says a fraction of what the server
+// completes: a restart with 19,000 agents (loadgen on the same two CPUs)
+// had all its refusals in the first 12 s and then took agents at a fifth
+// of its CPU for 100 s. So the rate is also measured directly
+// (authentications per second, over windows of at least a second) and
+// slots are spaced by the faster of the two. Erring early is cheap since
+// refusals come before TLS (Listener): an agent back too soon costs a
+// refused TCP connection.
 type pacer struct {
 	avg    time.Duration // slow moving average of successful handshake durations
 	fast   time.Duration // fast one
 	queued float64       // slots handed out and not yet drained
 	at     time.Time     // when queued was last drained
+
+	winStart time.Time // the current counting window
+	winCount int       // authentications in it
+	rate     float64   // authentications per second in the last closed window
+	rateAt   time.Time // when that window closed
 }
 
-// maxRetryAfter bounds the pacer's answer in seconds.
-const maxRetryAfter = 300
+// rateWindow is the shortest window the rate is measured over; a rate
+// older than rateFresh is not used (the server has been idle since).
+const (
+	rateWindow = time.Second
+	rateFresh  = 5 * time.Second
+)
+
+// count records one authentication at now.
+func (p *pacer) count(now time.Time) {
+	if p.winStart.IsZero() {
+		p.winStart = now
+	}
+	p.winCount++
+	if el := now.Sub(p.winStart); el >= rateWindow {
+		p.rate, p.rateAt = float64(p.winCount)/el.Seconds(), now
+		p.winStart, p.winCount = now, 0
+	}
+}
+
+// maxRetryAfter bounds the pacer's answer in seconds. It is short because
+// a refusal costs the server almost nothing now that it comes before TLS
+// (Listener): an agent told to come back too early is refused again for
+// the price of a TCP connection, while one told too late stays offline
+// with the server idle. A restart with 19,000 agents on a loaded 2-CPU
+// machine (the agents simulated on the same CPUs) measured its rate under
+// the storm's first flood and, capped at 300 s, spread the agents over
+// three minutes at a fifth of its CPU. The cap also bounds what an
+// attacker's flood of refused connections can push real agents back by.
+const maxRetryAfter = 30
 
 // stalledAfter is the age from which a pending handshake counts as
 // stalled: four times the larger average, at least minStalled.
@@ -180,8 +234,8 @@ func (p *pacer) completed(d time.Duration) {
 
 // slot is the spacing of the virtual queue for limit pending handshakes:
 // the faster average over limit (1 s per handshake before any is measured,
-// a fresh start).
-func (p *pacer) slot(limit int) time.Duration {
+// a fresh start), or the measured rate's spacing if that is shorter.
+func (p *pacer) slot(now time.Time, limit int) time.Duration {
 	d := min(p.avg, p.fast)
 	if d <= 0 {
 		d = time.Second
@@ -189,13 +243,17 @@ func (p *pacer) slot(limit int) time.Duration {
 	if limit <= 0 {
 		limit = DefaultMaxPending
 	}
-	return max(d/time.Duration(limit), time.Nanosecond)
+	per := d / time.Duration(limit)
+	if p.rate > 0 && now.Sub(p.rateAt) < rateFresh {
+		per = min(per, time.Duration(float64(time.Second)/p.rate))
+	}
+	return max(per, time.Nanosecond)
 }
 
 // retryAfter hands out the next slot for limit pending handshakes and
 // returns the Retry-After in whole seconds, at least 1.
 func (p *pacer) retryAfter(now time.Time, limit int) int {
-	per := p.slot(limit)
+	per := p.slot(now, limit)
 	if el := now.Sub(p.at); el > 0 {
 		p.queued = max(p.queued-float64(el)/float64(per), 0)
 	}

@@ -66,7 +66,7 @@ func TestPacer(t *testing.T) {
 	}{
 		{"fresh start assumes 1 s per handshake", 0, 512, 3000, []int{1, 1, 3, 4}, []int{1, 512, 2048, 3000}},
 		{"fast server: everyone within seconds", 10 * time.Millisecond, 512, 100000, []int{1, 1, 2}, []int{1, 50000, 100000}},
-		{"slow server: spread far, capped", 2 * time.Second, 100, 30000, []int{1, 27, 300}, []int{1, 2000, 30000}},
+		{"slow server: spread far, capped", 2 * time.Second, 100, 30000, []int{1, 27, maxRetryAfter}, []int{1, 2000, 30000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p pacer
@@ -108,8 +108,9 @@ func TestPacerFollowsTheRateNow(t *testing.T) {
 		// Handshakes now take 20 ms: the 3,000 slots drain in 0.12 s.
 		{"fast again: the queue drains at the new rate", 2 * time.Second, 3000, 20 * time.Millisecond, time.Second, 1, 1},
 		// The queue is drained at the new rate, also what remains of it:
-		// 60,000 slots at 0.2 s per 512 handshakes, 1 s later.
-		{"a long queue shrinks by the new rate", 2 * time.Second, 60000, 200 * time.Millisecond, time.Second, 15, 16},
+		// 10,000 slots (39 s at the peak's rate, under the cap), 1 s later
+		// at 0.2 s per 512 handshakes: 7,440 slots, 2.9 s, told as 2 s.
+		{"a long queue shrinks by the new rate", 2 * time.Second, 10000, 200 * time.Millisecond, time.Second, 2, 2},
 		{"capped", 2 * time.Second, 200000, 2 * time.Second, 0, maxRetryAfter, maxRetryAfter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,5 +169,41 @@ func TestStalledAfter(t *testing.T) {
 	}
 	if p.stalledAfter() != minStalled {
 		t.Fatalf("5 ms average: %v", p.stalledAfter())
+	}
+}
+
+// TestPacerMeasuredRate: when the server authenticates faster than
+// Little's law on the measured durations says (they also hold the agents'
+// side on a loaded machine), slots follow the measured rate; a rate from
+// before an idle spell is not used.
+func TestPacerMeasuredRate(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	for _, tc := range []struct {
+		name   string
+		rate   int           // authentications per second measured over the second before t0; 0: none
+		age    time.Duration // how long before the refusals the rate was measured
+		lo, hi int           // Retry-After of the 3,000th refusal at t0+age
+	}{
+		// 3,000 slots at 2 s / 512: 11.7 s, told as 7.8 s.
+		{"no rate measured: Little's law", 0, 0, 8, 8},
+		// 3,000 slots at 1 ms: 3 s, told as 2 s.
+		{"faster measured rate wins", 1000, 0, 2, 2},
+		{"slower measured rate is not used", 100, 0, 8, 8},
+		{"stale rate is not used", 1000, 10 * time.Second, 8, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pacer
+			p.completed(2 * time.Second)
+			for k := range tc.rate + 1 {
+				p.count(t0.Add(-time.Second + time.Duration(k)*time.Second/time.Duration(max(tc.rate, 1))))
+			}
+			var got int
+			for range 3000 {
+				got = p.retryAfter(t0.Add(tc.age), 512)
+			}
+			if got < tc.lo || got > tc.hi {
+				t.Errorf("Retry-After %d, want [%d, %d]", got, tc.lo, tc.hi)
+			}
+		})
 	}
 }

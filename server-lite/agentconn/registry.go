@@ -38,12 +38,11 @@ type AgentInfo struct {
 
 // Agents lists connected, authenticated agents, sorted by node id.
 func (s *Server) Agents() []AgentInfo {
-	s.mu.RLock()
-	out := make([]AgentInfo, 0, len(s.conns))
-	for _, c := range s.conns {
+	conns := s.conns.all()
+	out := make([]AgentInfo, 0, len(conns))
+	for _, c := range conns {
 		out = append(out, c.snapshot())
 	}
-	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
 }
@@ -60,11 +59,7 @@ func (s *Server) Agent(nodeID string) (AgentInfo, bool) {
 // ErrNotConnected is returned when the node has no live connection.
 var ErrNotConnected = errors.New("agentconn: agent not connected")
 
-func (s *Server) lookup(nodeID string) *conn {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.conns[nodeID]
-}
+func (s *Server) lookup(nodeID string) *conn { return s.conns.get(nodeID) }
 
 // SendJSON marshals v and sends it to the agent as one frame. Binary frames
 // are what MeshCentral sends and both agents accept (control.md §3.2).
@@ -153,11 +148,12 @@ func (s *Server) ResetCore(nodeID, who string) error {
 // register makes c the live connection of its node and returns the one it
 // replaced, if any.
 func (s *Server) register(c *conn) *conn {
-	s.mu.Lock()
-	old := s.conns[c.nodeID]
-	s.conns[c.nodeID] = c
+	old := s.conns.put(c)
+	// Read after the put: a Shutdown that set closed before this read
+	// lists the connections after it, so it sees c.
+	s.mu.RLock()
 	closed := s.closed
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if closed {
 		// Shutdown began after this session did and did not see it: close
 		// it here, or Shutdown would wait for the agent to hang up.
@@ -168,13 +164,7 @@ func (s *Server) register(c *conn) *conn {
 
 // unregister removes c if it is still the node's live connection.
 func (s *Server) unregister(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns[c.nodeID] == c {
-		delete(s.conns, c.nodeID)
-		return true
-	}
-	return false
+	return s.conns.remove(c)
 }
 
 // Shutdown closes every agent connection, waits until each has recorded
@@ -185,11 +175,8 @@ func (s *Server) unregister(c *conn) bool {
 func (s *Server) Shutdown() {
 	s.mu.Lock()
 	s.closed = true
-	conns := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
+	conns := s.conns.all() // after closed is set: see register
 	// Closing a TLS connection writes its close_notify; with tens of
 	// thousands connected, one goroutine doing that in turn, while every
 	// closed connection's goroutine competes for the CPUs to record its

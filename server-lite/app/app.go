@@ -364,9 +364,12 @@ func (a *App) Start() {
 		ReadHeaderTimeout: 20 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(slogWriter{a.log}, "", 0),
+		// With the agents' listener gate: while handshakes are crowded a
+		// new connection is refused before TLS (agentconn.Listener).
+		ConnState: a.Agents.ConnState,
 	}
 	go func() {
-		err := a.srv.ServeTLS(a.ln, "", "")
+		err := a.srv.ServeTLS(a.Agents.Listener(a.ln), "", "")
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("server stopped", "err", err)
 		}

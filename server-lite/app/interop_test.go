@@ -3,16 +3,23 @@
 package app
 
 import (
+	"bufio"
+	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/proto/reconnect"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
@@ -248,5 +255,121 @@ func TestInteropCAgent(t *testing.T) {
 	}
 	if kinds[store.EvConnect] < 3 || kinds[store.EvDisconnect] < 2 || kinds[store.EvCorePush] < 2 {
 		t.Fatalf("event log %v", kinds)
+	}
+}
+
+// refusingFront listens on loopback and passes connections through to
+// target, except during the first refuseFor, when it refuses each: before
+// TLS as agentconn.Listener does under a storm (a plain 503 with
+// Retry-After 1 instead of the ServerHello), or, with afterTLS (web
+// certificate given), as the 503 gate in agentconn's ServeHTTP does (TLS,
+// then 503 to the upgrade). It returns its address and the times
+// connections arrived.
+func refusingFront(t *testing.T, target string, refuseFor time.Duration, afterTLS *tls.Certificate) (string, func() []time.Duration) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	start := time.Now()
+	var mu sync.Mutex
+	var arrivals []time.Duration
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			at := time.Since(start)
+			mu.Lock()
+			arrivals = append(arrivals, at)
+			mu.Unlock()
+			if at < refuseFor && afterTLS != nil {
+				go func() {
+					defer c.Close()
+					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*afterTLS}})
+					tc.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+						return
+					}
+					io.WriteString(tc, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					tc.Close()
+				}()
+				continue
+			}
+			if at < refuseFor {
+				c.Write(reconnect.PlainRefusal(1))
+				c.(*net.TCPConn).CloseWrite()
+				go func() {
+					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					io.Copy(io.Discard, c)
+					c.Close()
+				}()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+			go func() { io.Copy(c, up); c.Close(); up.Close() }()
+		}
+	}()
+	return ln.Addr().String(), func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(arrivals)
+	}
+}
+
+// TestInteropCAgentRefused: MeshCentral's C agent, refused before TLS
+// (server-lite's answer under a reconnect storm, which the C agent reads
+// as a failed TLS handshake) keeps retrying and comes back once
+// connections are let through, as it does after the 503 to the upgrade.
+// The attempt times are logged to compare its schedule in both cases.
+func TestInteropCAgentRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("interop test")
+	}
+	bin := cAgentPath(t)
+	for _, afterTLS := range []bool{false, true} {
+		name := "before TLS"
+		if afterTLS {
+			name = "503 after TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			a := startApp(t, filepath.Join(t.TempDir(), "data"), freePort(t))
+			defer a.Close()
+			ch := subscribe(a)
+			const refuseFor = 15 * time.Second
+			var cert *tls.Certificate
+			if afterTLS {
+				cert = &a.Certs.Web
+			}
+			front, arrivals := refusingFront(t, a.Addr(), refuseFor, cert)
+			msh, err := os.ReadFile(a.MshPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msh = []byte(strings.Replace(string(msh), a.AgentURL(), "wss://"+front+"/agent.ashx", 1))
+			if !strings.Contains(string(msh), front) {
+				t.Fatalf("no MeshServer line to point at the front in\n%s", msh)
+			}
+			startCAgent(t, bin, t.TempDir(), msh)
+			waitEvent(t, ch, refuseFor+120*time.Second, "connect after the refusals", func(e agentconn.Event) bool { return e.Kind == agentconn.Connected })
+			got := arrivals()
+			t.Logf("the C agent's attempts (since the front started): %v", got)
+			refused := 0
+			for _, at := range got {
+				if at < refuseFor {
+					refused++
+				}
+			}
+			if refused < 2 {
+				t.Fatalf("%d attempts refused; want the C agent to have retried after a refusal (attempts %v)", refused, got)
+			}
+		})
 	}
 }

@@ -99,6 +99,7 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 	fmt.Printf("restart storm: %d agents connected; agents retry on %s\n", n, sched)
 	var (
 		online, refused, failed, attempts atomic.Int64
+		refusedEarly                      atomic.Int64 // of refused: before TLS
 		mu                                sync.Mutex
 		offline                           []time.Duration
 		backAt                            []time.Duration // since the restart began
@@ -150,8 +151,11 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 					mu.Unlock()
 					return
 				}
-				if errors.As(err, new(*reconnect.ErrRefused)) {
+				if r := (*reconnect.ErrRefused)(nil); errors.As(err, &r) {
 					refused.Add(1)
+					if r.BeforeTLS {
+						refusedEarly.Add(1)
+					}
 				} else if ctx.Err() == nil {
 					mu.Lock()
 					errKinds[errKind(err)]++
@@ -210,8 +214,8 @@ func stormPhase(srv *liteServer, conns []*simagent.Conn, opts func(int, []byte) 
 	} else {
 		fmt.Printf("  all %d back online %.2fs after the restart began (%.2fs after the server listened again)\n", n, all.Seconds(), (all - tUp).Seconds())
 	}
-	fmt.Printf("  new server's CPU until then: %.1f s (%.2f ms per agent), %d attempts, %d refused busy (503), %d dropped before the restart\n",
-		cpu.Seconds(), ms(cpu)/float64(max(online.Load(), 1)), attempts.Load(), refused.Load(), failed.Load())
+	fmt.Printf("  new server's CPU until then: %.1f s (%.2f ms per agent), %d attempts, %d refused busy (503; %d of them before TLS), %d dropped before the restart\n",
+		cpu.Seconds(), ms(cpu)/float64(max(online.Load(), 1)), attempts.Load(), refused.Load(), refusedEarly.Load(), failed.Load())
 	fmt.Printf("  loadgen's own CPU meanwhile (the agents' side: TLS, signatures): %.1f s\n", self.Seconds())
 	for k, v := range errKinds {
 		fmt.Printf("  failed attempts: %d x %s\n", v, k)
