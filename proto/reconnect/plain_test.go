@@ -196,3 +196,70 @@ func TestDetectPlainRefusalWebSocket(t *testing.T) {
 		t.Fatalf("NextAfter = %v, want within [12s, 24s)", got)
 	}
 }
+
+// scriptedConn is a net.Conn whose reads return data in chunks of at most
+// chunk bytes, then io.EOF; writes are discarded.
+type scriptedConn struct {
+	net.Conn // nil: only Read and Write are used
+	data     []byte
+	chunk    int
+}
+
+func (c *scriptedConn) Read(b []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), c.chunk)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func (c *scriptedConn) Write(b []byte) (int, error) { return len(b), nil }
+
+// FuzzDetectPlainRefusal feeds any server answer, in any chunking, to the
+// detector after a ClientHello: an answer that starts with "HTTP/" is a
+// refusal before TLS; anything else reaches the TLS client byte for byte.
+func FuzzDetectPlainRefusal(f *testing.F) {
+	f.Add(PlainRefusal(7), 3)
+	f.Add([]byte("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 99999999999\r\n\r\n"), 1)
+	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nbody"), 64)
+	f.Add([]byte("HTTP"), 2)
+	f.Add([]byte{0x16, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28}, 5)
+	f.Add([]byte{}, 1)
+	f.Fuzz(func(t *testing.T, answer []byte, chunk int) {
+		chunk = 1 + abs(chunk)%600
+		c := DetectPlainRefusal(&scriptedConn{data: append([]byte(nil), answer...), chunk: chunk})
+		c.Write([]byte{recordTypeHandshake, 3, 1, 0, 0})
+		var got []byte
+		buf := make([]byte, 1+chunk%300)
+		var err error
+		for range len(answer) + 2 {
+			var n int
+			n, err = c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		var r *ErrRefused
+		if strings.HasPrefix(string(answer), "HTTP/") {
+			if !errors.As(err, &r) || !r.BeforeTLS {
+				t.Fatalf("answer %q read as %q, %v; want a refusal before TLS", answer, got, err)
+			}
+			return
+		}
+		if errors.As(err, &r) {
+			t.Fatalf("answer %q not starting with HTTP/ read as a refusal: %v", answer, err)
+		}
+		if string(got) != string(answer) {
+			t.Fatalf("answer %q reached the TLS client as %q", answer, got)
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
