@@ -56,6 +56,19 @@ func cAgentBinary() string {
 	return ""
 }
 
+// CAgentPath returns the path of MeshCentral's C agent for this machine
+// in the installed package (installing it when missing), for tests that
+// run the binary themselves. It skips the test on platforms without a C
+// agent build.
+func CAgentPath(t testing.TB) string {
+	t.Helper()
+	name := cAgentBinary()
+	if name == "" {
+		t.Skipf("mctest: no C MeshAgent build for %s/%s", runtime.GOOS, runtime.GOARCH)
+	}
+	return filepath.Join(Install(t), "agents", name)
+}
+
 // StartCAgent copies MeshCentral's C agent for this machine
 // (agents/meshagent_x86-64 on linux/amd64) into a temporary directory as
 // "meshagent", writes msh there as meshagent.msh and runs `./meshagent run`
@@ -73,11 +86,7 @@ func StartCAgentWith(t testing.TB, msh []byte, o CAgentOptions) *CAgent {
 	if len(o.Hosts) > 0 && os.Geteuid() != 0 {
 		t.Skip("mctest: a private /etc/hosts for the C agent needs root")
 	}
-	name := cAgentBinary()
-	if name == "" {
-		t.Skipf("mctest: no C MeshAgent build for %s/%s", runtime.GOOS, runtime.GOARCH)
-	}
-	src := filepath.Join(Install(t), "agents", name)
+	src := CAgentPath(t)
 	dir := t.TempDir()
 	bin, err := os.ReadFile(src)
 	if err != nil {

@@ -19,26 +19,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/mctest"
 	"github.com/meshgo/meshagent/proto/reconnect"
 	"github.com/meshgo/meshagent/server-lite/agentconn"
 	"github.com/meshgo/meshagent/server-lite/store"
 )
 
-// cAgentPath finds MeshCentral's C agent for this machine.
+// cAgentPath finds MeshCentral's C agent for this machine: the one
+// MESHCENTRAL_AGENT names, else the one in the meshcentral package the
+// interop harness installs (as CI does).
 func cAgentPath(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{
-		os.Getenv("MESHCENTRAL_AGENT"),
-		"/work/mc/node_modules/meshcentral/agents/meshagent_x86-64",
-	} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
+	if p := os.Getenv("MESHCENTRAL_AGENT"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("MESHCENTRAL_AGENT: %v", err)
 		}
+		return p
 	}
-	t.Skip("C agent (meshagent_x86-64) not found; set MESHCENTRAL_AGENT")
-	return ""
+	return mctest.CAgentPath(t)
 }
 
 type cAgent struct {
