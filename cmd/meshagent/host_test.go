@@ -52,3 +52,55 @@ func TestScriptTunnels(t *testing.T) {
 		t.Errorf("tunnels %+v", got)
 	}
 }
+
+// trimPolicy: activity arms a trim; a session starting while one is pending
+// trims at once, at most once per trimQuiet.
+func TestTrimPolicy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type step struct {
+		kind core.EventKind
+		at   time.Duration // after t0
+		want trimAction
+	}
+	for _, tc := range []struct {
+		name  string
+		fired time.Duration // the armed timer fired at t0+fired (0: never)
+		steps []step
+	}{
+		{"start-up arms a trim", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventAuthenticated, time.Second, trimArm},
+		}},
+		{"a session within the quiet period trims at once", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventSessionStarted, 2 * time.Second, trimNow},
+		}},
+		{"nothing pending after the timer fired: no trim", 5 * time.Second, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventSessionStarted, 6 * time.Second, trimNone},
+		}},
+		{"back-to-back sessions: at most one trim per quiet period", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventSessionStarted, time.Second, trimNow},
+			{core.EventSessionEnded, 2 * time.Second, trimArm},
+			{core.EventSessionStarted, 3 * time.Second, trimNone},
+			{core.EventSessionEnded, 4 * time.Second, trimArm},
+			{core.EventSessionStarted, 6 * time.Second, trimNow},
+		}},
+		{"a session with nothing pending: no trim", 0, []step{
+			{core.EventSessionStarted, 0, trimNone},
+			{core.EventDialing, time.Second, trimNone},
+			{core.EventDisconnected, 2 * time.Second, trimNone},
+		}},
+	} {
+		var p trimPolicy
+		for i, s := range tc.steps {
+			if tc.fired != 0 && s.at >= tc.fired && p.pending {
+				p.trimmed(t0.Add(tc.fired))
+			}
+			if got := p.event(s.kind, t0.Add(s.at)); got != s.want {
+				t.Errorf("%s: step %d (%v at %v): %d, want %d", tc.name, i, s.kind, s.at, got, s.want)
+			}
+		}
+	}
+}
