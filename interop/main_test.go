@@ -39,6 +39,7 @@ type agentProc struct {
 	t       testing.TB
 	dir     string
 	args    []string
+	bin     string              // the agent binary; "" means agentBin
 	env     []string            // added to the test's environment
 	cred    *syscall.Credential // nil: run as the test's user
 	cmd     *exec.Cmd
@@ -72,11 +73,17 @@ func startAgent(t testing.TB, msh []byte, extra ...string) *agentProc {
 // startAgentEnv is startAgent with env added to the agent's environment.
 func startAgentEnv(t testing.TB, msh []byte, env []string, extra ...string) *agentProc {
 	t.Helper()
+	return startAgentBin(t, "", msh, env, extra...)
+}
+
+// startAgentBin is startAgentEnv for the agent binary bin ("" for agentBin).
+func startAgentBin(t testing.TB, bin string, msh []byte, env []string, extra ...string) *agentProc {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "meshagent.msh"), msh, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &agentProc{t: t, dir: dir, env: env, args: append([]string{"run", "--msh", filepath.Join(dir, "meshagent.msh"), "--log-level", "debug"}, extra...)}
+	a := &agentProc{t: t, dir: dir, bin: bin, env: env, args: append([]string{"run", "--msh", filepath.Join(dir, "meshagent.msh"), "--log-level", "debug"}, extra...)}
 	a.start()
 	t.Cleanup(func() {
 		a.stop()
@@ -90,7 +97,11 @@ func startAgentEnv(t testing.TB, msh []byte, env []string, extra ...string) *age
 func (a *agentProc) start() {
 	a.t.Helper()
 	a.log = &syncBuffer{}
-	a.cmd = exec.Command(agentBin, a.args...)
+	bin := a.bin
+	if bin == "" {
+		bin = agentBin
+	}
+	a.cmd = exec.Command(bin, a.args...)
 	a.cmd.Env = agentbin.Env(a.env...)
 	if a.cred != nil {
 		a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}

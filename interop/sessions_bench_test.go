@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 )
 
@@ -123,14 +124,21 @@ func measureSessions(b *testing.B, srv *mctest.Server, nodeID string, pid int) s
 
 // BenchmarkSessions prints, side by side with the real C agent on the same
 // MeshCentral: 50 MiB upload and download throughput through the relay,
-// the agent's peak RSS, and the terminal keystroke echo round trip.
+// the agent's peak RSS, and the terminal keystroke echo round trip. Our
+// agent is the release build (static, stripped), as the C agent is.
 //
 //	go test ./interop -run '^$' -bench Sessions -benchtime 1x
 //	MESHGO_BENCH_MIB=1024 go test ./interop -run '^$' -bench Sessions -benchtime 1x -timeout 1h
 func BenchmarkSessions(b *testing.B) {
 	srv := mctest.Shared(b)
 	ourMesh := srv.AddDeviceGroup(b, "bench-sessions-ours")
-	ours := startAgent(b, srv.MSH(b, ourMesh))
+	// The binary that ships (build/release.sh's flags): the test build
+	// links cgo, and libc and the loader would count in its RSS.
+	rel, err := agentbin.BuildRelease()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ours := startAgentBin(b, rel, srv.MSH(b, ourMesh), nil)
 	if _, ok := ours.waitLog(60*time.Second, "core started"); !ok {
 		b.Fatal("our agent did not start its core")
 	}
@@ -144,17 +152,18 @@ func BenchmarkSessions(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		fo := measureSessions(b, srv, ourID, ours.cmd.Process.Pid)
 		fc := measureSessions(b, srv, cdev.ID, c.PID())
-		row := func(name string, o, c float64, unit string) {
-			fmt.Printf("%-30s %10.1f %10.1f %8.2fx  %s\n", name, o, c, o/c, unit)
+		rowP := func(name string, prec int, o, c float64, unit string) {
+			fmt.Printf("%-30s %10.*f %10.*f %8.2fx  %s\n", name, prec, o, prec, c, o/c, unit)
 		}
+		row := func(name string, o, c float64, unit string) { rowP(name, 1, o, c, unit) }
 		fmt.Printf("\n%-30s %10s %10s %9s\n", fmt.Sprintf("figure (%d MiB, via relay)", benchSize(b)>>20), "ours", "C agent", "ratio")
 		row("upload", fo.up, fc.up, "MiB/s")
 		row("download", fo.down, fc.down, "MiB/s")
 		row("agent peak RSS in transfers", float64(fo.peakKB)/1024, float64(fc.peakKB)/1024, "MB")
 		row("  of which during upload", float64(fo.upKB)/1024, float64(fc.upKB)/1024, "MB")
 		// CPU per 50 MiB holds when the machine is loaded and MiB/s does not.
-		row("agent CPU per 50 MiB, upload", fo.upCPU, fc.upCPU, "s")
-		row("agent CPU per 50 MiB, download", fo.downCPU, fc.downCPU, "s")
+		rowP("agent CPU per 50 MiB, upload", 2, fo.upCPU, fc.upCPU, "s")
+		rowP("agent CPU per 50 MiB, download", 2, fo.downCPU, fc.downCPU, "s")
 		row("keystroke echo (median)", ms(fo.rtt), ms(fc.rtt), "ms")
 		if p := os.Getenv("MESHGO_BENCH_AGENTLOG"); p != "" {
 			// Our agent's log (with GODEBUG=gctrace=1, its collections).

@@ -134,15 +134,16 @@ type UpdateConn = agentupdate.Conn
 type EventKind int
 
 const (
-	EventDialing       EventKind = iota // starting a connection attempt
-	EventAuthenticated                  // server sent 4: the agent is online
-	EventDisconnected                   // a connection ended (Err says why)
-	EventCoreStarted                    // a core started (Name)
-	EventSessionEnded                   // a relay session ended (Name: its kind)
+	EventDialing        EventKind = iota // starting a connection attempt
+	EventAuthenticated                   // server sent 4: the agent is online
+	EventDisconnected                    // a connection ended (Err says why)
+	EventCoreStarted                     // a core started (Name)
+	EventSessionEnded                    // a relay session ended (Name: its kind)
+	EventSessionStarted                  // a relay session passed its checks and is served (Name: its kind)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"dialing", "authenticated", "disconnected", "core-started", "session-ended"}[k]
+	return [...]string{"dialing", "authenticated", "disconnected", "core-started", "session-ended", "session-started"}[k]
 }
 
 // Event describes one life-cycle step.

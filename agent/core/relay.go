@@ -281,6 +281,7 @@ func (a *Agent) runTunnel(ctx context.Context, c *controlConn, target string, re
 	a.log.Info("relay session started", "protocol", proto, "user", info.UserID, "from", info.RemoteIP)
 	kind := sessionKind(proto)
 	a.audit(info, fmt.Sprintf("Started %s session", kind))
+	a.emit(Event{Kind: EventSessionStarted, Name: kind})
 	ctx, end := context.WithCancel(ctx)
 	defer end()
 	served := ch
@@ -311,6 +312,7 @@ func (a *Agent) forward(ctx context.Context, ch session.Channel, info session.In
 	defer cancel()
 	a.log.Info("port forwarding started", "network", t.Network, "target", t.Addr(), "user", info.UserID, "from", info.RemoteIP)
 	a.audit(info, fmt.Sprintf("Started %s forwarding to %s", t.Network, t.Addr()))
+	a.emit(Event{Kind: EventSessionStarted, Name: t.Network})
 	id := a.sessions.open(a, OpenSession{Kind: t.Network, UserID: info.UserID, Username: info.Username,
 		GuestName: req.GuestName, RemoteAddr: info.RemoteIP, Target: t.Addr()}, t.Network,
 		func() { cancel(); ch.Close() })

@@ -65,6 +65,6 @@ func downloadWindow(c *client, path string, ack int) int {
 		if f.Data[3]&1 != 0 {
 			return n
 		}
-		c.cmd(false, map[string]any{"action": "download", "sub": "ack", "id": path})
+		c.cmd(false, clientAck(path))
 	}
 }

@@ -147,6 +147,12 @@ func (s *fileSession) run() error {
 			}
 			continue
 		}
+		if s.dl != nil && isDownloadAck(f.Data, s.dl.id) {
+			if err := s.downloadAck(s.dl); err != nil {
+				return err
+			}
+			continue
+		}
 		req, err := parseRequest(f.Data)
 		if err != nil {
 			s.log.Debug("ignoring non-JSON frame", "binary", f.Binary, "len", len(f.Data))

@@ -137,7 +137,7 @@ func downloadWebUI(c *client, path string) ([]byte, reply) {
 		if binary.BigEndian.Uint32(f.Data)&1 != 0 {
 			return out.Bytes(), r
 		}
-		c.cmd(true, map[string]any{"action": "download", "sub": "ack", "id": id})
+		c.cmd(true, clientAck(id))
 	}
 }
 
@@ -161,7 +161,7 @@ func downloadMeshctrl(c *client, path string) []byte {
 		if f.Data[3]&1 != 0 {
 			return out.Bytes()
 		}
-		c.cmd(false, map[string]any{"action": "download", "sub": "ack", "id": path})
+		c.cmd(false, clientAck(path))
 	}
 }
 
@@ -486,7 +486,7 @@ func TestLastBlockWaitsForAcks(t *testing.T) {
 	}
 	c.noReply(200 * time.Millisecond) // the last block waits for the acks
 	for i := 0; i < 3; i++ {
-		c.cmd(false, map[string]any{"action": "download", "sub": "ack", "id": path})
+		c.cmd(false, clientAck(path))
 	}
 	f := c.next()
 	if f.Data[3]&1 == 0 {
@@ -495,5 +495,80 @@ func TestLastBlockWaitsForAcks(t *testing.T) {
 	got.Write(f.Data[4:])
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatal("downloaded data differs")
+	}
+}
+
+// clientAck is a block ack as MeshCentral's clients spell it
+// (JSON.stringify keeps this key order).
+func clientAck(id any) any {
+	return struct {
+		Action string `json:"action"`
+		Sub    string `json:"sub"`
+		ID     any    `json:"id"`
+	}{"download", "ack", id}
+}
+
+func TestIsDownloadAck(t *testing.T) {
+	for _, tc := range []struct {
+		data, id string
+		want     bool
+	}{
+		{`{"action":"download","sub":"ack","id":"/tmp/a b"}`, `"/tmp/a b"`, true},
+		{`{"action":"download","sub":"ack","id":0.6180339}`, `0.6180339`, true},
+		{`{"action":"download","sub":"ack","id":0.6180339}`, `0.618033`, false},
+		{`{"action":"download","sub":"ack","id":12}`, `1`, false},
+		{`{"action":"download","sub":"ack","id":1}x`, `1`, false},
+		{`{"action":"download","sub":"ack","id":1,"x":2}`, `1`, false},
+		{`{"action":"download","sub":"ack","id":1`, `1`, false},
+		{`{"action":"download","sub":"stop","id":1}`, `1`, false},
+		{`{"action":"download","id":1,"sub":"ack"}`, `1`, false}, // the general parser's case
+		{`{"action":"download","sub":"ack","id":}`, ``, false},
+	} {
+		if got := isDownloadAck([]byte(tc.data), []byte(tc.id)); got != tc.want {
+			t.Errorf("isDownloadAck(%s, %s) = %v, want %v", tc.data, tc.id, got, tc.want)
+		}
+	}
+}
+
+// Acks spelled other than the clients' (other key order, spaces) take the
+// general parser and drive the download the same way.
+func TestDownloadAckSpellings(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.bin")
+	data := randomData(t, 5*blockData+7)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ack  func(id string) []byte
+	}{
+		{"clients' spelling", func(id string) []byte { b, _ := json.Marshal(clientAck(id)); return b }},
+		{"sorted keys", func(id string) []byte {
+			b, _ := json.Marshal(map[string]any{"action": "download", "sub": "ack", "id": id})
+			return b
+		}},
+		{"spaces", func(id string) []byte {
+			return []byte(`{ "action": "download", "sub": "ack", "id": "` + id + `" }`)
+		}},
+	} {
+		c := startFiles(t, wsTransport, adminInfo())
+		c.cmd(false, map[string]any{"action": "download", "sub": "start", "id": p, "path": p})
+		if r := c.nextJSON(); r.M["sub"] != "start" {
+			t.Fatalf("%s: start reply %s", tc.name, r.Raw)
+		}
+		c.cmd(false, map[string]any{"action": "download", "sub": "startack", "id": p, "ack": 1})
+		var out bytes.Buffer
+		for {
+			f := c.next()
+			out.Write(f.Data[4:])
+			if f.Data[3]&1 != 0 {
+				break
+			}
+			c.sendRaw(session.Frame{Data: tc.ack(p)})
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Errorf("%s: got %d bytes, want the file's %d", tc.name, out.Len(), len(data))
+		}
 	}
 }

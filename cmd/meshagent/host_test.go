@@ -52,3 +52,62 @@ func TestScriptTunnels(t *testing.T) {
 		t.Errorf("tunnels %+v", got)
 	}
 }
+
+// trimPolicy: activity arms a trim (start-up an early one too); a session
+// starting while one is pending trims at once, at most once per trimQuiet.
+func TestTrimPolicy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type step struct {
+		kind core.EventKind
+		at   time.Duration // after t0
+		want trimAction
+	}
+	for _, tc := range []struct {
+		name         string
+		early, fired time.Duration // the early and the armed timer fired at t0+these (0: never)
+		steps        []step
+	}{
+		{"start-up arms an early trim", 0, 0, []step{
+			{core.EventAuthenticated, 0, trimArmEarly},
+			{core.EventCoreStarted, 10 * time.Millisecond, trimArmEarly},
+		}},
+		{"a session before any trim trims at once", 0, 0, []step{
+			{core.EventCoreStarted, 0, trimArmEarly},
+			{core.EventSessionStarted, 500 * time.Millisecond, trimNow},
+		}},
+		{"a session just after the early trim: none", time.Second, 0, []step{
+			{core.EventCoreStarted, 0, trimArmEarly},
+			{core.EventSessionStarted, 2 * time.Second, trimNone},
+		}},
+		{"nothing pending after the timer fired: no trim", time.Second, 5 * time.Second, []step{
+			{core.EventCoreStarted, 0, trimArmEarly},
+			{core.EventSessionStarted, 6 * time.Second, trimNone},
+		}},
+		{"back-to-back sessions: at most one trim per quiet period", 0, 0, []step{
+			{core.EventSessionEnded, 0, trimArm},
+			{core.EventSessionStarted, time.Second, trimNow},
+			{core.EventSessionEnded, 2 * time.Second, trimArm},
+			{core.EventSessionStarted, 3 * time.Second, trimNone},
+			{core.EventSessionEnded, 4 * time.Second, trimArm},
+			{core.EventSessionStarted, 6 * time.Second, trimNow},
+		}},
+		{"a session with nothing pending: no trim", 0, 0, []step{
+			{core.EventSessionStarted, 0, trimNone},
+			{core.EventDialing, time.Second, trimNone},
+			{core.EventDisconnected, 2 * time.Second, trimNone},
+		}},
+	} {
+		var p trimPolicy
+		for i, s := range tc.steps {
+			if tc.early != 0 && s.at >= tc.early && p.lastTrim.IsZero() {
+				p.trimmedEarly(t0.Add(tc.early))
+			}
+			if tc.fired != 0 && s.at >= tc.fired && p.pending {
+				p.trimmed(t0.Add(tc.fired))
+			}
+			if got := p.event(s.kind, t0.Add(s.at)); got != s.want {
+				t.Errorf("%s: step %d (%v at %v): %d, want %d", tc.name, i, s.kind, s.at, got, s.want)
+			}
+		}
+	}
+}

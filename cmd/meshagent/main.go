@@ -63,8 +63,9 @@ func main() {
 // a second during a desktop session, whose previous-frame copy alone is
 // 8 MB at 1080p; the ceiling still bounds that case the same way).
 // GOGC=400 pays only while the core runs JS, so once the script host
-// exists the governor sets GOGC=100 for a small heap whenever the
-// core is quiet (memGovernor.LeanWhen, wired in newScriptHost).
+// exists the governor sets a low GOGC (memtrim's leanPercent) for a
+// small heap whenever the core is quiet (memGovernor.LeanWhen, wired in
+// newScriptHost).
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

@@ -29,7 +29,12 @@ func Govern(floor, ceiling int64) *Governor {
 		g.baseGOGC = int64(s[0].Value.Uint64())
 	}
 	g.curGOGC = g.baseGOGC
-	debug.SetMemoryLimit(ceiling) // until the first collection measures
+	// Until the first collection measures, the floor: the ceiling let an
+	// agent that had not collected yet (its first seconds) grow to GOGC=400's
+	// 16 MiB heap goal, and a file transfer then peaked at 17-18 MB RssAnon
+	// against 7-9 MB once a collection had set the limit (interop
+	// BenchmarkSessions).
+	debug.SetMemoryLimit(floor)
 	g.arm()
 	return g
 }
@@ -48,13 +53,13 @@ type Governor struct {
 // Stop ends the policy; the last limit stays in place.
 func (g *Governor) Stop() { g.stopped.Store(true) }
 
-// LeanWhen makes the policy set GOGC=100 for a small heap whenever lean
-// reports true, and put the starting GOGC and the governed limit back when
-// it reports false. The high GOGC only pays while the script runtime is
+// LeanWhen makes the policy set GOGC=leanPercent for a small heap whenever
+// lean reports true, and put the starting GOGC and the governed limit back
+// when it reports false. The high GOGC only pays while the script runtime is
 // busy (goja's allocation-heavy turns); the rest of the time, a file
 // transfer's garbage in GOGC=400's headroom was 3-4 MB of the agent's peak
 // RSS (interop BenchmarkSessions, download RssAnon 11.3-11.9 MB, 7.9 MB
-// lean, for 0.1-0.2 s more agent CPU per 50 MiB). While lean there is no
+// lean at GOGC=100, for 0.1-0.2 s more agent CPU per 50 MiB). While lean there is no
 // soft limit below the ceiling: a limit near the live heap leaves no room
 // for the runtime's free and fragmented pages, and the collector then ran
 // every few milliseconds (10x the CPU per transfer, measured). lean is
@@ -115,7 +120,7 @@ func (g *Governor) adjust() {
 		g.curGOGC, gogc = want, want
 	}
 	if g.curGOGC != g.baseGOGC {
-		// Lean: GOGC=100 paces the heap by itself (see LeanWhen).
+		// Lean: leanPercent paces the heap by itself (see LeanWhen).
 		debug.SetMemoryLimit(g.ceiling)
 		return
 	}
@@ -132,15 +137,25 @@ func governedLimit(live, nonHeap, gogc, floor, ceiling int64) int64 {
 	return min(max(nonHeap+live+live*gogc/100, floor), ceiling)
 }
 
-// leanGOGC is the GOGC for a live heap: 100 while lean and the heap is
-// below leanMaxLive, when the starting GOGC is higher; the starting GOGC
-// otherwise.
+// leanGOGC is the GOGC for a live heap: leanPercent while lean and the
+// heap is below leanMaxLive, when the starting GOGC is higher; the
+// starting GOGC otherwise.
 func leanGOGC(base, live int64, lean bool) int64 {
-	if lean && base > 100 && live < leanMaxLive {
-		return 100
+	if lean && base > leanPercent && live < leanMaxLive {
+		return leanPercent
 	}
 	return base
 }
 
-// leanMaxLive is the largest live heap LeanWhen paces at GOGC=100.
+// leanPercent is the GOGC of lean pacing. 50 rather than 100 halves the
+// heap's minimum goal (4 MiB × GOGC/100) for the small heap an agent holds
+// while the script runtime is quiet: peak RssAnon during a 50 MiB download
+// through the relay 6.5-6.8 MB against 7.5-8.1 at 100, for agent CPU per
+// 50 MiB within the runs' noise (0.25-0.37 s against 0.19-0.35 s; interop
+// BenchmarkSessions, release build, two runs each, machine loaded); 25 kept
+// RssAnon at 6.6-6.8 MB, no lower. A download makes about 2 MB of garbage
+// per 50 MiB since block acks skip the request parser.
+const leanPercent = 50
+
+// leanMaxLive is the largest live heap LeanWhen paces at leanPercent.
 const leanMaxLive = 4 << 20

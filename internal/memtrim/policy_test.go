@@ -59,6 +59,21 @@ func TestGovernFollowsCollections(t *testing.T) {
 	}
 }
 
+// Govern puts the floor in force at once, not only after the first
+// collection it sees.
+func TestGovernStartsAtFloor(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	const floor, ceil = 64 << 20, 1 << 30
+	g := Govern(floor, ceil)
+	defer g.Stop()
+	// A collection racing with this check would set GOGC's limit for this
+	// test's small heap, which is the floor too.
+	if l := debug.SetMemoryLimit(-1); l != floor {
+		t.Errorf("limit %d MiB right after Govern, want the floor %d MiB", l>>20, floor>>20)
+	}
+}
+
 func TestLeanGOGC(t *testing.T) {
 	const mb = 1 << 20
 	for _, tc := range []struct {
@@ -68,9 +83,10 @@ func TestLeanGOGC(t *testing.T) {
 		want       int64
 	}{
 		{"busy: the starting GOGC", 400, 1 * mb, false, 400},
-		{"quiet, small heap: 100", 400, 1 * mb, true, 100},
+		{"quiet, small heap: leanPercent", 400, 1 * mb, true, leanPercent},
 		{"quiet, large heap (desktop frames): the starting GOGC", 400, 12 * mb, true, 400},
 		{"started at GOGC=50: never raised", 50, 1 * mb, true, 50},
+		{"started at GOGC=40: never raised", 40, 1 * mb, true, 40},
 		{"started with GOGC=off: left off", -1, 1 * mb, true, -1},
 	} {
 		if got := leanGOGC(tc.base, tc.live, tc.lean); got != tc.want {
@@ -79,7 +95,7 @@ func TestLeanGOGC(t *testing.T) {
 	}
 }
 
-// With LeanWhen reporting true, this test's small heap gets GOGC=100;
+// With LeanWhen reporting true, this test's small heap gets leanPercent;
 // reporting false brings the starting GOGC back.
 func TestGovernLean(t *testing.T) {
 	oldLimit := debug.SetMemoryLimit(-1)
@@ -108,7 +124,7 @@ func TestGovernLean(t *testing.T) {
 	}
 	waitGOGC(400)
 	lean.Store(true)
-	waitGOGC(100)
+	waitGOGC(leanPercent)
 	if l := debug.SetMemoryLimit(-1); l != 1<<30 {
 		t.Errorf("lean: limit %d MiB, want the ceiling", l>>20)
 	}
