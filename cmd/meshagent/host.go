@@ -124,20 +124,16 @@ func sessionHandlers(log *slog.Logger, agent func() *core.Agent, us *userSession
 // (trimPolicy), before its own work.
 func trimAfterActivity() func(core.Event) {
 	var mu sync.Mutex
-	var t, early *time.Timer
+	var t *time.Timer
 	var p trimPolicy
 	return func(e core.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		now := time.Now()
-		act := p.event(e.Kind, now)
-		switch act {
-		case trimArm, trimArmEarly:
+		switch p.event(e.Kind, now) {
+		case trimArm:
 			if t != nil {
 				t.Stop()
-			}
-			if early != nil {
-				early.Stop()
 			}
 			t = time.AfterFunc(trimQuiet, func() {
 				mu.Lock()
@@ -145,14 +141,6 @@ func trimAfterActivity() func(core.Event) {
 				mu.Unlock()
 				memtrim.Trim()
 			})
-			if act == trimArmEarly {
-				early = time.AfterFunc(trimEarly, func() {
-					mu.Lock()
-					p.trimmedEarly(time.Now())
-					mu.Unlock()
-					memtrim.Trim()
-				})
-			}
 		case trimNow:
 			t.Stop()
 			memtrim.Trim()
@@ -160,38 +148,27 @@ func trimAfterActivity() func(core.Event) {
 	}
 }
 
-// trimQuiet is how long the agent waits after activity before it trims;
-// start-up trims once already after trimEarly.
-const (
-	trimQuiet = 5 * time.Second
-	trimEarly = time.Second
-)
+// trimQuiet is how long the agent waits after activity before it trims.
+const trimQuiet = 5 * time.Second
 
 // trimAction is what trimPolicy decides for one event.
 type trimAction int
 
 const (
-	trimNone     trimAction = iota
-	trimArm                 // (re)start the quiet-period timer
-	trimArmEarly            // the same, and trim once after trimEarly too
-	trimNow                 // stop the pending timer and trim at once
+	trimNone trimAction = iota
+	trimArm             // (re)start the quiet-period timer
+	trimNow             // stop the pending timer and trim at once
 )
 
-// trimPolicy decides when the agent trims. Start-up (authentication, the
-// core's start) trims after trimEarly and again trimQuiet after its last
-// event; a session's end trims trimQuiet later. Start-up leaves most of
-// the binary resident (RssFile 17-23 MB: the kernel maps the page cache's
-// large folios, up to 64 KiB, per fault), and a transfer that began before
-// the 5 s trim peaked at 22-23 MB against 13-14 MB after it (interop
-// BenchmarkSessions, release build, 4 of 6 runs); the second trim still
-// catches the server's requests that follow the connection. A session
-// that starts while a trim is pending trims at once instead, so what the
-// last session left resident (the heap's free pages, the executable's
-// pages) does not add to the new one's peak: a download started 0.1 s
-// after an upload ended peaked at 14.2-14.4 MB with it and 15.7 MB
-// without (one run without). At most one such trim per trimQuiet after
-// the last trim, so a burst of short sessions does not page the agent's
-// code out for each of them.
+// trimPolicy decides when the agent trims. Start-up, authentication and a
+// session's end arm a trim trimQuiet later. A session that starts while
+// that trim is pending trims at once instead, so what start-up or the last
+// session left resident (the heap's free pages, the executable's pages
+// mapped meanwhile) does not add to the new session's peak: a download
+// started 0.1 s after an upload ended peaked at 14.2-14.4 MB with it and
+// 15.7 MB without (interop BenchmarkSessions, release build, one run
+// without). At most one such trim per trimQuiet, so a burst of short
+// sessions does not page the agent's code out for each of them.
 type trimPolicy struct {
 	pending  bool
 	lastTrim time.Time
@@ -199,10 +176,7 @@ type trimPolicy struct {
 
 func (p *trimPolicy) event(k core.EventKind, now time.Time) trimAction {
 	switch k {
-	case core.EventCoreStarted, core.EventAuthenticated:
-		p.pending = true
-		return trimArmEarly
-	case core.EventSessionEnded:
+	case core.EventCoreStarted, core.EventAuthenticated, core.EventSessionEnded:
 		p.pending = true
 		return trimArm
 	case core.EventSessionStarted:
@@ -214,15 +188,9 @@ func (p *trimPolicy) event(k core.EventKind, now time.Time) trimAction {
 	return trimNone
 }
 
-// trimmed records the pending trim, done at now.
+// trimmed records a trim done at now.
 func (p *trimPolicy) trimmed(now time.Time) {
 	p.pending = false
-	p.lastTrim = now
-}
-
-// trimmedEarly records start-up's early trim, done at now; the pending one
-// still comes.
-func (p *trimPolicy) trimmedEarly(now time.Time) {
 	p.lastTrim = now
 }
 

@@ -53,8 +53,8 @@ func TestScriptTunnels(t *testing.T) {
 	}
 }
 
-// trimPolicy: activity arms a trim (start-up an early one too); a session
-// starting while one is pending trims at once, at most once per trimQuiet.
+// trimPolicy: activity arms a trim; a session starting while one is pending
+// trims at once, at most once per trimQuiet.
 func TestTrimPolicy(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	type step struct {
@@ -63,35 +63,31 @@ func TestTrimPolicy(t *testing.T) {
 		want trimAction
 	}
 	for _, tc := range []struct {
-		name         string
-		early, fired time.Duration // the early and the armed timer fired at t0+these (0: never)
-		steps        []step
+		name  string
+		fired time.Duration // the armed timer fired at t0+fired (0: never)
+		steps []step
 	}{
-		{"start-up arms an early trim", 0, 0, []step{
-			{core.EventAuthenticated, 0, trimArmEarly},
-			{core.EventCoreStarted, 10 * time.Millisecond, trimArmEarly},
+		{"start-up arms a trim", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventAuthenticated, time.Second, trimArm},
 		}},
-		{"a session before any trim trims at once", 0, 0, []step{
-			{core.EventCoreStarted, 0, trimArmEarly},
-			{core.EventSessionStarted, 500 * time.Millisecond, trimNow},
+		{"a session within the quiet period trims at once", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
+			{core.EventSessionStarted, 2 * time.Second, trimNow},
 		}},
-		{"a session just after the early trim: none", time.Second, 0, []step{
-			{core.EventCoreStarted, 0, trimArmEarly},
-			{core.EventSessionStarted, 2 * time.Second, trimNone},
-		}},
-		{"nothing pending after the timer fired: no trim", time.Second, 5 * time.Second, []step{
-			{core.EventCoreStarted, 0, trimArmEarly},
+		{"nothing pending after the timer fired: no trim", 5 * time.Second, []step{
+			{core.EventCoreStarted, 0, trimArm},
 			{core.EventSessionStarted, 6 * time.Second, trimNone},
 		}},
-		{"back-to-back sessions: at most one trim per quiet period", 0, 0, []step{
-			{core.EventSessionEnded, 0, trimArm},
+		{"back-to-back sessions: at most one trim per quiet period", 0, []step{
+			{core.EventCoreStarted, 0, trimArm},
 			{core.EventSessionStarted, time.Second, trimNow},
 			{core.EventSessionEnded, 2 * time.Second, trimArm},
 			{core.EventSessionStarted, 3 * time.Second, trimNone},
 			{core.EventSessionEnded, 4 * time.Second, trimArm},
 			{core.EventSessionStarted, 6 * time.Second, trimNow},
 		}},
-		{"a session with nothing pending: no trim", 0, 0, []step{
+		{"a session with nothing pending: no trim", 0, []step{
 			{core.EventSessionStarted, 0, trimNone},
 			{core.EventDialing, time.Second, trimNone},
 			{core.EventDisconnected, 2 * time.Second, trimNone},
@@ -99,9 +95,6 @@ func TestTrimPolicy(t *testing.T) {
 	} {
 		var p trimPolicy
 		for i, s := range tc.steps {
-			if tc.early != 0 && s.at >= tc.early && p.lastTrim.IsZero() {
-				p.trimmedEarly(t0.Add(tc.early))
-			}
 			if tc.fired != 0 && s.at >= tc.fired && p.pending {
 				p.trimmed(t0.Add(tc.fired))
 			}

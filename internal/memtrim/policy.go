@@ -29,12 +29,7 @@ func Govern(floor, ceiling int64) *Governor {
 		g.baseGOGC = int64(s[0].Value.Uint64())
 	}
 	g.curGOGC = g.baseGOGC
-	// Until the first collection measures, the floor: the ceiling let an
-	// agent that had not collected yet (its first seconds) grow to GOGC=400's
-	// 16 MiB heap goal, and a file transfer then peaked at 17-18 MB RssAnon
-	// against 7-9 MB once a collection had set the limit (interop
-	// BenchmarkSessions).
-	debug.SetMemoryLimit(floor)
+	debug.SetMemoryLimit(ceiling) // until the first collection measures
 	g.arm()
 	return g
 }

@@ -59,21 +59,6 @@ func TestGovernFollowsCollections(t *testing.T) {
 	}
 }
 
-// Govern puts the floor in force at once, not only after the first
-// collection it sees.
-func TestGovernStartsAtFloor(t *testing.T) {
-	old := debug.SetMemoryLimit(-1)
-	defer debug.SetMemoryLimit(old)
-	const floor, ceil = 64 << 20, 1 << 30
-	g := Govern(floor, ceil)
-	defer g.Stop()
-	// A collection racing with this check would set GOGC's limit for this
-	// test's small heap, which is the floor too.
-	if l := debug.SetMemoryLimit(-1); l != floor {
-		t.Errorf("limit %d MiB right after Govern, want the floor %d MiB", l>>20, floor>>20)
-	}
-}
-
 func TestLeanGOGC(t *testing.T) {
 	const mb = 1 << 20
 	for _, tc := range []struct {
