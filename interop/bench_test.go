@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgo/meshagent/internal/agentbin"
 	"github.com/meshgo/meshagent/internal/mctest"
 )
 
@@ -237,10 +238,16 @@ func BenchmarkOnline(b *testing.B) {
 	settle := 20 * time.Second
 
 	ourMesh := srv.AddDeviceGroup(b, "bench-ours")
+	// The binary that ships, as in BenchmarkSessions: the test build links
+	// cgo, and libc and the loader would count in its idle RSS.
+	rel, err := agentbin.BuildRelease()
+	if err != nil {
+		b.Fatal(err)
+	}
 	var ours *agentProc
 	our := subject{
-		name:    "meshgo agent",
-		start:   func() { ours = startAgent(b, srv.MSH(b, ourMesh)) },
+		name:    "meshgo agent (release build)",
+		start:   func() { ours = startAgentBin(b, rel, srv.MSH(b, ourMesh), nil) },
 		stop:    func() { ours.stop() },
 		restart: func() { ours.start() },
 		pid:     func() int { return ours.cmd.Process.Pid },
