@@ -549,7 +549,8 @@ func TestDownloadAckSpellings(t *testing.T) {
 			return b
 		}},
 		{"spaces", func(id string) []byte {
-			return []byte(`{ "action": "download", "sub": "ack", "id": "` + id + `" }`)
+			q, _ := json.Marshal(id) // a Windows path has backslashes to escape
+			return []byte(`{ "action": "download", "sub": "ack", "id": ` + string(q) + ` }`)
 		}},
 	} {
 		c := startFiles(t, wsTransport, adminInfo())
