@@ -20,36 +20,52 @@ const Package = "github.com/meshgo/meshagent/cmd/meshagent"
 // source is build/agentflags), so tests run what ships.
 var Tags = agentflags.Tags
 
-var (
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-)
-
 // Build runs `go build` for Package into a new temporary directory the
 // first time it is called and returns the binary's path (or the build
 // error, with the compiler's output) every time. Building by import path
 // works from any directory inside the module.
 func Build() (string, error) {
-	once.Do(func() {
-		dir, err = os.MkdirTemp("", "meshagent-bin-")
-		if err != nil {
+	return native.get("go build meshagent", "meshagent-bin-", "meshagent", nil)
+}
+
+// oneBuild is one build of Package per test binary, made the first time
+// it is asked for, in a temporary directory of its own that Cleanup
+// removes.
+type oneBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+var native, windows, release oneBuild
+
+// get builds Package as name with env added to the environment and flags
+// after the tags, the first time; what names the build in its error.
+func (b *oneBuild) get(what, prefix, name string, env []string, flags ...string) (string, error) {
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", prefix)
+		if b.err != nil {
 			return
 		}
-		bin = filepath.Join(dir, "meshagent")
-		out, e := exec.Command("go", "build", "-tags", Tags, "-o", bin, Package).CombinedOutput()
-		if e != nil {
-			err = fmt.Errorf("go build meshagent: %v\n%s", e, out)
+		b.bin = filepath.Join(b.dir, name)
+		args := append(append([]string{"build", "-tags", Tags}, flags...), "-o", b.bin, Package)
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, e := cmd.CombinedOutput(); e != nil {
+			b.err = fmt.Errorf("%s: %v\n%s", what, e, out)
 			return
 		}
 		// Write the fresh binary back to disk, as an installed one is: the
 		// kernel cannot page out dirty page-cache pages, so an agent run
 		// from a just-written file keeps its unused code resident and its
 		// idle RSS would measure the build, not the agent.
-		syncFile(bin)
+		if f, err := os.Open(b.bin); err == nil {
+			f.Sync()
+			f.Close()
+		}
 	})
-	return bin, err
+	return b.bin, b.err
 }
 
 // Env is the environment for an agent a test starts: the test's own, with
@@ -118,39 +134,14 @@ func MustBuild(t testing.TB) string {
 	return p
 }
 
-var (
-	winOnce sync.Once
-	winDir  string
-	winBin  string
-	winErr  error
-)
-
 // BuildWindows builds Package for windows/amd64 (CGO_ENABLED=0, as the
 // release is built) the first time it is called and returns the path of
 // meshagent.exe every time: the tests that run the Windows agent under
 // wine share one build per test binary.
 func BuildWindows() (string, error) {
-	winOnce.Do(func() {
-		winDir, winErr = os.MkdirTemp("", "meshagent-winbin-")
-		if winErr != nil {
-			return
-		}
-		winBin = filepath.Join(winDir, "meshagent.exe")
-		cmd := exec.Command("go", "build", "-tags", Tags, "-o", winBin, Package)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=windows", "GOARCH=amd64")
-		if out, e := cmd.CombinedOutput(); e != nil {
-			winErr = fmt.Errorf("GOOS=windows go build meshagent: %v\n%s", e, out)
-		}
-	})
-	return winBin, winErr
+	return windows.get("GOOS=windows go build meshagent", "meshagent-winbin-", "meshagent.exe",
+		[]string{"CGO_ENABLED=0", "GOOS=windows", "GOARCH=amd64"})
 }
-
-var (
-	relOnce sync.Once
-	relDir  string
-	relBin  string
-	relErr  error
-)
 
 // BuildRelease builds Package for this platform as build/release.sh does
 // (CGO_ENABLED=0, -trimpath, -ldflags "-s -w") the first time it is called
@@ -159,42 +150,17 @@ var (
 // libc and the dynamic loader: 1.2-1.5 MB more RssFile than what ships,
 // which footprint benchmarks against the C agent must not count.
 func BuildRelease() (string, error) {
-	relOnce.Do(func() {
-		relDir, relErr = os.MkdirTemp("", "meshagent-relbin-")
-		if relErr != nil {
-			return
-		}
-		relBin = filepath.Join(relDir, "meshagent")
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", Tags, "-ldflags", "-s -w", "-o", relBin, Package)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, e := cmd.CombinedOutput(); e != nil {
-			relErr = fmt.Errorf("release build of meshagent: %v\n%s", e, out)
-			return
-		}
-		syncFile(relBin)
-	})
-	return relBin, relErr
-}
-
-// syncFile writes a fresh binary back to disk (see Build).
-func syncFile(name string) {
-	if f, err := os.Open(name); err == nil {
-		f.Sync()
-		f.Close()
-	}
+	return release.get("release build of meshagent", "meshagent-relbin-", "meshagent",
+		[]string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags", "-s -w")
 }
 
 // Cleanup removes the binaries' directories; TestMain calls it after the
 // tests have run. It does nothing if nothing was built.
 func Cleanup() {
-	if dir != "" {
-		os.RemoveAll(dir)
-	}
-	if winDir != "" {
-		os.RemoveAll(winDir)
-	}
-	if relDir != "" {
-		os.RemoveAll(relDir)
+	for _, b := range []*oneBuild{&native, &windows, &release} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 	if home != "" {
 		os.RemoveAll(home)
