@@ -128,9 +128,8 @@ func trimAfterActivity() func(core.Event) {
 	var p trimPolicy
 	return func(e core.Event) {
 		mu.Lock()
-		defer mu.Unlock()
-		now := time.Now()
-		switch p.event(e.Kind, now) {
+		act := p.event(e.Kind, time.Now())
+		switch act {
 		case trimArm:
 			if t != nil {
 				t.Stop()
@@ -143,6 +142,11 @@ func trimAfterActivity() func(core.Event) {
 			})
 		case trimNow:
 			t.Stop()
+		}
+		mu.Unlock()
+		// Outside the lock, as the timer's trim is: a trim is a forced
+		// collection, and other sessions' events must not wait for it.
+		if act == trimNow {
 			memtrim.Trim()
 		}
 	}
