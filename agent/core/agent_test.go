@@ -466,6 +466,18 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	key, _, _ := testKeys(t)
 	sid := handshake.NodeID(&key.PublicKey)
 	r := startAgent(t, fs.msh(sid[:]), t.TempDir(), nil)
+	expectRetryAfter2s(t, r, func(err error) {
+		if got := reconnect.RetryAfter(err); got != 2*time.Second {
+			t.Fatalf("error %v carries Retry-After %v", err, got)
+		}
+	})
+}
+
+// expectRetryAfter2s waits for two refused attempts, checks each one's
+// error with check, and checks that the agent came back within
+// [Retry-After, 2 Retry-After) for a Retry-After of 2 s.
+func expectRetryAfter2s(t *testing.T, r *agentRun, check func(error)) {
+	t.Helper()
 	for n := 0; n < 2; {
 		select {
 		case e := <-r.events:
@@ -473,9 +485,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 				continue
 			}
 			n++
-			if got := reconnect.RetryAfter(e.Err); got != 2*time.Second {
-				t.Fatalf("error %v carries Retry-After %v", e.Err, got)
-			}
+			check(e.Err)
 			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
 				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)
 			}
@@ -517,24 +527,12 @@ func TestRetryAfterBeforeTLSIsHonoured(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startAgent(t, m, t.TempDir(), func(c *Config) { c.BackoffMax = time.Second })
-	for n := 0; n < 2; {
-		select {
-		case e := <-r.events:
-			if e.Kind != EventDisconnected {
-				continue
-			}
-			n++
-			var ref *reconnect.ErrRefused
-			if !errors.As(e.Err, &ref) || !ref.BeforeTLS || reconnect.RetryAfter(e.Err) != 2*time.Second {
-				t.Fatalf("error %v: want a refusal before TLS with Retry-After 2 s", e.Err)
-			}
-			if e.Delay < 2*time.Second || e.Delay >= 4*time.Second {
-				t.Fatalf("retry in %v after Retry-After: 2", e.Delay)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no refused attempt")
+	expectRetryAfter2s(t, r, func(err error) {
+		var ref *reconnect.ErrRefused
+		if !errors.As(err, &ref) || !ref.BeforeTLS || reconnect.RetryAfter(err) != 2*time.Second {
+			t.Fatalf("error %v: want a refusal before TLS with Retry-After 2 s", err)
 		}
-	}
+	})
 }
 
 // A server whose port refuses connections (restarting, down) costs nothing
