@@ -123,6 +123,16 @@ func TestSelfUpdateOverControlChannel(t *testing.T) {
 	if b, _ := os.ReadFile(exe); !bytes.Equal(b, newer) {
 		t.Error("new binary not in place")
 	}
+	// The "restarting:" status goes out as the restart begins and may
+	// reach the server just after Restart ran (seen once under wine).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := strings.Contains(strings.Join(states, "|"), "restarting:")
+		mu.Unlock()
+		if got {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if !bytes.Equal(agentHash, zeroHash[:]) {
