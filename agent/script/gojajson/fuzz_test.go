@@ -191,7 +191,7 @@ func (g *jsExpr) str() string {
 func (g *jsExpr) expr(depth int) string {
 	c := g.next()
 	if depth > 6 {
-		c %= 16
+		c %= 12 // leaves only (cases 0-11), so nesting stays far below MaxDepth
 	}
 	switch c % 24 {
 	case 0:

@@ -19,6 +19,7 @@
 package gojajson
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/dop251/goja"
@@ -68,6 +69,13 @@ func Install(rt *goja.Runtime) {
 		e := encoder{rt: rt, indent: indent}
 		ok, err := e.value("", c.Argument(0), 0)
 		if err != nil {
+			// What a toJSON or valueOf threw goes on as it was thrown, so
+			// a script's catch sees its own error; the codec's own
+			// refusals (cycle, BigInt, depth) are TypeErrors, as goja's.
+			var ex *goja.Exception
+			if errors.As(err, &ex) {
+				panic(ex)
+			}
 			panic(rt.NewTypeError(err.Error()))
 		}
 		if !ok {

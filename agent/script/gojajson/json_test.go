@@ -61,6 +61,28 @@ func TestNativeJSONErrors(t *testing.T) {
 	}
 }
 
+// TestStringifyRethrows checks that what a toJSON or a wrapper's valueOf
+// throws reaches the script's catch as it was thrown, not rewrapped.
+func TestStringifyRethrows(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"toJSON throws", `JSON.stringify([1, {toJSON: function(){ throw new RangeError("mine") }}])`, "RangeError: mine"},
+		{"toJSON references nothing", `JSON.stringify({a: {toJSON: function(){ return nothere }}})`, "ReferenceError: nothere is not defined"},
+		{"valueOf throws", `var n = new Number(1); n.valueOf = function(){ throw new RangeError("mine") }; JSON.stringify([n])`, "RangeError: mine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code := `try { ` + tt.src + `; "no throw" } catch (e) { e.name + ": " + e.message }`
+			got, err := nativeRuntime().RunString(code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != tt.want {
+				t.Errorf("caught %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // nativeRuntime is a stock goja runtime with this codec installed, as a
 // core's runtime has it.
 func nativeRuntime() *goja.Runtime {

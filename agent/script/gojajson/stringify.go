@@ -123,9 +123,11 @@ func (e *encoder) value(key string, v goja.Value, depth int) (bool, error) {
 	switch o.ClassName() {
 	case "String", "Number", "Boolean":
 		if vf, ok := goja.AssertFunction(o.Get("valueOf")); ok {
-			if r, err := vf(o); err == nil {
-				return e.primitive(r)
+			r, err := vf(o)
+			if err != nil {
+				return false, err
 			}
+			return e.primitive(r)
 		}
 		return false, nil
 	}
